@@ -1,0 +1,1 @@
+"""moovago_sandbox: a local Moovago-compatible GraphQL server built from the bundled schema."""

@@ -1,0 +1,1 @@
+"""tap-moovago: extract Moovago entities as Singer streams."""

@@ -1,0 +1,1 @@
+"""target-moovago: duplicate-safe upsert of Singer records into Moovago."""
