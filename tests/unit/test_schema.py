@@ -1,0 +1,490 @@
+"""moovago_api.schema: loading, entities, JSON Schema conversion, validation, deprecations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from graphql import parse
+from graphql.execution.values import get_variable_values
+from graphql.language import OperationDefinitionNode
+
+from moovago_api.errors import SchemaFileError
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, Deprecation, Entity, load_schema
+
+# Request bodies exactly as the vendor's getting-started page prints them (JSON, as sent).
+VENDOR_BODIES = [
+    r'{ "query": "{ team { id name members { id alias } } }" }',
+    r'{ "query": "query MyTeamQuery { team { id name members { id alias } } }" }',
+    r'{ "query": "{ companyList(filter: { teamId: \"XYZ\" }) { id name ownerIds } }" }',
+    r'{ "query": "query MyCompanyListQuery($filter: FilterManyCompanyInput!) { companyList(filter: $filter) { id name ownerIds } }", "variables": { "filter": { "teamId": "XYZ" } } }',  # noqa: E501
+    r'{ "query": "mutation { company { create( input: { ownerIds: [\"XYZ\"], name: \"Moovago\", city: \"Niort\", address: \"46 Rue du 14 Juillet\", postalCode: \"79000\", phone: \"07 68 45 46 74\", email: \"support@moovago.com\", note: \"L application du commercial\" } ) { recordId } } }" }',  # noqa: E501
+    r'{ "query": "mutation MyCompanyCreate($input: CompanyCreateInput!) { company { create(input: $input) { recordId } } }", "variables": { "input": { "ownerIds": ["XYZ"], "name": "Moovago", "city": "Niort", "address": "46 Rue du 14 Juillet", "postalCode": "79000", "phone": "07 68 45 46 74", "email": "support@moovago.com", "note": "L application du commercial" } } }',  # noqa: E501
+    r'{ "query": "query MyMandatorList($filter: FilterManyMandatorInput!) { mandatorList(filter: $filter) { id name }  }", "variables": { "filter": { "teamId": "<your-teamId>" } } }',  # noqa: E501
+    r'{ "query": "mutation MyCompanyUpdate($input: CompanyUpdateInput!) { company { update(input: $input) { recordId } } }", "variables": { "input": { "id": "<companyId-value>", "input": { "note": "Here is my new note"} } } }',  # noqa: E501
+]
+
+SCALARS_SDL = """
+scalar DateTime
+scalar Date
+
+"Every scalar, nullable and not."
+type Query {
+  "An integer."
+  i: Int
+  iNN: Int!
+  f: Float
+  fNN: Float!
+  b: Boolean
+  bNN: Boolean!
+  s: String
+  sNN: String!
+  id: ID
+  idNN: ID!
+  dt: DateTime
+  dtNN: DateTime!
+  d: Date
+  dNN: Date!
+  e: Colour
+  eNN: Colour!
+  nullableList: [Int]
+  listNN: [ID!]!
+  nested: Outer
+  old: String @deprecated(reason: "Use s.")
+}
+
+enum Colour { RED GREEN }
+
+type Outer { inner: Inner!, label: String }
+type Inner { depth: Int! }
+
+input ThingInput {
+  "Must be given."
+  name: String!
+  size: Int
+  count: Int! = 1
+  tags: [String!]!
+  where: PointInput
+  colour: Colour = GREEN
+}
+
+input PointInput { x: Float!, y: Float! }
+"""
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_schema()
+
+
+@pytest.fixture
+def scalars(tmp_path: Path):
+    path = tmp_path / "scalars.gql"
+    path.write_text(SCALARS_SDL, encoding="utf-8")
+    return load_schema(path)
+
+
+# -- vendor documents ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", VENDOR_BODIES, ids=range(len(VENDOR_BODIES)))
+def test_every_vendor_document_validates(bundled, body):
+    payload = json.loads(body)
+    assert bundled.validate_document(payload["query"]) == []
+    # The vendor's variables coerce to the declared variable types too (e.g. update {id, input}).
+    operation = parse(payload["query"]).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    coerced = get_variable_values(
+        bundled.graphql, operation.variable_definitions or (), payload.get("variables", {})
+    )
+    assert not isinstance(coerced, list), coerced  # a list holds the coercion errors
+
+
+def test_validate_accepts_a_parsed_document(bundled):
+    assert bundled.validate_document(parse("{ team { id } }")) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "culprit"),
+    [
+        ("{ team { id nmae members { id alias } } }", "nmae"),
+        ('{ companyList(filter: { teamId: "XYZ" }) { id name ownrIds } }', "ownrIds"),
+        ('{ companyList(filter: { temId: "XYZ" }) { id } }', "temId"),
+        ("{ mandatorList { id } }", "filter"),
+    ],
+)
+def test_misspelt_document_fails_validation(bundled, document, culprit):
+    problems = bundled.validate_document(document)
+    assert problems
+    assert any(culprit in p for p in problems)
+    assert any("line 1" in p for p in problems)
+
+
+def test_syntax_error_is_reported_not_raised(bundled):
+    problems = bundled.validate_document("{ team { id ")
+    assert len(problems) == 1
+    assert "Syntax Error" in problems[0]
+
+
+# -- JSON Schema: outputs --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("i", {"type": ["integer", "null"], "description": "An integer."}),
+        ("iNN", {"type": "integer"}),
+        ("f", {"type": ["number", "null"]}),
+        ("fNN", {"type": "number"}),
+        ("b", {"type": ["boolean", "null"]}),
+        ("bNN", {"type": "boolean"}),
+        ("s", {"type": ["string", "null"]}),
+        ("sNN", {"type": "string"}),
+        ("id", {"type": ["string", "null"]}),
+        ("idNN", {"type": "string"}),
+        ("dt", {"type": ["string", "null"], "format": "date-time"}),
+        ("dtNN", {"type": "string", "format": "date-time"}),
+        ("d", {"type": ["string", "null"], "format": "date"}),
+        ("dNN", {"type": "string", "format": "date"}),
+        ("e", {"type": ["string", "null"], "enum": ["RED", "GREEN", None]}),
+        ("eNN", {"type": "string", "enum": ["RED", "GREEN"]}),
+        ("nullableList", {"type": ["array", "null"], "items": {"type": ["integer", "null"]}}),
+        ("listNN", {"type": "array", "items": {"type": "string"}}),
+        (
+            "nested",
+            {
+                "type": ["object", "null"],
+                "properties": {
+                    "inner": {"type": "object", "properties": {"depth": {"type": "integer"}}},
+                    "label": {"type": ["string", "null"]},
+                },
+            },
+        ),
+        (
+            "old",
+            {
+                "type": ["string", "null"],
+                "deprecated": True,
+                "x-deprecation-reason": "Use s.",
+            },
+        ),
+    ],
+)
+def test_output_json_schema_per_graphql_type(scalars, field, expected):
+    schema = scalars.output_json_schema("Query")
+    assert schema["type"] == "object"
+    assert schema["description"] == "Every scalar, nullable and not."
+    assert schema["properties"][field] == expected
+
+
+def test_output_json_schema_is_valid_json_schema_and_accepts_a_record(bundled):
+    schema = bundled.output_json_schema("Company")
+    jsonschema.Draft7Validator.check_schema(schema)
+    record = {
+        "id": "c1",
+        "teamId": "t1",
+        "name": "Moovago",
+        "ownerIds": ["u1"],
+        "status": "CLIENT",
+        "postalCode": None,
+        "coordinates": {"latitude": 46.3, "longitude": -0.46},
+        "mandatorIds": [],
+        "mandators": [],
+        "createdAt": "2026-11-29T08:30:00.000Z",
+        "updatedAt": "2026-11-29T08:30:00.000Z",
+    }
+    jsonschema.validate(record, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**record, "status": "FRIEND"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**record, "name": None}, schema)
+
+
+def test_bundled_company_schema_keeps_descriptions_and_deprecations(bundled):
+    props = bundled.output_json_schema("Company")["properties"]
+    assert props["ownerIds"]["description"] == "Team members who own the company. [vendor]"
+    assert props["zipCode"]["deprecated"] is True
+    assert "postalCode" in props["zipCode"]["x-deprecation-reason"]
+    assert "deprecated" not in props["postalCode"]
+    assert props["status"]["enum"] == ["CLIENT", "PROSPECT", "SUSPECT"]
+    assert props["mandators"]["items"]["properties"]["name"]["type"] == "string"
+    assert props["updatedAt"] == {
+        "type": "string",
+        "format": "date-time",
+        "description": "[reconstruction]",
+    }
+
+
+def test_output_json_schema_can_leave_deprecated_fields_out(bundled):
+    props = bundled.output_json_schema("Company", include_deprecated=False)["properties"]
+    assert "zipCode" not in props
+    assert "postalCode" in props
+    contact = bundled.output_json_schema("CompanyContact", include_deprecated=False)
+    assert "function" not in contact["properties"]
+    assert "position" in contact["properties"]
+
+
+def test_output_json_schema_stops_at_cycles(tmp_path):
+    path = tmp_path / "cycle.gql"
+    path.write_text("type Query { a: A }\ntype A { b: B, n: Int }\ntype B { a: A! }\n")
+    schema = load_schema(path).output_json_schema("A")
+    assert schema["properties"]["b"]["properties"]["a"] == {"type": "object"}
+
+
+def test_output_json_schema_refuses_unknown_and_input_types(bundled):
+    with pytest.raises(KeyError, match="Nope"):
+        bundled.output_json_schema("Nope")
+    with pytest.raises(TypeError, match="CompanyCreateInput"):
+        bundled.output_json_schema("CompanyCreateInput")
+
+
+# -- JSON Schema: inputs ---------------------------------------------------------------------
+
+
+def test_input_json_schema_marks_required_fields(scalars):
+    schema = scalars.input_json_schema("ThingInput")
+    assert schema["type"] == "object"
+    # Non-null without a default is required; a default makes it optional.
+    assert schema["required"] == ["name", "tags"]
+    props = schema["properties"]
+    assert props["name"] == {"type": "string", "description": "Must be given."}
+    assert props["size"] == {"type": ["integer", "null"]}
+    assert props["count"] == {"type": "integer", "default": 1}
+    assert props["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert props["colour"] == {
+        "type": ["string", "null"],
+        "enum": ["RED", "GREEN", None],
+        "default": "GREEN",
+    }
+    assert props["where"]["type"] == ["object", "null"]
+    assert props["where"]["required"] == ["x", "y"]
+
+
+def test_bundled_input_schemas_accept_the_vendor_inputs(bundled):
+    create = bundled.input_json_schema("CompanyCreateInput")
+    assert create["required"] == ["name"]
+    jsonschema.Draft7Validator.check_schema(create)
+    vendor_input = json.loads(VENDOR_BODIES[5])["variables"]["input"]
+    jsonschema.validate(vendor_input, create)
+    with pytest.raises(jsonschema.ValidationError, match="'name' is a required property"):
+        jsonschema.validate({"city": "Niort"}, create)
+    with pytest.raises(jsonschema.ValidationError, match="zipcode"):
+        jsonschema.validate({"name": "X", "zipcode": "79000"}, create)
+
+    update = bundled.input_json_schema("CompanyUpdateInput")
+    assert update["required"] == ["id", "input"]
+    jsonschema.validate(json.loads(VENDOR_BODIES[7])["variables"]["input"], update)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"id": "c1", "input": {"status": "FRIEND"}}, update)
+
+    assert bundled.input_json_schema("TurnoverCreateInput")["required"] == [
+        "companyId",
+        "amount",
+        "startDate",
+        "endDate",
+    ]
+
+
+def test_input_json_schema_refuses_output_types(bundled):
+    with pytest.raises(TypeError, match="Company"):
+        bundled.input_json_schema("Company")
+
+
+# -- entities --------------------------------------------------------------------------------
+
+
+def test_bundled_entities(bundled):
+    entities = bundled.entities()
+    assert [e.stream_name for e in entities] == [
+        "team",
+        "company",
+        "contact",
+        "mandator",
+        "turnover",
+    ]
+    assert entities[0] == Entity(
+        name="team", stream_name="team", type_name="Team", root_field="team"
+    )
+    assert bundled.entity("company") == Entity(
+        name="company",
+        stream_name="company",
+        type_name="Company",
+        root_field="companyList",
+        filter_arg="filter",
+        filter_type="FilterManyCompanyInput",
+        team_filter_field="teamId",
+        updated_since_field="updatedSince",
+        replication_key="updatedAt",
+        skip_arg="skip",  # not the deprecated 'offset'
+        limit_arg="limit",
+        mutation_field="company",
+        create_input="CompanyCreateInput",
+        update_input="CompanyUpdateInput",
+        update_data_input="CompanyUpdateDataInput",
+        delete_input="CompanyDeleteInput",
+    )
+    contact = bundled.entity("contact")
+    assert bundled.entity("companyContact") is contact
+    assert (contact.name, contact.type_name, contact.root_field) == (
+        "companyContact",
+        "CompanyContact",
+        "companyContactList",
+    )
+    assert contact.filter_type == "FilterManyCompanyContactInput"
+    assert contact.mutation_field == "companyContact"
+    assert contact.update_data_input == "CompanyContactUpdateDataInput"
+    for name in ("mandator", "turnover"):
+        entity = bundled.entity(name)
+        title = name.capitalize()
+        assert entity.root_field == f"{name}List"
+        assert entity.filter_type == f"FilterMany{title}Input"
+        assert entity.create_input == f"{title}CreateInput"
+        assert entity.delete_input == f"{title}DeleteInput"
+        assert entity.replication_key == "updatedAt"
+
+
+def test_unknown_entity_raises_key_error(bundled):
+    with pytest.raises(KeyError, match="visit"):
+        bundled.entity("visit")
+
+
+USER_SDL = """
+scalar DateTime
+type Query {
+  team: Team
+  visitReportList(filter: FilterManyVisitReportInput!, offset: Int, first: Int): [VisitReport!]!
+  "Not an entity: no FilterMany<Name>Input! argument."
+  noteList(teamId: ID!): [Note!]!
+  "Not an entity: the filter is nullable."
+  routeList(filter: FilterManyRouteInput): [Route!]!
+}
+type Mutation { visitReport: VisitReportMutation }
+type Team { id: ID! }
+type Note { id: ID! }
+type Route { id: ID! }
+input FilterManyRouteInput { teamId: ID! }
+type VisitReport { id: ID!, updatedAt: DateTime! }
+input FilterManyVisitReportInput { teamId: ID!, updatedAfter: DateTime }
+input VisitReportCreateInput { text: String! }
+type VisitReportPayload { recordId: ID! }
+type VisitReportMutation { create(input: VisitReportCreateInput!): VisitReportPayload }
+"""
+
+
+def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
+    path = tmp_path / "user.gql"
+    path.write_text(USER_SDL, encoding="utf-8")
+    schema = load_schema(path)
+    assert [e.stream_name for e in schema.entities()] == ["team", "visit_report"]
+    visit = schema.entity("visit_report")
+    assert schema.entity("visitReport") is visit
+    assert visit.type_name == "VisitReport"
+    assert visit.team_filter_field == "teamId"
+    assert visit.updated_since_field == "updatedAfter"
+    assert visit.replication_key == "updatedAt"
+    assert (visit.skip_arg, visit.limit_arg) == ("offset", "first")
+    assert visit.mutation_field == "visitReport"
+    assert visit.create_input == "VisitReportCreateInput"
+    assert (visit.update_input, visit.update_data_input, visit.delete_input) == (None, None, None)
+
+
+def test_entity_without_updated_since_has_no_replication_key(tmp_path):
+    path = tmp_path / "plain.gql"
+    path.write_text(
+        "scalar DateTime\n"
+        "type Query { thingList(filter: FilterManyThingInput!): [Thing] }\n"
+        "type Thing { id: ID!, updatedAt: DateTime }\n"
+        "input FilterManyThingInput { ids: [ID!] }\n",
+        encoding="utf-8",
+    )
+    (thing,) = load_schema(path).entities()
+    assert thing.stream_name == "thing"
+    assert thing.team_filter_field is None
+    assert thing.updated_since_field is None
+    assert thing.replication_key is None
+    assert (thing.skip_arg, thing.limit_arg, thing.mutation_field) == (None, None, None)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def test_load_schema_defaults_to_the_bundled_file_and_caches(bundled):
+    assert bundled.path == DEFAULT_SCHEMA_PATH
+    assert bundled.sdl == DEFAULT_SCHEMA_PATH.read_text(encoding="utf-8")
+    assert load_schema() is bundled
+    assert load_schema(str(DEFAULT_SCHEMA_PATH)) is bundled
+
+
+def test_load_schema_reloads_a_changed_file(tmp_path):
+    path = tmp_path / "s.gql"
+    path.write_text("type Query { a: Int }\n", encoding="utf-8")
+    first = load_schema(path)
+    path.write_text("type Query { a: Int, b: Int }\n", encoding="utf-8")
+    second = load_schema(path)
+    assert second is not first
+    assert "b" in second.graphql.query_type.fields
+
+
+@pytest.mark.parametrize(
+    ("sdl", "line", "words"),
+    [
+        ("type Query {\n  a: Int\n  b: [Int\n}\n", 4, "Syntax Error"),
+        ("type Query {\n  a: Int\n  b: Foo\n}\n", 3, "Unknown type 'Foo'"),
+        ("type Query { a: Int }\n\ntype Query { b: Int }\n", 1, "only one type named 'Query'"),
+        (
+            "type Query { a: Int }\ninterface I { x: Int }\ntype T implements I { y: Int }\n",
+            2,
+            "I.x",
+        ),
+    ],
+)
+def test_broken_schema_file_names_file_and_line(tmp_path, sdl, line, words):
+    path = tmp_path / "broken.gql"
+    path.write_text(sdl, encoding="utf-8")
+    with pytest.raises(SchemaFileError) as caught:
+        load_schema(path)
+    err = caught.value
+    assert err.path == str(path)
+    assert err.line == line
+    assert f"{path}:{line}" in str(err)
+    assert words in str(err)
+
+
+def test_missing_schema_file_names_the_file(tmp_path):
+    path = tmp_path / "nowhere.gql"
+    with pytest.raises(SchemaFileError, match=r"nowhere\.gql") as caught:
+        load_schema(path)
+    assert caught.value.line is None
+
+
+# -- deprecations ----------------------------------------------------------------------------
+
+
+def test_bundled_deprecations(bundled):
+    found = {d.coordinate: d for d in bundled.deprecations()}
+    assert found["Company.zipCode"] == Deprecation(
+        "field", "Company.zipCode", "Use postalCode; zipCode will be removed on 2027-03-31."
+    )
+    assert found["CompanyContact.function"].kind == "field"
+    assert found["CompanyContact.function"].reason.startswith("Use position;")
+    assert found["Query.companyList(offset:)"] == Deprecation(
+        "argument", "Query.companyList(offset:)", "Use skip; offset will be removed on 2027-06-30."
+    )
+
+
+def test_deprecations_of_every_kind(tmp_path):
+    path = tmp_path / "deprecated.gql"
+    path.write_text(
+        'type Query { a(x: Int @deprecated(reason: "no x")): Int @deprecated }\n'
+        'enum E { ON OFF @deprecated(reason: "gone") }\n'
+        'input I { keep: Int, drop: Int @deprecated(reason: "use keep") }\n',
+        encoding="utf-8",
+    )
+    assert load_schema(path).deprecations() == [
+        Deprecation("field", "Query.a", "No longer supported"),
+        Deprecation("argument", "Query.a(x:)", "no x"),
+        Deprecation("enum_value", "E.OFF", "gone"),
+        Deprecation("input_field", "I.drop", "use keep"),
+    ]
