@@ -1,0 +1,189 @@
+"""Accounting of a run: the rejects file (JSONL) and the summary (log table + JSON file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moovago_api.errors import MoovagoError
+
+COUNTERS = (
+    "created",
+    "updated",
+    "unchanged",
+    "deleted",
+    "rejected",
+    "superseded",
+    "skipped_deletes",
+)
+
+
+class TooManyRejects(MoovagoError):
+    """More rows were rejected than `max_rejects` allows."""
+
+
+@dataclass
+class StreamCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    superseded: int = 0
+    skipped_deletes: int = 0
+    unknown_columns: list[str] = field(default_factory=list)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
+def _scrub(value: Any, secrets: Iterable[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret and secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, Mapping):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+class Ledger:
+    """Thread-safe counters per stream, the rejects file, and the final summary.
+
+    `secrets`: strings (the API key) replaced by `***` wherever they would be written.
+    """
+
+    def __init__(
+        self,
+        rejects_path: str | Path,
+        *,
+        max_rejects: int | None = None,
+        secrets: Iterable[str] = (),
+        clock: Any = None,
+    ) -> None:
+        self.rejects_path = Path(rejects_path)
+        self.max_rejects = max_rejects
+        self._secrets = [s for s in secrets if s]
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._lock = threading.Lock()
+        self._file: Any = None
+        self.streams: dict[str, StreamCounts] = {}
+        self.started = time.monotonic()
+        self.dry_run = False
+
+    def counts(self, stream: str) -> StreamCounts:
+        with self._lock:
+            return self.streams.setdefault(stream, StreamCounts())
+
+    def add(self, stream: str, counter: str, n: int = 1) -> None:
+        with self._lock:
+            counts = self.streams.setdefault(stream, StreamCounts())
+            setattr(counts, counter, getattr(counts, counter) + n)
+
+    def note_unknown(self, stream: str, columns: Iterable[str]) -> list[str]:
+        """Record unknown columns; returns those not seen before for this stream."""
+        with self._lock:
+            counts = self.streams.setdefault(stream, StreamCounts())
+            new = [c for c in columns if c not in counts.unknown_columns]
+            counts.unknown_columns.extend(new)
+            return new
+
+    @property
+    def total_rejected(self) -> int:
+        with self._lock:
+            return sum(c.rejected for c in self.streams.values())
+
+    def reject(
+        self,
+        stream: str,
+        row_key: str,
+        reason: str,
+        *,
+        field: str | None = None,
+        row: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one line to the rejects file (flushed at once) and count it."""
+        entry = {
+            "stream": stream,
+            "row_key": row_key,
+            "reason": reason,
+            "field": field,
+            "row": dict(row or {}),
+            "time": self._clock().isoformat(),
+        }
+        line = json.dumps(_scrub(entry, self._secrets), default=_json_default, ensure_ascii=False)
+        with self._lock:
+            if self._file is None:
+                self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.rejects_path.open("a", encoding="utf-8")
+            self._file.write(line + "\n")
+            self._file.flush()
+            counts = self.streams.setdefault(stream, StreamCounts())
+            counts.rejected += 1
+            total = sum(c.rejected for c in self.streams.values())
+        if self.max_rejects is not None and total > self.max_rejects:
+            msg = (
+                f"{total} rows rejected, more than max_rejects={self.max_rejects}: "
+                f"stopping; see {self.rejects_path}"
+            )
+            raise TooManyRejects(msg)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def summary(self, client_stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        stats = dict(client_stats or {})
+        with self._lock:
+            streams = {name: asdict(c) for name, c in sorted(self.streams.items())}
+        return {
+            "dry_run": self.dry_run,
+            "streams": streams,
+            "requests": stats.get("requests", 0),
+            "retries": stats.get("retries", 0),
+            "rate_limited": stats.get("rate_limited", 0),
+            "duration_seconds": round(time.monotonic() - self.started, 3),
+            "rejects_path": str(self.rejects_path) if self.total_rejected else None,
+        }
+
+    @staticmethod
+    def table(summary: Mapping[str, Any]) -> str:
+        """The summary as a fixed-width text table for the log."""
+        header = ["stream", *COUNTERS]
+        rows = [
+            [name, *(str(counts[c]) for c in COUNTERS)]
+            for name, counts in summary["streams"].items()
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+        for name, counts in summary["streams"].items():
+            if counts["unknown_columns"]:
+                lines.append(f"{name}: unknown columns ignored: {', '.join(counts['unknown_columns'])}")
+        lines.append(
+            f"requests {summary['requests']}, retries {summary['retries']}, "
+            f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"
+            + (" (dry run: nothing written)" if summary["dry_run"] else "")
+        )
+        return "\n".join(lines)
+
+    def write_summary(self, path: str | Path, summary: Mapping[str, Any]) -> None:
+        text = json.dumps(_scrub(dict(summary), self._secrets), indent=2, default=_json_default)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,312 @@
+"""Pure planning: mapped rows + an index of remote records -> create/update/delete/unchanged/reject.
+
+Nothing here does I/O; the sink feeds it rows and an index and sends what it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from target_moovago.mapping import InputValidator, MappedRow, comparable
+
+
+class Mode(str, Enum):
+    UPSERT = "upsert"
+    CREATE_ONLY = "create_only"
+    UPDATE_ONLY = "update_only"
+
+
+class Kind(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+    REJECT = "reject"
+    SUPERSEDED = "superseded"
+    SKIP_DELETE = "skipped_delete"
+
+
+WRITES = frozenset({Kind.CREATE, Kind.UPDATE, Kind.DELETE})
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One match key: its fields, and those of them that may be null (written `field?`)."""
+
+    fields: tuple[str, ...]
+    optional: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, names: Sequence[str]) -> KeySpec:
+        fields = tuple(n.rstrip("?") for n in names)
+        return cls(fields, frozenset(n.rstrip("?") for n in names if n.endswith("?")))
+
+    def __str__(self) -> str:
+        return "+".join(f + ("?" if f in self.optional else "") for f in self.fields)
+
+    def value(self, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The key of a row or record, or None when a required part is empty."""
+        parts = []
+        for name in self.fields:
+            part = key_part(values.get(name))
+            if part is None and name not in self.optional:
+                return None
+            parts.append(part)
+        if all(p is None for p in parts):
+            return None
+        return tuple(parts)
+
+    def missing(self, values: Mapping[str, Any]) -> list[str]:
+        return [
+            n for n in self.fields if n not in self.optional and key_part(values.get(n)) is None
+        ]
+
+
+def key_part(value: Any) -> Any:
+    """Keys match case-insensitively and ignore surrounding blanks (codes, e-mails)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        return text or None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+DEFAULT_MATCH_KEYS: dict[str, list[list[str]]] = {
+    "company": [["customerCode"]],
+    "contact": [["companyId", "email"]],
+    "mandator": [["code"], ["name"]],
+    "turnover": [["companyId", "mandatorId?", "startDate", "endDate"]],
+}
+
+
+class RemoteIndex:
+    """The remote records of one entity: id -> stored values of the tracked fields, and
+    match key -> ids. Values are kept as tuples in `fields` order to bound memory.
+    Thread-safe: sinks drained in parallel may read a parent's index."""
+
+    def __init__(self, fields: Iterable[str], key_specs: Sequence[KeySpec]) -> None:
+        names = list(dict.fromkeys(fields))
+        for spec in key_specs:
+            names.extend(f for f in spec.fields if f not in names)
+        self.fields: tuple[str, ...] = tuple(names)
+        self.key_specs = tuple(key_specs)
+        self._values: dict[str, tuple[Any, ...]] = {}
+        self._keys: list[dict[tuple[Any, ...], list[str]]] = [{} for _ in self.key_specs]
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._values
+
+    def add(self, record_id: str, values: Mapping[str, Any]) -> None:
+        """Store (or replace) a record; `values` may hold more fields than tracked."""
+        with self._lock:
+            old = self._values.get(record_id)
+            if old is not None:
+                self._unlink(record_id, dict(zip(self.fields, old, strict=True)))
+            self._values[record_id] = tuple(values.get(f) for f in self.fields)
+            for spec, keys in zip(self.key_specs, self._keys, strict=True):
+                key = spec.value(values)
+                if key is not None:
+                    keys.setdefault(key, []).append(record_id)
+
+    def update(self, record_id: str, changes: Mapping[str, Any]) -> None:
+        current = self.get(record_id) or {}
+        self.add(record_id, {**current, **changes})
+
+    def remove(self, record_id: str) -> None:
+        with self._lock:
+            old = self._values.pop(record_id, None)
+            if old is not None:
+                self._unlink(record_id, dict(zip(self.fields, old, strict=True)))
+
+    def _unlink(self, record_id: str, values: Mapping[str, Any]) -> None:
+        for spec, keys in zip(self.key_specs, self._keys, strict=True):
+            key = spec.value(values)
+            ids = keys.get(key) if key is not None else None
+            if ids and record_id in ids:
+                ids.remove(record_id)
+                if not ids:
+                    del keys[key]  # type: ignore[arg-type]
+
+    def get(self, record_id: str) -> dict[str, Any] | None:
+        values = self._values.get(record_id)
+        return None if values is None else dict(zip(self.fields, values, strict=True))
+
+    def lookup(self, spec_index: int, key: tuple[Any, ...]) -> list[str]:
+        with self._lock:
+            return list(self._keys[spec_index].get(key, ()))
+
+    def find(self, values: Mapping[str, Any]) -> tuple[KeySpec | None, list[str]]:
+        """Ids matching the first key spec the values fill; (None, []) when none applies."""
+        for number, spec in enumerate(self.key_specs):
+            key = spec.value(values)
+            if key is not None:
+                return spec, self.lookup(number, key)
+        return None, []
+
+
+@dataclass
+class Row:
+    """One input row, as the sink read it, with its mapped payload."""
+
+    position: int  # order of arrival in the stream, for messages
+    record: Mapping[str, Any]
+    mapped: MappedRow
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.mapped.payload
+
+    def key_label(self, specs: Sequence[KeySpec]) -> str:
+        """How messages name the row: its id, else its match key, else its position."""
+        if self.mapped.record_id:
+            return f"id={self.mapped.record_id}"
+        for spec in specs:
+            if spec.value(self.payload) is not None:
+                return ",".join(f"{f}={self.payload.get(f)!r}" for f in spec.fields)
+        return f"row #{self.position}"
+
+
+@dataclass
+class Action:
+    kind: Kind
+    row: Row
+    record_id: str | None = None  # the remote record for update/delete/unchanged
+    data: dict[str, Any] = field(default_factory=dict)  # create input, or update data
+    reason: str = ""
+    field: str | None = None
+
+    def variables(self) -> dict[str, Any]:
+        """The mutation's `input` variable."""
+        if self.kind is Kind.CREATE:
+            return self.data
+        if self.kind is Kind.UPDATE:
+            return {"id": self.record_id, "input": self.data}
+        return {"id": self.record_id}
+
+
+@dataclass
+class Planner:
+    """Decides what to do with each row of a batch against the remote index."""
+
+    index: RemoteIndex
+    create_validator: InputValidator
+    update_validator: InputValidator
+    mode: Mode = Mode.UPSERT
+    hard_delete: bool = False
+
+    def plan(self, rows: Sequence[Row]) -> list[Action]:
+        """One action per row, in row order; later rows with the same key supersede earlier."""
+        actions: list[Action | None] = [None] * len(rows)
+        last_by_key: dict[tuple[Any, ...], int] = {}
+        for number, row in enumerate(rows):
+            identity = self._identity(row)
+            if identity is not None:
+                earlier = last_by_key.get(identity)
+                if earlier is not None:
+                    actions[earlier] = Action(
+                        Kind.SUPERSEDED,
+                        rows[earlier],
+                        reason=f"a later row (#{row.position}) has the same key",
+                    )
+                last_by_key[identity] = number
+        for number, row in enumerate(rows):
+            if actions[number] is None:
+                actions[number] = self._plan_one(row)
+        return [a for a in actions if a is not None]
+
+    def _identity(self, row: Row) -> tuple[Any, ...] | None:
+        if row.mapped.record_id:
+            return ("id", row.mapped.record_id)
+        for number, spec in enumerate(self.index.key_specs):
+            key = spec.value(row.payload)
+            if key is not None:
+                return ("key", number, *key)
+        return None
+
+    def _plan_one(self, row: Row) -> Action:
+        specs = self.index.key_specs
+        if row.mapped.deleted and not self.hard_delete:
+            return Action(Kind.SKIP_DELETE, row, reason="_sdc_deleted_at is set, hard_delete off")
+        record_id = row.mapped.record_id
+        if record_id is not None:
+            if record_id not in self.index:
+                if row.mapped.deleted:
+                    return Action(Kind.UNCHANGED, row, reason="already absent")
+                return Action(Kind.REJECT, row, reason=f"no remote record with id {record_id}", field="id")
+            matches = [record_id]
+        else:
+            spec, matches = self.index.find(row.payload)
+            if spec is None and self.mode is not Mode.CREATE_ONLY and not row.mapped.deleted:
+                missing = sorted({m for s in specs for m in s.missing(row.payload)})
+                keys = " or ".join(str(s) for s in specs)
+                return Action(
+                    Kind.REJECT,
+                    row,
+                    reason=f"no id and no match key ({keys}): cannot tell whether it exists",
+                    field=",".join(missing) or None,
+                )
+            if len(matches) > 1:
+                return Action(
+                    Kind.REJECT,
+                    row,
+                    reason=f"ambiguous: {len(matches)} remote records match {spec}: "
+                    + ", ".join(matches[:5]),
+                    field=",".join(spec.fields) if spec else None,
+                )
+        if row.mapped.deleted:
+            if not matches:
+                return Action(Kind.UNCHANGED, row, reason="already absent")
+            return Action(Kind.DELETE, row, record_id=matches[0])
+        if not matches:
+            if self.mode is Mode.UPDATE_ONLY:
+                return Action(Kind.REJECT, row, reason="no matching remote record (update_only)")
+            return self._create(row)
+        if self.mode is Mode.CREATE_ONLY:
+            return Action(
+                Kind.REJECT, row, record_id=matches[0], reason="already exists (create_only)"
+            )
+        return self._update(row, matches[0])
+
+    def _create(self, row: Row) -> Action:
+        data = {k: v for k, v in row.payload.items() if v is not None}
+        problems = self.create_validator.problems(data)
+        if problems:
+            first = problems[0]
+            return Action(Kind.REJECT, row, reason=_join(problems), field=first.field)
+        return Action(Kind.CREATE, row, data=data)
+
+    def _update(self, row: Row, record_id: str) -> Action:
+        stored = self.index.get(record_id) or {}
+        changes = {
+            name: value
+            for name, value in row.payload.items()
+            if name not in stored or comparable(value) != comparable(stored[name])
+        }
+        if not changes:
+            return Action(Kind.UNCHANGED, row, record_id=record_id)
+        problems = self.update_validator.problems(changes)
+        if problems:
+            return Action(
+                Kind.REJECT, row, record_id=record_id, reason=_join(problems), field=problems[0].field
+            )
+        return Action(Kind.UPDATE, row, record_id=record_id, data=changes)
+
+
+def _join(problems: Iterable[Any]) -> str:
+    return "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+
+
+def chunks(items: Sequence[Action], size: int) -> Iterator[list[Action]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

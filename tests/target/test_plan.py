@@ -1,0 +1,152 @@
+"""Planning rows against an index of remote records (pure, no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from moovago_api.schema import load_schema
+from target_moovago.mapping import FieldMapper, InputValidator
+from target_moovago.plan import (
+    DEFAULT_MATCH_KEYS,
+    KeySpec,
+    Kind,
+    Mode,
+    Planner,
+    RemoteIndex,
+    Row,
+)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return load_schema()
+
+
+def make_planner(schema, index, **kwargs) -> Planner:
+    return Planner(
+        index=index,
+        create_validator=InputValidator(schema.input_json_schema("CompanyCreateInput")),
+        update_validator=InputValidator(schema.input_json_schema("CompanyUpdateDataInput")),
+        **kwargs,
+    )
+
+
+def rows(schema, *records) -> list[Row]:
+    mapper = FieldMapper(schema.input_json_schema("CompanyCreateInput")["properties"])
+    return [Row(n, r, mapper.convert(r)) for n, r in enumerate(records)]
+
+
+def company_index(*records) -> RemoteIndex:
+    index = RemoteIndex(["name", "city"], [KeySpec.parse(k) for k in DEFAULT_MATCH_KEYS["company"]])
+    for record in records:
+        index.add(record["id"], record)
+    return index
+
+
+def kinds(actions):
+    return [a.kind for a in actions]
+
+
+def test_no_match_creates_one_match_updates_only_changed_fields(schema):
+    index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
+    actions = make_planner(schema, index).plan(
+        rows(
+            schema,
+            {"customer_code": "C1", "name": "Acme", "city": "Paris"},
+            {"customer_code": "C2", "name": "Beta"},
+        )
+    )
+    assert kinds(actions) == [Kind.UPDATE, Kind.CREATE]
+    assert actions[0].variables() == {"id": "1", "input": {"city": "Paris"}}
+    assert actions[1].variables() == {"customerCode": "C2", "name": "Beta"}
+
+
+def test_unchanged_row_costs_nothing(schema):
+    index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
+    actions = make_planner(schema, index).plan(
+        rows(schema, {"customerCode": "C1", "name": "Acme", "city": "Niort"})
+    )
+    assert kinds(actions) == [Kind.UNCHANGED]
+
+
+def test_id_updates_that_record_and_unknown_id_is_rejected(schema):
+    index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
+    actions = make_planner(schema, index).plan(
+        rows(schema, {"id": "1", "name": "Acme SA"}, {"id": "404", "name": "Ghost"})
+    )
+    assert kinds(actions) == [Kind.UPDATE, Kind.REJECT]
+    assert actions[1].field == "id"
+
+
+def test_two_remote_matches_are_ambiguous(schema):
+    index = company_index(
+        {"id": "1", "customerCode": "C1", "name": "A"}, {"id": "2", "customerCode": "c1", "name": "B"}
+    )
+    (action,) = make_planner(schema, index).plan(rows(schema, {"customerCode": "C1", "name": "X"}))
+    assert action.kind is Kind.REJECT
+    assert "ambiguous" in action.reason
+    assert action.field == "customerCode"
+
+
+def test_later_row_with_same_key_supersedes_the_earlier(schema):
+    actions = make_planner(schema, company_index()).plan(
+        rows(schema, {"customerCode": "C9", "name": "old"}, {"customerCode": "c9", "name": "new"})
+    )
+    assert kinds(actions) == [Kind.SUPERSEDED, Kind.CREATE]
+    assert actions[1].data["name"] == "new"
+
+
+def test_row_without_id_or_key_is_rejected_in_upsert_but_created_in_create_only(schema):
+    records = ({"name": "No code"},)
+    (upsert,) = make_planner(schema, company_index()).plan(rows(schema, *records))
+    assert upsert.kind is Kind.REJECT
+    assert upsert.field == "customerCode"
+    (create,) = make_planner(schema, company_index(), mode=Mode.CREATE_ONLY).plan(
+        rows(schema, *records)
+    )
+    assert create.kind is Kind.CREATE
+
+
+def test_modes(schema):
+    index = company_index({"id": "1", "customerCode": "C1", "name": "Acme"})
+    records = ({"customerCode": "C1", "name": "Acme 2"}, {"customerCode": "C2", "name": "New"})
+    create_only = make_planner(schema, index, mode=Mode.CREATE_ONLY).plan(rows(schema, *records))
+    assert kinds(create_only) == [Kind.REJECT, Kind.CREATE]
+    update_only = make_planner(schema, index, mode=Mode.UPDATE_ONLY).plan(rows(schema, *records))
+    assert kinds(update_only) == [Kind.UPDATE, Kind.REJECT]
+
+
+def test_deletes_follow_hard_delete(schema):
+    index = company_index({"id": "1", "customerCode": "C1", "name": "Acme"})
+    record = {"customerCode": "C1", "name": "Acme", "_sdc_deleted_at": "2026-01-01T00:00:00Z"}
+    (soft,) = make_planner(schema, index).plan(rows(schema, record))
+    assert soft.kind is Kind.SKIP_DELETE
+    (hard,) = make_planner(schema, index, hard_delete=True).plan(rows(schema, record))
+    assert hard.kind is Kind.DELETE
+    assert hard.variables() == {"id": "1"}
+
+
+def test_invalid_create_is_rejected_naming_the_field(schema):
+    (action,) = make_planner(schema, company_index()).plan(
+        rows(schema, {"customerCode": "C5", "name": None, "status": "FRIEND"})
+    )
+    assert action.kind is Kind.REJECT
+    assert action.field in {"name", "status"}
+    assert "name" in action.reason
+    assert "status" in action.reason
+
+
+def test_optional_key_part_may_be_null():
+    spec = KeySpec.parse(["companyId", "mandatorId?", "startDate"])
+    assert spec.value({"companyId": "c", "startDate": "2026-01-01"}) == ("c", None, "2026-01-01")
+    assert spec.value({"mandatorId": "m", "startDate": "2026-01-01"}) is None
+
+
+def test_index_follows_updates_and_removals():
+    index = company_index({"id": "1", "customerCode": "C1", "name": "A"})
+    index.update("1", {"customerCode": "C2"})
+    assert index.find({"customerCode": "C1"})[1] == []
+    assert index.find({"customerCode": "c2"})[1] == ["1"]
+    index.remove("1")
+    assert index.find({"customerCode": "C2"})[1] == []
+    assert len(index) == 0
