@@ -25,7 +25,7 @@ COUNTERS = (
 )
 
 
-class TooManyRejects(MoovagoError):
+class TooManyRejectsError(MoovagoError):
     """More rows were rejected than `max_rejects` allows."""
 
 
@@ -141,7 +141,7 @@ class Ledger:
                 f"{total} rows rejected, more than max_rejects={self.max_rejects}: "
                 f"stopping; see {self.rejects_path}"
             )
-            raise TooManyRejects(msg)
+            raise TooManyRejectsError(msg)
 
     def close(self) -> None:
         with self._lock:
@@ -172,10 +172,14 @@ class Ledger:
             for name, counts in summary["streams"].items()
         ]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+        lines = [
+            "  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True))
+            for r in [header, *rows]
+        ]
         for name, counts in summary["streams"].items():
             if counts["unknown_columns"]:
-                lines.append(f"{name}: unknown columns ignored: {', '.join(counts['unknown_columns'])}")
+                ignored = ", ".join(counts["unknown_columns"])
+                lines.append(f"{name}: unknown columns ignored: {ignored}")
         lines.append(
             f"requests {summary['requests']}, retries {summary['retries']}, "
             f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"

@@ -200,9 +200,7 @@ class FieldMapper:
     def mapped_fields(self, columns: Iterable[str]) -> list[str]:
         """Input fields the given columns fill, in input-type order."""
         hit = {self.classify(c)[1] for c in columns if self.classify(c)[0] == "field"}
-        hit |= {
-            self.classify(c)[1].target_field for c in columns if self.classify(c)[0] == "ref"
-        }
+        hit |= {self.classify(c)[1].target_field for c in columns if self.classify(c)[0] == "ref"}
         return [name for name in self.input_props if name in hit]
 
     def convert(self, record: Mapping[str, Any]) -> MappedRow:
@@ -262,6 +260,8 @@ class InputValidator:
             shown = repr(err.instance)
             if len(shown) > 80:
                 shown = shown[:77] + "..."
-            reason = err.message if err.validator != "format" else f"{shown} is not a valid {err.validator_value}"
+            reason = err.message
+            if err.validator == "format":
+                reason = f"{shown} is not a valid {err.validator_value}"
             found.append(Problem(name, reason))
         return found

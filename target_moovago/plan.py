@@ -243,7 +243,8 @@ class Planner:
             if record_id not in self.index:
                 if row.mapped.deleted:
                     return Action(Kind.UNCHANGED, row, reason="already absent")
-                return Action(Kind.REJECT, row, reason=f"no remote record with id {record_id}", field="id")
+                reason = f"no remote record with id {record_id}"
+                return Action(Kind.REJECT, row, reason=reason, field="id")
             matches = [record_id]
         else:
             spec, matches = self.index.find(row.payload)
@@ -297,9 +298,8 @@ class Planner:
             return Action(Kind.UNCHANGED, row, record_id=record_id)
         problems = self.update_validator.problems(changes)
         if problems:
-            return Action(
-                Kind.REJECT, row, record_id=record_id, reason=_join(problems), field=problems[0].field
-            )
+            reason, first = _join(problems), problems[0].field
+            return Action(Kind.REJECT, row, record_id=record_id, reason=reason, field=first)
         return Action(Kind.UPDATE, row, record_id=record_id, data=changes)
 
 

@@ -80,7 +80,8 @@ def test_id_updates_that_record_and_unknown_id_is_rejected(schema):
 
 def test_two_remote_matches_are_ambiguous(schema):
     index = company_index(
-        {"id": "1", "customerCode": "C1", "name": "A"}, {"id": "2", "customerCode": "c1", "name": "B"}
+        {"id": "1", "customerCode": "C1", "name": "A"},
+        {"id": "2", "customerCode": "c1", "name": "B"},
     )
     (action,) = make_planner(schema, index).plan(rows(schema, {"customerCode": "C1", "name": "X"}))
     assert action.kind is Kind.REJECT
