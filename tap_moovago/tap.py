@@ -1,0 +1,173 @@
+"""tap-moovago: settings and stream discovery. Streams and fields come from the schema file."""
+
+from __future__ import annotations
+
+import datetime
+import typing as t
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.tap_base import CliTestOptionValue
+
+from moovago_api.errors import ConfigError, SchemaFileError
+from moovago_api.schema import load_schema
+from moovago_api.settings import client_from_config, connection_properties
+from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
+
+if t.TYPE_CHECKING:
+    import click
+
+    from moovago_api.client import MoovagoClient
+    from moovago_api.schema import MoovagoSchema
+
+#: Requests per second when the setting is absent: below Moovago's limit of 5, leaving room
+#: for another job using the same key.
+DEFAULT_RATE = 4
+
+_TAP_PROPERTIES = th.PropertiesList(
+    th.Property(
+        "team_id",
+        th.StringType,
+        title="Team ID",
+        description=(
+            "Id of the API key's team. Optional: the tap reads it with the `team` query and "
+            "stops if this setting names another team."
+        ),
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description=(
+            "Extract only rows updated at or after this instant on the first run of an "
+            "incremental stream (ISO-8601, e.g. 2026-01-01T00:00:00Z)."
+        ),
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=1000),
+        default=DEFAULT_PAGE_SIZE,
+        title="Page size",
+        description="Rows asked for per request when the list field takes paging arguments.",
+    ),
+    th.Property(
+        "include_deprecated_fields",
+        th.BooleanType,
+        default=False,
+        title="Include deprecated fields",
+        description=(
+            "Also discover and extract fields the schema file marks @deprecated. Moovago "
+            "removes them after notice: a warning names each one used."
+        ),
+    ),
+).to_dict()["properties"]
+
+
+def _config_jsonschema() -> dict[str, t.Any]:
+    properties = {**connection_properties(default_rate=DEFAULT_RATE), **_TAP_PROPERTIES}
+    return {"type": "object", "properties": properties, "required": ["api_url", "api_key"]}
+
+
+class TapMoovago(Tap):
+    """Extract team, company, contact, mandator and turnover (and any other `<name>List`
+    entity of the schema file) from the Moovago sales CRM GraphQL API."""
+
+    name = "tap-moovago"
+    package_name = "moovago-connectors"
+    config_jsonschema = _config_jsonschema()
+
+    _client: MoovagoClient | None = None
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """JSON Schema checks, then the rules it cannot express, each as one line."""
+        errors = super()._validate_config(raise_errors=raise_errors)
+        if errors:
+            return errors
+        try:
+            load_schema(self.config.get("schema_path"))
+            self._client = client_from_config(
+                self.config, default_rate=DEFAULT_RATE, logger=self.logger
+            )
+            start_date = self.config.get("start_date")
+            if start_date:
+                _parse_start_date(start_date)
+        except (ConfigError, SchemaFileError) as exc:
+            errors = [str(exc)]
+        if errors and raise_errors:
+            raise ConfigValidationError(errors[0], errors=errors)
+        return errors
+
+    @property
+    def client(self) -> MoovagoClient:
+        """The one Moovago client of this tap, shared by all streams."""
+        if self._client is None:
+            self._client = client_from_config(
+                self.config, default_rate=DEFAULT_RATE, logger=self.logger
+            )
+        return self._client
+
+    @property
+    def moovago_schema(self) -> MoovagoSchema:
+        """The schema file of `schema_path`, or the bundled one."""
+        try:
+            return load_schema(self.config.get("schema_path"))
+        except SchemaFileError as exc:
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+
+    def discover_streams(self) -> list[MoovagoStream]:
+        """One stream per entity of the schema file; `team` is the parent of the others."""
+        moovago_schema = self.moovago_schema
+        entities = moovago_schema.entities()
+        parent: type[MoovagoStream] | None = None
+        streams: list[MoovagoStream] = []
+        known = {"team", "company", "contact", "mandator", "turnover"}
+        for entity in entities:
+            stream_class = MoovagoStream.subclass_for(
+                entity, None if entity.name == "team" else parent
+            )
+            if entity.name == "team":
+                parent = stream_class
+            elif entity.stream_name not in known:
+                self.logger.info(
+                    "Schema file %s has entity '%s' (Query.%s): discovered as stream '%s'",
+                    moovago_schema.path,
+                    entity.name,
+                    entity.root_field,
+                    entity.stream_name,
+                )
+            streams.append(stream_class(self, entity=entity, moovago_schema=moovago_schema))
+        return streams
+
+    def run_team_check(self) -> None:
+        """Run the `team` query once and emit its record: proves URL, key and schema agree."""
+        team = self.streams["team"]
+        for child in team.child_streams:
+            child.selected = False
+        self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
+        self.logger.info("Connection test passed: the API answered the team query")
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test` runs the team query once instead of a record of every stream."""
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config_input = ctx.params.get("config")
+        tap = cls(
+            config=config_input.config if config_input else None,
+            parse_env_config=bool(config_input and config_input.parse_env),
+            validate_config=True,
+        )
+        tap.run_team_check()
+        ctx.exit()
+
+
+def _parse_start_date(value: str) -> datetime.datetime:
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        msg = (
+            f"Setting start_date {value!r} is not an ISO-8601 date-time (e.g. 2026-01-01T00:00:00Z)"
+        )
+        raise ConfigError(msg) from None
