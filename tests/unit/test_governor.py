@@ -1,0 +1,232 @@
+"""moovago_api.governor: rolling-window rate governor and the bulk-job window."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from moovago_api.governor import (
+    BulkWindow,
+    RateGovernor,
+    bulk_window,
+    max_in_any_window,
+    shared_governor,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+UTC = timezone.utc
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps: deterministic send times."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def busiest_window(times: list[float], window: float = 1.0) -> int:
+    """Brute force, independent of the code under test: most sends in any [t, t + window)."""
+    return max(sum(1 for u in times if t <= u < t + window) for t in times)
+
+
+def test_twenty_requests_at_five_per_second_fake_clock():
+    clock = FakeClock()
+    governor = RateGovernor(5, clock=clock, sleep=clock.sleep)
+    returned = [governor.acquire() for _ in range(20)]
+    times = governor.send_times
+    assert times == returned
+    assert len(times) == 20
+    assert busiest_window(times) == 5
+    # And it does not dawdle: 20 sends at 5 per second fill four windows, three seconds apart.
+    assert times[-1] - times[0] == pytest.approx(3.0)
+
+
+def test_twenty_requests_at_five_per_second_real_threads():
+    governor = RateGovernor(5)
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(5):
+            governor.acquire()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    times = governor.send_times
+    assert len(times) == 20
+    assert busiest_window(times) <= 5
+
+
+def test_pause_until_holds_every_sender_back():
+    clock = FakeClock()
+    governor = RateGovernor(5, clock=clock, sleep=clock.sleep)
+    first = governor.acquire()
+    governor.pause_until(first + 2.5)
+    second = governor.acquire()
+    assert second >= first + 2.5
+    # An earlier pause never shortens a later one.
+    governor.pause_until(second + 1.0)
+    governor.pause_until(second + 0.2)
+    assert governor.acquire() >= second + 1.0
+
+
+def test_pause_from_another_thread_does_not_wait_for_a_sleeper():
+    governor = RateGovernor(1)
+    governor.acquire()
+    sleeper = threading.Thread(target=governor.acquire)
+    sleeper.start()
+    time.sleep(0.05)  # the sleeper now waits about a second for the next slot
+    started = time.monotonic()
+    governor.pause_until(governor.now() + 1.2)
+    assert time.monotonic() - started < 0.5
+    sleeper.join(timeout=10)
+    times = governor.send_times
+    assert len(times) == 2
+    assert times[1] >= started + 1.2
+
+
+@pytest.mark.parametrize(
+    ("rate", "limit", "window"),
+    [(5, 5, 1.0), (4, 4, 1.0), (1, 1, 1.0), (2.5, 2, 1.0), (0.5, 1, 2.0), (0.25, 1, 4.0)],
+)
+def test_fractional_rates_round_down(rate, limit, window):
+    clock = FakeClock()
+    governor = RateGovernor(rate, clock=clock, sleep=clock.sleep)
+    assert (governor.limit, governor.window) == (limit, window)
+    for _ in range(12):
+        governor.acquire()
+    assert busiest_window(governor.send_times, window) <= limit
+    # Average rate never exceeds what was asked for.
+    times = governor.send_times
+    assert (len(times) - limit) / (times[-1] - times[0]) <= rate + 1e-9
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf")])
+def test_bad_rates_are_refused(rate):
+    with pytest.raises(ValueError, match="max_per_second"):
+        RateGovernor(rate)
+
+
+def test_shared_governor_is_one_per_url_and_lowest_rate_wins():
+    url = "https://api.example.test/graphql-shared-1"
+    first = shared_governor(url, 4)
+    assert shared_governor(url + "/", 5) is first
+    assert first.limit == 4
+    assert shared_governor(url, 1) is first
+    assert first.limit == 1
+    assert shared_governor(url, 4).limit == 1
+    assert shared_governor("https://api.example.test/other", 4) is not first
+
+
+def test_lower_rate_keeps_the_recent_sends():
+    clock = FakeClock()
+    governor = RateGovernor(5, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        governor.acquire()
+    governor.lower_rate(2)
+    before = clock.now
+    governor.acquire()
+    assert clock.now == pytest.approx(before + 1.0)
+    assert busiest_window(governor.send_times[-3:]) <= 2
+
+
+def test_max_in_any_window_matches_brute_force():
+    times = [0.0, 0.1, 0.2, 0.99, 1.0, 1.05, 2.5, 2.6, 3.49, 3.5]
+    assert max_in_any_window(times) == busiest_window(times) == 5
+    assert max_in_any_window([]) == 0
+
+
+# -- bulk window -----------------------------------------------------------------------------
+
+
+def paris(*args: int) -> datetime:
+    return datetime(*args, tzinfo=PARIS)
+
+
+@pytest.mark.parametrize(
+    ("now", "allowed"),
+    [
+        (paris(2026, 11, 30, 7, 59, 59), True),  # Monday, just before
+        (paris(2026, 11, 30, 8, 0), False),  # Monday 08:00 sharp
+        (paris(2026, 11, 30, 12, 0), False),
+        (paris(2026, 12, 4, 18, 29, 59), False),  # Friday, last second
+        (paris(2026, 12, 4, 18, 30), True),  # Friday 18:30 sharp
+        (paris(2026, 12, 5, 12, 0), True),  # Saturday noon
+        (paris(2026, 12, 6, 12, 0), True),  # Sunday noon
+        (paris(2026, 12, 1, 23, 0), True),  # Tuesday night
+    ],
+)
+def test_bulk_window_business_hours(now, allowed):
+    assert bulk_window(now).allowed is allowed
+
+
+def test_bulk_window_inside_hours_says_when_it_opens():
+    window = bulk_window(paris(2026, 12, 2, 9, 15))
+    assert window == BulkWindow(allowed=False, opens_at=paris(2026, 12, 2, 18, 30))
+
+
+def test_bulk_window_outside_hours_says_when_it_closes():
+    # Friday evening: open until Monday 08:00.
+    window = bulk_window(paris(2026, 12, 4, 19, 0))
+    assert window.allowed
+    assert window.opens_at is None
+    assert window.closes_at == paris(2026, 12, 7, 8, 0)
+    # Early Monday: closes the same morning.
+    assert bulk_window(paris(2026, 12, 7, 6, 0)).closes_at == paris(2026, 12, 7, 8, 0)
+
+
+def test_bulk_window_converts_other_zones_and_naive_utc():
+    # 07:30 UTC on a winter Monday is 08:30 in Paris (UTC+1).
+    monday = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)
+    assert not bulk_window(monday).allowed
+    assert not bulk_window(monday.replace(tzinfo=None)).allowed
+    assert bulk_window(datetime(2026, 11, 30, 6, 30, tzinfo=UTC)).allowed
+    new_york = datetime(2026, 11, 30, 2, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert not bulk_window(new_york).allowed  # 08:30 in Paris
+
+
+def test_bulk_window_follows_daylight_saving_time():
+    # Spring forward on Sunday 2026-03-29: 06:30 UTC is 07:30 in Paris the Monday before,
+    # 08:30 the Monday after.
+    assert bulk_window(datetime(2026, 3, 23, 6, 30, tzinfo=UTC)).allowed
+    assert not bulk_window(datetime(2026, 3, 30, 6, 30, tzinfo=UTC)).allowed
+    # Fall back on Sunday 2026-10-25: 17:00 UTC is 19:00 in Paris before, 18:00 after.
+    assert bulk_window(datetime(2026, 10, 23, 17, 0, tzinfo=UTC)).allowed
+    inside = bulk_window(datetime(2026, 10, 26, 17, 0, tzinfo=UTC))
+    assert not inside.allowed
+    assert inside.opens_at is not None
+    assert inside.opens_at.astimezone(UTC) == datetime(2026, 10, 26, 17, 30, tzinfo=UTC)
+    # The weekend of each change is open throughout, including the hour that is skipped.
+    assert bulk_window(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)).allowed
+    assert bulk_window(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)).allowed
+    # Friday before spring forward: the next close is Monday 08:00 CEST, i.e. 06:00 UTC.
+    friday = bulk_window(datetime(2026, 3, 27, 18, 0, tzinfo=UTC))
+    assert friday.closes_at is not None
+    assert friday.closes_at.astimezone(UTC) == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
+
+
+def test_bulk_window_defaults_to_now():
+    def closed_now() -> bool:
+        now = datetime.now(PARIS)
+        return now.weekday() < 5 and (8, 0) <= (now.hour, now.minute) < (18, 30)
+
+    before = closed_now()
+    window = bulk_window()
+    if closed_now() == before:  # not straddling an edge of business hours
+        assert window.allowed is not before
