@@ -1,0 +1,309 @@
+"""`moovago-schema`: deprecations in a schema file, drift between two files, and whether a tap
+catalog and a target config still fit a file.
+
+Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, or `check` found
+a missing stream or field; 2 a file cannot be read or parsed (one line naming file:line) or the
+command line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from moovago_api.drift import (
+    BREAKING,
+    CHANGED,
+    DANGEROUS,
+    DEPRECATED,
+    MISSING,
+    NEW,
+    NEW_ENTITY,
+    CheckIssue,
+    DiffReport,
+    check_catalog,
+    check_target_fields,
+    diff_schemas,
+    target_streams_from_config,
+    usage_index,
+)
+from moovago_api.errors import SchemaFileError
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
+
+PROG = "moovago-schema"
+BUNDLED = "bundled"
+
+
+class InputFileError(Exception):
+    """A catalog or config file that cannot be read or is not what the command expects."""
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the command; returns the exit code (the console script exits with it)."""
+    out = out or sys.stdout
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed the usage error already
+        return exit_.code if isinstance(exit_.code, int) else 2
+    command: Callable[[argparse.Namespace, TextIO], int] = args.command
+    try:
+        return command(args, out)
+    except (SchemaFileError, InputFileError) as err:
+        sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Check Moovago schema files before they break a pipeline. A schema FILE may"
+        f" be '{BUNDLED}' for the file shipped with the connectors ({DEFAULT_SCHEMA_PATH.name}).",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    deprecations = commands.add_parser(
+        "deprecations",
+        help="every deprecated field, argument, input field and enum value, with its reason",
+    )
+    deprecations.add_argument("--schema", default=BUNDLED, metavar="FILE")
+    _format_option(deprecations)
+    deprecations.set_defaults(command=_deprecations)
+
+    diff = commands.add_parser(
+        "diff",
+        help="breaking and dangerous changes, new deprecations and new entities, by stream;"
+        " exit 1 when a change breaks what the connector uses",
+    )
+    diff.add_argument("old", metavar="OLD", help=f"schema file in use (or '{BUNDLED}')")
+    diff.add_argument("new", metavar="NEW", help="schema file to move to")
+    _format_option(diff)
+    diff.set_defaults(command=_diff)
+
+    check = commands.add_parser(
+        "check",
+        help="the fields a tap catalog selects and a target config writes, held against a"
+        " schema file; exit 1 when any is missing",
+    )
+    check.add_argument("--schema", default=BUNDLED, metavar="FILE")
+    check.add_argument("--catalog", metavar="CATALOG.json", help="Singer catalog of the tap")
+    check.add_argument("--target-config", metavar="CONFIG.json", help="target-moovago config")
+    _format_option(check)
+    check.set_defaults(command=_check)
+    return parser
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _load(name: str) -> MoovagoSchema:
+    return load_schema(None if name == BUNDLED else name)
+
+
+# -- deprecations ----------------------------------------------------------------------------
+
+
+def _deprecations(args: argparse.Namespace, out: TextIO) -> int:
+    schema = _load(args.schema)
+    index = usage_index(schema)
+    rows = [
+        {
+            "kind": item.kind,
+            "coordinate": item.coordinate,
+            "reason": item.reason,
+            "streams": [
+                {"stream": usage.stream, "side": usage.side}
+                for usage in index.usages(item.coordinate)
+            ],
+        }
+        for item in schema.deprecations()
+    ]
+    if args.format == "json":
+        _write_json(out, {"schema": str(schema.path), "deprecations": rows})
+        return 0
+    if not rows:
+        out.write(f"No deprecated elements in {schema.path}.\n")
+        return 0
+    out.write(f"{len(rows)} deprecated elements in {schema.path}\n\n")
+    table = [
+        [row["kind"], row["coordinate"], _streams_text(row["streams"]), row["reason"]]
+        for row in rows
+    ]
+    out.write(render_table(["kind", "element", "used by", "reason"], table))
+    return 0
+
+
+def _streams_text(streams: list[dict[str, str]]) -> str:
+    return ", ".join(f"{s['stream']} ({s['side']})" for s in streams) or "-"
+
+
+# -- diff ------------------------------------------------------------------------------------
+
+
+def _diff(args: argparse.Namespace, out: TextIO) -> int:
+    report = diff_schemas(_load(args.old), _load(args.new))
+    if args.format == "json":
+        _write_json(out, {**report.to_dict(), "exit_code": report.exit_code})
+    else:
+        out.write(render_diff(report))
+    return report.exit_code
+
+
+def render_diff(report: DiffReport) -> str:
+    lines = [f"old: {report.old_path}", f"new: {report.new_path}", ""]
+    groups = report.by_stream()
+    if not groups:
+        lines += ["No breaking or dangerous changes, new deprecations or new entities.", ""]
+    for stream, rows in groups.items():
+        lines.append(f"stream {stream}" if stream else "not used by the connector")
+        table = [
+            [
+                change.severity,
+                change.kind,
+                change.coordinate,
+                sides or "-",
+                change.description + (f" ({change.note})" if change.note else ""),
+            ]
+            for change, sides in rows
+        ]
+        lines.append(render_table(["severity", "change", "element", "side", "detail"], table))
+    counts = report.counts()
+    lines.append(
+        f"{counts[BREAKING]} breaking ({counts['breaking_used']} used by the connector),"
+        f" {counts[DANGEROUS]} dangerous, {counts[DEPRECATED]} newly deprecated,"
+        f" {counts[NEW_ENTITY]} new entities."
+    )
+    if report.breaks_connector:
+        lines.append(
+            "Result: BREAKING. The new file removes or changes what the connector uses;"
+            " run `moovago-schema check` on your catalog and target config before switching."
+        )
+    else:
+        lines.append("Result: nothing the connector uses breaks.")
+    return "\n".join(lines) + "\n"
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    if args.catalog is None and args.target_config is None:
+        sys.stderr.write(
+            f"{PROG} check: error: give --catalog CATALOG.json and/or --target-config CONFIG.json\n"
+        )
+        return 2
+    schema = _load(args.schema)
+    issues: list[CheckIssue] = []
+    checked: list[str] = []
+    if args.catalog is not None:
+        catalog = _read_catalog(args.catalog)
+        issues += check_catalog(schema, catalog)
+        checked.append(f"catalog {args.catalog}")
+    if args.target_config is not None:
+        config = _read_json(args.target_config, "target config")
+        if not isinstance(config, dict):
+            raise InputFileError(f"Invalid target config {args.target_config}: not a JSON object")
+        entities = [*schema.entities(), *load_schema().entities()]
+        names = {name for e in entities for name in (e.stream_name, e.name)}
+        writable = [e.stream_name for e in schema.entities() if e.mutation_field]
+        # The target's own defaults (imported here: the core must not need the target).
+        from target_moovago.plan import DEFAULT_MATCH_KEYS
+
+        written, match_keys = target_streams_from_config(
+            config, names, writable, DEFAULT_MATCH_KEYS
+        )
+        issues += check_target_fields(schema, written, match_keys)
+        checked.append(f"target config {args.target_config}")
+    code = 1 if any(issue.status == MISSING for issue in issues) else 0
+    if args.format == "json":
+        _write_json(
+            out,
+            {
+                "schema": str(schema.path),
+                "checked": checked,
+                "issues": [issue.to_dict() for issue in issues],
+                "exit_code": code,
+            },
+        )
+        return code
+    out.write(f"schema: {schema.path}\nchecked: {', '.join(checked)}\n\n")
+    if issues:
+        table = [[i.source, i.stream, i.field or "-", i.status, i.reason] for i in issues]
+        out.write(render_table(["source", "stream", "field", "status", "reason"], table) + "\n")
+    else:
+        out.write("Every selected and written field is in the schema file, none deprecated.\n\n")
+    counts = {s: sum(i.status == s for i in issues) for s in (MISSING, DEPRECATED, CHANGED, NEW)}
+    out.write(
+        f"{counts[MISSING]} missing, {counts[DEPRECATED]} deprecated,"
+        f" {counts[CHANGED]} changed, {counts[NEW]} new streams.\n"
+    )
+    if code:
+        out.write(
+            "Result: MISSING. The pipeline would fail with this schema file: deselect the"
+            " missing fields (or drop the streams) and re-run discovery.\n"
+        )
+    else:
+        out.write("Result: nothing selected or written is missing.\n")
+    return code
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputFileError(f"Cannot read {what} {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"Cannot read {what} {path}: not UTF-8 text") from err
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputFileError(
+            f"Invalid {what} {path}:{err.lineno}: {err.msg} (column {err.colno})"
+        ) from err
+
+
+def _read_catalog(path: str) -> dict[str, Any]:
+    catalog = _read_json(path, "catalog")
+    streams = catalog.get("streams") if isinstance(catalog, dict) else None
+    if not isinstance(streams, list):
+        raise InputFileError(f'Invalid catalog {path}: no "streams" list (not a Singer catalog)')
+    for position, entry in enumerate(streams, start=1):
+        if not isinstance(entry, dict) or not (entry.get("tap_stream_id") or entry.get("stream")):
+            raise InputFileError(f"Invalid catalog {path}: stream {position} has no tap_stream_id")
+        metadata = entry.get("metadata") or []
+        if not isinstance(metadata, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("breadcrumb"), list) and "metadata" in m
+            for m in metadata
+        ):
+            raise InputFileError(
+                f"Invalid catalog {path}: stream {entry.get('tap_stream_id')!r} has a metadata"
+                " entry without breadcrumb or metadata"
+            )
+    return catalog
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the headers."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)]) + "\n"
+
+
+def _write_json(out: TextIO, payload: dict[str, Any]) -> None:
+    out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
