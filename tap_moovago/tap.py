@@ -10,7 +10,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
-from moovago_api.errors import ConfigError, SchemaFileError
+from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.schema import load_schema
 from moovago_api.settings import client_from_config, connection_properties
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
@@ -159,7 +159,11 @@ class TapMoovago(Tap):
             parse_env_config=bool(config_input and config_input.parse_env),
             validate_config=True,
         )
-        tap.run_team_check()
+        try:
+            tap.run_team_check()
+        except MoovagoError as exc:
+            cls.logger.error("Connection test failed: %s", exc)
+            ctx.exit(1)
         ctx.exit()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moovago_api.schema import load_schema
 from tap_moovago.tap import TapMoovago
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +123,9 @@ def error_lines(stderr: str) -> list[str]:
         for line in stderr.splitlines()
         if "ERROR" in line and "Config validation failed" not in line
     ]
+
+
+def export_rows(export: dict[str, list[dict[str, Any]]], stream: str, team_id: str) -> list[dict]:
+    """Rows of one stream and team in the sandbox's /_sandbox/export."""
+    entity = load_schema().entity(stream).name
+    return [row for row in export[entity] if row.get("teamId") == team_id]

@@ -1,0 +1,116 @@
+"""How a stream reacts to what the API answers, with a scripted client in place of HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from moovago_api.errors import QueryError
+from tap_moovago import streams as streams_module
+from tap_moovago.tap import TapMoovago
+from tests.tap.helpers import discover, only_streams
+
+OFFLINE = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "offline-key"}
+TEAM = {
+    "id": "team-1",
+    "name": "T",
+    "members": [],
+    "createdAt": "2026-01-01T00:00:00.000Z",
+    "updatedAt": "2026-01-01T00:00:00.000Z",
+}
+
+
+def _mandator(n: int) -> dict[str, Any]:
+    return {
+        "id": f"m{n:04d}",
+        "teamId": "team-1",
+        "name": f"M{n}",
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "updatedAt": "2026-01-02T00:00:00.000Z",
+    }
+
+
+class ScriptedClient:
+    """Answers each query from a function of (root field, variables); records the calls."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str | None, dict[str, Any]]] = []
+
+    def execute(
+        self,
+        document: Any,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        self.calls.append((operation_name, dict(variables or {})))
+        if operation_name == "TapMoovagoTeam":
+            return {"team": TEAM}
+        return self.answer(dict(variables or {}))
+
+
+def _run_mandators(client: ScriptedClient, **config: Any) -> list[str]:
+    tap_config = {**OFFLINE, **config}
+    tap = TapMoovago(config=tap_config, catalog=only_streams(discover(tap_config), {"mandator"}))
+    tap._client = client  # type: ignore[assignment]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        tap.sync_all()
+    return [
+        line for line in out.getvalue().splitlines() if '"type":"RECORD"' in line.replace(" ", "")
+    ]
+
+
+def test_partial_data_fails_the_run_naming_the_error_path() -> None:
+    def answer(_: dict[str, Any]) -> dict[str, Any]:
+        raise QueryError(
+            "errors in response",
+            errors=[{"message": "Internal error", "path": ["mandatorList", 3, "email"]}],
+            data={"mandatorList": [_mandator(1)]},
+        )
+
+    with pytest.raises(
+        QueryError, match=r"Stream 'mandator'.*mandatorList\.3\.email.*Internal error"
+    ):
+        _run_mandators(ScriptedClient(answer))
+
+
+def test_paging_stops_on_a_short_page_and_logs_progress(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [_mandator(n) for n in range(23)]
+    monkeypatch.setattr(streams_module, "PROGRESS_EVERY_PAGES", 2)
+
+    def answer(variables: dict[str, Any]) -> dict[str, Any]:
+        return {"mandatorList": rows[variables["skip"] : variables["skip"] + variables["limit"]]}
+
+    client = ScriptedClient(answer)
+    with caplog.at_level(logging.INFO):
+        records = _run_mandators(client, page_size=5)
+    assert len(records) == 23
+    pages = [(v["skip"], v["limit"]) for name, v in client.calls if name == "TapMoovagoMandator"]
+    assert pages == [(0, 5), (5, 5), (10, 5), (15, 5), (20, 5)]
+    progress = [r.getMessage() for r in caplog.records if "pages so far" in r.getMessage()]
+    assert progress == [
+        "Stream 'mandator': 10 rows in 2 pages so far",
+        "Stream 'mandator': 20 rows in 4 pages so far",
+    ]
+
+
+def test_a_full_last_page_costs_one_empty_request_only() -> None:
+    rows = [_mandator(n) for n in range(10)]
+    client = ScriptedClient(lambda v: {"mandatorList": rows[v["skip"] : v["skip"] + v["limit"]]})
+    assert len(_run_mandators(client, page_size=5)) == 10
+    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 5, 10]
+
+
+def test_a_server_that_ignores_skip_is_caught_instead_of_looping() -> None:
+    rows = [_mandator(n) for n in range(5)]
+    with pytest.raises(Exception, match=r"Stream 'mandator'.*previous page again"):
+        _run_mandators(ScriptedClient(lambda v: {"mandatorList": rows}), page_size=5)

@@ -1,0 +1,175 @@
+"""Syncs against the sandbox: completeness, rate, incremental state, paging, selection."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from moovago_api.client import MoovagoClient
+from moovago_api.errors import AuthError, ConfigError
+from tests.tap.helpers import (
+    ENTITY_STREAMS,
+    discover,
+    export_rows,
+    only_streams,
+    run_sync,
+    set_selected,
+    tap_config,
+)
+
+LIST_STREAMS = [name for name in ENTITY_STREAMS if name != "team"]
+
+UPDATE_COMPANY = (
+    "mutation TestUpdateCompany($input: CompanyUpdateInput!) "
+    "{ company { update(input: $input) { recordId } } }"
+)
+UPDATE_CONTACT = (
+    "mutation TestUpdateContact($input: CompanyContactUpdateInput!) "
+    "{ companyContact { update(input: $input) { recordId } } }"
+)
+CREATE_MANDATOR = (
+    "mutation TestCreateMandator($input: MandatorCreateInput!) "
+    "{ mandator { create(input: $input) { recordId } } }"
+)
+
+
+def _new_requests(handle: Any, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Requests logged since `before` was read (the log keeps the most recent ones)."""
+    after = handle.requests()
+    return after[len(before) :] if after[: len(before)] == before else after
+
+
+def test_full_sync_extracts_every_sandbox_row_without_a_429(sandbox) -> None:
+    limited_before = sandbox.stats()["rate_limited"]
+    out = run_sync(tap_config(sandbox))
+    export = sandbox.export()
+
+    assert [row["id"] for row in out.records["team"]] == [sandbox.team_id]
+    for stream in LIST_STREAMS:
+        expected = sorted(row["id"] for row in export_rows(export, stream, sandbox.team_id))
+        assert expected, f"the sandbox has no {stream} rows for the key's team"
+        assert sorted(out.ids(stream)) == expected, stream
+        assert {row["teamId"] for row in out.records[stream]} == {sandbox.team_id}
+    assert sandbox.stats()["rate_limited"] == limited_before
+
+    bookmarks = out.final_state["bookmarks"]
+    for stream in LIST_STREAMS:
+        assert set(bookmarks[stream]) == {"replication_key", "replication_key_value"}, stream
+        newest = max(row["updatedAt"] for row in out.records[stream])
+        assert bookmarks[stream]["replication_key_value"] == newest
+
+
+def test_second_run_returns_only_rows_changed_after_the_bookmark(sandbox_factory) -> None:
+    handle = sandbox_factory()
+    config = tap_config(handle)
+    first = run_sync(config)
+    state = first.final_state
+
+    client = MoovagoClient(api_url=handle.url, api_key=handle.api_key)
+    try:
+        companies = first.ids("company")[:2]
+        for company_id in companies:
+            client.execute(
+                UPDATE_COMPANY, {"input": {"id": company_id, "input": {"note": "changed by test"}}}
+            )
+        contact = first.ids("contact")[-1]
+        client.execute(UPDATE_CONTACT, {"input": {"id": contact, "input": {"position": "CFO"}}})
+        created = client.execute(CREATE_MANDATOR, {"input": {"name": "Mandator from test"}})
+        mandator = created["mandator"]["create"]["recordId"]
+    finally:
+        client.close()
+
+    second = run_sync(config, state=state)
+    changed = {"company": set(companies), "contact": {contact}, "mandator": {mandator}}
+    for stream in LIST_STREAMS:
+        bookmark = state["bookmarks"][stream]["replication_key_value"]
+        # updatedSince is inclusive: rows exactly at the bookmark come again (at least once).
+        at_bookmark = {r["id"] for r in first.records[stream] if r["updatedAt"] == bookmark}
+        assert set(second.ids(stream)) == changed.get(stream, set()) | at_bookmark, stream
+        assert all(r["updatedAt"] >= bookmark for r in second.records.get(stream, []))
+    assert {r["id"] for r in second.records["company"] if r["note"] == "changed by test"} == set(
+        companies
+    )
+    new_company_bookmark = second.final_state["bookmarks"]["company"]["replication_key_value"]
+    assert new_company_bookmark > state["bookmarks"]["company"]["replication_key_value"]
+
+    sent = [r for r in handle.requests() if "companyList" in r["query"]]
+    assert (
+        sent[-1]["variables"]["filter"]["updatedSince"]
+        == (state["bookmarks"]["company"]["replication_key_value"])
+    )
+
+
+def test_start_date_bounds_the_first_run(sandbox) -> None:
+    rows = export_rows(sandbox.export(), "company", sandbox.team_id)
+    stamps = sorted(row["updatedAt"] for row in rows)
+    start = stamps[len(stamps) // 2]
+    config = tap_config(sandbox, start_date=start)
+    out = run_sync(config, catalog=only_streams(discover(config), {"company"}))
+    expected = sorted(row["id"] for row in rows if row["updatedAt"] >= start)
+    assert 0 < len(expected) < len(rows)
+    assert sorted(out.ids("company")) == expected
+
+    future = tap_config(sandbox, start_date="2999-01-01T00:00:00Z")
+    out = run_sync(future, catalog=only_streams(discover(future), {"company", "turnover"}))
+    assert out.records.get("company", []) == []
+    assert out.records.get("turnover", []) == []
+    sent = [r for r in sandbox.requests() if "turnoverList" in r["query"]]
+    assert sent[-1]["variables"]["filter"] == {
+        "teamId": sandbox.team_id,
+        "updatedSince": "2999-01-01T00:00:00.000Z",
+    }
+
+
+def test_pages_follow_skip_and_limit_once_each_until_a_short_page(sandbox) -> None:
+    config = tap_config(sandbox, page_size=7)
+    before = sandbox.requests()
+    out = run_sync(config, catalog=only_streams(discover(config), {"company"}))
+    expected = sorted(r["id"] for r in export_rows(sandbox.export(), "company", sandbox.team_id))
+    assert sorted(out.ids("company")) == expected
+    assert len(set(out.ids("company"))) == len(expected), "no row twice"
+
+    pages = [r["variables"] for r in _new_requests(sandbox, before) if "companyList" in r["query"]]
+    assert [p["skip"] for p in pages] == [7 * i for i in range(len(expected) // 7 + 1)]
+    assert {p["limit"] for p in pages} == {7}
+
+
+def test_deselected_fields_are_not_in_the_query_sent(sandbox) -> None:
+    config = tap_config(sandbox)
+    catalog = only_streams(discover(config), {"company"})
+    set_selected(catalog, "company", ("properties", "note"), selected=False)
+    set_selected(catalog, "company", ("properties", "mandators"), selected=False)
+    set_selected(
+        catalog, "company", ("properties", "coordinates", "properties", "latitude"), selected=False
+    )
+    before = sandbox.requests()
+    out = run_sync(config, catalog=catalog)
+    query = next(r["query"] for r in _new_requests(sandbox, before) if "companyList" in r["query"])
+    assert not re.search(r"\bnote\b", query)
+    assert not re.search(r"\bmandators\b", query)
+    assert not re.search(r"\blatitude\b", query)
+    assert re.search(r"\blongitude\b", query)
+    assert re.search(r"\bpostalCode\b", query)
+    assert all("note" not in row and "mandators" not in row for row in out.records["company"])
+
+
+def test_team_id_setting_must_be_the_key_s_team(sandbox) -> None:
+    config = tap_config(sandbox, team_id=sandbox.team_id)
+    out = run_sync(config, catalog=only_streams(discover(config), {"mandator"}))
+    assert out.records["mandator"]
+
+    wrong = tap_config(sandbox, team_id="not-my-team")
+    with pytest.raises(
+        ConfigError, match=r"team_id is 'not-my-team' but the API key belongs to team"
+    ):
+        run_sync(wrong, catalog=only_streams(discover(wrong), {"mandator"}))
+
+
+def test_a_refused_key_stops_the_run_naming_the_settings_not_the_key(sandbox) -> None:
+    config = tap_config(sandbox, api_key="wrong-key-123")
+    with pytest.raises(AuthError) as caught:
+        run_sync(config)
+    assert "api_key" in str(caught.value)
+    assert "wrong-key-123" not in str(caught.value)
