@@ -1,0 +1,165 @@
+"""`moovago-sandbox serve`: run a local Moovago-compatible GraphQL server.
+
+The first stdout line is the contract other tools read:
+    moovago-sandbox listening on http://HOST:PORT/graphql api_key=KEY team_id=TEAM
+then one line per further key (`moovago-sandbox key api_key=KEY team_id=TEAM`). One log line
+per request goes to stderr. SIGINT and SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from moovago_sandbox.faults import FaultProfile, FaultProfileError
+
+
+def _api_key(text: str) -> tuple[str, str | None]:
+    key, sep, team = text.partition(":")
+    if not key or (sep and not team):
+        raise argparse.ArgumentTypeError(f"expected KEY or KEY:TEAM, got {text!r}")
+    return key, team or None
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a rate is between 0 and 1, got {text}")
+    return value
+
+
+def _latency(text: str) -> tuple[float, float]:
+    prob, _, ms = text.partition(":")
+    try:
+        return _rate(prob), float(ms or 0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected PROBABILITY:MS, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="moovago-sandbox", description="Local Moovago-compatible GraphQL server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--seed", type=int, default=42, help="seed of the generated data")
+    serve.add_argument("--companies", type=int, default=100, help="companies of the first team")
+    serve.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        type=_api_key,
+        metavar="KEY[:TEAM]",
+        help="accepted key, bound to team TEAM (default: a team of its own); repeatable",
+    )
+    serve.add_argument("--api-key-header", default="X-API-KEY")
+    serve.add_argument(
+        "--rate-limit", type=int, default=5, help="requests per rolling second per key (0 = off)"
+    )
+    serve.add_argument(
+        "--retry-after", action="store_true", help="send Retry-After with 429 answers"
+    )
+    serve.add_argument("--faults", metavar="PROFILE", help="fault profile: JSON file or JSON text")
+    serve.add_argument("--fault-5xx", type=_rate, metavar="RATE")
+    serve.add_argument("--fault-429", type=_rate, metavar="RATE")
+    serve.add_argument("--fault-drop", type=_rate, metavar="RATE")
+    serve.add_argument("--fault-latency", type=_latency, metavar="PROBABILITY:MS")
+    serve.add_argument("--fault-partial", type=_rate, metavar="RATE")
+    serve.add_argument("--fault-commit-then-fail", type=_rate, metavar="RATE")
+    serve.add_argument("--fault-seed", type=int)
+    serve.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
+    serve.add_argument("--schema", type=Path, help="SDL file (default: the bundled one)")
+    serve.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        help="run every query through graphql-core execute (benchmark baseline)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    return parser
+
+
+def _profile(args: argparse.Namespace) -> FaultProfile:
+    profile = FaultProfile.load(args.faults)
+    latency, latency_ms = args.fault_latency or (None, None)
+    return profile.merged(
+        error_5xx=args.fault_5xx,
+        burst_429=args.fault_429,
+        drop_connection=args.fault_drop,
+        latency=latency,
+        latency_ms=latency_ms,
+        partial_error=args.fault_partial,
+        commit_then_fail=args.fault_commit_then_fail,
+        seed=args.fault_seed,
+    )
+
+
+async def serve(args: argparse.Namespace, profile: FaultProfile) -> None:
+    from aiohttp import web
+
+    from moovago_sandbox.app import DEFAULT_KEY, Sandbox, SandboxConfig
+
+    keys = args.api_keys or [(DEFAULT_KEY, None)]
+    sandbox = Sandbox(
+        SandboxConfig(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            companies=args.companies,
+            api_keys=keys,
+            api_key_header=args.api_key_header,
+            rate_limit=args.rate_limit,
+            retry_after=args.retry_after,
+            faults=profile,
+            db=args.db,
+            fast_path=args.fast_path,
+            schema_path=args.schema,
+        )
+    )
+    runner = web.AppRunner(sandbox.make_app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    if ":" in host:
+        host = f"[{host}]"
+    first_key = keys[0][0]
+    lines = [
+        f"moovago-sandbox listening on http://{host}:{port}/graphql "
+        f"api_key={first_key} team_id={sandbox.keys[first_key]}"
+    ]
+    lines += [f"moovago-sandbox key api_key={k} team_id={sandbox.keys[k]}" for k, _ in keys[1:]]
+    print("\n".join(lines), flush=True)  # noqa: T201 (the contract line)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        profile = _profile(args)
+    except FaultProfileError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    asyncio.run(serve(args, profile))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Deterministic French seed data (Faker `fr_FR`): teams, companies, contacts, mandators, turnovers.
+
+The same seed and sizes give the same rows, ids and timestamps, byte for byte. Timestamps lie
+in 2024-2025, before anything a client writes during a run.
+"""
+
+from __future__ import annotations
+
+import calendar
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from faker import Faker
+
+from moovago_sandbox.scalars import UTC, format_datetime
+from moovago_sandbox.store import TEAM, EntityModel, IdFactory
+
+BASE_TIME = datetime(2024, 1, 2, 7, 0, tzinfo=UTC)
+MANDATORS_FIRST_TEAM = 10
+MANDATORS_OTHER_TEAMS = 3
+COMPANIES_OTHER_TEAMS = 5
+MEMBERS_PER_TEAM = 4
+
+
+@dataclass(frozen=True)
+class TeamPlan:
+    """One team to seed: its id (None = derive from the seed) and how many companies it gets."""
+
+    team_id: str | None
+    companies: int
+
+
+def id_salt(seed: int) -> int:
+    return (seed * 40503 + 0x5EED) & 0xFFFF
+
+
+class _Generator:
+    def __init__(self, seed: int, models: Mapping[str, EntityModel]) -> None:
+        self.seed = seed
+        self.models = models
+        self.ids = IdFactory(id_salt(seed))
+        self.clock = BASE_TIME
+        self.rng = random.Random(seed)
+        self.fake = Faker("fr_FR")
+        self.fake.seed_instance(seed)
+        self.customer_numbers = 0
+
+    def _tick(self) -> tuple[str, datetime]:
+        self.clock += timedelta(seconds=self.rng.randint(1, 90))
+        return self.ids.next(self.clock), self.clock
+
+    def _stamps(self, created: datetime) -> dict[str, str]:
+        updated = created
+        if self.rng.random() < 0.4:
+            updated = created + timedelta(seconds=self.rng.randint(60, 30 * 86400))
+        return {"createdAt": format_datetime(created), "updatedAt": format_datetime(updated)}
+
+    def _row(self, entity: str, values: dict[str, Any], created: datetime) -> dict[str, Any]:
+        model = self.models[entity]
+        row = {f: values.get(f) for f in model.stored_fields}
+        row.update(self._stamps(created))
+        for mirror, source in model.mirrors.items():
+            row[mirror] = row.get(source)
+        return row
+
+    def team(self, plan: TeamPlan, index: int) -> dict[str, list[dict[str, Any]]]:
+        fake, rng = self.fake, self.rng
+        team_id, created = self._tick()
+        team_id = plan.team_id or team_id
+        members = []
+        for _ in range(MEMBERS_PER_TEAM):
+            member_id, _ = self._tick()
+            first, last = fake.first_name(), fake.last_name()
+            members.append(
+                {
+                    "id": member_id,
+                    "alias": f"{first[0]}{last}".replace(" ", ""),
+                    "firstName": first,
+                    "lastName": last,
+                    "email": f"{first}.{last}@{fake.free_email_domain()}".lower().replace(" ", ""),
+                }
+            )
+        out: dict[str, list[dict[str, Any]]] = {TEAM: [], **{name: [] for name in self.models}}
+        out[TEAM].append(
+            {
+                "id": team_id,
+                "name": f"Équipe {fake.region()}" if index else f"Équipe {fake.city()}",
+                "members": members,
+                **self._stamps(created),
+            }
+        )
+        member_ids = [m["id"] for m in members]
+        mandator_ids: list[str] = []
+        for n in range(MANDATORS_FIRST_TEAM if index == 0 else MANDATORS_OTHER_TEAMS):
+            row_id, created = self._tick()
+            mandator_ids.append(row_id)
+            out["mandator"].append(
+                self._row(
+                    "mandator",
+                    {
+                        "id": row_id,
+                        "teamId": team_id,
+                        "name": fake.company(),
+                        "code": f"MAN-{n + 1:03d}",
+                        "email": fake.company_email(),
+                        "phone": fake.phone_number(),
+                        "website": fake.url(),
+                        "note": fake.sentence(nb_words=8) if rng.random() < 0.3 else None,
+                    },
+                    created,
+                )
+            )
+        for _ in range(plan.companies):
+            self._company(out, team_id, member_ids, mandator_ids)
+        return out
+
+    def _company(
+        self,
+        out: dict[str, list[dict[str, Any]]],
+        team_id: str,
+        member_ids: Sequence[str],
+        mandator_ids: Sequence[str],
+    ) -> None:
+        fake, rng = self.fake, self.rng
+        company_id, created = self._tick()
+        status = rng.choices(["CLIENT", "PROSPECT", "SUSPECT"], weights=[5, 3, 2])[0]
+        code = None
+        if status == "CLIENT":
+            self.customer_numbers += 1
+            code = f"CLI-{self.customer_numbers:06d}"
+        own_mandators = sorted(rng.sample(list(mandator_ids), k=rng.randint(0, min(3, len(mandator_ids)))))
+        out["company"].append(
+            self._row(
+                "company",
+                {
+                    "id": company_id,
+                    "teamId": team_id,
+                    "name": fake.company(),
+                    "ownerIds": sorted(rng.sample(list(member_ids), k=1 if rng.random() < 0.85 else 2)),
+                    "status": status,
+                    "customerCode": code,
+                    "address": fake.street_address(),
+                    "postalCode": fake.postcode(),
+                    "city": fake.city(),
+                    "country": "FR",
+                    "coordinates": {
+                        "latitude": round(rng.uniform(43.3, 50.9), 6),
+                        "longitude": round(rng.uniform(-4.3, 7.6), 6),
+                    },
+                    "phone": fake.phone_number(),
+                    "email": fake.company_email(),
+                    "website": fake.url() if rng.random() < 0.6 else None,
+                    "note": fake.sentence(nb_words=10) if rng.random() < 0.3 else None,
+                    "mandatorIds": own_mandators,
+                },
+                created,
+            )
+        )
+        for _ in range(rng.choice((0, 1, 1, 2, 2, 3, 4))):
+            row_id, created = self._tick()
+            civility = rng.choice(("MR", "MRS"))
+            first = fake.first_name_male() if civility == "MR" else fake.first_name_female()
+            out["companyContact"].append(
+                self._row(
+                    "companyContact",
+                    {
+                        "id": row_id,
+                        "teamId": team_id,
+                        "companyId": company_id,
+                        "civility": civility,
+                        "firstName": first,
+                        "lastName": fake.last_name(),
+                        "email": fake.email(),
+                        "phone": fake.phone_number(),
+                        "mobilePhone": fake.phone_number() if rng.random() < 0.5 else None,
+                        "position": fake.job(),
+                        "note": None,
+                    },
+                    created,
+                )
+            )
+        if status == "CLIENT":
+            month = date(2025, rng.randint(1, 9), 1)
+            for _ in range(rng.randint(1, 3)):
+                row_id, created = self._tick()
+                last_day = calendar.monthrange(month.year, month.month)[1]
+                out["turnover"].append(
+                    self._row(
+                        "turnover",
+                        {
+                            "id": row_id,
+                            "teamId": team_id,
+                            "companyId": company_id,
+                            "mandatorId": rng.choice(own_mandators) if own_mandators else None,
+                            "amount": round(rng.uniform(150, 45000), 2),
+                            "currency": "EUR",
+                            "startDate": month.isoformat(),
+                            "endDate": month.replace(day=last_day).isoformat(),
+                            "note": None,
+                        },
+                        created,
+                    )
+                )
+                month = month.replace(day=last_day) + timedelta(days=1)
+
+
+def generate(
+    seed: int, teams: Sequence[TeamPlan], models: Mapping[str, EntityModel]
+) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Rows of every team by entity, and the id counter to continue from."""
+    gen = _Generator(seed, models)
+    dataset: dict[str, list[dict[str, Any]]] = {TEAM: [], **{name: [] for name in models}}
+    for index, plan in enumerate(teams):
+        for name, rows in gen.team(plan, index).items():
+            dataset[name].extend(rows)
+    return dataset, gen.ids.counter
+

@@ -1,0 +1,437 @@
+"""SQLite store of the sandbox: one table per entity, rows kept as the JSON the API returns.
+
+Every read and write is scoped to one team: a row of another team is "not found", whatever id
+is guessed. Ids are 24 hex digits like MongoDB ObjectIds (creation second, then a seed salt,
+then a global counter), so sorting by id sorts by creation. `updatedAt` is set by the store on
+every write and strictly increases from one write to the next.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from graphql import (
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    get_named_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
+
+from moovago_sandbox.scalars import UTC, format_datetime
+
+TEAM = "team"
+
+# Fields the server computes instead of storing: deprecated mirrors of a renamed field, and
+# object lists resolved from a list of ids.
+MIRRORS: dict[tuple[str, str], str] = {
+    ("Company", "zipCode"): "postalCode",
+    ("CompanyContact", "function"): "position",
+}
+# Values a create takes when the input omits the field; `ownerIds` falls back to the key's user.
+CREATE_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("Company", "status"): "PROSPECT",
+    ("Turnover", "currency"): "EUR",
+}
+
+
+class StoreError(Exception):
+    """A write the API refuses; the message is safe to return to the client."""
+
+
+class NotFoundError(StoreError):
+    """No row with that id in the caller's team (rows of other teams included)."""
+
+
+@dataclass(frozen=True)
+class EntityModel:
+    """What the store needs to know about one entity, read from the schema."""
+
+    name: str  # 'company'
+    type_name: str  # 'Company'
+    table: str
+    stored_fields: tuple[str, ...]
+    non_null: frozenset[str]
+    list_fields: frozenset[str]
+    references: Mapping[str, str]  # 'companyId' -> 'company', 'mandatorIds' -> 'mandator'
+    computed: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # 'mandators' -> (ids field, entity)
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    json_fields: frozenset[str] = frozenset()  # lists and objects, kept as JSON text
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.stored_fields, *self.mirrors)
+
+
+def build_models(schema: GraphQLSchema) -> dict[str, EntityModel]:
+    """One model per `<name>List` root field whose type is a list of an object type."""
+    assert schema.query_type is not None
+    entity_types: dict[str, str] = {}  # type name -> entity name
+    for field_name, field_def in schema.query_type.fields.items():
+        named = get_named_type(field_def.type)
+        if field_name.endswith("List") and is_list_type(_nullable(field_def.type)):
+            entity_types[named.name] = field_name[: -len("List")]
+    models: dict[str, EntityModel] = {}
+    for type_name, name in entity_types.items():
+        obj = schema.type_map[type_name]
+        assert isinstance(obj, GraphQLObjectType)
+        stored, non_null, lists, json_fields = [], set(), set(), set()
+        references: dict[str, str] = {}
+        computed: dict[str, tuple[str, str]] = {}
+        mirrors: dict[str, str] = {}
+        for fname, fdef in obj.fields.items():
+            named = get_named_type(fdef.type)
+            if (type_name, fname) in MIRRORS:
+                mirrors[fname] = MIRRORS[(type_name, fname)]
+                continue
+            if named.name in entity_types:
+                ids_field = entity_types[named.name] + "Ids"
+                if ids_field in obj.fields:
+                    computed[fname] = (ids_field, entity_types[named.name])
+                    continue
+            stored.append(fname)
+            if is_non_null_type(fdef.type):
+                non_null.add(fname)
+            if is_list_type(_nullable(fdef.type)):
+                lists.add(fname)
+            if is_list_type(_nullable(fdef.type)) or not is_leaf_type(named):
+                json_fields.add(fname)
+            for target in entity_types.values():
+                if fname in (target + "Id", target + "Ids"):
+                    references[fname] = target
+        models[name] = EntityModel(
+            name=name,
+            type_name=type_name,
+            table=_table_name(name),
+            stored_fields=tuple(stored),
+            non_null=frozenset(non_null),
+            list_fields=frozenset(lists),
+            references=references,
+            computed=computed,
+            mirrors=mirrors,
+            json_fields=frozenset(json_fields),
+        )
+    return models
+
+
+def _nullable(type_: Any) -> Any:
+    return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+
+
+def _table_name(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+class IdFactory:
+    """ObjectId-like ids: 8 hex of creation second, 4 hex of seed salt, 12 hex of counter."""
+
+    def __init__(self, salt: int, counter: int = 0) -> None:
+        self.salt = salt & 0xFFFF
+        self.counter = counter
+        self._last_second = 0
+
+    def next(self, created: datetime) -> str:
+        self.counter += 1
+        second = max(int(created.timestamp()), self._last_second)
+        self._last_second = second
+        return f"{second:08x}{self.salt:04x}{self.counter:012x}"
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
+
+
+class Store:
+    """Rows of every team, in SQLite (`:memory:` by default).
+
+    Every stored field is a column (lists and objects as JSON text), so a page of rows costs
+    one `dict(zip(...))` each instead of decoding a whole JSON document per row.
+    """
+
+    def __init__(
+        self, models: Mapping[str, EntityModel], path: str = ":memory:", *, id_salt: int = 0
+    ) -> None:
+        self.models = dict(models)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=" + ("MEMORY" if path == ":memory:" else "WAL"))
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.ids = IdFactory(id_salt)
+        self._last_write_ms = 0
+        self._select = {
+            name: "SELECT " + ", ".join(_q(c) for c in m.columns) + f" FROM {m.table}"
+            for name, m in self.models.items()
+        }
+        self._create_tables()
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _create_tables(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS team (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        for model in self.models.values():
+            columns = ", ".join(_q(c) for c in model.columns if c != "id")
+            self.db.execute(
+                f"CREATE TABLE IF NOT EXISTS {model.table} (id TEXT PRIMARY KEY, {columns})"
+            )
+            self.db.execute(
+                f"CREATE INDEX IF NOT EXISTS {model.table}_team ON {model.table} (teamId, id)"
+            )
+        self._load_meta()
+
+    def _load_meta(self) -> None:
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        self.ids.counter = int(meta.get("id_counter", self.ids.counter))
+        self._last_write_ms = int(meta.get("last_write_ms", self._last_write_ms))
+
+    def _save_meta(self) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [("id_counter", str(self.ids.counter)), ("last_write_ms", str(self._last_write_ms))],
+        )
+
+    def is_empty(self) -> bool:
+        return self.db.execute("SELECT count(*) FROM team").fetchone()[0] == 0
+
+    def clear(self) -> None:
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM team")
+        self.db.execute("DELETE FROM meta")
+        for model in self.models.values():
+            self.db.execute(f"DELETE FROM {model.table}")  # noqa: S608
+        self.db.execute("COMMIT")
+        self.ids.counter = 0
+        self._last_write_ms = 0
+
+    def _encode(self, model: EntityModel, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        json_fields = model.json_fields
+        return tuple(
+            None
+            if (v := row.get(c)) is None
+            else json.dumps(v, ensure_ascii=False)
+            if c in json_fields
+            else v
+            for c in model.columns
+        )
+
+    def _decode(self, model: EntityModel, cursor: Any) -> list[dict[str, Any]]:
+        columns, json_fields, loads = model.columns, tuple(model.json_fields), json.loads
+        rows = []
+        for values in cursor:
+            row = dict(zip(columns, values))
+            for f in json_fields:
+                if (v := row[f]) is not None:
+                    row[f] = loads(v)
+            rows.append(row)
+        return rows
+
+    def _insert_sql(self, model: EntityModel, verb: str = "INSERT") -> str:
+        marks = ", ".join("?" for _ in model.columns)
+        columns = ", ".join(_q(c) for c in model.columns)
+        return f"{verb} INTO {model.table} ({columns}) VALUES ({marks})"  # noqa: S608
+
+    def load(self, dataset: Mapping[str, Sequence[Mapping[str, Any]]], *, id_counter: int) -> None:
+        """Bulk insert seed rows (already complete, ids and timestamps included)."""
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT INTO team (id, data) VALUES (?, ?)",
+            [(t["id"], json.dumps(t, ensure_ascii=False)) for t in dataset.get(TEAM, ())],
+        )
+        last = ""
+        for name, model in self.models.items():
+            rows = dataset.get(name, ())
+            self.db.executemany(self._insert_sql(model), [self._encode(model, r) for r in rows])
+            last = max([last, *(r["updatedAt"] for r in rows)])
+        if last:
+            stamp = datetime.fromisoformat(last.replace("Z", "+00:00"))
+            self._last_write_ms = max(self._last_write_ms, int(stamp.timestamp() * 1000))
+        self.ids.counter = max(self.ids.counter, id_counter)
+        self._save_meta()
+        self.db.execute("COMMIT")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def team(self, team_id: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT data FROM team WHERE id = ?", (team_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list(
+        self,
+        entity: str,
+        team_id: str,
+        *,
+        updated_since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Any] | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of one team, sorted by id, filtered and paged."""
+        model = self.models[entity]
+        where, params = ["teamId = ?"], [team_id]
+        if updated_since is not None:
+            where.append("updatedAt >= ?")
+            params.append(updated_since)
+        if ids is not None:
+            where.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(ids)))
+        for fname, value in (equals or {}).items():
+            if fname not in model.stored_fields or fname in model.json_fields:
+                raise StoreError(f"Unknown filter field {fname!r}")
+            where.append(f"{_q(fname)} = ?")
+            params.append(value)
+        sql = f"{self._select[entity]} WHERE {' AND '.join(where)} ORDER BY id"
+        if limit is not None or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, skip]
+        return self._decode(model, self.db.execute(sql, params))
+
+    def by_ids(self, entity: str, team_id: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Rows of `ids` that exist in the team, in the order of `ids`."""
+        if not ids:
+            return []
+        found = {row["id"]: row for row in self.list(entity, team_id, ids=ids)}
+        return [found[i] for i in ids if i in found]
+
+    def export(self) -> dict[str, list[dict[str, Any]]]:
+        """Every team's rows by entity, each row with its teamId, sorted by id."""
+        teams = [json.loads(d) for (d,) in self.db.execute("SELECT data FROM team ORDER BY id")]
+        out: dict[str, list[dict[str, Any]]] = {TEAM: [{**t, "teamId": t["id"]} for t in teams]}
+        for name, model in self.models.items():
+            out[name] = self._decode(
+                model, self.db.execute(f"{self._select[name]} ORDER BY id")
+            )
+        return out
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        """Now, in whole milliseconds, strictly after the previous write."""
+        now_ms = max(int(time.time() * 1000), self._last_write_ms + 1)
+        self._last_write_ms = now_ms
+        return datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+
+    def _get(self, model: EntityModel, team_id: str, record_id: str) -> dict[str, Any]:
+        rows = self._decode(
+            model,
+            self.db.execute(
+                f"{self._select[model.name]} WHERE id = ? AND teamId = ?", (record_id, team_id)
+            ),
+        )
+        if not rows:
+            raise NotFoundError(f"No {model.name} with id {record_id!r} in this team")
+        return rows[0]
+
+    def _check(self, model: EntityModel, team_id: str, row: Mapping[str, Any]) -> None:
+        for fname in sorted(model.non_null):
+            if row.get(fname) is None:
+                raise StoreError(f"Field {fname!r} of a {model.name} cannot be null")
+        for fname, target in model.references.items():
+            value = row.get(fname)
+            wanted = list(value) if isinstance(value, list) else [] if value is None else [value]
+            if not wanted:
+                continue
+            found = {r["id"] for r in self.by_ids(target, team_id, wanted)}
+            missing = [v for v in wanted if v not in found]
+            if missing:
+                raise StoreError(
+                    f"Field {fname!r}: no {target} with id {missing[0]!r} in this team"
+                )
+        if {"startDate", "endDate"} <= row.keys() and row["endDate"] < row["startDate"]:
+            raise StoreError("Field 'endDate' is before 'startDate'")
+
+    def _write(self, model: EntityModel, row: dict[str, Any], *, insert: bool) -> None:
+        verb = "INSERT" if insert else "REPLACE"
+        self.db.execute(self._insert_sql(model, verb), self._encode(model, row))
+
+    def _with_mirrors(self, model: EntityModel, row: dict[str, Any]) -> dict[str, Any]:
+        for mirror, source in model.mirrors.items():
+            row[mirror] = row.get(source)
+        return row
+
+    def create(
+        self, entity: str, team_id: str, values: Mapping[str, Any], *, owner_id: str | None
+    ) -> dict[str, Any]:
+        model = self.models[entity]
+        now = self._now()
+        stamp = format_datetime(now)
+        row: dict[str, Any] = {}
+        for fname in model.stored_fields:
+            value = values.get(fname)
+            if value is None:
+                value = CREATE_DEFAULTS.get((model.type_name, fname))
+            if value is None and fname == "ownerIds" and owner_id:
+                value = [owner_id]
+            if value is None and fname in model.list_fields and fname in model.non_null:
+                value = []
+            row[fname] = value
+        row.update(id="", teamId=team_id, createdAt=stamp, updatedAt=stamp)
+        row = self._with_mirrors(model, row)
+        self._check(model, team_id, row)
+        row["id"] = self.ids.next(now)
+        self.db.execute("BEGIN")
+        self._write(model, row, insert=True)
+        self._save_meta()
+        self.db.execute("COMMIT")
+        return row
+
+    def update(
+        self, entity: str, team_id: str, record_id: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        model = self.models[entity]
+        row = self._get(model, team_id, record_id)
+        for fname, value in changes.items():
+            if fname not in model.stored_fields or fname in ("id", "teamId"):
+                raise StoreError(f"Field {fname!r} of a {model.name} cannot be changed")
+            row[fname] = value
+        row = self._with_mirrors(model, row)
+        self._check(model, team_id, row)
+        row["updatedAt"] = format_datetime(self._now())
+        self.db.execute("BEGIN")
+        self._write(model, row, insert=False)
+        self._save_meta()
+        self.db.execute("COMMIT")
+        return row
+
+    def delete(self, entity: str, team_id: str, record_id: str) -> dict[str, Any]:
+        """Delete a row; rows that cannot live without it go too, lists of ids forget it."""
+        model = self.models[entity]
+        row = self._get(model, team_id, record_id)
+        self.db.execute("BEGIN")
+        self.db.execute(f"DELETE FROM {model.table} WHERE id = ?", (record_id,))  # noqa: S608
+        for other in self.models.values():
+            for fname, target in other.references.items():
+                if target == entity:
+                    self._forget(other, team_id, fname, record_id)
+        self._save_meta()
+        self.db.execute("COMMIT")
+        return row
+
+    def _forget(self, model: EntityModel, team_id: str, fname: str, record_id: str) -> None:
+        if fname in model.list_fields:
+            cond = f"EXISTS (SELECT 1 FROM json_each({_q(fname)}) WHERE value = ?)"
+        else:
+            cond = f"{_q(fname)} = ?"
+        rows = self._decode(
+            model,
+            self.db.execute(
+                f"{self._select[model.name]} WHERE teamId = ? AND {cond}", (team_id, record_id)
+            ),
+        )
+        for row in rows:
+            if fname in model.list_fields:
+                row[fname] = [v for v in row[fname] if v != record_id]
+            elif fname in model.non_null:
+                self.db.execute(f"DELETE FROM {model.table} WHERE id = ?", (row["id"],))  # noqa: S608
+                continue
+            else:
+                row[fname] = None
+            row["updatedAt"] = format_datetime(self._now())
+            self._write(model, row, insert=False)
