@@ -179,7 +179,7 @@ class Sandbox:
         entry: dict[str, Any] = {
             "time": format_datetime_now(),
             "operationName": None,
-            "query": None,
+            "query": "",
             "variables": None,
             "team": team,
             "status": None,
@@ -210,7 +210,11 @@ class Sandbox:
         query = body.get("query") if isinstance(body, dict) else None
         variables = body.get("variables") if isinstance(body, dict) else None
         operation_name = body.get("operationName") if isinstance(body, dict) else None
-        entry.update(operationName=operation_name, query=query, variables=variables)
+        entry.update(
+            operationName=operation_name if isinstance(operation_name, str) else None,
+            query=query if isinstance(query, str) else "",
+            variables=variables,
+        )
 
         wait = self.limiter.acquire(key or f"anonymous:{request.remote}")
         if wait is not None:
