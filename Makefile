@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench clean meltano demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,26 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Meltano gets a venv of its own (.venv-meltano), not a place in .venv: it is an application with
+# its own pinned dependency tree (SQLAlchemy, alembic, structlog, ...) and installs every plugin,
+# ours included, into a separate venv under .meltano/ anyway. Kept apart, a Meltano upgrade cannot
+# break the connectors' resolution against singer-sdk, nor the reverse, on a fresh machine or in CI.
+# The end-to-end tests call `make meltano` too, so the pin lives here only.
+MELTANO_VERSION := 4.4.1
+MELTANO_VENV ?= .venv-meltano
+MELTANO_STAMP := $(MELTANO_VENV)/.installed-$(MELTANO_VERSION)
+
+$(MELTANO_STAMP):
+	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet 'meltano==$(MELTANO_VERSION)'
+	touch $(MELTANO_STAMP)
+
+meltano: $(MELTANO_STAMP)
+
+# The whole loop with no key: sandbox + embedded PostgreSQL, Moovago -> PostgreSQL -> Moovago.
+demo: install meltano
+	$(PY) scripts/demo.py
 
 test: install
 	$(PY) -m pytest
@@ -24,4 +44,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano .demo .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,187 @@
+"""The repository's Meltano project as the end-to-end tests (and the demo) drive it: the Meltano
+CLI from `.venv-meltano` (built by `make meltano`), plugins installed once into `.meltano/`, and
+`meltano.yml`'s settings compared with the plugins' own `--about`.
+
+Run as a script to print the `settings:` block for meltano.yml from a plugin's `--about`:
+`.venv/bin/python -m tests.e2e.meltano_project tap-moovago`."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MELTANO_VENV = ROOT / ".venv-meltano"
+MELTANO = MELTANO_VENV / "bin" / "meltano"
+MELTANO_YML = ROOT / "meltano.yml"
+PLUGIN_DIRS = {"extractors": ROOT / ".meltano" / "extractors", "loaders": ROOT / ".meltano" / "loaders"}
+
+
+class MeltanoError(RuntimeError):
+    """A Meltano command failed; the message holds its output tail."""
+
+
+@contextmanager
+def _install_lock() -> Iterator[None]:
+    """Several test sessions (or a demo) on one machine share `.meltano/`: install one at a time."""
+    lock_path = ROOT / ".meltano" / ".install.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def base_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for a Meltano command: state and run history in `workdir`, not `.meltano/`,
+    so test runs and demos never share bookmarks; no telemetry (no network here)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_MOOVAGO_", "TARGET_MOOVAGO_", "TAP_POSTGRES_", "TARGET_POSTGRES_"))
+    }
+    env.update(
+        {
+            "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_PROJECT_READONLY": "false",
+            "NO_COLOR": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = 600,
+    log: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`meltano ARGS` in the project root; MeltanoError with the output tail when it fails."""
+    proc = subprocess.run(
+        [str(MELTANO), *args],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if log is not None:
+        with log.open("a") as handle:
+            handle.write(f"$ meltano {' '.join(args)}\n{proc.stdout}\n{proc.stderr}\n")
+    if proc.returncode != 0:
+        raise MeltanoError(
+            f"meltano {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def ensure_meltano() -> Path:
+    """The Meltano CLI, built by `make meltano` (the Makefile holds the pinned version)."""
+    subprocess.run(["make", "-s", "meltano"], cwd=ROOT, check=True, capture_output=True)
+    return MELTANO
+
+
+def install_plugins(env: Mapping[str, str]) -> None:
+    """`meltano install`: our two plugins from this checkout, the MeltanoLabs ones from the
+    package index (pinned in meltano.yml). Meltano skips what is already installed."""
+    ensure_meltano()
+    with _install_lock():
+        run(["install"], env, timeout=1200)
+
+
+def plugin_executable(kind: str, name: str) -> Path:
+    """The plugin's own executable in the venv `meltano install` made for it."""
+    return PLUGIN_DIRS[kind] / name / "venv" / "bin" / name
+
+
+def about(executable: Path | str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [str(executable), "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(proc.stdout)
+
+
+def _kind(prop: Mapping[str, Any]) -> str:
+    """The Meltano setting kind for a JSON-schema property of a Singer SDK plugin's config."""
+    if prop.get("secret"):
+        return "password"
+    if prop.get("enum") or any("enum" in option for option in prop.get("anyOf", [])):
+        return "options"
+    types = prop.get("type", "string")
+    types = [types] if isinstance(types, str) else [t for t in types if t != "null"]
+    if not types and prop.get("anyOf"):
+        types = [t for option in prop["anyOf"] for t in [option.get("type")] if t and t != "null"]
+    first = types[0] if types else "string"
+    if first == "string" and prop.get("format") == "date-time":
+        return "date_iso8601"
+    return {
+        "integer": "integer",
+        "number": "decimal",
+        "boolean": "boolean",
+        "object": "object",
+        "array": "array",
+    }.get(first, "string")
+
+
+def settings_from_about(about_json: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """meltano.yml `settings:` entries equivalent to a plugin's `--about --format=json`."""
+    settings = []
+    for name, prop in about_json["settings"]["properties"].items():
+        entry: dict[str, Any] = {"name": name, "kind": _kind(prop)}
+        entry["label"] = prop.get("title") or name.replace("_", " ").capitalize()
+        if prop.get("description"):
+            entry["description"] = prop["description"]
+        if "default" in prop and prop["default"] is not None:
+            entry["value"] = prop["default"]
+        if entry["kind"] == "options":
+            values = prop.get("enum") or next(o["enum"] for o in prop["anyOf"] if "enum" in o)
+            entry["options"] = [{"label": str(v), "value": v} for v in values if v is not None]
+        if prop.get("secret"):
+            entry["sensitive"] = True
+        settings.append(entry)
+    return settings
+
+
+def _yaml_scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def settings_yaml(settings: list[dict[str, Any]], indent: int = 4) -> str:
+    """The entries as YAML (JSON scalars are valid YAML), for pasting into meltano.yml."""
+    pad = " " * indent
+    lines = [f"{pad}settings:"]
+    for entry in settings:
+        lines.append(f"{pad}- name: {entry['name']}")
+        for key in ("kind", "label", "description", "value", "sensitive"):
+            if key in entry:
+                lines.append(f"{pad}  {key}: {_yaml_scalar(entry[key])}")
+        if "options" in entry:
+            lines.append(f"{pad}  options:")
+            for option in entry["options"]:
+                lines.append(f"{pad}  - label: {_yaml_scalar(option['label'])}")
+                lines.append(f"{pad}    value: {_yaml_scalar(option['value'])}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    plugin = sys.argv[1] if len(sys.argv) > 1 else "tap-moovago"
+    executable = ROOT / ".venv" / "bin" / plugin
+    sys.stdout.write(settings_yaml(settings_from_about(about(executable))) + "\n")
