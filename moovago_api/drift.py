@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLInterfaceType,
@@ -340,7 +341,7 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
     for entity in new.entities():
         if entity.name in old_entities:
             continue
-        coordinate = f"{new_index.query_type}.{entity.root_field}"
+        root = f"{new_index.query_type}.{entity.root_field}"
         usages = [Usage(entity.stream_name, READ)]
         if entity.mutation_field is not None:
             usages.append(Usage(entity.stream_name, WRITE))
@@ -349,7 +350,7 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
             SchemaChange(
                 severity=NEW_ENTITY,
                 kind="ENTITY_ADDED",
-                coordinate=coordinate,
+                coordinate=root,
                 description=f"New entity {entity.name} ({entity.type_name}, {writable}):"
                 f" stream {entity.stream_name} after discovery.",
                 usages=tuple(usages),
@@ -390,56 +391,51 @@ def _changed_coordinate(kind: str, description: str, old: GraphQLSchema) -> Coor
 class FieldIssue:
     """A field a connector uses that the schema file no longer has, or deprecates."""
 
-    type_name: str
+    type_name: str  # the type the field was looked up in: 'Company'
     field: str  # a field name, or a dotted path through nested objects: 'coordinates.latitude'
     status: str  # 'missing' | 'deprecated'
-    reason: str
+    coordinate: str  # the element missing or deprecated: 'Company.zipCode', 'Coordinates.lat'
+    detail: str  # the deprecation reason, or where the element was looked for
+
+    @property
+    def reason(self) -> str:
+        """One line for a log or a table: 'Company.zipCode: Use postalCode; ...'."""
+        return f"{self.coordinate}: {self.detail}"
 
 
 def field_report(
     schema: MoovagoSchema, type_name: str, field_names: Iterable[str]
 ) -> list[FieldIssue]:
     """Each of `field_names` of an object or input type that is missing from or deprecated in
-    `schema`, with the reason. Nested fields go as dotted paths ('coordinates.latitude');
-    fields under a missing parent are not repeated. Callers warn on 'deprecated' and fail on
-    'missing'.
+    `schema`, with the reason, in the order given. Nested fields go as dotted paths
+    ('coordinates.latitude'); fields under a missing parent are not repeated. Callers warn on
+    'deprecated' and fail on 'missing'.
     """
     issues: list[FieldIssue] = []
     missing_parents: list[str] = []
     root = schema.graphql.get_type(type_name)
-    file_name = schema.path.name
+    not_in_file = f"not in {schema.path.name}"
     for name in field_names:
         if any(name.startswith(f"{parent}.") for parent in missing_parents):
             continue
         if root is None:
-            issues.append(
-                FieldIssue(type_name, name, MISSING, f"type {type_name} is not in {file_name}")
-            )
+            issues.append(FieldIssue(type_name, name, MISSING, type_name, f"type {not_in_file}"))
             continue
         owner: GraphQLNamedType = root
         parts = name.split(".")
         for depth, part in enumerate(parts):
             fields = getattr(owner, "fields", None)
             element = fields.get(part) if isinstance(fields, dict) else None
+            coordinate = f"{owner.name}.{part}"
             if element is None:
                 missing_parents.append(".".join(parts[: depth + 1]))
-                issues.append(
-                    FieldIssue(
-                        type_name,
-                        name,
-                        MISSING,
-                        f"{owner.name}.{part} is not in {file_name}",
-                    )
-                )
+                issues.append(FieldIssue(type_name, name, MISSING, coordinate, not_in_file))
                 break
             if depth == len(parts) - 1:
                 if element.deprecation_reason is not None:
                     issues.append(
                         FieldIssue(
-                            type_name,
-                            name,
-                            DEPRECATED,
-                            f"{owner.name}.{part}: {element.deprecation_reason}",
+                            type_name, name, DEPRECATED, coordinate, element.deprecation_reason
                         )
                     )
                 break
@@ -526,13 +522,16 @@ def check_catalog(schema: MoovagoSchema, catalog: Mapping[str, Any]) -> list[Che
                 )
             )
             continue
-        found = field_report(schema, entity.type_name, paths)
-        issues += [CheckIssue("catalog", stream, i.field, i.status, i.reason) for i in found]
-        missing = {i.field for i in found if i.status == MISSING}
+        found: dict[str, list[FieldIssue]] = {}
+        for issue in field_report(schema, entity.type_name, paths):
+            found.setdefault(issue.field, []).append(issue)
         live = schema.output_json_schema(entity.type_name)
         catalog_schema = entry.get("schema") or {}
         for path in paths:
-            if path in missing:
+            issues += [
+                CheckIssue("catalog", stream, path, i.status, i.reason) for i in found.get(path, [])
+            ]
+            if any(i.status == MISSING for i in found.get(path, [])):
                 continue
             reason = _shape_change(_property(catalog_schema, path), _property(live, path))
             if reason:
@@ -583,19 +582,49 @@ def check_target_fields(
             per_input = [i for report in reports.values() for i in report if i.field == field_name]
             missing = [i for i in per_input if i.status == MISSING]
             if missing and len(missing) == len(inputs):
-                reason = " and ".join(i.reason for i in missing)
+                reason = _joined(missing)
                 issues.append(CheckIssue("target", stream, field_name, MISSING, reason))
                 continue
-            issues += [
-                CheckIssue("target", stream, field_name, DEPRECATED, i.reason)
-                for i in per_input
-                if i.status == DEPRECATED
-            ]
+            deprecated = [i for i in per_input if i.status == DEPRECATED]
+            for detail in dict.fromkeys(i.detail for i in deprecated):
+                same = [i for i in deprecated if i.detail == detail]
+                issues.append(CheckIssue("target", stream, field_name, DEPRECATED, _joined(same)))
+            for value in _deprecated_values(schema, inputs, field_name):
+                reason = f"value {value.coordinate}: {value.detail}"
+                issues.append(CheckIssue("target", stream, field_name, DEPRECATED, reason))
         keys = list((match_keys or {}).get(stream) or ())
         for issue in field_report(schema, entity.type_name, keys):
             reason = f"match key: {issue.reason}"
             issues.append(CheckIssue("target", stream, issue.field, issue.status, reason))
     return issues
+
+
+def _deprecated_values(
+    schema: MoovagoSchema, input_types: Sequence[str], field_name: str
+) -> list[FieldIssue]:
+    """Deprecated values of the enum an input field takes: rows must stop sending them."""
+    found: dict[str, FieldIssue] = {}
+    for type_name in input_types:
+        gql_type = schema.graphql.get_type(type_name)
+        fields = gql_type.fields if isinstance(gql_type, GraphQLInputObjectType) else {}
+        input_field = fields.get(field_name)
+        enum = get_named_type(input_field.type) if input_field is not None else None
+        if not isinstance(enum, GraphQLEnumType):
+            continue
+        for value_name, value in enum.values.items():
+            coordinate = f"{enum.name}.{value_name}"
+            if value.deprecation_reason is not None and coordinate not in found:
+                found[coordinate] = FieldIssue(
+                    type_name, field_name, DEPRECATED, coordinate, value.deprecation_reason
+                )
+    return list(found.values())
+
+
+def _joined(issues: Sequence[FieldIssue]) -> str:
+    """'A.x and B.x: reason' for issues sharing one detail, else their reasons joined."""
+    if len({i.detail for i in issues}) == 1:
+        return " and ".join(i.coordinate for i in issues) + f": {issues[0].detail}"
+    return "; ".join(i.reason for i in issues)
 
 
 def _input_fields(schema: MoovagoSchema, type_names: Sequence[str]) -> list[str]:

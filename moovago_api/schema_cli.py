@@ -111,35 +111,29 @@ def _load(name: str) -> MoovagoSchema:
 def _deprecations(args: argparse.Namespace, out: TextIO) -> int:
     schema = _load(args.schema)
     index = usage_index(schema)
-    rows = [
-        {
-            "kind": item.kind,
-            "coordinate": item.coordinate,
-            "reason": item.reason,
-            "streams": [
-                {"stream": usage.stream, "side": usage.side}
-                for usage in index.usages(item.coordinate)
-            ],
-        }
-        for item in schema.deprecations()
-    ]
+    found = [(item, index.usages(item.coordinate)) for item in schema.deprecations()]
     if args.format == "json":
+        rows = [
+            {
+                "kind": item.kind,
+                "coordinate": item.coordinate,
+                "reason": item.reason,
+                "streams": [{"stream": u.stream, "side": u.side} for u in usages],
+            }
+            for item, usages in found
+        ]
         _write_json(out, {"schema": str(schema.path), "deprecations": rows})
         return 0
-    if not rows:
+    if not found:
         out.write(f"No deprecated elements in {schema.path}.\n")
         return 0
-    out.write(f"{len(rows)} deprecated elements in {schema.path}\n\n")
+    out.write(f"{len(found)} deprecated elements in {schema.path}\n\n")
     table = [
-        [row["kind"], row["coordinate"], _streams_text(row["streams"]), row["reason"]]
-        for row in rows
+        [item.kind, item.coordinate, ", ".join(map(str, usages)) or "-", item.reason]
+        for item, usages in found
     ]
     out.write(render_table(["kind", "element", "used by", "reason"], table))
     return 0
-
-
-def _streams_text(streams: list[dict[str, str]]) -> str:
-    return ", ".join(f"{s['stream']} ({s['side']})" for s in streams) or "-"
 
 
 # -- diff ------------------------------------------------------------------------------------
