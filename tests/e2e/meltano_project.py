@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MELTANO_VENV = ROOT / ".venv-meltano"
 MELTANO = MELTANO_VENV / "bin" / "meltano"
 MELTANO_YML = ROOT / "meltano.yml"
-PLUGIN_DIRS = {"extractors": ROOT / ".meltano" / "extractors", "loaders": ROOT / ".meltano" / "loaders"}
+PLUGIN_DIRS = {kind: ROOT / ".meltano" / kind for kind in ("extractors", "loaders")}
+_PLUGIN_ENV_PREFIXES = ("TAP_MOOVAGO_", "TARGET_MOOVAGO_", "TAP_POSTGRES_", "TARGET_POSTGRES_")
 
 
 class MeltanoError(RuntimeError):
@@ -45,9 +46,7 @@ def base_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     """Environment for a Meltano command: state and run history in `workdir`, not `.meltano/`,
     so test runs and demos never share bookmarks; no telemetry (no network here)."""
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TAP_MOOVAGO_", "TARGET_MOOVAGO_", "TAP_POSTGRES_", "TARGET_POSTGRES_"))
+        key: value for key, value in os.environ.items() if not key.startswith(_PLUGIN_ENV_PREFIXES)
     }
     env.update(
         {

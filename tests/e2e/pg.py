@@ -133,7 +133,7 @@ def postgres_server(workdir: Path) -> Iterator[PgServer]:
 
 @contextmanager
 def fresh_database(server: PgServer, prefix: str = "moovago_e2e") -> Iterator[str]:
-    """Creates a database with a random name, yields the name, drops it (and its sessions) at exit."""
+    """Creates a database with a random name; drops it (and its sessions) at exit."""
     name = f"{prefix}_{secrets.token_hex(6)}"
     with server.connect(autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -141,4 +141,5 @@ def fresh_database(server: PgServer, prefix: str = "moovago_e2e") -> Iterator[st
         yield name
     finally:
         with server.connect(autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))

@@ -118,9 +118,13 @@ def test_jobs_run_both_directions() -> None:
 
 
 def test_fresh_database_is_dropped_at_exit(pg_server: PgServer) -> None:
-    with fresh_database(pg_server, prefix="moovago_e2e_probe") as name:
-        with pg_server.connect(name) as conn:
-            conn.execute("CREATE TABLE probe (id int)")
+    with (
+        fresh_database(pg_server, prefix="moovago_e2e_probe") as name,
+        pg_server.connect(name) as conn,
+    ):
+        conn.execute("CREATE TABLE probe (id int)")
+        conn.commit()
     with pg_server.connect(autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        query = "SELECT count(*) FROM pg_database WHERE datname = %s"
+        row = conn.execute(query, (name,)).fetchone()
     assert row == (0,)
