@@ -36,7 +36,14 @@ from moovago_api.errors import (
 )
 from moovago_api.governor import RateGovernor, shared_governor
 
-__all__ = ["MAX_REQUESTS_PER_SECOND", "ClientStats", "MoovagoClient", "parse_api_key"]
+__all__ = [
+    "MAX_REQUESTS_PER_SECOND",
+    "ClientStats",
+    "MoovagoClient",
+    "check_api_url",
+    "check_rate",
+    "parse_api_key",
+]
 
 # Moovago's documented server limit; above it every extra request is a 429.
 MAX_REQUESTS_PER_SECOND = 5
@@ -74,14 +81,16 @@ class ClientStats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-def parse_api_key(api_key: str, api_key_header: str = "X-API-KEY") -> tuple[str, str]:
+def parse_api_key(api_key: str | None, api_key_header: str = "X-API-KEY") -> tuple[str, str]:
     """(header name, key) from the `api_key` setting, which may be a whole header line.
 
     The welcome e-mail gives the key as a curl header line, `X-API-KEY: abc`; that form is
     recognised when the colon is followed by a space or the name is `api_key_header`.
     """
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError("api_key must be text: the key from your Moovago welcome e-mail.")
     key = (api_key or "").strip()
-    header = (api_key_header or "").strip()
+    header = api_key_header.strip() if isinstance(api_key_header, str) else ""
     if not key:
         raise ConfigError(
             "api_key is missing: set it to the API key from your Moovago welcome e-mail "
@@ -99,7 +108,8 @@ def parse_api_key(api_key: str, api_key_header: str = "X-API-KEY") -> tuple[str,
     return header, key
 
 
-def _check_url(api_url: str) -> str:
+def check_api_url(api_url: str) -> str:
+    """The URL, stripped; ConfigError unless https:// (or http:// to a loopback host)."""
     url = (api_url or "").strip()
     try:
         parts = urlsplit(url)
@@ -119,6 +129,19 @@ def _check_url(api_url: str) -> str:
             "loopback hosts (127.0.0.1, ::1, localhost) such as the local sandbox."
         )
     return url
+
+
+def check_rate(max_requests_per_second: object) -> float:
+    """The rate as a float; ConfigError unless 0 < rate <= 5."""
+    rate = max_requests_per_second
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ConfigError(f"max_requests_per_second must be a number above 0, got {rate!r}.")
+    if rate > MAX_REQUESTS_PER_SECOND:
+        raise ConfigError(
+            "max_requests_per_second must be at most 5 "
+            "(Moovago answers 429 above 5 requests per second)."
+        )
+    return float(rate)
 
 
 def _is_loopback(host: str) -> bool:
@@ -149,16 +172,9 @@ class MoovagoClient:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
-        self.api_url = _check_url(api_url)
+        self.api_url = check_api_url(api_url)
         self.api_key_header, self._api_key = parse_api_key(api_key, api_key_header)
-        rate = max_requests_per_second
-        if not isinstance(rate, (int, float)) or not rate > 0:
-            raise ConfigError(f"max_requests_per_second must be a number above 0, got {rate!r}.")
-        if rate > MAX_REQUESTS_PER_SECOND:
-            raise ConfigError(
-                "max_requests_per_second must be at most 5 "
-                "(Moovago answers 429 above 5 requests per second)."
-            )
+        rate = check_rate(max_requests_per_second)
         if not request_timeout > 0:
             raise ConfigError(f"request_timeout must be above 0 seconds, got {request_timeout!r}.")
         if max_retries < 0 or max_retry_seconds < 0:
