@@ -48,6 +48,11 @@ class _Generator:
         self.fake.seed_instance(seed)
         self.customer_numbers = 0
 
+    def _phone(self, mobile: bool = False) -> str:
+        """A French number as people write it: `05 49 12 34 56`, `06 12 34 56 78`."""
+        first = self.rng.choice("67") if mobile else self.rng.choice("12345")
+        return f"0{first} " + " ".join(f"{self.rng.randrange(100):02d}" for _ in range(4))
+
     def _tick(self) -> tuple[str, datetime]:
         self.clock += timedelta(seconds=self.rng.randint(1, 90))
         return self.ids.next(self.clock), self.clock
@@ -106,7 +111,7 @@ class _Generator:
                         "name": fake.company(),
                         "code": f"MAN-{n + 1:03d}",
                         "email": fake.company_email(),
-                        "phone": fake.phone_number(),
+                        "phone": self._phone(),
                         "website": fake.url(),
                         "note": fake.sentence(nb_words=8) if rng.random() < 0.3 else None,
                     },
@@ -150,7 +155,7 @@ class _Generator:
                         "latitude": round(rng.uniform(43.3, 50.9), 6),
                         "longitude": round(rng.uniform(-4.3, 7.6), 6),
                     },
-                    "phone": fake.phone_number(),
+                    "phone": self._phone(),
                     "email": fake.company_email(),
                     "website": fake.url() if rng.random() < 0.6 else None,
                     "note": fake.sentence(nb_words=10) if rng.random() < 0.3 else None,
@@ -174,8 +179,8 @@ class _Generator:
                         "firstName": first,
                         "lastName": fake.last_name(),
                         "email": fake.email(),
-                        "phone": fake.phone_number(),
-                        "mobilePhone": fake.phone_number() if rng.random() < 0.5 else None,
+                        "phone": self._phone(),
+                        "mobilePhone": self._phone(mobile=True) if rng.random() < 0.5 else None,
                         "position": fake.job(),
                         "note": None,
                     },
