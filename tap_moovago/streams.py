@@ -195,7 +195,9 @@ class MoovagoStream(Stream):
         nodes: list[FieldNode] = []
         for prop_name, prop_schema in properties.items():
             prop_breadcrumb = (*breadcrumb, "properties", prop_name)
-            if not self.mask[prop_breadcrumb]:
+            # A deselected parent still syncs for its children, which need its id.
+            is_key = not breadcrumb and prop_name in self.primary_keys
+            if not (self.mask[prop_breadcrumb] or is_key):
                 continue
             path = ".".join(prop_breadcrumb[1::2])
             gql_field = object_type.fields.get(prop_name)
@@ -357,7 +359,8 @@ def _name(value: str) -> NameNode:
 def _type_node(gql_type: GraphQLType) -> TypeNode:
     """The AST form of an argument type, for the variable that feeds it."""
     if isinstance(gql_type, GraphQLNonNull):
-        return NonNullTypeNode(type=_type_node(gql_type.of_type))
+        inner = _type_node(gql_type.of_type)
+        return NonNullTypeNode(type=t.cast("NamedTypeNode | ListTypeNode", inner))
     if isinstance(gql_type, GraphQLList):
         return ListTypeNode(type=_type_node(gql_type.of_type))
     return NamedTypeNode(name=_name(t.cast("GraphQLNamedType", gql_type).name))

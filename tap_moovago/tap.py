@@ -92,7 +92,9 @@ class TapMoovago(Tap):
             start_date = self.config.get("start_date")
             if start_date:
                 _parse_start_date(start_date)
-        except (ConfigError, SchemaFileError) as exc:
+        except SchemaFileError as exc:
+            errors = [f"Setting schema_path: {exc}"]
+        except ConfigError as exc:
             errors = [str(exc)]
         if errors and raise_errors:
             raise ConfigValidationError(errors[0], errors=errors)
@@ -113,7 +115,8 @@ class TapMoovago(Tap):
         try:
             return load_schema(self.config.get("schema_path"))
         except SchemaFileError as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from exc
+            msg = f"Setting schema_path: {exc}"
+            raise ConfigValidationError(msg, errors=[msg]) from exc
 
     def discover_streams(self) -> list[MoovagoStream]:
         """One stream per entity of the schema file; `team` is the parent of the others."""

@@ -19,7 +19,11 @@ SECRET = "sk-do-not-print-4711"
         ({"api_url": "http://crm.example.org/graphql"}, "api_url", "http"),
         ({"page_size": 0}, "page_size", "minimum"),
         ({"max_requests_per_second": 6}, "max_requests_per_second", "5"),
-        ({"schema_path": "/nonexistent/moovago_api_graphql_schema.gql"}, "schema", "nonexistent"),
+        (
+            {"schema_path": "/nonexistent/moovago_api_graphql_schema.gql"},
+            "schema_path",
+            "nonexistent",
+        ),
         ({"start_date": "last tuesday"}, "start_date", "last tuesday"),
     ],
     ids=["missing-key", "http-remote", "page-size-0", "rate-6", "unreadable-schema", "bad-date"],

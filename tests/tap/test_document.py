@@ -152,3 +152,10 @@ def test_a_selected_field_missing_from_the_schema_file_fails_naming_stream_and_f
         ConfigError, match=r"Stream 'contact': field 'faxNumber' .*CompanyContact\.faxNumber"
     ):
         _ = tap.streams["contact"].document
+
+
+def test_a_deselected_team_still_asks_for_its_id_for_the_child_streams() -> None:
+    catalog = _tap().catalog_dict
+    set_selected(catalog, "team", (), selected=False)
+    query = _query(_tap(catalog), "team")
+    assert query == "query TapMoovagoTeam {\n  team {\n    id\n  }\n}"

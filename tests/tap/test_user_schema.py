@@ -57,9 +57,9 @@ def user_schema(tmp_path: Path, *, paging: bool = True) -> Path:
     sdl = _edit_block(
         sdl,
         "type Query {",
-        "  turnoverList(",
-        '  "Visits of a team."\n  visitList(filter: FilterManyVisitInput!): [Visit!]!\n\n'
-        "  turnoverList(",
+        "  ): [Turnover!]!",
+        "  ): [Turnover!]!\n\n"
+        '  "Visits of a team."\n  visitList(filter: FilterManyVisitInput!): [Visit!]!',
     )
     sdl = _edit_block(sdl, "type Company {", '  "[reconstruction]"\n  website: String\n', "")
     sdl = _edit_block(
@@ -130,7 +130,8 @@ def test_new_entity_gets_a_valid_query_without_paging_arguments(tmp_path: Path) 
     assert "($filter: FilterManyVisitInput!)" in query
     assert load_schema(path).validate_document(stream.document) == []
     company_query = print_ast(tap.streams["company"].document)
-    assert "website" not in company_query
+    assert not re.search(r"^    website$", company_query, re.MULTILINE), "Company.website"
+    assert re.search(r"^      website$", company_query, re.MULTILINE), "Mandator.website"
     assert "customerCode" not in company_query
 
 
@@ -145,7 +146,8 @@ def test_sync_follows_the_user_schema_file(sandbox, tmp_path: Path) -> None:
     assert all("postalCode" in row for row in out.records["company"])
     company_queries = [r["query"] for r in sandbox.requests() if "companyList" in r["query"]]
     assert company_queries
-    assert not re.search(r"\bwebsite\b", company_queries[-1])
+    assert not re.search(r"^    website$", company_queries[-1], re.MULTILINE)
+    assert "customerCode" not in company_queries[-1]
 
 
 def test_list_without_paging_arguments_is_one_request_with_a_warning_when_large(

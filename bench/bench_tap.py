@@ -1,0 +1,216 @@
+"""Benchmark: tap-moovago extracting 10,000 and 100,000 companies at 5 requests/s.
+
+For each size, one sandbox (rate limit 5 req/s) is seeded once, then the tap runs several
+times as a subprocess (`--catalog` selecting `company`, its parent `team` deselected) with
+`max_requests_per_second=5` and `page_size=500`. Per run: records/s of the company stream (from
+the SDK's own `sync_duration` and `record_count` metrics) as a share of the bound
+page_size x rate, the 429s the sandbox saw, and the tap process's peak RSS (wait4 rusage).
+Reported: the median run per size and the peak-memory ratio 100,000 vs 10,000.
+
+    .venv/bin/python bench/bench_tap.py [--runs 3] [--sizes 10000 100000] [--write]
+
+`--write` replaces the "Tap" section of BENCHMARKS.md with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from moovago_sandbox.testing import start_sandbox
+from tap_moovago.tap import TapMoovago
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+TAP = str(Path(sys.executable).with_name("tap-moovago"))
+RATE = 5
+PAGE_SIZE = 500
+BOUND = RATE * PAGE_SIZE
+METRIC = re.compile(r"METRIC: (\{.*\})")
+
+
+@dataclass
+class Run:
+    companies: int
+    records: int
+    seconds: float
+    wall_seconds: float
+    peak_rss_mb: float
+    rate_limited: int
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def share_of_bound(self) -> float:
+        return self.records_per_second / BOUND
+
+
+def _catalog(config: dict) -> dict:
+    catalog = TapMoovago(config=config, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if not item["breadcrumb"]:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "company"
+    return catalog
+
+
+def _metrics(stderr: str, stream: str) -> tuple[int, float]:
+    records, seconds = 0, 0.0
+    for match in METRIC.finditer(stderr):
+        point = json.loads(match.group(1))
+        if point.get("tags", {}).get("stream") != stream:
+            continue
+        if point["metric"] == "record_count":
+            records += int(point["value"])
+        elif point["metric"] == "sync_duration":
+            seconds += float(point["value"])
+    return records, seconds
+
+
+def run_once(handle: object, companies: int, workdir: Path) -> Run:
+    config = {
+        "api_url": handle.url,  # type: ignore[attr-defined]
+        "api_key": handle.api_key,  # type: ignore[attr-defined]
+        "max_requests_per_second": RATE,
+        "page_size": PAGE_SIZE,
+    }
+    config_file = workdir / "config.json"
+    catalog_file = workdir / "catalog.json"
+    config_file.write_text(json.dumps(config))
+    catalog_file.write_text(json.dumps(_catalog(config)))
+    limited_before = handle.stats()["rate_limited"]  # type: ignore[attr-defined]
+    with (workdir / "out.jsonl").open("w") as out, (workdir / "err.log").open("w+") as err:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [TAP, "--config", str(config_file), "--catalog", str(catalog_file)],
+            stdout=out,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read()
+    if process.returncode != 0:
+        raise SystemExit(f"tap failed ({process.returncode}):\n{stderr[-3000:]}")
+    records, seconds = _metrics(stderr, "company")
+    if records != companies:
+        raise SystemExit(f"expected {companies} company records, the tap emitted {records}")
+    return Run(
+        companies=companies,
+        records=records,
+        seconds=seconds,
+        wall_seconds=wall,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports kilobytes
+        rate_limited=handle.stats()["rate_limited"] - limited_before,  # type: ignore[attr-defined]
+    )
+
+
+def bench(sizes: list[int], runs: int) -> dict[int, list[Run]]:
+    results: dict[int, list[Run]] = {}
+    for companies in sizes:
+        seed_started = time.monotonic()
+        with (
+            start_sandbox(companies=companies, rate_limit=RATE) as handle,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            seeded = time.monotonic() - seed_started
+            print(f"sandbox with {companies} companies ready in {seeded:.1f} s")
+            results[companies] = []
+            for index in range(runs):
+                run = run_once(handle, companies, Path(tmp))
+                results[companies].append(run)
+                print(
+                    f"  run {index + 1}: {run.records_per_second:7.0f} rec/s "
+                    f"({run.share_of_bound:.1%} of {BOUND}), {run.seconds:.1f} s sync, "
+                    f"{run.wall_seconds:.1f} s wall, peak RSS {run.peak_rss_mb:.0f} MB, "
+                    f"429s {run.rate_limited}"
+                )
+    return results
+
+
+def _median_run(runs: list[Run]) -> Run:
+    ordered = sorted(runs, key=lambda run: run.records_per_second)
+    return ordered[len(ordered) // 2]
+
+
+def report(results: dict[int, list[Run]], runs: int) -> str:
+    lines = [
+        "## Tap",
+        "",
+        f"`bench/bench_tap.py`, {datetime.date.today().isoformat()}, Python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs shared with other work. Stream "
+        f"`company` only, sandbox rate limit {RATE} req/s, tap at {RATE} req/s, page_size "
+        f"{PAGE_SIZE}: bound {BOUND} records/s. Median of {runs} runs per size; records/s from "
+        "the SDK's `sync_duration` and `record_count` metrics; peak RSS of the tap process.",
+        "",
+        "| companies | records/s (median) | share of bound | sync s | wall s | peak RSS MB "
+        "| 429s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for companies, size_runs in results.items():
+        run = _median_run(size_runs)
+        peak = statistics.median(r.peak_rss_mb for r in size_runs)
+        lines.append(
+            f"| {companies:,} | {run.records_per_second:,.0f} | {run.share_of_bound:.1%} | "
+            f"{run.seconds:.1f} | {run.wall_seconds:.1f} | {peak:.0f} | "
+            f"{sum(r.rate_limited for r in size_runs)} |"
+        )
+    sizes = sorted(results)
+    if len(sizes) >= 2:
+        small = statistics.median(r.peak_rss_mb for r in results[sizes[0]])
+        large = statistics.median(r.peak_rss_mb for r in results[sizes[-1]])
+        lines += [
+            "",
+            f"Peak memory {sizes[-1]:,} vs {sizes[0]:,} companies: {large / small:.2f}x "
+            "(target at most 1.5x). Target share of bound: at least 90%.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str) -> None:
+    """Replace (or add) the `## Tap` section of BENCHMARKS.md, leaving other sections alone."""
+    if BENCHMARKS.exists():
+        text = BENCHMARKS.read_text(encoding="utf-8")
+    else:
+        text = (
+            "# Benchmarks\n\n"
+            "Figures from the scripts in `bench/`, one section per area. Each script says how "
+            "it measures; rerun it to refresh its section.\n\n"
+        )
+    pattern = re.compile(r"^## Tap\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+    results = bench(args.sizes, args.runs)
+    section = report(results, args.runs)
+    print(section)
+    if args.write:
+        write_section(section)
+
+
+if __name__ == "__main__":
+    main()
