@@ -41,8 +41,11 @@ def default_schema_path() -> Path:
     try:
         from moovago_api.schema import DEFAULT_SCHEMA_PATH
     except ImportError:  # the core's loader is not there yet
-        return Path(__file__).resolve().parent.parent / "moovago_api" / "schema" / (
-            "moovago_api_graphql_schema.gql"
+        return (
+            Path(__file__).resolve().parent.parent
+            / "moovago_api"
+            / "schema"
+            / ("moovago_api_graphql_schema.gql")
         )
     return Path(DEFAULT_SCHEMA_PATH)
 
@@ -233,13 +236,15 @@ class Sandbox:
             await asyncio.sleep(delay)
 
         if not isinstance(body, dict) or not isinstance(query, str):
-            return self._answer(entry, _request_error("The body must be a JSON object with a 'query' string"))
+            return self._answer(
+                entry, _request_error("The body must be a JSON object with a 'query' string")
+            )
         if variables is not None and not isinstance(variables, dict):
             return self._answer(entry, _request_error("'variables' must be a JSON object"))
         if operation_name is not None and not isinstance(operation_name, str):
             return self._answer(entry, _request_error("'operationName' must be a string"))
         if team is None:
-            paths = self.engine.root_keys(query, operation_name) or [None]
+            paths: list[str | None] = [*self.engine.root_keys(query, operation_name)] or [None]
             return self._answer(
                 entry,
                 {
@@ -304,9 +309,7 @@ def _json(
     payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return web.Response(
-        text=text, status=status, content_type="application/json", headers=headers
-    )
+    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

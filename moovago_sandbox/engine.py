@@ -84,9 +84,7 @@ def format_error(error: GraphQLError, default_type: str) -> dict[str, Any]:
         error = GraphQLError(INTROSPECTION_DISABLED, error.nodes)
     else:
         error_type = default_type
-    return graphql_error(
-        error.message, error_type=error_type, path=error.path, locations=locations
-    )
+    return graphql_error(error.message, error_type=error_type, path=error.path, locations=locations)
 
 
 @dataclass
@@ -158,7 +156,7 @@ def _project(
     nested = [p for p in sub if p.kind != LEAF]
     out = [{k: r.get(n) for k, n in pairs} for r in rows]
     if nested:
-        for row, projected in zip(rows, out):
+        for row, projected in zip(rows, out, strict=True):
             _fill_nested(row, projected, nested, ctx)
     return out
 
@@ -219,7 +217,7 @@ class Engine:
             self._root_resolvers[name] = resolve
             fdef.resolve = _with_context(resolve)
         mutation = self.schema.mutation_type
-        for name, fdef in (mutation.fields.items() if mutation else ()):
+        for name, fdef in mutation.fields.items() if mutation else ():
             if name not in self.models:
                 continue
             fdef.resolve = _namespace(name)
@@ -240,7 +238,7 @@ class Engine:
     def _lister(self, entity: str) -> Callable[..., list[dict[str, Any]]]:
         def list_rows(
             ctx: RequestContext,
-            filter: dict[str, Any],  # noqa: A002 (the API's argument name)
+            filter: dict[str, Any],
             skip: int | None = 0,
             limit: int | None = None,
             offset: int | None = None,
@@ -257,11 +255,9 @@ class Engine:
             if limit is not None and not 1 <= limit <= MAX_LIMIT:
                 raise GraphQLError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
             since = filter.get("updatedSince")
-            equals = {
-                k: v for k, v in filter.items() if k not in FILTER_SPECIAL and v is not None
-            }
+            equals = {k: v for k, v in filter.items() if k not in FILTER_SPECIAL and v is not None}
             try:
-                return ctx.store.list(
+                return ctx.store.select(
                     entity,
                     ctx.team_id,
                     updated_since=format_datetime(ceil_to_millisecond(since)) if since else None,
@@ -276,7 +272,7 @@ class Engine:
         return list_rows
 
     def _mutator(self, entity: str, kind: str) -> Callable[..., Any]:
-        def mutate(_root: Any, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        def mutate(_root: Any, info: Any, input: dict[str, Any]) -> dict[str, Any]:
             ctx: RequestContext = info.context
             values = _stored_form(input)
             try:
@@ -433,7 +429,9 @@ class Engine:
             if model is not None and name in model.computed:
                 out.append(Projection(key, name, COMPUTED, sub, model.computed[name]))
             else:
-                out.append(Projection(key, name, OBJECT_LIST if is_list_type(nullable) else OBJECT, sub))
+                out.append(
+                    Projection(key, name, OBJECT_LIST if is_list_type(nullable) else OBJECT, sub)
+                )
         return tuple(out)
 
     def _run_fast(

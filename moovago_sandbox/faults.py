@@ -114,8 +114,8 @@ class FaultInjector:
         self.reset()
 
     def reset(self) -> None:
-        self.rng = random.Random(self.profile.seed)
-        self.counts: Counter[str] = Counter({kind: 0 for kind in KINDS})
+        self.rng = random.Random(self.profile.seed)  # noqa: S311 (replayable test faults, not secrets)
+        self.counts: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
 
     def _hit(self, kind: str, rate: float) -> bool:
         if rate <= 0.0:
@@ -146,7 +146,9 @@ class FaultInjector:
         return self.rng.choice((500, 502, 503, 504))
 
     def latency_seconds(self) -> float:
-        return self.profile.latency_ms / 1000.0 if self._hit("latency", self.profile.latency) else 0.0
+        return (
+            self.profile.latency_ms / 1000.0 if self._hit("latency", self.profile.latency) else 0.0
+        )
 
     def partial_error(self) -> bool:
         return self._hit("partial_error", self.profile.partial_error)

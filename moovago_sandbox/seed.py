@@ -43,7 +43,7 @@ class _Generator:
         self.models = models
         self.ids = IdFactory(id_salt(seed))
         self.clock = BASE_TIME
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 (reproducible fake data)
         self.fake = Faker("fr_FR")
         self.fake.seed_instance(seed)
         self.customer_numbers = 0
@@ -136,7 +136,9 @@ class _Generator:
         if status == "CLIENT":
             self.customer_numbers += 1
             code = f"CLI-{self.customer_numbers:06d}"
-        own_mandators = sorted(rng.sample(list(mandator_ids), k=rng.randint(0, min(3, len(mandator_ids)))))
+        own_mandators = sorted(
+            rng.sample(list(mandator_ids), k=rng.randint(0, min(3, len(mandator_ids))))
+        )
         out["company"].append(
             self._row(
                 "company",
@@ -144,7 +146,9 @@ class _Generator:
                     "id": company_id,
                     "teamId": team_id,
                     "name": fake.company(),
-                    "ownerIds": sorted(rng.sample(list(member_ids), k=1 if rng.random() < 0.85 else 2)),
+                    "ownerIds": sorted(
+                        rng.sample(list(member_ids), k=1 if rng.random() < 0.85 else 2)
+                    ),
                     "status": status,
                     "customerCode": code,
                     "address": fake.street_address(),
@@ -222,4 +226,3 @@ def generate(
         for name, rows in gen.team(plan, index).items():
             dataset[name].extend(rows)
     return dataset, gen.ids.counter
-

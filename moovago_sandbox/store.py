@@ -62,7 +62,9 @@ class EntityModel:
     non_null: frozenset[str]
     list_fields: frozenset[str]
     references: Mapping[str, str]  # 'companyId' -> 'company', 'mandatorIds' -> 'mandator'
-    computed: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # 'mandators' -> (ids field, entity)
+    computed: Mapping[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # 'mandators' -> (ids field, entity)
     mirrors: Mapping[str, str] = field(default_factory=dict)
     json_fields: frozenset[str] = frozenset()  # lists and objects, kept as JSON text
 
@@ -166,7 +168,7 @@ class Store:
         self.ids = IdFactory(id_salt)
         self._last_write_ms = 0
         self._select = {
-            name: "SELECT " + ", ".join(_q(c) for c in m.columns) + f" FROM {m.table}"
+            name: "SELECT " + ", ".join(_q(c) for c in m.columns) + f" FROM {m.table}"  # noqa: S608 (names from the SDL; values are always bound)
             for name, m in self.models.items()
         }
         self._create_tables()
@@ -225,7 +227,7 @@ class Store:
         columns, json_fields, loads = model.columns, tuple(model.json_fields), json.loads
         rows = []
         for values in cursor:
-            row = dict(zip(columns, values))
+            row = dict(zip(columns, values, strict=True))
             for f in json_fields:
                 if (v := row[f]) is not None:
                     row[f] = loads(v)
@@ -235,7 +237,7 @@ class Store:
     def _insert_sql(self, model: EntityModel, verb: str = "INSERT") -> str:
         marks = ", ".join("?" for _ in model.columns)
         columns = ", ".join(_q(c) for c in model.columns)
-        return f"{verb} INTO {model.table} ({columns}) VALUES ({marks})"  # noqa: S608
+        return f"{verb} INTO {model.table} ({columns}) VALUES ({marks})"
 
     def load(self, dataset: Mapping[str, Sequence[Mapping[str, Any]]], *, id_counter: int) -> None:
         """Bulk insert seed rows (already complete, ids and timestamps included)."""
@@ -262,7 +264,7 @@ class Store:
         row = self.db.execute("SELECT data FROM team WHERE id = ?", (team_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list(
+    def select(
         self,
         entity: str,
         team_id: str,
@@ -275,7 +277,8 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Rows of one team, sorted by id, filtered and paged."""
         model = self.models[entity]
-        where, params = ["teamId = ?"], [team_id]
+        where: list[str] = ["teamId = ?"]
+        params: list[Any] = [team_id]
         if updated_since is not None:
             where.append("updatedAt >= ?")
             params.append(updated_since)
@@ -297,7 +300,7 @@ class Store:
         """Rows of `ids` that exist in the team, in the order of `ids`."""
         if not ids:
             return []
-        found = {row["id"]: row for row in self.list(entity, team_id, ids=ids)}
+        found = {row["id"]: row for row in self.select(entity, team_id, ids=ids)}
         return [found[i] for i in ids if i in found]
 
     def export(self) -> dict[str, list[dict[str, Any]]]:
@@ -305,9 +308,7 @@ class Store:
         teams = [json.loads(d) for (d,) in self.db.execute("SELECT data FROM team ORDER BY id")]
         out: dict[str, list[dict[str, Any]]] = {TEAM: [{**t, "teamId": t["id"]} for t in teams]}
         for name, model in self.models.items():
-            out[name] = self._decode(
-                model, self.db.execute(f"{self._select[name]} ORDER BY id")
-            )
+            out[name] = self._decode(model, self.db.execute(f"{self._select[name]} ORDER BY id"))
         return out
 
     # -- writes -----------------------------------------------------------------------------
@@ -416,7 +417,7 @@ class Store:
 
     def _forget(self, model: EntityModel, team_id: str, fname: str, record_id: str) -> None:
         if fname in model.list_fields:
-            cond = f"EXISTS (SELECT 1 FROM json_each({_q(fname)}) WHERE value = ?)"
+            cond = f"EXISTS (SELECT 1 FROM json_each({_q(fname)}) WHERE value = ?)"  # noqa: S608
         else:
             cond = f"{_q(fname)} = ?"
         rows = self._decode(

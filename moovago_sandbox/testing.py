@@ -46,9 +46,12 @@ class SandboxHandle:
     def base_url(self) -> str:
         return self.url.rsplit("/graphql", 1)[0]
 
-    def _call(self, method: str, path: str) -> Any:  # noqa: ANN401 (JSON)
-        request = urllib.request.Request(self.base_url + path, method=method, data=b"" if method == "POST" else None)
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (loopback URL we built)
+    def _call(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(  # noqa: S310
+            self.base_url + path, method=method, data=b"" if method == "POST" else None
+        )
+        # the http URL the sandbox printed, never a file: or custom scheme
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             return json.loads(response.read().decode("utf-8"))
 
     def stats(self) -> dict[str, Any]:
@@ -90,7 +93,10 @@ def sandbox_command(
     for key in api_keys or ():
         cmd += ["--api-key", key]
     if faults is not None:
-        cmd += ["--faults", json.dumps(dict(faults)) if isinstance(faults, Mapping) else str(faults)]
+        cmd += [
+            "--faults",
+            json.dumps(dict(faults)) if isinstance(faults, Mapping) else str(faults),
+        ]
     if retry_after:
         cmd.append("--retry-after")
     return [*cmd, *extra_args]

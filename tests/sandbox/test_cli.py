@@ -13,25 +13,41 @@ import requests
 from moovago_sandbox.cli import build_parser, main
 
 FIRST_LINE = re.compile(
-    r"^moovago-sandbox listening on http://127\.0\.0\.1:(\d+)/graphql api_key=(\S+) team_id=([0-9a-f]{24})$"
+    r"^moovago-sandbox listening on http://127\.0\.0\.1:(\d+)/graphql"
+    r" api_key=(\S+) team_id=([0-9a-f]{24})$"
 )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_first_line_then_one_log_line_per_request_then_clean_stop(sig: signal.Signals) -> None:
-    command = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--port", "0",
-               "--companies", "3", "--api-key", "secret-demo-key"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    command = [
+        sys.executable,
+        "-m",
+        "moovago_sandbox.cli",
+        "serve",
+        "--port",
+        "0",
+        "--companies",
+        "3",
+        "--api-key",
+        "secret-demo-key",
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
         try:
             assert process.stdout is not None
             line = process.stdout.readline().rstrip("\n")
             match = FIRST_LINE.match(line)
             assert match, line
             port, key, team = match.groups()
-            assert int(port) > 0 and key == "secret-demo-key"
+            assert int(port) > 0
+            assert key == "secret-demo-key"
             url = f"http://127.0.0.1:{port}/graphql"
             for _ in range(3):
-                answer = requests.post(url, json={"query": "{ team { id } }"}, headers={"X-API-KEY": key}, timeout=30)
+                answer = requests.post(
+                    url, json={"query": "{ team { id } }"}, headers={"X-API-KEY": key}, timeout=30
+                )
                 assert answer.json() == {"data": {"team": {"id": team}}}
             process.send_signal(sig)
             _, err = process.communicate(timeout=20)
@@ -47,7 +63,11 @@ def test_first_line_then_one_log_line_per_request_then_clean_stop(sig: signal.Si
 
 
 def test_bad_arguments_are_one_line_errors(capsys) -> None:
-    for argv in (["serve", "--api-key", "key:"], ["serve", "--fault-5xx", "2"], ["serve", "--faults", '{"nope": 1}']):
+    for argv in (
+        ["serve", "--api-key", "key:"],
+        ["serve", "--fault-5xx", "2"],
+        ["serve", "--faults", '{"nope": 1}'],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
@@ -56,5 +76,12 @@ def test_bad_arguments_are_one_line_errors(capsys) -> None:
 
 def test_defaults_match_the_contract() -> None:
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port, args.seed, args.rate_limit, args.retry_after) == ("127.0.0.1", 0, 42, 5, False)
-    assert args.api_key_header == "X-API-KEY" and args.db == ":memory:"
+    assert (args.host, args.port, args.seed, args.rate_limit, args.retry_after) == (
+        "127.0.0.1",
+        0,
+        42,
+        5,
+        False,
+    )
+    assert args.api_key_header == "X-API-KEY"
+    assert args.db == ":memory:"

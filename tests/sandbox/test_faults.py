@@ -12,7 +12,10 @@ import requests
 from moovago_sandbox.faults import FaultInjector, FaultProfile, FaultProfileError
 from moovago_sandbox.testing import SandboxHandle
 
-QUERY = {"query": "query Q($f: FilterManyCompanyInput!) { companyList(filter: $f, limit: 5) { id name city note website } }"}
+QUERY = {
+    "query": """query Q($f: FilterManyCompanyInput!) {
+      companyList(filter: $f, limit: 5) { id name city note website } }"""
+}
 
 
 def within_bounds(count: int, n: int, rate: float, sigmas: float = 5.0) -> bool:
@@ -56,7 +59,9 @@ def test_request_faults_happen_at_their_rate(sandbox_factory, kind: str, observe
 
 def test_latency_is_added_at_its_rate(sandbox_factory) -> None:
     n, rate, ms = 100, 0.3, 80
-    box = sandbox_factory(companies=5, rate_limit=0, faults={"latency": {"probability": rate, "ms": ms}})
+    box = sandbox_factory(
+        companies=5, rate_limit=0, faults={"latency": {"probability": rate, "ms": ms}}
+    )
     slow = 0
     for _ in range(n):
         started = time.monotonic()
@@ -78,7 +83,8 @@ def test_partial_errors_null_one_value_and_say_where(sandbox_factory) -> None:
         partial += 1
         (error,) = body["errors"]
         root, index, field = error["path"]
-        assert root == "companyList" and field in ("city", "note", "website")
+        assert root == "companyList"
+        assert field in ("city", "note", "website")
         assert body["data"]["companyList"][index][field] is None
         assert len(body["data"]["companyList"]) == 5
         assert error["errorType"] == "DataFetchingException"
@@ -96,7 +102,8 @@ def test_commit_then_fail_answers_502_but_keeps_the_row(sandbox_factory) -> None
         assert response is not None
         failed += response.status_code == 502
         if response.status_code != 502:
-            assert response.status_code == 200 and "errors" not in response.json()
+            assert response.status_code == 200
+            assert "errors" not in response.json()
     names = [r["name"] for r in box.export()["company"] if r["name"].startswith("Ligne ")]
     assert sorted(names) == sorted(f"Ligne {i}" for i in range(n))  # every row stored, once
     stats = box.stats()
@@ -105,11 +112,16 @@ def test_commit_then_fail_answers_502_but_keeps_the_row(sandbox_factory) -> None
     assert within_bounds(failed, n, rate)
 
 
-def test_queries_never_get_commit_then_fail_and_control_endpoints_never_get_faults(sandbox_factory) -> None:
-    box = sandbox_factory(companies=2, rate_limit=0, faults={"error_5xx": 1.0, "commit_then_fail": 1.0})
+def test_queries_never_get_commit_then_fail_and_control_endpoints_never_get_faults(
+    sandbox_factory,
+) -> None:
+    box = sandbox_factory(
+        companies=2, rate_limit=0, faults={"error_5xx": 1.0, "commit_then_fail": 1.0}
+    )
     assert send(box, query_body(box)).status_code >= 500
     assert box.stats()["faults"]["error_5xx"] == 1
-    assert box.export()["company"] and isinstance(box.requests(), list)
+    assert box.export()["company"]
+    assert isinstance(box.requests(), list)
     box.reset()
     assert box.stats()["requests"] == 0
 
@@ -125,9 +137,16 @@ def test_the_fault_sequence_is_seeded() -> None:
 
 def test_a_profile_file_and_its_errors(tmp_path) -> None:
     path = tmp_path / "faults.json"
-    path.write_text(json.dumps({"error_5xx": 0.1, "latency": {"probability": 0.5, "ms": 20}, "seed": 4}))
+    path.write_text(
+        json.dumps({"error_5xx": 0.1, "latency": {"probability": 0.5, "ms": 20}, "seed": 4})
+    )
     profile = FaultProfile.load(path)
-    assert (profile.error_5xx, profile.latency, profile.latency_ms, profile.seed) == (0.1, 0.5, 20.0, 4)
+    assert (profile.error_5xx, profile.latency, profile.latency_ms, profile.seed) == (
+        0.1,
+        0.5,
+        20.0,
+        4,
+    )
     with pytest.raises(FaultProfileError, match="unknown key 'eror_5xx'"):
         FaultProfile.load({"eror_5xx": 0.1})
     with pytest.raises(FaultProfileError, match="must not exceed 1"):

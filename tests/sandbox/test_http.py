@@ -20,9 +20,9 @@ VENDOR_BODIES = [
     '{ "query": "{ team { id name members { id alias } } }" }',
     '{ "query": "query MyTeamQuery { team { id name members { id alias } } }" }',
     '{ "query": "{ companyList(filter: { teamId: \\"XYZ\\" }) { id name ownerIds } }" }',
-    '{ "query": "query MyCompanyListQuery($filter: FilterManyCompanyInput!) { companyList(filter: $filter) { id name ownerIds } }", "variables": { "filter": { "teamId": "XYZ" } } }',
-    '{ "query": "mutation { company { create( input: { ownerIds: [\\"XYZ\\"], name: \\"Moovago\\", city: \\"Niort\\", address: \\"46 Rue du 14 Juillet\\", postalCode: \\"79000\\", phone: \\"07 68 45 46 74\\", email: \\"support@moovago.com\\", note: \\"L application du commercial\\" } ) { recordId } } }" }',
-    '{ "query": "mutation MyCompanyCreate($input: CompanyCreateInput!) { company { create(input: $input) { recordId } } }", "variables": { "input": { "ownerIds": ["XYZ"], "name": "Moovago", "city": "Niort", "address": "46 Rue du 14 Juillet", "postalCode": "79000", "phone": "07 68 45 46 74", "email": "support@moovago.com", "note": "L application du commercial" } } }',
+    '{ "query": "query MyCompanyListQuery($filter: FilterManyCompanyInput!) { companyList(filter: $filter) { id name ownerIds } }", "variables": { "filter": { "teamId": "XYZ" } } }',  # noqa: E501 (verbatim)
+    '{ "query": "mutation { company { create( input: { ownerIds: [\\"XYZ\\"], name: \\"Moovago\\", city: \\"Niort\\", address: \\"46 Rue du 14 Juillet\\", postalCode: \\"79000\\", phone: \\"07 68 45 46 74\\", email: \\"support@moovago.com\\", note: \\"L application du commercial\\" } ) { recordId } } }" }',  # noqa: E501 (verbatim)
+    '{ "query": "mutation MyCompanyCreate($input: CompanyCreateInput!) { company { create(input: $input) { recordId } } }", "variables": { "input": { "ownerIds": ["XYZ"], "name": "Moovago", "city": "Niort", "address": "46 Rue du 14 Juillet", "postalCode": "79000", "phone": "07 68 45 46 74", "email": "support@moovago.com", "note": "L application du commercial" } } }',  # noqa: E501 (verbatim)
 ]
 
 # The page's curl examples, verbatim (placeholders replaced at run time).
@@ -36,17 +36,17 @@ VENDOR_CURLS = [
   -X POST \\
   -H '<your-api-key>' \\
   -H 'Content-Type: application/json' \\
-  -d '{ "query": "query MyMandatorList($filter: FilterManyMandatorInput!) { mandatorList(filter: $filter) { id name }  }", "variables": { "filter": { "teamId": "<your-teamId>" } } }'""",
+  -d '{ "query": "query MyMandatorList($filter: FilterManyMandatorInput!) { mandatorList(filter: $filter) { id name }  }", "variables": { "filter": { "teamId": "<your-teamId>" } } }'""",  # noqa: E501 (verbatim)
     """curl https://<api-backend>/graphql \\
   -X POST \\
   -H '<your-api-key>' \\
   -H 'Content-Type: application/json' \\
-  -d '{ "query": "mutation MyCompanyCreate($input: CompanyCreateInput!) { company { create(input: $input) { recordId } } }", "variables": { "input": { "ownerIds": ["<ownerId-value>"], "name": "Moovago", "city": "Niort", "address": "46 Rue du 14 Juillet", "postalCode": "79000", "phone": "07 68 45 46 74", "email": "support@moovago.com", "note": "L application du commercial" } } }'""",
+  -d '{ "query": "mutation MyCompanyCreate($input: CompanyCreateInput!) { company { create(input: $input) { recordId } } }", "variables": { "input": { "ownerIds": ["<ownerId-value>"], "name": "Moovago", "city": "Niort", "address": "46 Rue du 14 Juillet", "postalCode": "79000", "phone": "07 68 45 46 74", "email": "support@moovago.com", "note": "L application du commercial" } } }'""",  # noqa: E501 (verbatim)
     """curl https://<api-backend>/graphql \\
 -X POST \\
 -H '<your-api-key>' \\
 -H 'Content-Type: application/json' \\
--d '{ "query": "mutation MyCompanyUpdate($input: CompanyUpdateInput!) { company { update(input: $input) { recordId } } }", "variables": { "input": { "id": "<companyId-value>", "input": { "note": "Here is my new note"} } } }'""",
+-d '{ "query": "mutation MyCompanyUpdate($input: CompanyUpdateInput!) { company { update(input: $input) { recordId } } }", "variables": { "input": { "id": "<companyId-value>", "input": { "note": "Here is my new note"} } } }'""",  # noqa: E501 (verbatim)
 ]
 
 NOT_AUTHORIZED = {
@@ -89,7 +89,11 @@ def test_every_request_body_of_the_vendor_page_works_verbatim(vendor_box: Sandbo
         assert "errors" not in answers[-1], (body, answers[-1])
     for team in (answers[0], answers[1]):
         assert team["data"]["team"]["id"] == "XYZ"
-        assert team["data"]["team"]["members"] and set(team["data"]["team"]["members"][0]) == {"id", "alias"}
+        assert team["data"]["team"]["members"]
+        assert set(team["data"]["team"]["members"][0]) == {
+            "id",
+            "alias",
+        }
     for listed in (answers[2], answers[3]):
         assert len(listed["data"]["companyList"]) == 5
         assert set(listed["data"]["companyList"][0]) == {"id", "name", "ownerIds"}
@@ -97,7 +101,12 @@ def test_every_request_body_of_the_vendor_page_works_verbatim(vendor_box: Sandbo
     rows = {r["id"]: r for r in vendor_box.export()["company"]}
     for record_id in created:
         row = rows[record_id]
-        assert (row["name"], row["city"], row["postalCode"], row["ownerIds"]) == ("Moovago", "Niort", "79000", ["XYZ"])
+        assert (row["name"], row["city"], row["postalCode"], row["ownerIds"]) == (
+            "Moovago",
+            "Niort",
+            "79000",
+            ["XYZ"],
+        )
         assert row["note"] == "L application du commercial"
 
 
@@ -109,7 +118,9 @@ def _curl_to_body(command: str, replacements: dict[str, str]) -> tuple[list[str]
 
 
 def test_the_vendor_curl_examples_work(vendor_box: SandboxHandle) -> None:
-    members = post(vendor_box, {"query": "{ team { members { id } } }"}).json()["data"]["team"]["members"]
+    members = post(vendor_box, {"query": "{ team { members { id } } }"}).json()["data"]["team"][
+        "members"
+    ]
     replacements = {
         "https://<api-backend>/graphql": vendor_box.url,
         "<your-api-key>": f"X-API-KEY: {vendor_box.api_key}",
@@ -123,7 +134,13 @@ def test_the_vendor_curl_examples_work(vendor_box: SandboxHandle) -> None:
             replacements["<companyId-value>"] = answers[2]["data"]["company"]["create"]["recordId"]
         argv, body = _curl_to_body(command, replacements)
         if curl:  # the command itself, as a user would paste it
-            done = subprocess.run([curl, "-s", "-S", *argv[1:]], capture_output=True, text=True, timeout=60, check=True)
+            done = subprocess.run(
+                [curl, "-s", "-S", *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
             answer = json.loads(done.stdout)
         else:
             answer = post(vendor_box, body).json()
@@ -134,12 +151,18 @@ def test_the_vendor_curl_examples_work(vendor_box: SandboxHandle) -> None:
     assert answers[1]["data"]["mandatorList"] == mandators
     record_id = answers[3]["data"]["company"]["update"]["recordId"]
     row = next(r for r in vendor_box.export()["company"] if r["id"] == record_id)
-    assert (row["note"], row["ownerIds"], row["name"]) == ("Here is my new note", [members[0]["id"]], "Moovago")
+    assert (row["note"], row["ownerIds"], row["name"]) == (
+        "Here is my new note",
+        [members[0]["id"]],
+        "Moovago",
+    )
 
 
 def test_missing_or_unknown_key_gets_the_vendor_error_shape(sandbox: SandboxHandle) -> None:
-    body = {"query": "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { id } }",
-            "variables": {"f": {"teamId": sandbox.team_id}}}
+    body = {
+        "query": "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { id } }",
+        "variables": {"f": {"teamId": sandbox.team_id}},
+    }
     for key in (False, "not-a-key", ""):
         response = post(sandbox, body, key=key)
         assert response.status_code == 200
@@ -165,7 +188,8 @@ def test_malformed_bodies_are_errors_in_a_200(sandbox: SandboxHandle) -> None:
     for body in ("not json", "[1, 2]", '{"query": 3}', '{"query": "{ team { id } "}'):
         response = post(sandbox, body)
         assert response.status_code == 200
-        assert response.json()["data"] is None and response.json()["errors"][0]["message"]
+        assert response.json()["data"] is None
+        assert response.json()["errors"][0]["message"]
 
 
 def _burst(box: SandboxHandle, n: int) -> tuple[list[int], float]:
@@ -213,7 +237,10 @@ def test_retry_after_is_sent_only_with_the_flag(sandbox_factory) -> None:
 
 def test_rate_limit_is_per_key(sandbox_factory) -> None:
     box = sandbox_factory(companies=2, api_keys=["k1", "k2"], rate_limit=2)
-    codes = [post(box, {"query": "{ team { id } }"}, key=k).status_code for k in ("k1", "k1", "k2", "k2", "k1")]
+    codes = [
+        post(box, {"query": "{ team { id } }"}, key=k).status_code
+        for k in ("k1", "k1", "k2", "k2", "k1")
+    ]
     assert codes[:4] == [200, 200, 200, 200]
     assert box.keys["k1"] != box.keys["k2"]
 
@@ -224,8 +251,14 @@ def test_control_endpoints_stats_export_requests_and_reset(sandbox_factory) -> N
     assert set(seed_export) == {"team", "company", "companyContact", "mandator", "turnover"}
     assert {t["id"] for t in seed_export["team"]} == set(box.keys.values())
     assert all(r["teamId"] in box.keys.values() for rows in seed_export.values() for r in rows)
-    document = "mutation Make($i: CompanyCreateInput!) { company { create(input: $i) { recordId } } }"
-    post(box, {"query": document, "variables": {"i": {"name": "Neuve"}}, "operationName": "Make"}, key="k2")
+    document = (
+        "mutation Make($i: CompanyCreateInput!) { company { create(input: $i) { recordId } } }"
+    )
+    post(
+        box,
+        {"query": document, "variables": {"i": {"name": "Neuve"}}, "operationName": "Make"},
+        key="k2",
+    )
     stats = box.stats()
     assert stats["mutations"]["company"] == {"create": 1, "update": 0, "delete": 0}
     assert stats["teams"][box.keys["k2"]]["requests"] == 1
@@ -239,8 +272,10 @@ def test_control_endpoints_stats_export_requests_and_reset(sandbox_factory) -> N
         "status": 200,
     }
     assert "k2" not in json.dumps(box.requests())
-    assert "k2" not in box.log() and "k1" not in box.log()
+    assert "k2" not in box.log()
+    assert "k1" not in box.log()
     assert len(box.export()["company"]) == len(seed_export["company"]) + 1
     box.reset()
     assert box.export() == seed_export
-    assert box.stats()["requests"] == 0 and box.requests() == []
+    assert box.stats()["requests"] == 0
+    assert box.requests() == []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from tests.sandbox.conftest import Local
 
-CREATE = "mutation ($input: CompanyCreateInput!) { company { create(input: $input) { recordId record { id name status ownerIds mandatorIds createdAt updatedAt } } } }"
-UPDATE = "mutation ($input: CompanyUpdateInput!) { company { update(input: $input) { recordId record { id name note city updatedAt createdAt } } } }"
+CREATE = """mutation ($input: CompanyCreateInput!) { company { create(input: $input) {
+  recordId record { id name status ownerIds mandatorIds createdAt updatedAt } } } }"""
+UPDATE = """mutation ($input: CompanyUpdateInput!) { company { update(input: $input) {
+  recordId record { id name note city updatedAt createdAt } } } }"""
 
 
 def test_create_fills_defaults_and_server_fields(local: Local) -> None:
@@ -23,8 +25,16 @@ def test_create_fills_defaults_and_server_fields(local: Local) -> None:
 def test_turnover_currency_defaults_to_eur(local: Local) -> None:
     company = local.rows("company")[0]["id"]
     result = local.run(
-        "mutation ($i: TurnoverCreateInput!) { turnover { create(input: $i) { record { currency startDate endDate amount } } } }",
-        {"i": {"companyId": company, "amount": 1200.5, "startDate": "2026-10-01", "endDate": "2026-10-31"}},
+        """mutation ($i: TurnoverCreateInput!) { turnover { create(input: $i) {
+          record { currency startDate endDate amount } } } }""",
+        {
+            "i": {
+                "companyId": company,
+                "amount": 1200.5,
+                "startDate": "2026-10-01",
+                "endDate": "2026-10-31",
+            }
+        },
     )
     assert result == {
         "data": {
@@ -46,7 +56,11 @@ def test_update_changes_only_given_fields_and_null_clears(local: Local) -> None:
     before = next(r for r in local.rows("company") if r["city"] and r["note"] is None)
     result = local.run(UPDATE, {"input": {"id": before["id"], "input": {"note": "Rappeler lundi"}}})
     record = result["data"]["company"]["update"]["record"]
-    assert (record["note"], record["city"], record["name"]) == ("Rappeler lundi", before["city"], before["name"])
+    assert (record["note"], record["city"], record["name"]) == (
+        "Rappeler lundi",
+        before["city"],
+        before["name"],
+    )
     assert record["createdAt"] == before["createdAt"]
     assert record["updatedAt"] > before["updatedAt"]
     cleared = local.run(UPDATE, {"input": {"id": before["id"], "input": {"city": None}}})
@@ -66,7 +80,8 @@ def test_null_on_a_required_field_is_refused_with_the_alias_path(local: Local) -
 def test_aliased_mutations_are_applied_or_rejected_one_by_one(local: Local) -> None:
     target = local.rows("company")[3]
     document = """
-    mutation Batch($c0: CompanyCreateInput!, $u1: CompanyUpdateInput!, $c2: CompanyCreateInput!, $u3: CompanyUpdateInput!) {
+    mutation Batch($c0: CompanyCreateInput!, $u1: CompanyUpdateInput!,
+                   $c2: CompanyCreateInput!, $u3: CompanyUpdateInput!) {
       company {
         c0: create(input: $c0) { recordId }
         c1: update(input: $u1) { recordId }
@@ -97,7 +112,8 @@ def test_aliased_mutations_are_applied_or_rejected_one_by_one(local: Local) -> N
 
 def test_a_bad_variable_rejects_the_whole_request_as_graphql_does(local: Local) -> None:
     count = len(local.rows("company"))
-    document = "mutation ($a: CompanyCreateInput!, $b: CompanyCreateInput!) { company { a: create(input: $a) { recordId } b: create(input: $b) { recordId } } }"
+    document = """mutation ($a: CompanyCreateInput!, $b: CompanyCreateInput!) {
+      company { a: create(input: $a) { recordId } b: create(input: $b) { recordId } } }"""
     bad_enum, wrong_type, missing_required = (
         {"name": "B", "status": "ROYAL"},
         {"name": 12},
@@ -129,10 +145,13 @@ def test_updated_at_strictly_increases_from_one_write_to_the_next(local: Local) 
 
 def test_delete_removes_the_company_and_its_contacts(local: Local) -> None:
     company = next(
-        c for c in local.rows("company") if any(x["companyId"] == c["id"] for x in local.rows("companyContact"))
+        c
+        for c in local.rows("company")
+        if any(x["companyId"] == c["id"] for x in local.rows("companyContact"))
     )
     result = local.run(
-        "mutation ($i: CompanyDeleteInput!) { company { delete(input: $i) { recordId record { id } } } }",
+        """mutation ($i: CompanyDeleteInput!) {
+          company { delete(input: $i) { recordId record { id } } } }""",
         {"i": {"id": company["id"]}},
     )
     assert result == {"data": {"company": {"delete": {"recordId": company["id"], "record": None}}}}
@@ -160,7 +179,8 @@ def test_deleting_a_mandator_detaches_it_from_companies(local: Local) -> None:
 
 def test_references_must_exist_in_the_team(local: Local) -> None:
     result = local.run(
-        "mutation ($i: CompanyContactCreateInput!) { companyContact { create(input: $i) { recordId } } }",
+        """mutation ($i: CompanyContactCreateInput!) {
+          companyContact { create(input: $i) { recordId } } }""",
         {"i": {"companyId": "0123456789abcdef01234567", "lastName": "Martin"}},
     )
     assert result["data"] == {"companyContact": {"create": None}}
@@ -170,7 +190,8 @@ def test_references_must_exist_in_the_team(local: Local) -> None:
 def test_company_mandators_resolve_from_mandator_ids(local: Local) -> None:
     company = next(c for c in local.rows("company") if len(c["mandatorIds"]) >= 2)
     result = local.run(
-        "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { mandatorIds mandators { id name } } }",
+        """query ($f: FilterManyCompanyInput!) {
+          companyList(filter: $f) { mandatorIds mandators { id name } } }""",
         {"f": {"teamId": local.team_id, "ids": [company["id"]]}},
     )
     row = result["data"]["companyList"][0]

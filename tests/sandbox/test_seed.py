@@ -9,7 +9,9 @@ from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
 
 
 def export(seed: int, companies: int = 15, db: str = ":memory:") -> dict:
-    box = Sandbox(SandboxConfig(seed=seed, companies=companies, api_keys=[("a", None), ("b", "XYZ")], db=db))
+    box = Sandbox(
+        SandboxConfig(seed=seed, companies=companies, api_keys=[("a", None), ("b", "XYZ")], db=db)
+    )
     return box.store.export()
 
 
@@ -25,15 +27,19 @@ def test_the_data_looks_french_and_well_formed() -> None:
     assert len(companies) == 40
     assert len([c for c in data["company"] if c["teamId"] == "XYZ"]) == 5
     for company in companies:
-        assert re.fullmatch(r"\d{5}", company["postalCode"]) and company["zipCode"] == company["postalCode"]
+        assert re.fullmatch(r"\d{5}", company["postalCode"])
+        assert company["zipCode"] == company["postalCode"]
         assert re.fullmatch(r"0[1-5]( \d\d){4}", company["phone"]), company["phone"]
-        assert 41 < company["coordinates"]["latitude"] < 51.5 and -5.5 < company["coordinates"]["longitude"] < 10
-        assert company["country"] == "FR" and company["status"] in ("CLIENT", "PROSPECT", "SUSPECT")
+        assert 41 < company["coordinates"]["latitude"] < 51.5
+        assert -5.5 < company["coordinates"]["longitude"] < 10
+        assert company["country"] == "FR"
+        assert company["status"] in ("CLIENT", "PROSPECT", "SUSPECT")
         if company["customerCode"] is not None:
             assert re.fullmatch(r"CLI-\d{6}", company["customerCode"])
     assert any(c["customerCode"] for c in companies)
     assert len({m["id"] for m in data["mandator"] if m["teamId"] != "XYZ"}) == 10
-    assert len(data["companyContact"]) >= 20 and data["turnover"]
+    assert len(data["companyContact"]) >= 20
+    assert data["turnover"]
     for rows in data.values():
         ids = [r["id"] for r in rows]
         assert ids == sorted(ids)
@@ -55,7 +61,9 @@ def test_a_sqlite_file_keeps_the_rows_between_runs(tmp_path) -> None:
     names = [c["name"] for c in again.store.export()["company"]]
     assert "Persistante" in names
     created = again.store.create("company", team, {"name": "Suivante"}, owner_id=None)
-    assert created["id"] > max(c["id"] for c in again.store.export()["company"] if c["name"] != "Suivante")
+    assert created["id"] > max(
+        c["id"] for c in again.store.export()["company"] if c["name"] != "Suivante"
+    )
 
 
 def test_rolling_limiter_allows_n_in_any_window() -> None:
