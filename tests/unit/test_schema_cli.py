@@ -750,6 +750,55 @@ def test_selected_fields_follow_singer_rules() -> None:
     assert "coordinates.latitude" in (selected_fields(make_catalog(BASE)["streams"][1]) or [])
 
 
+def tap_catalog(**config: object) -> dict[str, Any]:
+    """The catalog tap-moovago discovers from the bundled schema (no request is made)."""
+    from tap_moovago.tap import TapMoovago
+
+    tap = TapMoovago(config={"api_url": "http://127.0.0.1:9/graphql", "api_key": "k", **config})
+    return tap.catalog_dict
+
+
+def test_check_a_real_tap_catalog(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Discovered with deprecated fields kept: zipCode is selected, so its removal breaks.
+    path = write_json(tmp_path / "with.json", tap_catalog(include_deprecated_fields=True))
+    argv = ("check", "--schema", variant("field_removed"), "--catalog", path)
+    code, payload = run_json(capsys, *argv)
+    assert (code, issues_of(payload)) == (
+        1,
+        [
+            (
+                "catalog",
+                "company",
+                "zipCode",
+                "missing",
+                "Company.zipCode: not in field_removed.gql",
+            ),
+            BASE_CATALOG_ISSUES[1],
+        ],
+    )
+    # By default the tap leaves deprecated fields out of discovery: nothing to miss.
+    path = write_json(tmp_path / "default.json", tap_catalog())
+    code, payload = run_json(
+        capsys, "check", "--schema", variant("field_removed"), "--catalog", path
+    )
+    assert (code, issues_of(payload)) == (0, [])
+    code, payload = run_json(
+        capsys, "check", "--schema", variant("type_changed"), "--catalog", path
+    )
+    assert (code, issues_of(payload)) == (
+        0,
+        [
+            (
+                "catalog",
+                "turnover",
+                "amount",
+                "changed",
+                "type in catalog: number; in schema: string",
+            )
+        ],
+    )
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
