@@ -3,6 +3,8 @@ PostgreSQL (MOOVAGO_TEST_POSTGRES_URL or embedded) and a database per test modul
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +27,15 @@ def meltano_installed(e2e_workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_server(e2e_workdir: Path) -> Iterator[PgServer]:
-    with postgres_server(e2e_workdir) as server:
-        yield server
+def pg_server() -> Iterator[PgServer]:
+    # Not under pytest's base temp dir: every pytest session that starts on the machine resets it
+    # to mode 0700, which locks out the user an embedded server runs as when we are root.
+    workdir = Path(tempfile.mkdtemp(prefix="moovago-e2e-pg-"))
+    try:
+        with postgres_server(workdir) as server:
+            yield server
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

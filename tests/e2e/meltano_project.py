@@ -159,25 +159,14 @@ def settings_from_about(about_json: Mapping[str, Any]) -> list[dict[str, Any]]:
     return settings
 
 
-def _yaml_scalar(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def settings_yaml(settings: list[dict[str, Any]], indent: int = 4) -> str:
-    """The entries as YAML (JSON scalars are valid YAML), for pasting into meltano.yml."""
-    pad = " " * indent
-    lines = [f"{pad}settings:"]
-    for entry in settings:
-        lines.append(f"{pad}- name: {entry['name']}")
-        for key in ("kind", "label", "description", "value", "sensitive"):
-            if key in entry:
-                lines.append(f"{pad}  {key}: {_yaml_scalar(entry[key])}")
-        if "options" in entry:
-            lines.append(f"{pad}  options:")
-            for option in entry["options"]:
-                lines.append(f"{pad}  - label: {_yaml_scalar(option['label'])}")
-                lines.append(f"{pad}    value: {_yaml_scalar(option['value'])}")
-    return "\n".join(lines)
+    """The entries as the YAML block to paste into meltano.yml under the plugin."""
+    import yaml
+
+    body = yaml.safe_dump(
+        {"settings": settings}, sort_keys=False, allow_unicode=True, width=96, indent=2
+    )
+    return "\n".join(" " * indent + line for line in body.splitlines())
 
 
 if __name__ == "__main__":
