@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from graphql import (
     DocumentNode,
@@ -31,6 +32,7 @@ from graphql import (
 from graphql.language import ArgumentNode
 from graphql.pyutils import Undefined
 from singer_sdk import Stream
+from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from moovago_api.errors import ConfigError, MoovagoError, QueryError
 
@@ -63,6 +65,10 @@ class MoovagoStream(Stream):
     # A plain Stream calling MoovagoClient (not GraphQLStream): one HTTP path with our governor
     # and retries; GraphQLStream ignores errors in 200s and Retry-After, does not space requests
     # and also sends variables as URL parameters.
+
+    # Values come from a server typed by the same SDL as the JSON Schema: the SDK's recursive
+    # per-value conformance would only repeat that typing, at about half the tap's CPU per row.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, *, entity: Entity, moovago_schema: MoovagoSchema) -> None:
         """Build the stream of `entity` as the schema file describes it."""
@@ -323,15 +329,10 @@ class MoovagoStream(Stream):
             yield from rows
             return
 
-        page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
         skip_arg, limit_arg = t.cast("str", entity.skip_arg), t.cast("str", entity.limit_arg)
         skip = 0
-        pages = 0
         previous_ids: set[t.Any] = set()
-        while True:
-            page = self._execute({**variables, skip_arg: skip, limit_arg: page_size})
-            rows = page[entity.root_field] or []
-            pages += 1
+        for pages, rows in enumerate(self._pages(variables), start=1):
             ids = {row.get("id") for row in rows}
             if rows and ids & previous_ids:
                 msg = (
@@ -344,8 +345,32 @@ class MoovagoStream(Stream):
             skip += len(rows)
             if pages % PROGRESS_EVERY_PAGES == 0:
                 self.logger.info("Stream '%s': %d rows in %d pages so far", self.name, skip, pages)
-            if len(rows) < page_size:
-                return
+
+    def _pages(self, variables: Mapping[str, t.Any]) -> Iterator[list[Record]]:
+        """Pages in skip order until a short one; each page is asked for once.
+
+        The next page is fetched while the caller handles the current one: the SDK's work per
+        record would otherwise leave the rate budget unused between requests.
+        """
+        entity = self.entity
+        page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
+        skip_arg, limit_arg = t.cast("str", entity.skip_arg), t.cast("str", entity.limit_arg)
+
+        def fetch(skip: int) -> list[Record]:
+            page = self._execute({**variables, skip_arg: skip, limit_arg: page_size})
+            return t.cast("list[Record]", page[entity.root_field] or [])
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tap-moovago-{self.name}")
+        try:
+            pending: Future[list[Record]] | None = pool.submit(fetch, 0)
+            skip = 0
+            while pending is not None:
+                rows = pending.result()
+                skip += len(rows)
+                pending = pool.submit(fetch, skip) if len(rows) >= page_size else None
+                yield rows
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
