@@ -130,8 +130,10 @@ def change_rows(pg: PgServer) -> list[str]:
     for new_company in NEW_COMPANIES:
         sql(
             pg,
-            'INSERT INTO crm.company (name, "customerCode", city, "postalCode", status) '
-            "VALUES (%s, %s, %s, %s, 'PROSPECT')",
+            'INSERT INTO crm.company (name, "customerCode", city, "postalCode", status, '
+            '"ownerIds", "mandatorIds") '
+            "VALUES (%s, %s, %s, %s, 'PROSPECT', "
+            '(SELECT "ownerIds" FROM moovago.company ORDER BY id LIMIT 1), ARRAY[]::text[])',
             new_company,
         )
     return ids

@@ -179,8 +179,10 @@ def pushed(pipeline: Pipeline, loaded: dict[str, list[dict[str, Any]]]) -> Pushe
     )
     for new_company in NEW_COMPANIES:
         pipeline.execute(
-            'INSERT INTO crm.company (name, "customerCode", city, "postalCode", status) '
-            "VALUES (%s, %s, %s, %s, 'PROSPECT')",
+            'INSERT INTO crm.company (name, "customerCode", city, "postalCode", status, '
+            '"ownerIds", "mandatorIds") '
+            "VALUES (%s, %s, %s, %s, 'PROSPECT', "
+            '(SELECT "ownerIds" FROM moovago.company ORDER BY id LIMIT 1), ARRAY[]::text[])',
             new_company,
         )
 
