@@ -146,6 +146,20 @@ class RemoteIndex:
         with self._lock:
             return list(self._keys[spec_index].get(key, ()))
 
+    def lookup_field(self, name: str, value: Any) -> list[str]:
+        """Ids whose `name` equals `value` (as keys compare), e.g. a parent's customerCode."""
+        key = key_part(value)
+        if key is None:
+            return []
+        for number, spec in enumerate(self.key_specs):
+            if spec.fields == (name,):
+                return self.lookup(number, (key,))
+        if name not in self.fields:
+            return []
+        position = self.fields.index(name)
+        with self._lock:
+            return [i for i, v in self._values.items() if key_part(v[position]) == key]
+
     def find(self, values: Mapping[str, Any]) -> tuple[KeySpec | None, list[str]]:
         """Ids matching the first key spec the values fill; (None, []) when none applies."""
         for number, spec in enumerate(self.key_specs):

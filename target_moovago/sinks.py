@@ -1,0 +1,758 @@
+"""I/O of the target: prefetch indexes, send aliased mutation batches, reconcile, account.
+
+One `RunContext` per target run holds what all sinks share: the schema, the one client (so
+one rate governor, also when the SDK drains sinks in parallel threads), the ledger, the
+indexes of remote records and the business-hours gate.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import ipaddress
+import itertools
+import json
+import threading
+import typing as t
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLObjectType,
+    NamedTypeNode,
+    NameNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableDefinitionNode,
+    VariableNode,
+    get_named_type,
+    is_leaf_type,
+)
+from singer_sdk.sinks import BatchSink
+
+from moovago_api.errors import ConfigError, MoovagoError, QueryError, TransientError
+from moovago_api.governor import bulk_window
+from moovago_api.schema import Entity, MoovagoSchema, load_schema
+from moovago_api.settings import client_from_config
+from target_moovago.ledger import Ledger
+from target_moovago.mapping import DELETED_AT, SDC_PREFIX, FieldMapper, InputValidator
+from target_moovago.plan import (
+    DEFAULT_MATCH_KEYS,
+    WRITES,
+    Action,
+    KeySpec,
+    Kind,
+    Mode,
+    Planner,
+    RemoteIndex,
+    Row,
+    chunks,
+)
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Target
+
+    from moovago_api.client import MoovagoClient
+
+BUSINESS_HOURS_POLICIES = ("refuse", "wait", "ignore")
+PAGE_SIZE = 1000
+MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
+MAX_AMBIGUOUS_ROUNDS = 5
+RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
+SAMPLES_PER_KIND = 3
+# Input fields that name a parent record; a row may name it by the parent's match key instead.
+PARENT_FIELDS = {"companyId": "company", "mandatorId": "mandator"}
+_KIND_COUNTER = {
+    Kind.CREATE: "created",
+    Kind.UPDATE: "updated",
+    Kind.DELETE: "deleted",
+    Kind.UNCHANGED: "unchanged",
+    Kind.SUPERSEDED: "superseded",
+    Kind.SKIP_DELETE: "skipped_deletes",
+}
+_ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
+
+
+class UnsupportedStreamError(MoovagoError):
+    """A stream the target cannot write (read-only or not in the schema)."""
+
+
+class BusinessHoursError(MoovagoError):
+    """A bulk job was refused during French business hours."""
+
+
+def is_loopback(api_url: str) -> bool:
+    host = (urlsplit(api_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _name(value: str) -> NameNode:
+    return NameNode(value=value)
+
+
+def _field(
+    name: str,
+    selections: Sequence[FieldNode] = (),
+    *,
+    alias: str | None = None,
+    arguments: Mapping[str, str] | None = None,
+) -> FieldNode:
+    """A field node; `arguments` maps argument names to variable names."""
+    args = tuple(
+        ArgumentNode(name=_name(arg), value=VariableNode(name=_name(var)))
+        for arg, var in (arguments or {}).items()
+    )
+    return FieldNode(
+        alias=_name(alias) if alias else None,
+        name=_name(name),
+        arguments=args,
+        directives=(),
+        selection_set=SelectionSetNode(selections=tuple(selections)) if selections else None,
+    )
+
+
+def _operation(
+    kind: OperationType, name: str, variables: Mapping[str, tuple[str, bool]], root: FieldNode
+) -> DocumentNode:
+    """`variables` maps variable names to (type name, non-null)."""
+    definitions = []
+    for var, (type_name, non_null) in variables.items():
+        named = NamedTypeNode(name=_name(type_name))
+        definitions.append(
+            VariableDefinitionNode(
+                variable=VariableNode(name=_name(var)),
+                type=NonNullTypeNode(type=named) if non_null else named,
+                directives=(),
+            )
+        )
+    operation = OperationDefinitionNode(
+        operation=kind,
+        name=_name(name),
+        variable_definitions=tuple(definitions),
+        directives=(),
+        selection_set=SelectionSetNode(selections=(root,)),
+    )
+    return DocumentNode(definitions=(operation,))
+
+
+def _operation_name(document: DocumentNode) -> str | None:
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    return operation.name.value if operation.name else None
+
+
+def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[DocumentNode, dict, list]:
+    """`mutation X($i0: CreateInput!, ...) { company { c0: create(input: $i0) { recordId } } }`.
+
+    Returns the document, its variables and the alias of each action, in order.
+    """
+    assert entity.mutation_field is not None
+    input_types = {
+        Kind.CREATE: entity.create_input,
+        Kind.UPDATE: entity.update_input,
+        Kind.DELETE: entity.delete_input,
+    }
+    variables: dict[str, t.Any] = {}
+    var_types: dict[str, tuple[str, bool]] = {}
+    fields = []
+    aliases = []
+    for number, action in enumerate(actions):
+        var = f"i{number}"
+        alias = f"{_ALIAS_PREFIX[action.kind]}{number}"
+        type_name = input_types[action.kind]
+        assert type_name is not None
+        var_types[var] = (type_name, True)
+        variables[var] = action.variables()
+        fields.append(
+            _field(action.kind.value, [_field("recordId")], alias=alias, arguments={"input": var})
+        )
+        aliases.append(alias)
+    name = f"TargetMoovago{entity.type_name}Batch"
+    document = _operation(
+        OperationType.MUTATION, name, var_types, _field(entity.mutation_field, fields)
+    )
+    return document, variables, aliases
+
+
+def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[FieldNode]:
+    """Fields to read for `names`: leaves as is, objects with their leaf sub-fields."""
+    selected = []
+    for name in names:
+        gql_field = gql_type.fields.get(name)
+        if gql_field is None:
+            continue
+        named = get_named_type(gql_field.type)
+        if is_leaf_type(named):
+            selected.append(_field(name))
+        elif isinstance(named, GraphQLObjectType):
+            leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
+            selected.append(_field(name, [_field(n) for n in leaves]))
+    return selected
+
+
+def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
+    """`query($filter: FilterMany...!, $skip: Int, $limit: Int) { xList(...) { id ... } }`."""
+    assert entity.filter_arg
+    assert entity.filter_type
+    gql_type = schema.graphql.get_type(entity.type_name)
+    assert isinstance(gql_type, GraphQLObjectType)
+    names = ["id", *(f for f in fields if f != "id")]
+    arguments = {entity.filter_arg: "filter"}
+    var_types: dict[str, tuple[str, bool]] = {"filter": (entity.filter_type, True)}
+    for arg in (entity.skip_arg, entity.limit_arg):
+        if arg:
+            arguments[arg] = arg
+            var_types[arg] = ("Int", False)
+    root = _field(entity.root_field, _selection(gql_type, names), arguments=arguments)
+    return _operation(OperationType.QUERY, f"TargetMoovago{entity.type_name}Index", var_types, root)
+
+
+class RunContext:
+    """What every sink of one run shares."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        clock: Callable[[], dt.datetime],
+        sleep: Callable[[float], None],
+        production: bool | None = None,
+    ) -> None:
+        self.target = target
+        self.config = target.config
+        self.logger = target.logger
+        self.clock = clock
+        self.sleep = sleep
+        api_url = str(self.config.get("api_url") or "")
+        self.production = not is_loopback(api_url) if production is None else production
+        self._lock = threading.RLock()
+        self._schema: MoovagoSchema | None = None
+        self._client: MoovagoClient | None = None
+        self._team_id: str | None = None
+        self._indexes: dict[str, RemoteIndex] = {}
+        self._index_locks: dict[str, threading.Lock] = {}
+        self.planned_writes = 0
+        self._bulk_cleared = False
+        key = str(self.config.get("api_key") or "")
+        secrets = [key, key.partition(":")[2].strip()] if key else []
+        self.ledger = Ledger(
+            self.config.get("rejects_path") or "moovago-rejects.jsonl",
+            max_rejects=self.config.get("max_rejects"),
+            secrets=secrets,
+            clock=clock,
+        )
+        self.ledger.dry_run = bool(self.config.get("dry_run"))
+        if self.config.get("api_url") and self.config.get("api_key"):
+            self.client  # noqa: B018 - a bad connection setting fails now, not mid-run
+
+    # shared resources ------------------------------------------------------------------
+
+    @property
+    def schema(self) -> MoovagoSchema:
+        with self._lock:
+            if self._schema is None:
+                self._schema = load_schema(self.config.get("schema_path"))
+            return self._schema
+
+    @property
+    def client(self) -> MoovagoClient:
+        with self._lock:
+            if self._client is None:
+                self._client = client_from_config(self.config, default_rate=1, logger=self.logger)
+            return self._client
+
+    @property
+    def team_id(self) -> str:
+        with self._lock:
+            if self._team_id is None:
+                root = _field("team", [_field("id")])
+                doc = _operation(OperationType.QUERY, "TargetMoovagoTeam", {}, root)
+                data = self.client.execute(doc, operation_name=_operation_name(doc))
+                team = data.get("team") or {}
+                if not team.get("id"):
+                    msg = "the API returned no team for this API key"
+                    raise MoovagoError(msg)
+                self._team_id = str(team["id"])
+            return self._team_id
+
+    def entity_for(self, stream_name: str) -> Entity:
+        try:
+            entity = self.schema.entity(stream_name)
+        except KeyError:
+            writable = [e.stream_name for e in self.schema.entities() if e.mutation_field]
+            msg = (
+                f"stream {stream_name!r} is not a Moovago entity; target-moovago writes "
+                f"{', '.join(writable)}"
+            )
+            raise UnsupportedStreamError(msg) from None
+        if entity.mutation_field is None or entity.create_input is None:
+            msg = (
+                f"stream {stream_name!r} is read-only in the Moovago API (it has no mutations); "
+                "remove it from the target's input"
+            )
+            raise UnsupportedStreamError(msg)
+        return entity
+
+    def key_specs(self, entity: Entity) -> list[KeySpec]:
+        configured = self.config.get("match_keys") or {}
+        names = configured.get(entity.stream_name) or configured.get(entity.name)
+        raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
+        specs = [KeySpec.parse(list(k)) for k in raw]
+        known = set(self.schema.output_json_schema(entity.type_name)["properties"])
+        for spec in specs:
+            for name in spec.fields:
+                if name not in known:
+                    msg = (
+                        f"match_keys for {entity.stream_name!r} names {name!r}, "
+                        f"which {entity.type_name} does not have"
+                    )
+                    raise ConfigError(msg)
+        return specs
+
+    def mode(self, entity: Entity) -> Mode:
+        modes = self.config.get("stream_modes") or {}
+        return Mode(modes.get(entity.stream_name) or modes.get(entity.name) or "upsert")
+
+    # indexes -------------------------------------------------------------------------------
+
+    def index(self, entity: Entity, fields: Sequence[str]) -> RemoteIndex:
+        """The index of `entity`, prefetched once; tracks at least `fields` and the keys."""
+        with self._lock:
+            lock = self._index_locks.setdefault(entity.name, threading.Lock())
+        with lock:
+            index = self._indexes.get(entity.name)
+            if index is not None and set(fields) <= set(index.fields):
+                return index
+            tracked = list(dict.fromkeys([*(index.fields if index else ()), *fields]))
+            index = RemoteIndex(tracked, self.key_specs(entity))
+            for record in self.list_records(entity, index.fields):
+                index.add(str(record["id"]), record)
+            self.logger.info(
+                "Prefetched %d %s records (fields: %s)",
+                len(index),
+                entity.stream_name,
+                ", ".join(index.fields),
+            )
+            self._indexes[entity.name] = index
+            return index
+
+    def list_records(
+        self, entity: Entity, fields: Sequence[str], **filters: t.Any
+    ) -> Iterable[dict[str, t.Any]]:
+        """Every record of the team (paged, values only in variables), with extra filters."""
+        document = list_document(self.schema, entity, fields)
+        name = _operation_name(document)
+        flt: dict[str, t.Any] = dict(filters)
+        if entity.team_filter_field:
+            flt[entity.team_filter_field] = self.team_id
+        for skip in itertools.count(0, PAGE_SIZE):
+            variables: dict[str, t.Any] = {"filter": flt}
+            if entity.limit_arg:
+                variables[entity.limit_arg] = PAGE_SIZE
+            if entity.skip_arg:
+                variables[entity.skip_arg] = skip
+            page = self.client.execute(document, variables, operation_name=name)
+            page = page.get(entity.root_field) or []
+            yield from page
+            if not entity.limit_arg or not entity.skip_arg or len(page) < PAGE_SIZE:
+                return
+
+    # business hours --------------------------------------------------------------------
+
+    def authorise_writes(self, count: int) -> None:
+        """Count planned writes; a bulk run on production follows `business_hours`."""
+        with self._lock:
+            self.planned_writes += count
+            if self._bulk_cleared or count == 0:
+                return
+            threshold = int(self.config.get("bulk_threshold", 500))
+            policy = self.config.get("business_hours") or "refuse"
+            if self.planned_writes <= threshold or policy == "ignore" or not self.production:
+                return
+            window = bulk_window(self.clock())
+            if window.allowed:
+                self._bulk_cleared = True
+                return
+            opens = window.opens_at.isoformat() if window.opens_at else "later"
+            if policy == "refuse":
+                msg = (
+                    f"bulk job refused: {self.planned_writes} rows to write (bulk_threshold="
+                    f"{threshold}) during Moovago's business hours (Mon-Fri 08:00-18:30 "
+                    f"Europe/Paris); the window opens at {opens}. Set business_hours to "
+                    "'wait' or 'ignore' to change this."
+                )
+                raise BusinessHoursError(msg)
+            assert window.opens_at is not None
+            seconds = (window.opens_at - self.clock()).total_seconds()
+            self.logger.warning(
+                "Bulk job of %d rows during business hours: waiting %.0f s until %s",
+                self.planned_writes,
+                seconds,
+                opens,
+            )
+            self.sleep(max(0.0, seconds))
+            self._bulk_cleared = True
+
+    # end of run --------------------------------------------------------------------------
+
+    def finish(self, *, failed: bool) -> None:
+        stats: dict[str, t.Any] = {}
+        if self._client is not None:
+            raw = self._client.stats
+            stats = {k: getattr(raw, k, 0) for k in ("requests", "retries", "rate_limited")}
+        summary = self.ledger.summary(stats)
+        summary["failed"] = failed
+        self.logger.info("target-moovago summary\n%s", Ledger.table(summary))
+        path = self.config.get("summary_path")
+        if path:
+            self.ledger.write_summary(path, summary)
+        self.ledger.close()
+        if self._client is not None:
+            self._client.close()
+
+
+class MoovagoSink(BatchSink):
+    """Writes one stream: map, plan against the remote index, send batches, account."""
+
+    def __init__(
+        self,
+        target: Target,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        self.run: RunContext = target.run  # type: ignore[attr-defined]
+        self._target = target
+        self.entity = self.run.entity_for(stream_name)
+        self.label = self.entity.stream_name
+        api_schema = self.run.schema
+        entity = self.entity
+        assert entity.create_input
+        assert entity.update_data_input
+        create_schema = api_schema.input_json_schema(entity.create_input)
+        update_schema = api_schema.input_json_schema(entity.update_data_input)
+        props = {**update_schema["properties"], **create_schema["properties"]}
+        output = api_schema.output_json_schema(entity.type_name)["properties"]
+        parents = {}
+        for name, parent_stream in PARENT_FIELDS.items():
+            if name in props and parent_stream != entity.stream_name:
+                parent = self.run.entity_for(parent_stream)
+                keys = [f for s in self.run.key_specs(parent) for f in s.fields]
+                parents[name] = (parent_stream, keys)
+        self.mapper = FieldMapper(props, output, parents)
+        self.create_validator = InputValidator(create_schema)
+        self.update_validator = InputValidator(update_schema)
+        self.key_specs = self.run.key_specs(entity)
+        self.mode = self.run.mode(entity)
+        self.output_fields = set(output)
+        columns = [c for c in self.schema.get("properties", {}) if not c.startswith(SDC_PREFIX)]
+        self.columns = columns
+        cmap = self.mapper.column_map(columns)
+        if cmap.unknown:
+            self.run.ledger.note_unknown(self.label, cmap.unknown)
+            self.logger.warning(
+                "Stream %s: columns that are not %s input fields are ignored: %s",
+                self.label,
+                entity.type_name,
+                ", ".join(cmap.unknown),
+            )
+        self._warned_unknown = bool(cmap.unknown)
+        self._drain_lock = threading.Lock()
+        self._index: RemoteIndex | None = None
+        self._samples: dict[Kind, int] = {}
+        self._remove_date_formats()
+
+    def _remove_date_formats(self) -> None:
+        # The SDK would parse date strings with `format` into datetimes and stop the whole run
+        # on a bad one; we keep the strings and validate them per row against the API input type.
+        self.schema = copy.deepcopy(self.schema)
+
+        def strip(node: t.Any) -> None:
+            if isinstance(node, dict):
+                if node.get("format") in {"date", "date-time", "time"}:
+                    node.pop("format")
+                for value in node.values():
+                    strip(value)
+            elif isinstance(node, list):
+                for value in node:
+                    strip(value)
+
+        strip(self.schema.get("properties", {}))
+
+    @property
+    def include_sdc_metadata_properties(self) -> bool:
+        """Keep `_sdc_deleted_at` on records (the SDK drops it otherwise); never sent."""
+        return True
+
+    def get_validator(self) -> None:  # type: ignore[override]
+        """Rows are validated against the API's input types, row by row, in plan."""
+        return
+
+    # draining; a child stream may drain its parent first -----------------------------------
+
+    def start_drain(self) -> dict:
+        self._drain_lock.acquire()
+        return super().start_drain()
+
+    def mark_drained(self) -> None:
+        super().mark_drained()
+        self._release_drain()
+
+    def _release_drain(self) -> None:
+        if self._drain_lock.locked():
+            self._drain_lock.release()
+
+    def drain_pending(self) -> None:
+        """Write this sink's pending rows now (a child stream needs their ids)."""
+        if self.current_size:
+            self._target.drain_one(self)
+
+    # the work --------------------------------------------------------------------------------
+
+    def index(self) -> RemoteIndex:
+        if self._index is None:
+            fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
+            self._index = self.run.index(self.entity, fields)
+        return self._index
+
+    def process_batch(self, context: dict) -> None:
+        """Write or reject every row of the batch before returning (STATE follows drains)."""
+        try:
+            records = context.get("records") or []
+            if records:
+                self._process(records)
+        except BaseException:
+            self._release_drain()
+            raise
+
+    def _process(self, records: Sequence[dict]) -> None:
+        index = self.index()
+        rows = []
+        for number, record in enumerate(records, start=1):
+            row = Row(number, record, self.mapper.convert(record))
+            if row.mapped.unknown:
+                new = self.run.ledger.note_unknown(self.label, row.mapped.unknown)
+                if new and not self._warned_unknown:
+                    self._warned_unknown = True
+                    self.logger.warning(
+                        "Stream %s: unknown columns ignored: %s", self.label, ", ".join(new)
+                    )
+            if self._resolve_references(row):
+                rows.append(row)
+        planner = Planner(
+            index=index,
+            create_validator=self.create_validator,
+            update_validator=self.update_validator,
+            mode=self.mode,
+            hard_delete=bool(self.config.get("hard_delete")),
+        )
+        actions = planner.plan(rows)
+        writes = [a for a in actions if a.kind in WRITES]
+        for action in actions:
+            if action.kind is Kind.REJECT:
+                self._reject(action.row, action.reason, action.field)
+            elif action.kind not in WRITES:
+                self.run.ledger.add(self.label, _KIND_COUNTER[action.kind])
+        self.run.authorise_writes(len(writes))
+        if self.config.get("dry_run"):
+            self._dry_run(writes)
+            return
+        size = int(self.config.get("mutations_per_request", 25))
+        for chunk in chunks(writes, size):
+            self._send(chunk, depth=0)
+
+    def _resolve_references(self, row: Row) -> bool:
+        """Fill `companyId` from a `companyCustomerCode` column; False when rejected."""
+        for column, (ref, value) in row.mapped.references.items():
+            if value in (None, "") or row.payload.get(ref.target_field) not in (None, ""):
+                continue
+            parent_entity = self.run.entity_for(ref.parent_stream)
+            parent_index = self._parent_index(parent_entity)
+            ids = parent_index.lookup_field(ref.parent_key_field, value)
+            if len(ids) != 1:
+                what = "no" if not ids else f"{len(ids)}"
+                reason = f"{what} {ref.parent_stream} records with {ref.parent_key_field}={value!r}"
+                self._reject(row, reason, column)
+                return False
+            row.payload[ref.target_field] = ids[0]
+        return True
+
+    def _parent_index(self, parent: Entity) -> RemoteIndex:
+        for name in {parent.stream_name, parent.name}:
+            if self._target.sink_exists(name):
+                sink = self._target.get_sink(name)
+                if isinstance(sink, MoovagoSink):
+                    sink.drain_pending()
+                    return sink.index()
+        return self.run.index(parent, [])
+
+    def _reject(self, row: Row, reason: str, field: str | None) -> None:
+        record = {
+            k: v
+            for k, v in row.record.items()
+            if not k.startswith(SDC_PREFIX) or (k == DELETED_AT and v is not None)
+        }
+        self.logger.warning(
+            "Stream %s, %s rejected%s: %s",
+            self.label,
+            row.key_label(self.key_specs),
+            f" (field {field})" if field else "",
+            reason,
+        )
+        self.run.ledger.reject(
+            self.label, row.key_label(self.key_specs), reason, field=field, row=record
+        )
+
+    def _dry_run(self, writes: Sequence[Action]) -> None:
+        for action in writes:
+            self.run.ledger.add(self.label, _KIND_COUNTER[action.kind])
+            shown = self._samples.get(action.kind, 0)
+            if shown < SAMPLES_PER_KIND:
+                self._samples[action.kind] = shown + 1
+                self.logger.info(
+                    "dry run: %s %s %s",
+                    self.label,
+                    action.kind.value,
+                    json.dumps(action.variables(), default=str, ensure_ascii=False),
+                )
+
+    # sending -------------------------------------------------------------------------------
+
+    def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
+        document, variables, aliases = mutation_document(self.entity, chunk)
+        has_creates = any(a.kind is Kind.CREATE for a in chunk)
+        started = self.run.clock()
+        errors: dict[str, str] = {}
+        try:
+            data = self.run.client.execute(
+                document,
+                variables,
+                operation_name=_operation_name(document),
+                retry_ambiguous=not has_creates,
+            )
+        except QueryError as err:
+            field_data = (err.data or {}).get(self.entity.mutation_field or "")
+            if field_data is None:
+                self._whole_request_failed(chunk, depth, err)
+                return
+            data = err.data or {}
+            for error in err.errors:
+                path = error.get("path") or []
+                if len(path) >= 2:
+                    errors[str(path[1])] = str(error.get("message", "error"))
+        except TransientError as err:
+            if not (has_creates and err.ambiguous):
+                raise
+            self._after_ambiguous_failure(chunk, started, rounds, err)
+            return
+        results = data.get(self.entity.mutation_field or "") or {}
+        for alias, action in zip(aliases, chunk, strict=True):
+            result = results.get(alias)
+            if result and result.get("recordId"):
+                self._confirm(action, str(result["recordId"]))
+            else:
+                reason = errors.get(alias, "the API returned no result for this mutation")
+                self._reject(action.row, f"{action.kind.value} failed: {reason}", None)
+
+    def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
+        """`data: null` rejects every alias: halve to find the rows that cause it."""
+        if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
+            middle = len(chunk) // 2
+            self.logger.info(
+                "Stream %s: request of %d mutations refused as a whole; splitting",
+                self.label,
+                len(chunk),
+            )
+            self._send(chunk[:middle], depth + 1)
+            self._send(chunk[middle:], depth + 1)
+            return
+        messages = "; ".join(str(e.get("message", "")) for e in err.errors) or str(err)
+        for action in chunk:
+            self._reject(action.row, f"{action.kind.value} refused: {messages}", None)
+
+    def _after_ambiguous_failure(
+        self, chunk: list[Action], started: dt.datetime, rounds: int, err: TransientError
+    ) -> None:
+        """The request may have been applied: find the creates that landed, resend the rest."""
+        creates = [a for a in chunk if a.kind is Kind.CREATE]
+        index = self.index()
+        fields = list(index.fields)
+        since = started - RECONCILE_MARGIN
+        recent = RemoteIndex(fields, self.key_specs)
+        extra: dict[str, t.Any] = {}
+        if self.entity.updated_since_field:
+            extra[self.entity.updated_since_field] = since.isoformat()
+        found_records = {}
+        for record in self.run.list_records(self.entity, fields, **extra):
+            record_id = str(record["id"])
+            if record_id not in index:
+                recent.add(record_id, record)
+                found_records[record_id] = record
+        landed = 0
+        remaining = []
+        for action in chunk:
+            if action.kind is not Kind.CREATE:
+                remaining.append(action)
+                continue
+            match = self._find_landed(recent, found_records, action)
+            if match is None:
+                remaining.append(action)
+            else:
+                recent.remove(match)
+                found_records.pop(match, None)
+                landed += 1
+                self._confirm(action, match)
+        self.logger.warning(
+            "Stream %s: request of %d mutations failed ambiguously (%s); %d of %d creates had "
+            "landed, resending %d",
+            self.label,
+            len(chunk),
+            err,
+            landed,
+            len(creates),
+            len(remaining),
+        )
+        if not remaining:
+            return
+        if rounds + 1 >= MAX_AMBIGUOUS_ROUNDS:
+            for action in remaining:
+                self._reject(
+                    action.row,
+                    f"{action.kind.value} not confirmed after {MAX_AMBIGUOUS_ROUNDS} ambiguous "
+                    f"failures ({err}); not sent again to avoid a duplicate",
+                    None,
+                )
+            return
+        self._send(remaining, depth=0, rounds=rounds + 1)
+
+    def _find_landed(
+        self, recent: RemoteIndex, records: Mapping[str, Mapping[str, t.Any]], action: Action
+    ) -> str | None:
+        spec, ids = recent.find(action.data)
+        if spec is not None:
+            return ids[0] if ids else None
+        for record_id, record in records.items():  # no key: the same values mean the same row
+            if all(record.get(k) == v for k, v in action.data.items() if k in record):
+                return record_id
+        return None
+
+    def _confirm(self, action: Action, record_id: str) -> None:
+        index = self.index()
+        if action.kind is Kind.CREATE:
+            index.add(record_id, action.data)
+        elif action.kind is Kind.UPDATE:
+            index.update(record_id, action.data)
+        elif action.kind is Kind.DELETE:
+            index.remove(record_id)
+        self.run.ledger.add(self.label, _KIND_COUNTER[action.kind])
