@@ -22,7 +22,14 @@ from typing import Any
 from aiohttp import web
 from graphql import build_schema
 
-from moovago_sandbox.engine import NOT_AUTHORIZED, Engine, RequestContext, graphql_error
+from moovago_sandbox.engine import (
+    NOT_AUTHORIZED,
+    Answer,
+    Engine,
+    RequestContext,
+    dump_json,
+    graphql_error,
+)
 from moovago_sandbox.faults import KINDS, FaultInjector, FaultProfile
 from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
 from moovago_sandbox.scalars import format_datetime
@@ -260,15 +267,18 @@ class Sandbox:
                 },
             )
         ctx = RequestContext(self.store, team, self.owners.get(team))
-        result = self.engine.run(ctx, query, variables, operation_name)
+        answer = self.engine.answer(ctx, query, variables, operation_name)
         for entity, kind in ctx.mutations:
             self.mutations[entity][kind] += 1
         is_mutation = self.engine.operation_type(query, operation_name) == "mutation"
         if is_mutation and ctx.mutations and self.faults.commit_then_fail():
             return self._status(entry, 502)
-        if not is_mutation and not result.get("errors") and self.faults.partial_error():
-            self.engine.inject_partial_error(result, query, operation_name, self.faults.rng)
-        return self._answer(entry, result)
+        if not is_mutation and not answer.as_dict().get("errors") and self.faults.partial_error():
+            body = answer.as_dict()
+            self.engine.inject_partial_error(body, query, operation_name, self.faults.rng)
+            answer = Answer(body=body)
+        self.errors += answer.error_count
+        return self._count(entry, _json_text(answer.as_text()))
 
     def _answer(self, entry: dict[str, Any], result: dict[str, Any]) -> web.Response:
         self.errors += len(result.get("errors") or ())
@@ -308,8 +318,19 @@ def _request_error(message: str) -> dict[str, Any]:
 def _json(
     payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return web.Response(text=text, status=status, content_type="application/json", headers=headers)
+    return _json_text(dump_json(payload), status=status, headers=headers)
+
+
+def _json_text(
+    text: str, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=text.encode("utf-8"),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

@@ -10,6 +10,7 @@ anything the fast path does not handle (or any error) goes back to `execute`.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ from moovago_sandbox.store import EntityModel, Store, StoreError, build_models
 NOT_AUTHORIZED = "You are not authorized to access this data"
 INTROSPECTION_DISABLED = "Introspection is disabled on this server: use the schema file instead"
 MAX_LIMIT = 1000
+MAX_SQL_FUNCTION_ARGS = 100  # SQLite's default SQLITE_MAX_FUNCTION_ARG is 127
 PAGING_ARGS = ("skip", "limit", "offset")
 FILTER_SPECIAL = ("teamId", "updatedSince", "ids")
 VALIDATION_RULES = (*specified_rules, NoSchemaIntrospectionCustomRule)
@@ -129,6 +131,32 @@ class RootPlan:
     resolve: Callable[..., Any]
     sub: tuple[Projection, ...]
     is_list: bool
+    entity: str | None = None
+    sql: str | None = None  # SQL building each row's JSON, for list fields
+
+
+@dataclass
+class Answer:
+    """A response body, as JSON text (fast path) or as a dict (graphql-core), or both."""
+
+    text: str | None = None
+    body: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.body is None:
+            self.body = json.loads(self.text or "{}")
+        return self.body
+
+    def as_text(self) -> str:
+        return self.text if self.text is not None else dump_json(self.body)
+
+    @property
+    def error_count(self) -> int:
+        return len(self.body.get("errors") or ()) if self.body is not None else 0
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass
@@ -235,37 +263,42 @@ class Engine:
     def _team(self, ctx: RequestContext) -> dict[str, Any] | None:
         return self.store.team(ctx.team_id)
 
+    def _list_query(
+        self,
+        ctx: RequestContext,
+        filter: dict[str, Any],
+        skip: int | None = 0,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
+        """Checked arguments of a `<name>List` field, as `Store.select` keywords."""
+        if filter.get("teamId") != ctx.team_id:
+            raise AuthorizationError(NOT_AUTHORIZED)
+        skip = skip or 0
+        if offset is not None:
+            if skip and skip != offset:
+                raise GraphQLError("Give skip or offset (deprecated), not both")
+            skip = offset
+        if skip < 0:
+            raise GraphQLError(f"skip must be 0 or more, got {skip}")
+        if limit is not None and not 1 <= limit <= MAX_LIMIT:
+            raise GraphQLError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        since = filter.get("updatedSince")
+        return {
+            "updated_since": format_datetime(ceil_to_millisecond(since)) if since else None,
+            "ids": filter.get("ids"),
+            "equals": {
+                k: v for k, v in filter.items() if k not in FILTER_SPECIAL and v is not None
+            },
+            "skip": skip,
+            "limit": limit,
+        }
+
     def _lister(self, entity: str) -> Callable[..., list[dict[str, Any]]]:
-        def list_rows(
-            ctx: RequestContext,
-            filter: dict[str, Any],
-            skip: int | None = 0,
-            limit: int | None = None,
-            offset: int | None = None,
-        ) -> list[dict[str, Any]]:
-            if filter.get("teamId") != ctx.team_id:
-                raise AuthorizationError(NOT_AUTHORIZED)
-            skip = skip or 0
-            if offset is not None:
-                if skip and skip != offset:
-                    raise GraphQLError("Give skip or offset (deprecated), not both")
-                skip = offset
-            if skip < 0:
-                raise GraphQLError(f"skip must be 0 or more, got {skip}")
-            if limit is not None and not 1 <= limit <= MAX_LIMIT:
-                raise GraphQLError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
-            since = filter.get("updatedSince")
-            equals = {k: v for k, v in filter.items() if k not in FILTER_SPECIAL and v is not None}
+        def list_rows(ctx: RequestContext, **args: Any) -> list[dict[str, Any]]:
+            query = self._list_query(ctx, **args)
             try:
-                return ctx.store.select(
-                    entity,
-                    ctx.team_id,
-                    updated_since=format_datetime(ceil_to_millisecond(since)) if since else None,
-                    ids=filter.get("ids"),
-                    equals=equals,
-                    skip=skip,
-                    limit=limit,
-                )
+                return ctx.store.select(entity, ctx.team_id, **query)
             except StoreError as exc:
                 raise GraphQLError(str(exc)) from exc
 
@@ -340,7 +373,7 @@ class Engine:
         op = self.prepare(query).operation(operation_name)
         return op.operation.value if op is not None else "query"
 
-    def run(
+    def answer(
         self,
         ctx: RequestContext,
         query: str,
@@ -348,18 +381,18 @@ class Engine:
         operation_name: str | None = None,
         *,
         fast: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """The response body for one request: `data`, and `errors` when there are any."""
         prepared = self.prepare(query)
         if prepared.errors or prepared.document is None:
-            return {"data": None, "errors": prepared.errors}
+            return Answer(body={"data": None, "errors": prepared.errors})
         if fast if fast is not None else self.fast_path:
             op = prepared.operation(operation_name)
             plans = prepared.plans.get(op.name.value if op and op.name else None) if op else None
             if op is not None and plans is not None:
-                data = self._run_fast(ctx, op, plans, dict(variables or {}))
-                if data is not None:
-                    return {"data": data}
+                text = self._run_fast(ctx, op, plans, dict(variables or {}))
+                if text is not None:
+                    return Answer(text=text)
         result = execute(
             self.schema,
             prepared.document,
@@ -371,7 +404,19 @@ class Engine:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [format_error(e, "ValidationError") for e in result.errors]
-        return body
+        return Answer(body=body)
+
+    def run(
+        self,
+        ctx: RequestContext,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        *,
+        fast: bool | None = None,
+    ) -> dict[str, Any]:
+        """`answer` as a dict."""
+        return self.answer(ctx, query, variables, operation_name, fast=fast).as_dict()
 
     # -- fast path ----------------------------------------------------------------------------
 
@@ -395,7 +440,13 @@ class Engine:
             if sub is None:
                 return None
             nullable = fdef.type.of_type if isinstance(fdef.type, GraphQLNonNull) else fdef.type
-            roots.append(RootPlan(key, fdef, sel, resolve, sub, is_list_type(nullable)))
+            model = self._models_by_type.get(get_named_type(fdef.type).name)
+            entity = sql = None
+            if model is not None and is_list_type(nullable):
+                entity, sql = model.name, self._sql_object(model, sub, "t")
+            roots.append(
+                RootPlan(key, fdef, sel, resolve, sub, is_list_type(nullable), entity, sql)
+            )
         return tuple(roots)
 
     def _plan_selection(
@@ -434,32 +485,76 @@ class Engine:
                 )
         return tuple(out)
 
+    def _sql_object(
+        self, model: EntityModel, sub: tuple[Projection, ...], alias: str
+    ) -> str | None:
+        """SQL turning a row of `model` (table alias `alias`) into the selection's JSON object.
+
+        Keys and names are GraphQL names ([_A-Za-z][_0-9A-Za-z]*, checked by the parser), so
+        quoting them inline is safe; JSON-text columns go through json() or -> so numbers keep
+        their exact text. None when the selection needs Python (lists of objects).
+        """
+        parts: list[str] = []
+        for p in sub:
+            column = f'{alias}."{p.name}"'
+            if p.kind == TYPENAME:
+                value = f"'{p.name}'"
+            elif p.kind == LEAF:
+                value = f"json({column})" if p.name in model.json_fields else column
+            elif p.kind == OBJECT and all(q.kind == LEAF for q in p.sub):
+                inner = ", ".join(f"'{q.key}', {column} -> '$.{q.name}'" for q in p.sub)
+                value = f"CASE WHEN {column} IS NULL THEN NULL ELSE json_object({inner}) END"
+            elif p.kind == COMPUTED and alias == "t":
+                assert p.computed is not None
+                ids_field, target = p.computed
+                target_model = self.models[target]
+                inner_sql = self._sql_object(target_model, p.sub, "m")
+                if inner_sql is None:
+                    return None
+                value = (
+                    f"(SELECT json_group_array(json(o)) FROM (SELECT {inner_sql} AS o "  # noqa: S608
+                    f'FROM json_each({alias}."{ids_field}") AS j JOIN {target_model.table} AS m '
+                    f"ON m.id = j.value AND m.teamId = {alias}.teamId ORDER BY j.key))"
+                )
+            else:
+                return None
+            parts.append(f"'{p.key}', {value}")
+        if len(parts) * 2 > MAX_SQL_FUNCTION_ARGS:
+            return None
+        return "json_object(" + ", ".join(parts) + ")"
+
     def _run_fast(
         self,
         ctx: RequestContext,
         op: OperationDefinitionNode,
         plans: tuple[RootPlan, ...],
         variables: dict[str, Any],
-    ) -> dict[str, Any] | None:
+    ) -> str | None:
+        """The response text, or None to let graphql-core answer (errors included)."""
         coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return None
-        data: dict[str, Any] = {}
+        parts: list[str] = []
         for plan in plans:
             try:
                 args = get_argument_values(plan.field_def, plan.node, coerced)
+                if plan.sql is not None and plan.entity is not None:
+                    query = self._list_query(ctx, **args)
+                    rows = ctx.store.select_json(plan.entity, ctx.team_id, plan.sql, **query)
+                    parts.append(f"{dump_json(plan.key)}:[{','.join(rows)}]")
+                    continue
                 value = plan.resolve(ctx, **args)
-            except GraphQLError:
+            except (GraphQLError, StoreError):
                 return None
             if value is None:
                 if is_non_null_type(plan.field_def.type):
                     return None
-                data[plan.key] = None
             elif plan.is_list:
-                data[plan.key] = _project(value, plan.sub, ctx)
+                value = _project(value, plan.sub, ctx)
             else:
-                data[plan.key] = _project_one(value, plan.sub, ctx)
-        return data
+                value = _project_one(value, plan.sub, ctx)
+            parts.append(f"{dump_json(plan.key)}:{dump_json(value)}")
+        return '{"data":{' + ",".join(parts) + "}}"
 
     # -- faults ---------------------------------------------------------------------------
 

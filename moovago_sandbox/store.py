@@ -66,7 +66,7 @@ class EntityModel:
         default_factory=dict
     )  # 'mandators' -> (ids field, entity)
     mirrors: Mapping[str, str] = field(default_factory=dict)
-    json_fields: frozenset[str] = frozenset()  # lists and objects, kept as JSON text
+    json_fields: frozenset[str] = frozenset()  # lists, objects and floats, kept as JSON text
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -104,7 +104,12 @@ def build_models(schema: GraphQLSchema) -> dict[str, EntityModel]:
                 non_null.add(fname)
             if is_list_type(_nullable(fdef.type)):
                 lists.add(fname)
-            if is_list_type(_nullable(fdef.type)) or not is_leaf_type(named):
+            # Floats too: SQLite would print them with 15 digits, JSON text keeps them exact.
+            if (
+                is_list_type(_nullable(fdef.type))
+                or not is_leaf_type(named)
+                or named.name == "Float"
+            ):
                 json_fields.add(fname)
             for target in entity_types.values():
                 if fname in (target + "Id", target + "Ids"):
@@ -264,19 +269,16 @@ class Store:
         row = self.db.execute("SELECT data FROM team WHERE id = ?", (team_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def select(
+    def _where(
         self,
-        entity: str,
+        model: EntityModel,
         team_id: str,
-        *,
-        updated_since: str | None = None,
-        ids: Sequence[str] | None = None,
-        equals: Mapping[str, Any] | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Rows of one team, sorted by id, filtered and paged."""
-        model = self.models[entity]
+        updated_since: str | None,
+        ids: Sequence[str] | None,
+        equals: Mapping[str, Any] | None,
+        skip: int,
+        limit: int | None,
+    ) -> tuple[str, list[Any]]:
         where: list[str] = ["teamId = ?"]
         params: list[Any] = [team_id]
         if updated_since is not None:
@@ -290,11 +292,46 @@ class Store:
                 raise StoreError(f"Unknown filter field {fname!r}")
             where.append(f"{_q(fname)} = ?")
             params.append(value)
-        sql = f"{self._select[entity]} WHERE {' AND '.join(where)} ORDER BY id"
+        sql = f" WHERE {' AND '.join(where)} ORDER BY id"
         if limit is not None or skip:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else limit, skip]
-        return self._decode(model, self.db.execute(sql, params))
+        return sql, params
+
+    def select(
+        self,
+        entity: str,
+        team_id: str,
+        *,
+        updated_since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Any] | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of one team, sorted by id, filtered and paged."""
+        model = self.models[entity]
+        where, params = self._where(model, team_id, updated_since, ids, equals, skip, limit)
+        return self._decode(model, self.db.execute(self._select[entity] + where, params))
+
+    def select_json(
+        self,
+        entity: str,
+        team_id: str,
+        projection: str,
+        *,
+        updated_since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Any] | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Like `select`, but each row as the JSON text SQL expression `projection` builds
+        (over the table aliased `t`), so no row passes through Python objects."""
+        model = self.models[entity]
+        where, params = self._where(model, team_id, updated_since, ids, equals, skip, limit)
+        sql = f"SELECT {projection} FROM {model.table} AS t{where}"  # noqa: S608
+        return [text for (text,) in self.db.execute(sql, params)]
 
     def by_ids(self, entity: str, team_id: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Rows of `ids` that exist in the team, in the order of `ids`."""
