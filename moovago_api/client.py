@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import ipaddress
 import json
 import logging
@@ -466,12 +467,21 @@ class _Attempts:
 
 def _operation_label(document: str | DocumentNode) -> str:
     """`query MyTeamQuery`, for logs; the document's own words, never its values."""
-    node = document
-    if isinstance(node, str):
-        try:
-            node = parse(node, no_location=True)
-        except GraphQLSyntaxError:
-            return "operation"
+    if isinstance(document, str):
+        return _label_of_text(document)
+    return _label_of_node(document)
+
+
+@functools.lru_cache(maxsize=256)
+def _label_of_text(text: str) -> str:
+    # Streams send the same document page after page: parse it once.
+    try:
+        return _label_of_node(parse(text, no_location=True))
+    except GraphQLSyntaxError:
+        return "operation"
+
+
+def _label_of_node(node: DocumentNode) -> str:
     for definition in node.definitions:
         if isinstance(definition, OperationDefinitionNode):
             name = definition.name.value if definition.name else "(anonymous)"

@@ -1,0 +1,184 @@
+"""Benchmark: what the core client and governor cost, and how close the governor runs to N/s.
+
+1. Client overhead: `MoovagoClient.execute` against a bare `requests.Session.post` of the same
+   body to the same local HTTP server (127.0.0.1, canned 200 answer), governor not limiting
+   (rate far above the number of requests), both sessions with trust_env off, requests
+   interleaved one by one. Median per-request milliseconds, median over runs, side by side.
+2. Governor bookkeeping: median microseconds per uncontended `acquire()` with no waiting.
+3. Governor pacing: 30 requests through the client from 4 threads at N=5 per rolling second:
+   the most sends found in any rolling second (must be 5) and the elapsed time against the
+   ideal 5.0 s (sends 1-5 at t=0, 26-30 at t=5).
+
+    .venv/bin/python bench/bench_core.py [--runs 5] [--requests 300] [--write]
+
+`--write` replaces the "Core client and governor" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import statistics
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from moovago_api.client import MoovagoClient
+from moovago_api.governor import RateGovernor, max_in_any_window
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+TITLE = "## Core client and governor"
+QUERY = "query MyTeamQuery { team { id name members { id alias } } }"
+ANSWER = json.dumps({"data": {"team": {"id": "t1", "name": "Team", "members": []}}}).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs add 40 ms per keep-alive answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(ANSWER)))
+        self.end_headers()
+        self.wfile.write(ANSWER)
+
+
+def client_overhead(url: str, count: int) -> tuple[float, float]:
+    """(client ms per request, bare requests ms per request) measured back to back."""
+    client = MoovagoClient(api_url=url, api_key="bench-key", governor=RateGovernor(1e9))
+    body = json.dumps({"query": QUERY, "variables": {}, "operationName": None}).encode()
+    session = requests.Session()
+    session.trust_env = False  # as the client does: no per-request proxy/netrc lookups
+    headers = {"X-API-KEY": "bench-key", "Content-Type": "application/json"}
+    client.execute(QUERY)  # warm both connection pools
+    session.post(url, data=body, headers=headers, timeout=30).json()
+    # Interleaved one by one, so drift of the shared machine hits both alike.
+    ours_times: list[float] = []
+    bare_times: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        client.execute(QUERY)
+        ours_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        session.post(url, data=body, headers=headers, timeout=30).json()
+        bare_times.append(time.perf_counter() - started)
+    ours = statistics.median(ours_times) * 1000
+    bare = statistics.median(bare_times) * 1000
+    client.close()
+    session.close()
+    return ours, bare
+
+
+def acquire_cost(count: int = 20_000) -> float:
+    governor = RateGovernor(1e9)
+    started = time.perf_counter()
+    for _ in range(count):
+        governor.acquire()
+    return (time.perf_counter() - started) / count * 1e6
+
+
+def pacing(url: str) -> tuple[int, float]:
+    """(most sends in any rolling second, elapsed seconds) for 30 requests at N=5."""
+    governor = RateGovernor(5)
+    client = MoovagoClient(api_url=url, api_key="bench-key", governor=governor)
+
+    def worker() -> None:
+        for _ in range(30 // 4 + (1 if threading.current_thread().name == "w0" else 0)):
+            client.execute(QUERY)
+
+    threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    times = governor.send_times
+    return max_in_any_window(times), times[-1] - times[0]
+
+
+def write_section(section: str) -> None:
+    """Replace (or add) this script's section of BENCHMARKS.md, leaving the others alone."""
+    if BENCHMARKS.exists():
+        text = BENCHMARKS.read_text(encoding="utf-8")
+    else:
+        text = (
+            "# Benchmarks\n\n"
+            "Figures from the scripts in `bench/`, one section per area. Each script says how "
+            "it measures; rerun it to refresh its section.\n\n"
+        )
+    pattern = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/graphql"
+    try:
+        overheads = [client_overhead(url, args.requests) for _ in range(args.runs)]
+        acquires = [acquire_cost() for _ in range(args.runs)]
+        paced = [pacing(url) for _ in range(max(1, args.runs // 2))]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    ours = statistics.median(o for o, _ in overheads)
+    bare = statistics.median(b for _, b in overheads)
+    acquire_us = statistics.median(acquires)
+    busiest = max(b for b, _ in paced)
+    elapsed = statistics.median(e for _, e in paced)
+    rows = [
+        "| measure | MoovagoClient | bare requests | ratio |",
+        "|---|---|---|---|",
+        f"| ms per request, local server, median of {args.runs} x {args.requests} "
+        f"| {ours:.3f} | {bare:.3f} | {ours / bare:.2f} |",
+        f"| governor acquire, uncontended (us) | {acquire_us:.2f} | - | - |",
+        f"| 30 requests at N=5, 4 threads: most sends in a rolling second | {busiest} | "
+        "limit 5 | - |",
+        f"| same: elapsed seconds (ideal 5.0) | {elapsed:.2f} | - | {elapsed / 5.0:.3f} |",
+    ]
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    section = "\n".join(
+        [
+            TITLE,
+            "",
+            f"`bench/bench_core.py --runs {args.runs} --requests {args.requests}`, {today}, "
+            f"Python {platform.python_version()}, {platform.machine()}, shared 2-core machine.",
+            "",
+            *rows,
+            "",
+        ]
+    )
+    print(section)
+    if args.write:
+        write_section(section)
+
+
+if __name__ == "__main__":
+    main()
