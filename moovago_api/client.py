@@ -333,6 +333,9 @@ class _Attempts:
         if status >= 500:
             self._transient(f"HTTP {status}", status, True)
             return None
+        if status == 408:  # the server gave up reading the request: nothing was applied
+            self._transient("HTTP 408", status, False)
+            return None
         if 300 <= status < 400:
             raise ConfigError(
                 f"api_url answered HTTP {status} (redirect): set api_url to the final address "

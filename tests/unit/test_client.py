@@ -270,6 +270,14 @@ def test_429_without_retry_after_backs_off_then_succeeds(stub):
     assert client.stats.rate_limited == 2
 
 
+def test_unreadable_retry_after_falls_back_to_backoff(stub):
+    stub.script(Reply(429, "", {"Retry-After": "soon"}))
+    client = make_client(stub, backoff_base=0.2, backoff_max=0.4)
+    assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
+    first, second = stub.received
+    assert second.at - first.at >= 0.19
+
+
 def test_429_holds_back_the_other_threads_too(stub):
     stub.script(Reply(429, "", {"Retry-After": "1"}))
     governor = RateGovernor(5)
@@ -368,6 +376,31 @@ def test_connection_reset_is_retried(stub):
     client = make_client(stub)
     assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
     assert len(stub.received) == 3
+
+
+def test_resets_forever_give_up_after_max_retries(stub):
+    stub.default = Reply(action="reset")
+    client = make_client(stub, max_retries=2)
+    with pytest.raises(TransientError, match="after 3 attempts") as caught:
+        client.execute(TEAM_QUERY)
+    assert caught.value.ambiguous is True
+    assert caught.value.status is None
+    assert len(stub.received) == 3
+
+
+def test_timeouts_forever_give_up_after_max_retries(stub):
+    stub.default = Reply(delay=0.5)
+    client = make_client(stub, max_retries=1, request_timeout=0.2)
+    with pytest.raises(TransientError, match="timed out"):
+        client.execute(TEAM_QUERY)
+    assert len(stub.received) == 2
+
+
+def test_http_408_is_retried_even_for_creates(stub):
+    stub.script(Reply(408, ""))
+    client = make_client(stub)
+    assert client.execute(TEAM_QUERY, retry_ambiguous=False) == {"team": {"id": "t1"}}
+    assert len(stub.received) == 2
 
 
 @pytest.mark.parametrize(
