@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,7 +74,9 @@ class ClientStats:
     rate_limited: int = 0  # 429s and throttling errors seen
     transient_failures: int = 0  # 5xx, timeouts, resets, non-JSON bodies seen
     wait_seconds: float = 0.0  # time spent waiting on the governor and on backoff
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # not a field: asdict() and == see the counts only
 
     def add(self, **counts: float) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import threading
 import time
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -81,8 +82,13 @@ def test_execute_posts_json_with_variables_in_the_body(stub):
         "variables": variables,
         "operationName": "MyCompanyListQuery",
     }
-    assert client.stats.requests == 1
-    assert client.stats.retries == 0
+    assert asdict(client.stats) == {
+        "requests": 1,
+        "retries": 0,
+        "rate_limited": 0,
+        "transient_failures": 0,
+        "wait_seconds": pytest.approx(0, abs=0.5),
+    }
 
 
 def test_execute_prints_a_document_node(stub):
