@@ -12,7 +12,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.schema import load_schema
-from moovago_api.settings import client_from_config, connection_properties
+from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
@@ -66,12 +66,11 @@ _TAP_PROPERTIES = th.PropertiesList(
 
 def _config_jsonschema() -> dict[str, t.Any]:
     properties = {**connection_properties(default_rate=DEFAULT_RATE), **_TAP_PROPERTIES}
-    return {"type": "object", "properties": properties, "required": ["api_url", "api_key"]}
+    return {"type": "object", "properties": properties, "required": list(CONNECTION_REQUIRED)}
 
 
 class TapMoovago(Tap):
-    """Extract team, company, contact, mandator and turnover (and any other `<name>List`
-    entity of the schema file) from the Moovago sales CRM GraphQL API."""
+    """Singer tap for the Moovago sales CRM: streams and fields from its GraphQL schema file."""
 
     name = "tap-moovago"
     package_name = "moovago-connectors"
@@ -144,7 +143,10 @@ class TapMoovago(Tap):
 
     def run_team_check(self) -> None:
         """Run the `team` query once and emit its record: proves URL, key and schema agree."""
-        team = self.streams["team"]
+        team = self.streams.get("team")
+        if team is None:
+            msg = f"The schema file {self.moovago_schema.path} has no team query to test with"
+            raise ConfigError(msg)
         for child in team.child_streams:
             child.selected = False
         self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
