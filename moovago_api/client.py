@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -308,10 +309,15 @@ class _Attempts:
             try:
                 response = client._post(self.body)
             except requests.exceptions.SSLError as err:
-                raise MoovagoError(
-                    f"TLS failed for {urlsplit(client.api_url).hostname}: "
-                    f"{_short(client._redact(str(err)))}. Check api_url; set verify_tls to false "
-                    "only for a test server with a self-signed certificate."
+                if not _caused_by(err, ssl.SSLCertVerificationError):
+                    # A handshake cut short: nothing was sent, so it may be retried.
+                    self._log_request(None, sent)
+                    self._transient(f"TLS handshake failed ({_short(str(err))})", None, False)
+                    continue
+                raise ConfigError(
+                    f"api_url: the TLS certificate of {urlsplit(client.api_url).hostname} could "
+                    f"not be verified ({_short(client._redact(str(err)))}). Check api_url; set "
+                    "verify_tls to false only for a test server with a self-signed certificate."
                 ) from err
             except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
                 reached = not _never_sent(err)
@@ -516,8 +522,15 @@ def _retry_after(value: str | None) -> float | None:
 
 def _never_sent(err: requests.exceptions.RequestException) -> bool:
     """True when the connection was never made, so the server cannot have seen the request."""
-    if isinstance(err, requests.exceptions.ConnectTimeout):
-        return True
+    return isinstance(err, requests.exceptions.ConnectTimeout) or _caused_by(
+        err, (NewConnectionError, NameResolutionError, ConnectTimeoutError)
+    )
+
+
+def _caused_by(
+    err: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
+    """Whether `kinds` is anywhere in the chain requests and urllib3 wrap around a failure."""
     seen: set[int] = set()
     stack: list[BaseException] = [err]
     while stack:
@@ -525,15 +538,13 @@ def _never_sent(err: requests.exceptions.RequestException) -> bool:
         if id(exc) in seen:
             continue
         seen.add(id(exc))
-        if isinstance(exc, (NewConnectionError, NameResolutionError, ConnectTimeoutError)):
+        if isinstance(exc, kinds):
             return True
         stack.extend(a for a in exc.args if isinstance(a, BaseException))
         reason = getattr(exc, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
-        for linked in (exc.__cause__, exc.__context__):
-            if linked is not None:
-                stack.append(linked)
+        stack.extend(linked for linked in (exc.__cause__, exc.__context__) if linked is not None)
     return False
 
 

@@ -230,9 +230,8 @@ def tls_stub(tmp_path: Path):
 
 def test_tls_is_verified_by_default(tls_stub):
     client = make_client(tls_stub)
-    with pytest.raises(MoovagoError, match=r"TLS failed for 127\.0\.0\.1") as caught:
-        client.execute(TEAM_QUERY)
-    assert not isinstance(caught.value, TransientError)  # a bad certificate does not pass
+    with pytest.raises(ConfigError, match=r"certificate of 127\.0\.0\.1 could not be verified"):
+        client.execute(TEAM_QUERY)  # a bad certificate does not pass: not retried
     assert tls_stub.received == []
     # Only when told: a self-signed test server.
     unverified = make_client(tls_stub, verify_tls=False)
@@ -669,3 +668,40 @@ def test_context_manager_closes(stub):
         assert client.execute(TEAM_QUERY)
     with pytest.raises(MoovagoError):
         client.execute(TEAM_QUERY)
+
+
+def test_tls_handshake_cut_short_is_retried_as_not_applied():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        client = MoovagoClient(
+            api_url=f"https://127.0.0.1:{port}/graphql",
+            api_key=KEY,
+            governor=RateGovernor(5),
+            max_retries=2,
+            backoff_base=0.01,
+            backoff_max=0.02,
+        )
+        with pytest.raises(TransientError, match="after 3 attempts") as caught:
+            client.execute(TEAM_QUERY, retry_ambiguous=False)
+        assert caught.value.ambiguous is False
+        assert len(accepted) == 3
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
