@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moovago_api.governor import (
     BulkWindow,
@@ -230,3 +232,26 @@ def test_bulk_window_defaults_to_now():
     window = bulk_window()
     if closed_now() == before:  # not straddling an edge of business hours
         assert window.allowed is not before
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.sampled_from([0.5, 1, 2, 3.5, 4, 5]),
+    steps=st.lists(
+        st.tuples(st.floats(0, 1.5), st.one_of(st.none(), st.floats(0, 3))), max_size=40
+    ),
+)
+def test_no_window_ever_holds_more_than_the_limit(rate, steps):
+    clock = FakeClock()
+    governor = RateGovernor(rate, clock=clock, sleep=clock.sleep)
+    pauses: list[float] = []
+    for idle, pause in steps:
+        clock.now += idle
+        if pause is not None:
+            governor.pause_until(clock.now + pause)
+            pauses.append(clock.now + pause)
+        sent = governor.acquire()
+        assert all(sent >= p for p in pauses)
+    times = governor.send_times
+    if times:
+        assert busiest_window(times, governor.window) <= governor.limit
