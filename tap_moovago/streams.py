@@ -33,6 +33,7 @@ from graphql.language import ArgumentNode
 from graphql.pyutils import Undefined
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from moovago_api.errors import ConfigError, MoovagoError, QueryError
 
@@ -40,11 +41,11 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
     from graphql import GraphQLType
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context, Record
 
     from moovago_api.client import MoovagoClient
     from moovago_api.schema import Entity, MoovagoSchema
+    from tap_moovago.tap import TapMoovago
 
 DEFAULT_PAGE_SIZE = 500
 #: A stream whose list field has no paging arguments comes back in one response; past this
@@ -70,8 +71,9 @@ class MoovagoStream(Stream):
     # per-value conformance would only repeat that typing, at about half the tap's CPU per row.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    def __init__(self, tap: Tap, *, entity: Entity, moovago_schema: MoovagoSchema) -> None:
+    def __init__(self, tap: TapMoovago, *, entity: Entity, moovago_schema: MoovagoSchema) -> None:
         """Build the stream of `entity` as the schema file describes it."""
+        self.moovago_tap = tap
         self.entity = entity
         self.moovago_schema = moovago_schema
         include_deprecated = bool(tap.config.get("include_deprecated_fields", False))
@@ -103,12 +105,7 @@ class MoovagoStream(Stream):
     @property
     def client(self) -> MoovagoClient:
         """The tap's one client, shared by every stream."""
-        return t.cast("MoovagoClient", self._tap.client)  # type: ignore[attr-defined]
-
-    @property
-    def is_timestamp_replication_key(self) -> bool:
-        """The replication key comes from the schema and is always a DateTime."""
-        return self.replication_key is not None and super().is_timestamp_replication_key
+        return self.moovago_tap.client
 
     # ---- document ---------------------------------------------------------------------------
 
@@ -301,7 +298,8 @@ class MoovagoStream(Stream):
         filter_value: dict[str, t.Any] = {}
         if entity.team_filter_field:
             filter_value[entity.team_filter_field] = team_id
-        if self.replication_key and entity.updated_since_field:
+        incremental = self.replication_method == REPLICATION_INCREMENTAL
+        if incremental and self.replication_key and entity.updated_since_field:
             start = self.get_starting_timestamp(context)
             if start is not None:
                 filter_value[entity.updated_since_field] = _format_datetime(start)
