@@ -443,7 +443,7 @@ class Engine:
             model = self._models_by_type.get(get_named_type(fdef.type).name)
             entity = sql = None
             if model is not None and is_list_type(nullable):
-                entity, sql = model.name, self._sql_object(model, sub, "t")
+                entity, sql = model.name, self._sql_text(model, sub)
             roots.append(
                 RootPlan(key, fdef, sel, resolve, sub, is_list_type(nullable), entity, sql)
             )
@@ -485,43 +485,68 @@ class Engine:
                 )
         return tuple(out)
 
+    def _sql_value(self, model: EntityModel, p: Projection, alias: str) -> tuple[str, bool] | None:
+        """SQL for one selected field, and whether it yields JSON text (else a plain value).
+
+        Keys and names are GraphQL names ([_A-Za-z][_0-9A-Za-z]*, checked by the parser), so
+        quoting them inline is safe. JSON-text columns are embedded as they are stored, so
+        numbers keep their exact digits. None when the field needs Python (object lists).
+        """
+        column = f'{alias}."{p.name}"'
+        if p.kind == TYPENAME:
+            return f"'{p.name}'", False
+        if p.kind == LEAF:
+            return column, p.name in model.json_fields
+        if p.kind == OBJECT and all(q.kind == LEAF for q in p.sub):
+            inner = ", ".join(f"'{q.key}', {column} -> '$.{q.name}'" for q in p.sub)
+            return f"CASE WHEN {column} IS NULL THEN NULL ELSE json_object({inner}) END", True
+        if p.kind == COMPUTED and alias == "t":
+            assert p.computed is not None
+            ids_field, target = p.computed
+            target_model = self.models[target]
+            inner_sql = self._sql_object(target_model, p.sub, "m")
+            if inner_sql is None:
+                return None
+            # CROSS JOIN keeps json_each as the outer loop: rows come in mandatorIds order.
+            ids_column = f'{alias}."{ids_field}"'
+            return (
+                f"(SELECT json_group_array({inner_sql}) FROM json_each({ids_column}) "  # noqa: S608
+                f"AS j CROSS JOIN {target_model.table} AS m "
+                f"WHERE m.id = j.value AND m.teamId = {alias}.teamId)",
+                True,
+            )
+        return None
+
     def _sql_object(
         self, model: EntityModel, sub: tuple[Projection, ...], alias: str
     ) -> str | None:
-        """SQL turning a row of `model` (table alias `alias`) into the selection's JSON object.
-
-        Keys and names are GraphQL names ([_A-Za-z][_0-9A-Za-z]*, checked by the parser), so
-        quoting them inline is safe; JSON-text columns go through json() or -> so numbers keep
-        their exact text. None when the selection needs Python (lists of objects).
-        """
+        """SQL building the selection's JSON object with json_object (nested rows)."""
         parts: list[str] = []
         for p in sub:
-            column = f'{alias}."{p.name}"'
-            if p.kind == TYPENAME:
-                value = f"'{p.name}'"
-            elif p.kind == LEAF:
-                value = f"json({column})" if p.name in model.json_fields else column
-            elif p.kind == OBJECT and all(q.kind == LEAF for q in p.sub):
-                inner = ", ".join(f"'{q.key}', {column} -> '$.{q.name}'" for q in p.sub)
-                value = f"CASE WHEN {column} IS NULL THEN NULL ELSE json_object({inner}) END"
-            elif p.kind == COMPUTED and alias == "t":
-                assert p.computed is not None
-                ids_field, target = p.computed
-                target_model = self.models[target]
-                inner_sql = self._sql_object(target_model, p.sub, "m")
-                if inner_sql is None:
-                    return None
-                value = (
-                    f"(SELECT json_group_array(json(o)) FROM (SELECT {inner_sql} AS o "  # noqa: S608
-                    f'FROM json_each({alias}."{ids_field}") AS j JOIN {target_model.table} AS m '
-                    f"ON m.id = j.value AND m.teamId = {alias}.teamId ORDER BY j.key))"
-                )
-            else:
+            value = self._sql_value(model, p, alias)
+            if value is None:
                 return None
-            parts.append(f"'{p.key}', {value}")
+            sql, is_json = value
+            parts.append(f"'{p.key}', " + (f"json({sql})" if is_json else sql))
         if len(parts) * 2 > MAX_SQL_FUNCTION_ARGS:
             return None
         return "json_object(" + ", ".join(parts) + ")"
+
+    def _sql_text(self, model: EntityModel, sub: tuple[Projection, ...]) -> str | None:
+        """SQL building the selection's JSON text for a row of table `t` by concatenation:
+        about twice as fast as json_object, which parses every JSON-text column again."""
+        parts: list[str] = []
+        for i, p in enumerate(sub):
+            value = self._sql_value(model, p, "t")
+            if value is None:
+                return None
+            sql, is_json = value
+            opening = ("{" if i == 0 else ",") + f'"{p.key}":'
+            parts.append(
+                f"'{opening}' || "
+                + (f"coalesce({sql}, 'null')" if is_json else f"json_quote({sql})")
+            )
+        return " || ".join(parts) + " || '}'"
 
     def _run_fast(
         self,

@@ -222,7 +222,7 @@ class Store:
         return tuple(
             None
             if (v := row.get(c)) is None
-            else json.dumps(v, ensure_ascii=False)
+            else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
             if c in json_fields
             else v
             for c in model.columns

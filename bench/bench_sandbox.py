@@ -1,0 +1,176 @@
+"""Benchmark: how fast the sandbox serves a 500-row `companyList` page, rate limit off.
+
+Two sandboxes run side by side from the same seed: one as shipped (parsed-document cache and
+the fast projection path) and one with `--no-fast-path` (every query through graphql-core's
+`execute`), the baseline. Runs alternate between them so both see the same machine load. A run
+sends requests one after another on one keep-alive connection, cycling through the pages
+(skip 0, 500, ...), each asking for every non-deprecated Company field (19 values per row plus
+`mandators { id name }`); the figure is requests/s at the client.
+Also reported: the time until a sandbox with 20,000 companies prints its first line.
+
+The target is 100 requests/s or more for the shipped path. Plain HTTP (requests.Session) is
+used on purpose: MoovagoClient's governor caps at 5 requests/s, which is not what we measure.
+
+    .venv/bin/python bench/bench_sandbox.py [--runs 5] [--requests 200] [--write]
+
+`--write` replaces the "Sandbox" section of BENCHMARKS.md with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import statistics
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+from moovago_sandbox.testing import SandboxHandle, start_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+PAGE = 500
+COMPANIES = 2000
+FIELDS = 19
+DOCUMENT = """query CompanyPage($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int) {
+  companyList(filter: $filter, skip: $skip, limit: $limit) {
+    id teamId name ownerIds status customerCode address postalCode city country
+    coordinates { latitude longitude } phone email website note mandatorIds
+    mandators { id name } createdAt updatedAt
+  }
+}"""
+
+
+def run(box: SandboxHandle, session: requests.Session, n: int) -> float:
+    """Requests per second over `n` page requests.
+
+    The client reads every body but decodes only the first one (checked row by row): decoding
+    300 KB of JSON costs the client about as much as the server's work, and the server is
+    what is measured. Every body is still checked to be a full page without errors.
+    """
+    pages = COMPANIES // PAGE
+    prefix = b'{"data":{"companyList":[{"id":'
+    started = time.perf_counter()
+    for i in range(n):
+        variables = {"filter": {"teamId": box.team_id}, "skip": (i % pages) * PAGE, "limit": PAGE}
+        response = session.post(box.url, json={"query": DOCUMENT, "variables": variables})
+        body = response.content
+        if i == 0:
+            rows = response.json()["data"]["companyList"]
+            if len(rows) != PAGE or len(rows[0]) != FIELDS:
+                raise RuntimeError(f"unexpected page: {len(rows)} rows, {len(rows[0])} fields")
+        if response.status_code != 200 or not body.startswith(prefix) or b'"errors"' in body:
+            raise RuntimeError(f"unexpected answer: {response.status_code} {body[:300]!r}")
+    return n / (time.perf_counter() - started)
+
+
+def startup_seconds(companies: int) -> float:
+    started = time.perf_counter()
+    with start_sandbox(companies=companies, rate_limit=0, extra_args=["--quiet"]):
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=200, help="per run of the fast path")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+
+    results: dict[str, list[float]] = {"fast": [], "baseline": []}
+    with ExitStack() as stack:
+        boxes = {
+            "fast": stack.enter_context(
+                start_sandbox(companies=COMPANIES, rate_limit=0, extra_args=["--quiet"])
+            ),
+            "baseline": stack.enter_context(
+                start_sandbox(
+                    companies=COMPANIES, rate_limit=0, extra_args=["--quiet", "--no-fast-path"]
+                )
+            ),
+        }
+        sessions = {}
+        for name, box in boxes.items():
+            session = stack.enter_context(requests.Session())
+            session.headers["X-API-KEY"] = box.api_key
+            sessions[name] = session
+            run(box, session, 4)  # warm-up: connection, document cache
+        for i in range(args.runs):
+            for name in ("fast", "baseline"):
+                n = args.requests if name == "fast" else max(args.requests // 8, 10)
+                rps = run(boxes[name], sessions[name], n)
+                results[name].append(rps)
+                print(f"run {i + 1}/{args.runs} {name:8s} {rps:7.1f} requests/s")
+    fast, base = statistics.median(results["fast"]), statistics.median(results["baseline"])
+    startup = startup_seconds(20000)
+    print(
+        f"median: fast path {fast:.1f} req/s, graphql-core only {base:.1f} req/s, "
+        f"x{fast / base:.1f}"
+    )
+    print(f"startup with 20,000 companies: {startup:.1f} s")
+    if args.write:
+        write_section(section(args, results, fast, base, startup))
+
+
+def section(
+    args: argparse.Namespace,
+    results: dict[str, list[float]],
+    fast: float,
+    base: float,
+    startup: float,
+) -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    runs = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
+    return "\n".join(
+        [
+            "## Sandbox",
+            "",
+            f"`bench/bench_sandbox.py --runs {args.runs} --requests {args.requests}`, "
+            f"{datetime.date.today().isoformat()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} cores shared with other work (load average {load}).",
+            "",
+            f"A 500-row `companyList` page (every non-deprecated Company field plus "
+            f"`mandators {{ id name }}`), rate limit off, requests one after another on one "
+            f"keep-alive connection, {COMPANIES} companies seeded; median of {args.runs} runs, "
+            "the two servers alternating run by run. The client decodes one body per run (all are "
+            "checked to be full pages without errors).",
+            "",
+            "| server path | requests/s (median) | runs |",
+            "|---|---|---|",
+            "| shipped: document cache + rows built as JSON by SQLite | "
+            f"**{fast:.0f}** | {runs(results['fast'])} |",
+            f"| baseline: graphql-core `execute` only | {base:.1f} | {runs(results['baseline'])} |",
+            "",
+            f"Ratio {fast / base:.1f}x; target >= 100 requests/s: "
+            f"{'met' if fast >= 100 else 'NOT met'}. "
+            f"A sandbox seeded with 20,000 companies printed its first line after {startup:.1f} s.",
+            "",
+        ]
+    )
+
+
+def write_section(text: str) -> None:
+    """Replace (or add) the `## Sandbox` section of BENCHMARKS.md, leaving the others alone."""
+    if BENCHMARKS.exists():
+        current = BENCHMARKS.read_text(encoding="utf-8")
+    else:
+        current = (
+            "# Benchmarks\n\n"
+            "Figures from the scripts in `bench/`, one section per area. Each script says how "
+            "it measures; rerun it to refresh its section.\n\n"
+        )
+    pattern = re.compile(r"^## Sandbox\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(current):
+        current = pattern.sub(lambda _: text + "\n", current, count=1)
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    BENCHMARKS.write_text(current.rstrip("\n") + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
