@@ -81,7 +81,6 @@ class Ledger:
         self._secrets = [s for s in secrets if s]
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self._lock = threading.Lock()
-        self._file: Any = None
         self.streams: dict[str, StreamCounts] = {}
         self.started = time.monotonic()
         self.dry_run = False
@@ -128,11 +127,11 @@ class Ledger:
         }
         line = json.dumps(_scrub(entry, self._secrets), default=_json_default, ensure_ascii=False)
         with self._lock:
-            if self._file is None:
-                self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.rejects_path.open("a", encoding="utf-8")
-            self._file.write(line + "\n")
-            self._file.flush()
+            # Opened per line: the line is on disk before the row counts as handled, and a
+            # run that stops part-way leaves no open file behind.
+            self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.rejects_path.open("a", encoding="utf-8") as rejects:
+                rejects.write(line + "\n")
             counts = self.streams.setdefault(stream, StreamCounts())
             counts.rejected += 1
             total = sum(c.rejected for c in self.streams.values())
@@ -142,12 +141,6 @@ class Ledger:
                 f"stopping; see {self.rejects_path}"
             )
             raise TooManyRejectsError(msg)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
 
     def summary(self, client_stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         stats = dict(client_stats or {})

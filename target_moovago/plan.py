@@ -98,7 +98,9 @@ class RemoteIndex:
         self.fields: tuple[str, ...] = tuple(names)
         self.key_specs = tuple(key_specs)
         self._values: dict[str, tuple[Any, ...]] = {}
-        self._keys: list[dict[tuple[Any, ...], list[str]]] = [{} for _ in self.key_specs]
+        # key -> one id, or a list of ids when several records share the key (rare): a list
+        # per key would cost ~70 bytes per record for nothing. One-field keys are stored bare.
+        self._keys: list[dict[Any, str | list[str]]] = [{} for _ in self.key_specs]
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -115,9 +117,16 @@ class RemoteIndex:
                 self._unlink(record_id, dict(zip(self.fields, old, strict=True)))
             self._values[record_id] = tuple(values.get(f) for f in self.fields)
             for spec, keys in zip(self.key_specs, self._keys, strict=True):
-                key = spec.value(values)
-                if key is not None:
-                    keys.setdefault(key, []).append(record_id)
+                key = _compact(spec.value(values))
+                if key is None:
+                    continue
+                held = keys.get(key)
+                if held is None:
+                    keys[key] = record_id
+                elif isinstance(held, list):
+                    held.append(record_id)
+                else:
+                    keys[key] = [held, record_id]
 
     def update(self, record_id: str, changes: Mapping[str, Any]) -> None:
         current = self.get(record_id) or {}
@@ -131,12 +140,14 @@ class RemoteIndex:
 
     def _unlink(self, record_id: str, values: Mapping[str, Any]) -> None:
         for spec, keys in zip(self.key_specs, self._keys, strict=True):
-            key = spec.value(values)
-            ids = keys.get(key) if key is not None else None
-            if ids and record_id in ids:
-                ids.remove(record_id)
-                if not ids:
-                    del keys[key]  # type: ignore[arg-type]
+            key = _compact(spec.value(values))
+            held = keys.get(key) if key is not None else None
+            if held == record_id:
+                del keys[key]
+            elif isinstance(held, list) and record_id in held:
+                held.remove(record_id)
+                if len(held) == 1:
+                    keys[key] = held[0]
 
     def get(self, record_id: str) -> dict[str, Any] | None:
         values = self._values.get(record_id)
@@ -144,7 +155,10 @@ class RemoteIndex:
 
     def lookup(self, spec_index: int, key: tuple[Any, ...]) -> list[str]:
         with self._lock:
-            return list(self._keys[spec_index].get(key, ()))
+            held = self._keys[spec_index].get(_compact(key))
+        if held is None:
+            return []
+        return list(held) if isinstance(held, list) else [held]
 
     def lookup_field(self, name: str, value: Any) -> list[str]:
         """Ids whose `name` equals `value` (as keys compare), e.g. a parent's customerCode."""
@@ -167,6 +181,10 @@ class RemoteIndex:
             if key is not None:
                 return spec, self.lookup(number, key)
         return None, []
+
+
+def _compact(key: tuple[Any, ...] | None) -> Any:
+    return key[0] if key is not None and len(key) == 1 else key
 
 
 @dataclass

@@ -242,6 +242,7 @@ class RunContext:
         self._indexes: dict[str, RemoteIndex] = {}
         self._index_locks: dict[str, threading.Lock] = {}
         self.planned_writes = 0
+        self._finished = False
         self._bulk_cleared = False
         key = str(self.config.get("api_key") or "")
         secrets = [key, key.partition(":")[2].strip()] if key else []
@@ -361,8 +362,8 @@ class RunContext:
                 variables[entity.limit_arg] = PAGE_SIZE
             if entity.skip_arg:
                 variables[entity.skip_arg] = skip
-            page = self.client.execute(document, variables, operation_name=name)
-            page = page.get(entity.root_field) or []
+            data = self.client.execute(document, variables, operation_name=name)
+            page: list[dict[str, t.Any]] = data.get(entity.root_field) or []
             yield from page
             if not entity.limit_arg or not entity.skip_arg or len(page) < PAGE_SIZE:
                 return
@@ -406,6 +407,11 @@ class RunContext:
     # end of run --------------------------------------------------------------------------
 
     def finish(self, *, failed: bool) -> None:
+        """Log the summary table and write the JSON summary, once per run."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
         stats: dict[str, t.Any] = {}
         if self._client is not None:
             raw = self._client.stats
@@ -416,7 +422,8 @@ class RunContext:
         path = self.config.get("summary_path")
         if path:
             self.ledger.write_summary(path, summary)
-        self.ledger.close()
+
+    def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
@@ -495,7 +502,7 @@ class MoovagoSink(BatchSink):
         """Keep `_sdc_deleted_at` on records (the SDK drops it otherwise); never sent."""
         return True
 
-    def get_validator(self) -> None:  # type: ignore[override]
+    def get_validator(self) -> None:
         """Rows are validated against the API's input types, row by row, in plan."""
         return
 
@@ -534,6 +541,8 @@ class MoovagoSink(BatchSink):
                 self._process(records)
         except BaseException:
             self._release_drain()
+            # Other sinks may still be writing: the summary says what was done until now.
+            self.run.finish(failed=True)
             raise
 
     def _process(self, records: Sequence[dict]) -> None:

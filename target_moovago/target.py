@@ -10,7 +10,7 @@ from collections.abc import Callable
 from singer_sdk import Target
 from singer_sdk import typing as th
 
-from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.errors import ConfigError
 from moovago_api.settings import connection_properties
 from target_moovago.plan import Mode
 from target_moovago.sinks import BUSINESS_HOURS_POLICIES, MoovagoSink, RunContext
@@ -173,14 +173,8 @@ class TargetMoovago(Target):
         self.run.entity_for(stream_name)
         return MoovagoSink
 
-    def listen(self, file_input: t.IO[str] | None = None) -> None:
-        """Always end with the summary, also when the run fails part-way."""
-        failed = True
-        try:
-            super().listen(file_input)
-            failed = False
-        except MoovagoError as err:
-            self.logger.error("target-moovago stopped: %s", err)
-            raise
-        finally:
-            self.run.finish(failed=failed)
+    def process_endofpipe(self) -> None:
+        """Drain every sink, then log and write the summary (a failing drain writes its own)."""
+        super().process_endofpipe()
+        self.run.finish(failed=False)
+        self.run.close()

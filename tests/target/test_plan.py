@@ -143,6 +143,20 @@ def test_optional_key_part_may_be_null():
     assert spec.value({"mandatorId": "m", "startDate": "2026-01-01"}) is None
 
 
+def test_index_keeps_shared_keys_until_one_record_is_left():
+    index = company_index(
+        {"id": "1", "customerCode": "C1", "name": "A"},
+        {"id": "2", "customerCode": "C1", "name": "B"},
+        {"id": "3", "customerCode": "C1", "name": "C"},
+    )
+    assert index.find({"customerCode": "C1"})[1] == ["1", "2", "3"]
+    index.remove("2")
+    assert index.find({"customerCode": "C1"})[1] == ["1", "3"]
+    index.update("3", {"customerCode": "C3"})
+    assert index.find({"customerCode": "C1"})[1] == ["1"]
+    assert index.lookup_field("customerCode", "c3") == ["3"]
+
+
 def test_index_follows_updates_and_removals():
     index = company_index({"id": "1", "customerCode": "C1", "name": "A"})
     index.update("1", {"customerCode": "C2"})
