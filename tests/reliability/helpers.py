@@ -81,6 +81,7 @@ class Run:
     stderr: str
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    hung: bool = False  # still running at the timeout, then killed
 
     @property
     def states(self) -> list[dict[str, Any]]:
@@ -215,15 +216,25 @@ def run_target_until(
             process.send_signal(sig)
             break
         time.sleep(0.02)
-    process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    hung = False
+    try:
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        hung = True
+        process.kill()
+        process.wait(timeout=30)
     for thread in threads[1:]:
         thread.join(timeout=30)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
     run = Run(
         process.returncode,
         out.get("stdout", ""),
         out.get("stderr", ""),
         _files(config, tmp),
         time.monotonic() - started,
+        hung=hung,
     )
     assert_no_secret(run, tmp)
     return run
