@@ -40,7 +40,13 @@ from moovago_api.governor import bulk_window
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from target_moovago.ledger import Ledger
-from target_moovago.mapping import DELETED_AT, SDC_PREFIX, FieldMapper, InputValidator
+from target_moovago.mapping import (
+    DELETED_AT,
+    SDC_PREFIX,
+    FieldMapper,
+    InputValidator,
+    format_datetime,
+)
 from target_moovago.plan import (
     DEFAULT_MATCH_KEYS,
     WRITES,
@@ -641,7 +647,8 @@ class MoovagoSink(BatchSink):
     def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
         document, variables, aliases = mutation_document(self.entity, chunk)
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        started = self.run.clock()
+        # The real time, not the injectable business-hours clock: it bounds a query on the server.
+        started = dt.datetime.now(dt.timezone.utc)
         errors: dict[str, str] = {}
         try:
             data = self.run.client.execute(
@@ -701,7 +708,7 @@ class MoovagoSink(BatchSink):
         recent = RemoteIndex(fields, self.key_specs)
         extra: dict[str, t.Any] = {}
         if self.entity.updated_since_field:
-            extra[self.entity.updated_since_field] = since.isoformat()
+            extra[self.entity.updated_since_field] = format_datetime(since)
         found_records = {}
         for record in self.run.list_records(self.entity, fields, **extra):
             record_id = str(record["id"])

@@ -45,3 +45,21 @@ def test_failures_before_the_commit_are_resent_once(sandbox_factory, run_target)
     assert len(found) == 60
     assert set(found.values()) == {1}
     assert result.counts("company")["created"] == 60
+
+
+def test_rows_without_match_key_are_found_by_their_values(sandbox_factory, run_target):
+    box = sandbox_factory(companies=2, faults={"commit_then_fail": 0.3, "seed": 11})
+    rows = [{"name": f"Keyless {i}", "city": f"City {i}"} for i in range(40)]
+    result = run_target(
+        box,
+        stream_messages("company", rows),
+        mutations_per_request=5,
+        stream_modes={"company": "create_only"},
+    )
+    names = Counter(
+        c["name"] for c in entity_rows(box, "company") if c["name"].startswith("Keyless")
+    )
+    assert len(names) == 40
+    assert set(names.values()) == {1}
+    assert result.counts("company")["created"] == 40
+    assert box.stats()["faults"]["commit_then_fail"] > 0
