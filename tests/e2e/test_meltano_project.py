@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from moovago_sandbox.testing import start_sandbox
 from tests.e2e import meltano_project
 from tests.e2e.pg import PgServer, fresh_database
 
@@ -128,3 +129,27 @@ def test_fresh_database_is_dropped_at_exit(pg_server: PgServer) -> None:
         query = "SELECT count(*) FROM pg_database WHERE datname = %s"
         row = conn.execute(query, (name,)).fetchone()
     assert row == (0,)
+
+
+def test_invoke_test_checks_the_key_and_names_the_settings(
+    meltano_installed: Path, e2e_workdir: Path
+) -> None:
+    """README troubleshooting: `meltano invoke tap-moovago --test` tells a bad key apart."""
+    with start_sandbox(companies=2) as box:
+        env = {"MOOVAGO_SANDBOX_URL": box.url, "MOOVAGO_SANDBOX_API_KEY": box.api_key}
+        good = meltano_project.base_env(e2e_workdir, env)
+        out = meltano_project.run(
+            ["--environment", "sandbox", "invoke", "tap-moovago", "--test"], good
+        )
+        assert "Connection test passed" in out.stderr
+
+        bad_key = "not-the-sandbox-key-123"
+        bad = meltano_project.base_env(e2e_workdir, {**env, "MOOVAGO_SANDBOX_API_KEY": bad_key})
+        with pytest.raises(meltano_project.MeltanoError) as failure:
+            meltano_project.run(
+                ["--environment", "sandbox", "invoke", "tap-moovago", "--test"], bad
+            )
+    message = str(failure.value)
+    assert "api_key" in message
+    assert "api_key_header" in message
+    assert bad_key not in message
