@@ -165,3 +165,30 @@ def test_turnover_dates_are_validated_and_sent_as_dates(box, run_target):
     assert reject["field"] == "startDate"
     stored = [t for t in entity_rows(box, "turnover") if t["companyId"] == company["id"]]
     assert {"2026-01-01"} <= {t["startDate"] for t in stored}
+
+
+def test_turnovers_name_company_and_mandator_by_their_keys(box, run_target):
+    messages = [
+        *stream_messages("company", [{"customerCode": "TO-C", "name": "Turnover Co"}]),
+        *stream_messages("mandator", [{"code": "TO-M", "name": "Turnover Mandator"}]),
+        *stream_messages(
+            "turnover",
+            [
+                {
+                    "companyCustomerCode": "TO-C",
+                    "mandator_code": "TO-M",
+                    "amount": 99.5,
+                    "startDate": "2026-10-01",
+                    "endDate": "2026-10-31",
+                }
+            ],
+        ),
+    ]
+    result = run_target(box, messages)
+    assert result.counts("turnover")["created"] == 1
+    (company,) = by_code(box, "TO-C")
+    (mandator,) = [m for m in entity_rows(box, "mandator") if m.get("code") == "TO-M"]
+    (turnover,) = [t for t in entity_rows(box, "turnover") if t["companyId"] == company["id"]]
+    assert turnover["mandatorId"] == mandator["id"]
+    rerun = run_target(box, messages)
+    assert rerun.counts("turnover")["unchanged"] == 1
