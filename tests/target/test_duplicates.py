@@ -63,3 +63,18 @@ def test_rows_without_match_key_are_found_by_their_values(sandbox_factory, run_t
     assert set(names.values()) == {1}
     assert result.counts("company")["created"] == 40
     assert box.stats()["faults"]["commit_then_fail"] > 0
+
+
+def test_updates_are_retried_after_server_errors(sandbox_factory, run_target):
+    box = sandbox_factory(companies=30, faults={"error_5xx": 0.4, "seed": 5})
+    existing = [c for c in entity_rows(box, "company") if c.get("customerCode")][:8]
+    assert len(existing) == 8
+    rows = [
+        {"customerCode": c["customerCode"], "city": f"Retry {n}"} for n, c in enumerate(existing)
+    ]
+    result = run_target(box, stream_messages("company", rows), mutations_per_request=1)
+    assert result.counts("company")["updated"] == len(existing)
+    assert box.stats()["faults"]["error_5xx"] > 0
+    assert result.summary["retries"] > 0
+    cities = {c["customerCode"]: c["city"] for c in entity_rows(box, "company")}
+    assert [cities[c["customerCode"]] for c in existing] == [f"Retry {n}" for n in range(8)]
