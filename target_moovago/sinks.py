@@ -484,6 +484,7 @@ class MoovagoSink(BatchSink):
         self._drain_lock = threading.Lock()
         self._index: RemoteIndex | None = None
         self._samples: dict[Kind, int] = {}
+        self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self._remove_date_formats()
 
     def _remove_date_formats(self) -> None:
@@ -554,7 +555,9 @@ class MoovagoSink(BatchSink):
     def _process(self, records: Sequence[dict]) -> None:
         index = self.index()
         rows = []
-        for number, record in enumerate(records, start=1):
+        first = self._rows_seen + 1
+        self._rows_seen += len(records)
+        for number, record in enumerate(records, start=first):
             row = Row(number, record, self.mapper.convert(record))
             if row.mapped.unknown:
                 new = self.run.ledger.note_unknown(self.label, row.mapped.unknown)

@@ -113,3 +113,13 @@ def test_the_api_key_never_reaches_rejects_summary_or_log(box, run_target, caplo
         + str(result.summary)
     )
     assert box.api_key not in everything
+
+
+def test_a_row_without_id_or_key_is_named_by_its_position(box, run_target):
+    rows = [{"customerCode": "POS-1", "name": "One"}, {"customerCode": "POS-2", "name": "Two"}]
+    rows.append({"name": "No key at all"})
+    result = run_target(box, stream_messages("company", rows))
+    (reject,) = result.rejects
+    assert reject["row_key"] == "row #3"
+    assert reject["field"] == "customerCode"
+    assert "match key" in reject["reason"]
