@@ -90,7 +90,11 @@ def run(
 
 def ensure_meltano() -> Path:
     """The Meltano CLI, built by `make meltano` (the Makefile holds the pinned version)."""
-    subprocess.run(["make", "-s", "meltano"], cwd=ROOT, check=True, capture_output=True)
+    proc = subprocess.run(
+        ["make", "-s", "meltano"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise MeltanoError(f"make meltano failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return MELTANO
 
 
