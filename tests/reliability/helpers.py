@@ -137,7 +137,12 @@ def target_config(handle: Any, tmp: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def _popen(
-    command: list[str], config: Mapping[str, Any], tmp: Path, *, stdin: int = subprocess.PIPE
+    command: list[str],
+    config: Mapping[str, Any],
+    tmp: Path,
+    *,
+    stdin: int = subprocess.PIPE,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     tmp.mkdir(parents=True, exist_ok=True)
     config_file = tmp / "config.json"
@@ -145,6 +150,7 @@ def _popen(
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TAP_MOOVAGO", "TARGET_MOOVAGO"))
     }
+    env.update(extra_env or {})
     return subprocess.Popen(
         [*command, "--config", str(config_file)],
         stdin=stdin,
@@ -166,10 +172,17 @@ def _files(config: Mapping[str, Any], tmp: Path) -> dict[str, str]:
     return files
 
 
-def run_target(config: Mapping[str, Any], text: str, tmp: Path, *, timeout: float = 240) -> Run:
+def run_target(
+    config: Mapping[str, Any],
+    text: str,
+    tmp: Path,
+    *,
+    timeout: float = 240,
+    extra_env: Mapping[str, str] | None = None,
+) -> Run:
     """Run target-moovago to the end on `text`."""
     started = time.monotonic()
-    process = _popen([TARGET_CLI], config, tmp)
+    process = _popen([TARGET_CLI], config, tmp, extra_env=extra_env)
     stdout, stderr = process.communicate(text, timeout=timeout)
     run = Run(process.returncode, stdout, stderr, _files(config, tmp), time.monotonic() - started)
     assert_no_secret(run, tmp)
@@ -253,6 +266,7 @@ def run_tap(
     state: Mapping[str, Any] | None = None,
     kill_after_records: int | None = None,
     timeout: float = 240,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Run:
     """Run tap-moovago (all streams); with `kill_after_records`, SIGKILL it after that many."""
     started = time.monotonic()
@@ -262,7 +276,7 @@ def run_tap(
         tmp.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state), encoding="utf-8")
         command += ["--state", str(state_file)]
-    process = _popen(command, config, tmp, stdin=subprocess.DEVNULL)
+    process = _popen(command, config, tmp, stdin=subprocess.DEVNULL, extra_env=extra_env)
     if kill_after_records is None:
         stdout, stderr = process.communicate(timeout=timeout)
     else:
