@@ -2,8 +2,8 @@
 CLI from `.venv-meltano` (built by `make meltano`), plugins installed once into `.meltano/`, and
 `meltano.yml`'s settings compared with the plugins' own `--about`.
 
-Run as a script to print the `settings:` block for meltano.yml from a plugin's `--about`:
-`.venv/bin/python -m tests.e2e.meltano_project tap-moovago`."""
+After a connector's settings change, regenerate their blocks in meltano.yml from `--about`:
+`.venv/bin/python -m tests.e2e.meltano_project --write`."""
 
 from __future__ import annotations
 
@@ -173,7 +173,32 @@ def settings_yaml(settings: list[dict[str, Any]], indent: int = 4) -> str:
     return "\n".join(" " * indent + line for line in body.splitlines())
 
 
+def rewrite_settings(text: str, plugin: str, block: str) -> str:
+    """meltano.yml text with the `settings:` block of `plugin` replaced by `block`."""
+    lines = text.splitlines(keepends=True)
+    begin = lines.index(f"  - name: {plugin}\n")
+    first = next(i for i in range(begin + 1, len(lines)) if lines[i] == "    settings:\n")
+    last = first + 1
+    while last < len(lines) and lines[last].startswith(("    - ", "      ")):
+        last += 1
+    return "".join([*lines[:first], block.rstrip("\n") + "\n", *lines[last:]])
+
+
+def main(argv: Sequence[str]) -> None:
+    """`python -m tests.e2e.meltano_project [--write] [PLUGIN...]`: print the settings block
+    of each plugin (default: ours) from its `--about`, or write them into meltano.yml."""
+    write = "--write" in argv
+    plugins = [a for a in argv if a != "--write"] or ["tap-moovago", "target-moovago"]
+    text = MELTANO_YML.read_text()
+    for plugin in plugins:
+        block = settings_yaml(settings_from_about(about(ROOT / ".venv" / "bin" / plugin)))
+        if write:
+            text = rewrite_settings(text, plugin, block)
+        else:
+            sys.stdout.write(block + "\n")
+    if write:
+        MELTANO_YML.write_text(text)
+
+
 if __name__ == "__main__":
-    plugin = sys.argv[1] if len(sys.argv) > 1 else "tap-moovago"
-    executable = ROOT / ".venv" / "bin" / plugin
-    sys.stdout.write(settings_yaml(settings_from_about(about(executable))) + "\n")
+    main(sys.argv[1:])

@@ -33,7 +33,7 @@ def test_settings_match_about(meltano_installed: Path, kind: str, name: str) -> 
     about = meltano_project.about(meltano_project.plugin_executable(kind, name))
     expected = {s["name"]: s for s in meltano_project.settings_from_about(about)}
     declared = {s["name"]: s for s in _plugin(kind, name)["settings"]}
-    hint = f"regenerate with `.venv/bin/python -m tests.e2e.meltano_project {name}`"
+    hint = "regenerate with `.venv/bin/python -m tests.e2e.meltano_project --write`"
 
     assert sorted(declared) == sorted(expected), hint
     for setting_name, want in expected.items():
