@@ -173,3 +173,19 @@ def test_a_refused_key_stops_the_run_naming_the_settings_not_the_key(sandbox) ->
         run_sync(config)
     assert "api_key" in str(caught.value)
     assert "wrong-key-123" not in str(caught.value)
+
+
+def test_sdk_stream_maps_and_flattening_apply_to_moovago_streams(sandbox) -> None:
+    config = tap_config(
+        sandbox,
+        flattening_enabled=True,
+        flattening_max_depth=1,
+        stream_maps={"company": {"email": None, "phone": None}},
+    )
+    out = run_sync(config, catalog=only_streams(discover(config), {"company"}))
+    row = out.records["company"][0]
+    assert "email" not in row
+    assert "phone" not in row
+    assert "coordinates__latitude" in row
+    assert "coordinates" not in row
+    assert "coordinates__latitude" in out.schemas["company"]["properties"]
