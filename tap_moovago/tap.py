@@ -21,6 +21,9 @@ if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
     from moovago_api.schema import MoovagoSchema
 
+#: Streams of the bundled schema; discovery points out any other entity a user's file adds.
+BUNDLED_STREAMS = frozenset({"team", "company", "contact", "mandator", "turnover"})
+
 #: Requests per second when the setting is absent: below Moovago's limit of 5, leaving room
 #: for another job using the same key.
 DEFAULT_RATE = 4
@@ -123,14 +126,13 @@ class TapMoovago(Tap):
         entities = moovago_schema.entities()
         parent: type[MoovagoStream] | None = None
         streams: list[MoovagoStream] = []
-        known = {"team", "company", "contact", "mandator", "turnover"}
         for entity in entities:
             stream_class = MoovagoStream.subclass_for(
                 entity, None if entity.name == "team" else parent
             )
             if entity.name == "team":
                 parent = stream_class
-            elif entity.stream_name not in known:
+            elif entity.stream_name not in BUNDLED_STREAMS:
                 self.logger.info(
                     "Schema file %s has entity '%s' (Query.%s): discovered as stream '%s'",
                     moovago_schema.path,
