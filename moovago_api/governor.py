@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 _SEND_TIMES_KEPT = 10_000
+# The server counts arrivals, not our send times: network and scheduling jitter can pull a sixth
+# arrival into the server's second, so the shared governor spaces its windows a little wider.
+ARRIVAL_MARGIN = 0.04
 
 
 class RateGovernor:
@@ -33,6 +36,7 @@ class RateGovernor:
 
     N is `max_per_second * window` rounded down; a rate below one per window becomes one send
     per `window / max_per_second` seconds. A 429 pauses everyone through `pause_until`.
+    `margin` widens each window by that many seconds, a cushion against arrival jitter.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class RateGovernor:
         max_per_second: float,
         *,
         window: float = 1.0,
+        margin: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -48,6 +53,7 @@ class RateGovernor:
         self._clock = clock
         self._sleep = sleep
         self._base_window = window
+        self._margin = margin
         self._lock = threading.Lock()
         self._paused_until = -math.inf
         self._history: deque[float] = deque(maxlen=_SEND_TIMES_KEPT)
@@ -78,7 +84,7 @@ class RateGovernor:
                 now = self._clock()
                 ready = self._paused_until
                 if len(self._recent) == self.limit:
-                    ready = max(ready, self._recent[0] + self.window)
+                    ready = max(ready, self._recent[0] + self.window + self._margin)
                 if ready <= now:
                     self._recent.append(now)
                     self._history.append(now)
@@ -117,7 +123,7 @@ def shared_governor(api_url: str, max_per_second: float) -> RateGovernor:
     with _shared_lock:
         governor = _shared.get(key)
         if governor is None:
-            governor = _shared[key] = RateGovernor(max_per_second)
+            governor = _shared[key] = RateGovernor(max_per_second, margin=ARRIVAL_MARGIN)
         else:
             governor.lower_rate(max_per_second)
         return governor
