@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean meltano demo
+.PHONY: install test lint bench clean meltano demo readme
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ demo: install meltano
 
 test: install
 	$(PY) -m pytest
+
+# The README's settings tables, regenerated from the plugins' own --about output.
+readme: install
+	$(PY) scripts/readme_settings.py
 
 lint: install
 	$(VENV)/bin/ruff check .

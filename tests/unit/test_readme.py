@@ -1,0 +1,30 @@
+"""README.md stays true: its settings tables are the plugins' own --about output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_settings_tables_match_the_plugins_about_output():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    head = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
+    assert "make demo" in head
+    assert "make test" in head
+    assert head.index("make demo") < head.index("make test")
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
