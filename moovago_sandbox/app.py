@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from graphql import build_schema
 
+from moovago_api.schema import load_schema
 from moovago_sandbox.engine import (
     NOT_AUTHORIZED,
     Answer,
@@ -44,25 +45,8 @@ REQUEST_LOG_SIZE = 1000
 MUTATION_KINDS = ("create", "update", "delete")
 
 
-def default_schema_path() -> Path:
-    try:
-        from moovago_api.schema import DEFAULT_SCHEMA_PATH
-    except ImportError:  # the core's loader is not there yet
-        return (
-            Path(__file__).resolve().parent.parent
-            / "moovago_api"
-            / "schema"
-            / ("moovago_api_graphql_schema.gql")
-        )
-    return Path(DEFAULT_SCHEMA_PATH)
-
-
 def load_sdl(path: Path | None = None) -> str:
-    """The SDL text, through the core's loader (which names file:line on a bad file)."""
-    try:
-        from moovago_api.schema import load_schema
-    except ImportError:
-        return (path or default_schema_path()).read_text(encoding="utf-8")
+    """The SDL text, through the core's loader (SchemaFileError names file:line)."""
     return load_schema(path).sdl
 
 
@@ -137,6 +121,7 @@ class Sandbox:
             "errors": self.errors,
             "responses": dict(sorted(self.statuses.items())),
             "mutations": self.mutations,
+            "mutations_total": sum(sum(kinds.values()) for kinds in self.mutations.values()),
             "peak_requests_per_second": self.peak.peak,
             "faults": {kind: self.faults.counts[kind] for kind in KINDS},
             "teams": {
@@ -233,6 +218,7 @@ class Sandbox:
         fault = self.faults.before_request()
         if fault == "drop_connection":
             entry["status"] = "dropped"
+            self.statuses["dropped"] = self.statuses.get("dropped", 0) + 1
             return _drop(request)
         if fault == "error_5xx":
             return self._status(entry, self.faults.error_status())

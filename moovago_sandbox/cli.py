@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from moovago_api.errors import SchemaFileError
 from moovago_sandbox.faults import FaultProfile, FaultProfileError
 
 
@@ -157,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    asyncio.run(serve(args, profile))
+    try:
+        asyncio.run(serve(args, profile))
+    except (SchemaFileError, OSError) as exc:
+        print(f"moovago-sandbox: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     return 0
 
 

@@ -533,20 +533,20 @@ class Engine:
         return "json_object(" + ", ".join(parts) + ")"
 
     def _sql_text(self, model: EntityModel, sub: tuple[Projection, ...]) -> str | None:
-        """SQL building the selection's JSON text for a row of table `t` by concatenation:
-        about twice as fast as json_object, which parses every JSON-text column again."""
-        parts: list[str] = []
+        """SQL printing the selection's JSON text for a row of table `t` with one printf:
+        faster than json_object, which parses every JSON-text column again."""
+        template: list[str] = []
+        args: list[str] = []
         for i, p in enumerate(sub):
             value = self._sql_value(model, p, "t")
             if value is None:
                 return None
             sql, is_json = value
-            opening = ("{" if i == 0 else ",") + f'"{p.key}":'
-            parts.append(
-                f"'{opening}' || "
-                + (f"coalesce({sql}, 'null')" if is_json else f"json_quote({sql})")
-            )
-        return " || ".join(parts) + " || '}'"
+            template.append(("{" if i == 0 else ",") + f'"{p.key}":%s')
+            args.append(f"coalesce({sql}, 'null')" if is_json else f"json_quote({sql})")
+        if len(args) + 1 > MAX_SQL_FUNCTION_ARGS:
+            return None
+        return f"printf('{''.join(template)}}}', {', '.join(args)})"
 
     def _run_fast(
         self,
