@@ -103,9 +103,9 @@ def test_sigterm_finishes_the_request_in_flight_emits_state_and_exits_non_zero(b
         kill_after_mutations=base + 45,
         mutations=lambda: mutation_total(box),
         sig=signal.SIGTERM,
-        timeout=30,
+        timeout=15,
     )
-    assert not run.hung, "target-moovago did not exit within 30 s of SIGTERM"
+    assert not run.hung, "target-moovago did not exit within 15 s of SIGTERM"
     applied = mutation_total(box) - base
     assert 45 <= applied < len(rows), "SIGTERM did not stop the run"
     assert run.returncode not in (0, -signal.SIGTERM), run.returncode
