@@ -259,7 +259,7 @@ class Sandbox:
         is_mutation = self.engine.operation_type(query, operation_name) == "mutation"
         if is_mutation and ctx.mutations and self.faults.commit_then_fail():
             return self._status(entry, 502)
-        if not is_mutation and not answer.as_dict().get("errors") and self.faults.partial_error():
+        if not is_mutation and answer.error_count == 0 and self.faults.partial_error():
             body = answer.as_dict()
             self.engine.inject_partial_error(body, query, operation_name, self.faults.rng)
             answer = Answer(body=body)
