@@ -70,7 +70,18 @@ class EntityModel:
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """Columns holding the row's values (JSON text for `json_fields`)."""
         return (*self.stored_fields, *self.mirrors)
+
+    @property
+    def json_shadows(self) -> tuple[str, ...]:
+        """Columns holding the JSON text of each plain value (`"Niort"`, `null`), so SQL can
+        print a row as JSON without quoting every value on every read."""
+        return tuple(json_shadow(c) for c in self.columns if c not in self.json_fields)
+
+
+def json_shadow(column: str) -> str:
+    return column + ":json"
 
 
 def build_models(schema: GraphQLSchema) -> dict[str, EntityModel]:
@@ -184,7 +195,7 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         self.db.execute("CREATE TABLE IF NOT EXISTS team (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
         for model in self.models.values():
-            columns = ", ".join(_q(c) for c in model.columns if c != "id")
+            columns = ", ".join(_q(c) for c in (*model.columns, *model.json_shadows) if c != "id")
             self.db.execute(
                 f"CREATE TABLE IF NOT EXISTS {model.table} (id TEXT PRIMARY KEY, {columns})"
             )
@@ -219,7 +230,7 @@ class Store:
 
     def _encode(self, model: EntityModel, row: Mapping[str, Any]) -> tuple[Any, ...]:
         json_fields = model.json_fields
-        return tuple(
+        values = tuple(
             None
             if (v := row.get(c)) is None
             else json.dumps(v, ensure_ascii=False, separators=(",", ":"))
@@ -227,6 +238,12 @@ class Store:
             else v
             for c in model.columns
         )
+        shadows = tuple(
+            json.dumps(row.get(c), ensure_ascii=False)
+            for c in model.columns
+            if c not in json_fields
+        )
+        return values + shadows
 
     def _decode(self, model: EntityModel, cursor: Any) -> list[dict[str, Any]]:
         columns, json_fields, loads = model.columns, tuple(model.json_fields), json.loads
@@ -240,8 +257,9 @@ class Store:
         return rows
 
     def _insert_sql(self, model: EntityModel, verb: str = "INSERT") -> str:
-        marks = ", ".join("?" for _ in model.columns)
-        columns = ", ".join(_q(c) for c in model.columns)
+        all_columns = (*model.columns, *model.json_shadows)
+        marks = ", ".join("?" for _ in all_columns)
+        columns = ", ".join(_q(c) for c in all_columns)
         return f"{verb} INTO {model.table} ({columns}) VALUES ({marks})"
 
     def load(self, dataset: Mapping[str, Sequence[Mapping[str, Any]]], *, id_counter: int) -> None:
