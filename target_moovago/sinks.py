@@ -249,6 +249,7 @@ class RunContext:
         self._index_locks: dict[str, threading.Lock] = {}
         self.planned_writes = 0
         self._finished = False
+        self.sinks: list[MoovagoSink] = []
         self._bulk_cleared = False
         key = str(self.config.get("api_key") or "")
         secrets = [key, key.partition(":")[2].strip()] if key else []
@@ -376,39 +377,54 @@ class RunContext:
 
     # business hours --------------------------------------------------------------------
 
+    def _bulk_rule_applies(self) -> bool:
+        policy = self.config.get("business_hours") or "refuse"
+        return self.production and policy != "ignore" and not self._bulk_cleared
+
     def authorise_writes(self, count: int) -> None:
         """Count planned writes; a bulk run on production follows `business_hours`."""
         with self._lock:
             self.planned_writes += count
-            if self._bulk_cleared or count == 0:
+            if count and self._bulk_rule_applies():
+                self._check_bulk(self.planned_writes)
+
+    def preflight(self, sinks: Iterable[MoovagoSink]) -> None:
+        """Before the final drain writes anything, count the writes of every stream's pending
+        rows together, so a bulk run is refused (or waits) before its first write even when
+        its streams are drained in parallel."""
+        with self._lock:
+            if not self._bulk_rule_applies() or bulk_window(self.clock()).allowed:
                 return
-            threshold = int(self.config.get("bulk_threshold", 500))
-            policy = self.config.get("business_hours") or "refuse"
-            if self.planned_writes <= threshold or policy == "ignore" or not self.production:
-                return
-            window = bulk_window(self.clock())
-            if window.allowed:
-                self._bulk_cleared = True
-                return
-            opens = window.opens_at.isoformat() if window.opens_at else "later"
-            if policy == "refuse":
-                msg = (
-                    f"bulk job refused: {self.planned_writes} rows to write (bulk_threshold="
-                    f"{threshold}) during Moovago's business hours (Mon-Fri 08:00-18:30 "
-                    f"Europe/Paris); the window opens at {opens}. Set business_hours to "
-                    "'wait' or 'ignore' to change this."
-                )
-                raise BusinessHoursError(msg)
-            assert window.opens_at is not None
-            seconds = (window.opens_at - self.clock()).total_seconds()
-            self.logger.warning(
-                "Bulk job of %d rows during business hours: waiting %.0f s until %s",
-                self.planned_writes,
-                seconds,
-                opens,
-            )
-            self.sleep(max(0.0, seconds))
+            pending = sum(sink.count_pending_writes() for sink in sinks)
+            self._check_bulk(self.planned_writes + pending)
+
+    def _check_bulk(self, writes: int) -> None:
+        threshold = int(self.config.get("bulk_threshold", 500))
+        if writes <= threshold:
+            return
+        window = bulk_window(self.clock())
+        if window.allowed:
             self._bulk_cleared = True
+            return
+        opens = window.opens_at.isoformat() if window.opens_at else "later"
+        if (self.config.get("business_hours") or "refuse") == "refuse":
+            msg = (
+                f"bulk job refused: {writes} rows to write (bulk_threshold={threshold}) during "
+                "Moovago's business hours (Mon-Fri 08:00-18:30 Europe/Paris); the window opens "
+                f"at {opens}. Set business_hours to 'wait' or 'ignore' to change this."
+            )
+            self.finish(failed=True)
+            raise BusinessHoursError(msg)
+        assert window.opens_at is not None
+        seconds = (window.opens_at - self.clock()).total_seconds()
+        self.logger.warning(
+            "Bulk job of %d rows during business hours: waiting %.0f s until %s",
+            writes,
+            seconds,
+            opens,
+        )
+        self.sleep(max(0.0, seconds))
+        self._bulk_cleared = True
 
     # end of run --------------------------------------------------------------------------
 
@@ -485,6 +501,8 @@ class MoovagoSink(BatchSink):
         self._index: RemoteIndex | None = None
         self._samples: dict[Kind, int] = {}
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
+        self._pending: list[dict] | None = None  # the records of the batch not yet drained
+        self.run.sinks.append(self)
         self._remove_date_formats()
 
     def _remove_date_formats(self) -> None:
@@ -517,6 +535,7 @@ class MoovagoSink(BatchSink):
 
     def start_drain(self) -> dict:
         self._drain_lock.acquire()
+        self._pending = None
         return super().start_drain()
 
     def mark_drained(self) -> None:
@@ -533,6 +552,37 @@ class MoovagoSink(BatchSink):
             self._target.drain_one(self)
 
     # the work --------------------------------------------------------------------------------
+
+    def process_record(self, record: dict, context: dict) -> None:
+        super().process_record(record, context)
+        self._pending = context["records"]
+
+    def count_pending_writes(self) -> int:
+        """Writes the pending rows would make, planned without side effects (no request but
+        the prefetch). A row whose parent reference does not resolve yet counts as a write."""
+        records = self._pending or []
+        if not records:
+            return 0
+        rows = []
+        writes = 0
+        for number, record in enumerate(records, start=1):
+            row = Row(number, record, self.mapper.convert(record))
+            resolved = self._resolve_references(row, account=False)
+            if resolved:
+                rows.append(row)
+            else:
+                writes += 1
+        actions = self._planner().plan(rows)
+        return writes + sum(1 for a in actions if a.kind in WRITES)
+
+    def _planner(self) -> Planner:
+        return Planner(
+            index=self.index(),
+            create_validator=self.create_validator,
+            update_validator=self.update_validator,
+            mode=self.mode,
+            hard_delete=bool(self.config.get("hard_delete")),
+        )
 
     def index(self) -> RemoteIndex:
         if self._index is None:
@@ -553,7 +603,7 @@ class MoovagoSink(BatchSink):
             raise
 
     def _process(self, records: Sequence[dict]) -> None:
-        index = self.index()
+        self.index()
         rows = []
         first = self._rows_seen + 1
         self._rows_seen += len(records)
@@ -568,14 +618,7 @@ class MoovagoSink(BatchSink):
                     )
             if self._resolve_references(row):
                 rows.append(row)
-        planner = Planner(
-            index=index,
-            create_validator=self.create_validator,
-            update_validator=self.update_validator,
-            mode=self.mode,
-            hard_delete=bool(self.config.get("hard_delete")),
-        )
-        actions = planner.plan(rows)
+        actions = self._planner().plan(rows)
         writes = [a for a in actions if a.kind in WRITES]
         for action in actions:
             if action.kind is Kind.REJECT:
@@ -590,15 +633,18 @@ class MoovagoSink(BatchSink):
         for chunk in chunks(writes, size):
             self._send(chunk, depth=0)
 
-    def _resolve_references(self, row: Row) -> bool:
-        """Fill `companyId` from a `companyCustomerCode` column; False when rejected."""
+    def _resolve_references(self, row: Row, *, account: bool = True) -> bool:
+        """Fill `companyId` from a `companyCustomerCode` column; False when it does not resolve
+        (the row is rejected when `account`, else left alone: a preflight writes nothing)."""
         for column, (ref, value) in row.mapped.references.items():
             if value in (None, "") or row.payload.get(ref.target_field) not in (None, ""):
                 continue
             parent_entity = self.run.entity_for(ref.parent_stream)
-            parent_index = self._parent_index(parent_entity)
+            parent_index = self._parent_index(parent_entity, drain=account)
             ids = parent_index.lookup_field(ref.parent_key_field, value)
             if len(ids) != 1:
+                if not account:
+                    return False
                 what = "no" if not ids else f"{len(ids)}"
                 reason = f"{what} {ref.parent_stream} records with {ref.parent_key_field}={value!r}"
                 self._reject(row, reason, column)
@@ -606,12 +652,13 @@ class MoovagoSink(BatchSink):
             row.payload[ref.target_field] = ids[0]
         return True
 
-    def _parent_index(self, parent: Entity) -> RemoteIndex:
+    def _parent_index(self, parent: Entity, *, drain: bool = True) -> RemoteIndex:
         for name in {parent.stream_name, parent.name}:
             if self._target.sink_exists(name):
                 sink = self._target.get_sink(name)
                 if isinstance(sink, MoovagoSink):
-                    sink.drain_pending()
+                    if drain:
+                        sink.drain_pending()
                     return sink.index()
         return self.run.index(parent, [])
 

@@ -175,6 +175,7 @@ class TargetMoovago(Target):
 
     def process_endofpipe(self) -> None:
         """Drain every sink, then log and write the summary (a failing drain writes its own)."""
+        self.run.preflight(self.run.sinks)
         super().process_endofpipe()
         self.run.finish(failed=False)
         self.run.close()

@@ -75,3 +75,32 @@ def test_unchanged_rows_do_not_count_as_writes(box, run_target):
     run_target(box, rows(4))
     again = run_target(box, rows(4), bulk_threshold=3, target_kwargs=frozen(MONDAY_10))
     assert again.counts("company")["unchanged"] == 4
+
+
+def test_streams_drained_in_parallel_are_counted_together_before_any_write(box, run_target):
+    messages = [
+        *rows(3, "PAR"),
+        *stream_messages("mandator", [{"code": f"BM-{i}", "name": f"M {i}"} for i in range(3)]),
+    ]
+    result = run_target(
+        box, messages, raises=False, bulk_threshold=4, target_kwargs=frozen(MONDAY_10)
+    )
+    assert isinstance(result.error, BusinessHoursError)
+    assert "6 rows to write" in str(result.error)
+    assert mutation_count(box) == 0
+    assert result.summary["failed"] is True
+
+
+def test_wait_applies_once_to_the_whole_run(box, run_target):
+    slept = []
+    messages = [
+        *rows(3, "WAIT"),
+        *stream_messages("mandator", [{"code": f"WM-{i}", "name": f"M {i}"} for i in range(3)]),
+    ]
+    kwargs = {**frozen(MONDAY_10), "sleep": slept.append}
+    result = run_target(
+        box, messages, bulk_threshold=4, business_hours="wait", target_kwargs=kwargs
+    )
+    assert len(slept) == 1
+    assert result.counts("company")["created"] == 3
+    assert result.counts("mandator")["created"] == 3
