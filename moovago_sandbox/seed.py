@@ -20,8 +20,7 @@ from moovago_sandbox.scalars import UTC, format_datetime
 from moovago_sandbox.store import TEAM, EntityModel, IdFactory
 
 BASE_TIME = datetime(2024, 1, 2, 7, 0, tzinfo=UTC)
-MANDATORS_FIRST_TEAM = 10
-MANDATORS_OTHER_TEAMS = 3
+MANDATORS_PER_TEAM = 10
 COMPANIES_OTHER_TEAMS = 5
 MEMBERS_PER_TEAM = 4
 
@@ -130,7 +129,7 @@ class _Generator:
         )
         member_ids = [m["id"] for m in members]
         mandator_ids: list[str] = []
-        for n in range(MANDATORS_FIRST_TEAM if index == 0 else MANDATORS_OTHER_TEAMS):
+        for n in range(MANDATORS_PER_TEAM):
             row_id, created = self._tick()
             mandator_ids.append(row_id)
             out["mandator"].append(
