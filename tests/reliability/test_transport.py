@@ -19,7 +19,16 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from moovago_api.errors import ConfigError, TransientError
 from moovago_api.settings import client_from_config, connection_properties
-from tests.reliability.helpers import SECRET, run_tap, run_target, tap_config, target_config
+from tests.reliability.helpers import (
+    SECRET,
+    company_row,
+    lines,
+    resumable_input,
+    run_tap,
+    run_target,
+    tap_config,
+    target_config,
+)
 
 TEAM_BODY = json.dumps({"data": {"team": {"id": "t1"}}}).encode()
 
@@ -234,3 +243,22 @@ def test_a_server_that_trickles_its_answer_is_cut_at_request_timeout():
             client.execute("query { team { id } }")
         elapsed = time.monotonic() - started
     assert elapsed < 10, f"one request took {elapsed:.0f} s with request_timeout=1"
+
+
+@pytest.mark.timeout(120)
+def test_connectors_facing_a_silent_server_stop_after_their_timeouts(tmp_path):
+    with serve(never_answers) as port:
+
+        class Silent:
+            url = f"http://127.0.0.1:{port}/graphql"
+            api_key = SECRET
+
+        settings = {"request_timeout": 0.5, "max_retries": 1}
+        one_row = lines(resumable_input([company_row(0, "TO")], state_every=1))
+        target = run_target(
+            target_config(Silent, tmp_path, **settings), one_row, tmp_path / "target", timeout=60
+        )
+        tap = run_tap(tap_config(Silent, **settings), tmp_path / "tap", timeout=60)
+    for run in (target, tap):
+        assert run.returncode != 0
+        assert "timed out" in run.stderr
