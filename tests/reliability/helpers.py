@@ -85,11 +85,14 @@ class Run:
 
     @property
     def states(self) -> list[dict[str, Any]]:
-        return [
-            m.get("value", m)
-            for m in _json_lines(self.stdout)
-            if m.get("type", "STATE") == "STATE" and ("value" in m or "type" not in m)
-        ]
+        """STATE values: a target writes bare state objects, a tap `{"type": "STATE", ...}`."""
+        out = []
+        for message in _json_lines(self.stdout):
+            if "type" not in message:
+                out.append(message)
+            elif message["type"] == "STATE":
+                out.append(message.get("value", {}))
+        return out
 
     @property
     def records(self) -> list[dict[str, Any]]:
