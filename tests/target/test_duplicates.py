@@ -25,7 +25,9 @@ def codes(handle, prefix):
 def test_commit_then_fail_at_20_percent_creates_each_row_exactly_once(sandbox_factory, run_target):
     box = sandbox_factory(companies=5, faults={"commit_then_fail": 0.2, "seed": 7})
     before = len(entity_rows(box, "company"))
-    result = run_target(box, stream_messages("company", new_rows(500, "CTF")))
+    result = run_target(
+        box, stream_messages("company", new_rows(500, "CTF")), mutations_per_request=25
+    )
     found = codes(box, "CTF")
     assert len(found) == 500
     assert set(found.values()) == {1}
