@@ -79,6 +79,8 @@ def graphql_error(
 
 def format_error(error: GraphQLError, default_type: str) -> dict[str, Any]:
     locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
+    if isinstance(error.original_error, AuthorizationError):
+        locations = []  # the vendor page's exact shape for this error
     if error.path is not None:
         error_type = "DataFetchingException"
     elif "introspection" in error.message:

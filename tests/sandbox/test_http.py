@@ -279,3 +279,45 @@ def test_control_endpoints_stats_export_requests_and_reset(sandbox_factory) -> N
     assert box.export() == seed_export
     assert box.stats()["requests"] == 0
     assert box.requests() == []
+
+
+def test_tenant_isolation_over_http_with_guessed_ids(sandbox_factory) -> None:
+    box = sandbox_factory(companies=3, api_keys=["alice", "bob"], rate_limit=0)
+    alice, bob = box.keys["alice"], box.keys["bob"]
+    victim = next(r for r in box.export()["company"] if r["teamId"] == alice)
+    read = post(
+        box,
+        {
+            "query": "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { id } }",
+            "variables": {"f": {"teamId": bob, "ids": [victim["id"]]}},
+        },
+        key="bob",
+    ).json()
+    assert read == {"data": {"companyList": []}}
+    foreign_filter = post(
+        box,
+        {
+            "query": "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { id } }",
+            "variables": {"f": {"teamId": alice}},
+        },
+        key="bob",
+    ).json()
+    assert foreign_filter == NOT_AUTHORIZED
+    document = """mutation ($u: CompanyUpdateInput!, $d: CompanyDeleteInput!) {
+      company { u1: update(input: $u) { recordId } d1: delete(input: $d) { recordId } } }"""
+    write = post(
+        box,
+        {
+            "query": document,
+            "variables": {
+                "u": {"id": victim["id"], "input": {"note": "x"}},
+                "d": {"id": victim["id"]},
+            },
+        },
+        key="bob",
+    )
+    assert write.status_code == 200
+    assert write.json()["data"] == {"company": {"u1": None, "d1": None}}
+    assert [e["path"] for e in write.json()["errors"]] == [["company", "u1"], ["company", "d1"]]
+    assert next(r for r in box.export()["company"] if r["id"] == victim["id"]) == victim
+    assert box.stats()["mutations_total"] == 0
