@@ -115,6 +115,14 @@ class Sandbox:
         self.faults.reset()
 
     def stats(self) -> dict[str, Any]:
+        """Counters since start or reset.
+
+        requests: POSTs to /graphql (429s and faults included); rate_limited: 429s from the
+        limit (injected ones are under faults.burst_429); errors: error entries sent in 200s;
+        responses: answers by status ("dropped" for dropped connections); mutations: applied
+        create/update/delete per entity; peak_requests_per_second: most requests seen in any
+        rolling second, overall and per team.
+        """
         return {
             "requests": self.requests,
             "rate_limited": self.rate_limited,
