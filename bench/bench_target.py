@@ -5,10 +5,12 @@
 2. Re-sync of 10,000 companies with 5% changed: requests made (vs one request per row).
 3. Memory of the prefetch index for 100,000 companies (tracemalloc), vs keeping full records.
 
-    .venv/bin/python bench/bench_target.py                 # everything (about 10 minutes)
+Every run uses the client's own shared governor (`moovago_api.governor.shared_governor`,
+with its `ARRIVAL_MARGIN`), exactly as a real run does.
+
+    .venv/bin/python bench/bench_target.py                 # everything (about 12 minutes)
     .venv/bin/python bench/bench_target.py --quick         # 400 rows, 2 runs, no 1-per-request
-    .venv/bin/python bench/bench_target.py --only memory   # one part: batching, margin, resync,
-                                                           # memory (margin: governor window 1.02 s)
+    .venv/bin/python bench/bench_target.py --only memory   # one part: batching, resync, memory
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moovago_api.governor import RateGovernor  # noqa: E402
+from moovago_api.governor import ARRIVAL_MARGIN  # noqa: E402
 from moovago_sandbox.testing import start_sandbox  # noqa: E402
 from target_moovago.plan import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex  # noqa: E402
 from target_moovago.target import TargetMoovago  # noqa: E402
@@ -43,8 +45,6 @@ RATE = 5
 def run_target(
     handle: Any,
     messages: list[dict[str, Any]],
-    *,
-    governor_window: float | None = None,
     **config: Any,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,10 +60,6 @@ def run_target(
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
             target = TargetMoovago(config=full)
-            if governor_window is not None:
-                # What-if: the same rate over a slightly longer window, to show what the
-                # 429s from arrival jitter at the window's edge cost.
-                target.run.client.governor = RateGovernor(RATE, window=governor_window)
             target.listen(io.StringIO(text))
         elapsed = time.perf_counter() - started
         summary = json.loads(Path(full["summary_path"]).read_text())
@@ -95,9 +91,7 @@ def new_companies(n: int, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
-def bench_batching(
-    rows: int, sizes: list[int], runs: int, governor_window: float | None = None
-) -> list[dict[str, Any]]:
+def bench_batching(rows: int, sizes: list[int], runs: int) -> list[dict[str, Any]]:
     results = []
     for size in sizes:
         repeats = 1 if size == 1 else runs
@@ -105,9 +99,7 @@ def bench_batching(
         for run in range(repeats):
             with start_sandbox(companies=0, rate_limit=RATE) as box:
                 messages = company_messages(new_companies(rows, f"N{size}R{run}"))
-                summary = run_target(
-                    box, messages, mutations_per_request=size, governor_window=governor_window
-                )
+                summary = run_target(box, messages, mutations_per_request=size)
                 assert summary["streams"]["company"]["created"] == rows, summary
                 walls.append(summary["wall_seconds"])
                 limited.append(box.stats()["rate_limited"])
@@ -117,7 +109,7 @@ def bench_batching(
         results.append(
             {
                 "mutations_per_request": size,
-                "governor_window": governor_window or 1.0,
+                "governor_margin": ARRIVAL_MARGIN,
                 "runs": repeats,
                 "seconds": wall,
                 "records_per_second": per_second,
@@ -226,7 +218,7 @@ def bench_memory(n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["batching", "resync", "memory", "margin"])
+    parser.add_argument("--only", choices=["batching", "resync", "memory"])
     parser.add_argument("--json", type=Path, help="write all results to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -240,10 +232,6 @@ def main() -> None:
             speedup = by_size[25]["records_per_second"] / by_size[1]["records_per_second"]
             out["speedup_25_vs_1"] = speedup
             print(f"batched at 25 is {speedup:.1f}x faster than 1 per request", flush=True)
-    if args.only in (None, "margin"):
-        out["margin"] = bench_batching(
-            400 if args.quick else 2000, [10, 25, 50], 2 if args.quick else 3, 1.02
-        )
     if args.only in (None, "resync"):
         out["resync"] = bench_resync(2000 if args.quick else 10_000, 0.05)
     if args.only in (None, "memory"):

@@ -236,6 +236,9 @@ class Planner:
     update_validator: InputValidator
     mode: Mode = Mode.UPSERT
     hard_delete: bool = False
+    # Fields a NULL may clear on update (nullable scalars or objects of the output type). A NULL
+    # in any other field (non-null output, lists) leaves the stored value alone.
+    clearable: frozenset[str] | None = None  # None: every field
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order; later rows with the same key supersede earlier."""
@@ -324,7 +327,8 @@ class Planner:
         changes = {
             name: value
             for name, value in row.payload.items()
-            if name not in stored or comparable(value) != comparable(stored[name])
+            if (value is not None or self.clearable is None or name in self.clearable)
+            and (name not in stored or comparable(value) != comparable(stored[name]))
         }
         if not changes:
             return Action(Kind.UNCHANGED, row, record_id=record_id)

@@ -92,6 +92,11 @@ class BusinessHoursError(MoovagoError):
     """A bulk job was refused during French business hours."""
 
 
+def _json_types(prop: t.Mapping[str, t.Any]) -> set[str]:
+    kind = prop.get("type", [])
+    return {kind} if isinstance(kind, str) else set(kind)
+
+
 def is_loopback(api_url: str) -> bool:
     host = (urlsplit(api_url).hostname or "").lower()
     if host == "localhost" or host.endswith(".localhost"):
@@ -485,6 +490,11 @@ class MoovagoSink(BatchSink):
         self.key_specs = self.run.key_specs(entity)
         self.mode = self.run.mode(entity)
         self.output_fields = set(output)
+        self.clearable = frozenset(
+            name
+            for name, prop in output.items()
+            if "null" in _json_types(prop) and "array" not in _json_types(prop)
+        )
         columns = [c for c in self.schema.get("properties", {}) if not c.startswith(SDC_PREFIX)]
         self.columns = columns
         cmap = self.mapper.column_map(columns)
@@ -582,6 +592,7 @@ class MoovagoSink(BatchSink):
             update_validator=self.update_validator,
             mode=self.mode,
             hard_delete=bool(self.config.get("hard_delete")),
+            clearable=self.clearable,
         )
 
     def index(self) -> RemoteIndex:
