@@ -7,10 +7,11 @@ import time
 import typing as t
 from collections.abc import Callable
 
+import click
 from singer_sdk import Target
 from singer_sdk import typing as th
 
-from moovago_api.errors import ConfigError
+from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.plan import Mode
 from target_moovago.sinks import BUSINESS_HOURS_POLICIES, MoovagoSink, RunContext
@@ -118,6 +119,7 @@ class TargetMoovago(Target):
     """Upserts warehouse rows into Moovago through its GraphQL mutations."""
 
     name = "target-moovago"
+    package_name = "moovago-connectors"
     config_jsonschema = _config_schema()
     default_sink_class = MoovagoSink
 
@@ -149,6 +151,16 @@ class TargetMoovago(Target):
             sleep=sleep or time.sleep,
             production=production,
         )
+
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run from the command line: an error of ours (refused stream, configuration,
+        authentication, business hours) ends the run with one line on stderr and exit code 1."""
+        try:
+            super().invoke(**kwargs)
+        except MoovagoError as exc:
+            click.echo(f"{cls.name}: error: {exc}", err=True)
+            raise click.exceptions.Exit(1) from None
 
     def _check_settings(self) -> None:
         modes = self.config.get("stream_modes") or {}
