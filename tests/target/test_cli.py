@@ -38,9 +38,8 @@ def test_a_refused_stream_is_one_error_line_and_a_failing_exit(tmp_path, stream,
     config = tmp_path / "config.json"
     # Nothing listens there: the stream is refused before any request.
     config.write_text(json.dumps({"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}))
-    done = run_cli(
-        str(BIN / "target-moovago"), "--config", str(config), stdin=schema_line(stream), cwd=tmp_path
-    )
+    command = (str(BIN / "target-moovago"), "--config", str(config))
+    done = run_cli(*command, stdin=schema_line(stream), cwd=tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
