@@ -153,7 +153,7 @@ class TargetMoovago(Target):
         )
 
     @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, **kwargs: t.Any) -> None:
         """Run from the command line: an error of ours (refused stream, configuration,
         authentication, business hours) ends the run with one line on stderr and exit code 1."""
         try:
