@@ -84,17 +84,19 @@ class Sandbox:
                 continue
             slot_of_key[key] = len(slots)
             slots.append(team)
-        plans = [
+        self.plans = [
             TeamPlan(team, config.companies if i == 0 else COMPANIES_OTHER_TEAMS)
             for i, team in enumerate(slots)
         ]
-        self.dataset, self.id_counter = generate(config.seed, plans, self.engine.models)
-        teams = self.dataset["team"]
+        # Not kept in memory: a reset generates the same rows again from the seed.
+        dataset, id_counter = generate(config.seed, self.plans, self.engine.models)
+        teams = dataset["team"]
         self.keys: dict[str, str] = {k: teams[slot]["id"] for k, slot in slot_of_key.items()}
         self.owners = {t["id"]: (t["members"][0]["id"] if t["members"] else None) for t in teams}
         if self.store.is_empty() or any(self.store.team(t) is None for t in self.keys.values()):
             self.store.clear()
-            self.store.load(self.dataset, id_counter=self.id_counter)
+            self.store.load(dataset, id_counter=id_counter)
+        del dataset
         self.limiter = RollingLimiter(config.rate_limit)
         self.faults = FaultInjector(config.faults)
         self.reset_stats()
@@ -142,8 +144,9 @@ class Sandbox:
         }
 
     def reset(self) -> None:
+        dataset, id_counter = generate(self.config.seed, self.plans, self.engine.models)
         self.store.clear()
-        self.store.load(self.dataset, id_counter=self.id_counter)
+        self.store.load(dataset, id_counter=id_counter)
         self.reset_stats()
 
     # -- HTTP -------------------------------------------------------------------------------
