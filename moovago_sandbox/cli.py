@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _profile(args: argparse.Namespace) -> FaultProfile:
+def fault_profile(args: argparse.Namespace) -> FaultProfile:
     profile = FaultProfile.load(args.faults)
     latency, latency_ms = args.fault_latency or (None, None)
     return profile.merged(
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        profile = _profile(args)
+        profile = fault_profile(args)
     except FaultProfileError as exc:
         parser.error(str(exc))
     logging.basicConfig(

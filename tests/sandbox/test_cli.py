@@ -10,7 +10,8 @@ import sys
 import pytest
 import requests
 
-from moovago_sandbox.cli import build_parser, main
+from moovago_sandbox.cli import build_parser, fault_profile, main
+from moovago_sandbox.faults import FaultProfile
 
 FIRST_LINE = re.compile(
     r"^moovago-sandbox listening on http://127\.0\.0\.1:(\d+)/graphql"
@@ -85,3 +86,35 @@ def test_defaults_match_the_contract() -> None:
     )
     assert args.api_key_header == "X-API-KEY"
     assert args.db == ":memory:"
+
+
+def test_fault_flags_override_the_profile(tmp_path) -> None:
+    profile = tmp_path / "faults.json"
+    profile.write_text('{"error_5xx": 0.1, "partial_error": 0.2, "seed": 9}')
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--faults",
+            str(profile),
+            "--fault-5xx",
+            "0.3",
+            "--fault-drop",
+            "0.05",
+            "--fault-latency",
+            "0.5:250",
+            "--fault-commit-then-fail",
+            "0.4",
+            "--fault-429",
+            "0.1",
+        ]
+    )
+    assert fault_profile(args) == FaultProfile(
+        error_5xx=0.3,
+        burst_429=0.1,
+        drop_connection=0.05,
+        latency=0.5,
+        latency_ms=250.0,
+        partial_error=0.2,
+        commit_then_fail=0.4,
+        seed=9,
+    )
