@@ -34,7 +34,7 @@ from moovago_sandbox.engine import (
 from moovago_sandbox.faults import KINDS, FaultInjector, FaultProfile
 from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
 from moovago_sandbox.scalars import format_datetime
-from moovago_sandbox.seed import COMPANIES_OTHER_TEAMS, TeamPlan, generate, id_salt
+from moovago_sandbox.seed import COMPANIES_OTHER_TEAMS, TeamPlan, generate_chunks, id_salt
 from moovago_sandbox.store import Store, build_models
 
 log = logging.getLogger("moovago_sandbox")
@@ -88,15 +88,12 @@ class Sandbox:
             TeamPlan(team, config.companies if i == 0 else COMPANIES_OTHER_TEAMS)
             for i, team in enumerate(slots)
         ]
-        # Not kept in memory: a reset generates the same rows again from the seed.
-        dataset, id_counter = generate(config.seed, self.plans, self.engine.models)
-        teams = dataset["team"]
+        empty = self.store.is_empty()
+        teams = self._seed(load=empty)
         self.keys: dict[str, str] = {k: teams[slot]["id"] for k, slot in slot_of_key.items()}
         self.owners = {t["id"]: (t["members"][0]["id"] if t["members"] else None) for t in teams}
-        if self.store.is_empty() or any(self.store.team(t) is None for t in self.keys.values()):
-            self.store.clear()
-            self.store.load(dataset, id_counter=id_counter)
-        del dataset
+        if not empty and any(self.store.team(t) is None for t in self.keys.values()):
+            self._seed(load=True)  # a --db file from another seed or other keys
         self.limiter = RollingLimiter(config.rate_limit)
         self.faults = FaultInjector(config.faults)
         self.reset_stats()
@@ -143,10 +140,21 @@ class Sandbox:
             },
         }
 
+    def _seed(self, *, load: bool) -> list[dict[str, Any]]:
+        """Generate the seed rows (loading them into an emptied store when `load`); the teams.
+
+        Rows are not kept: a reset generates the same rows again from the seed."""
+        teams: list[dict[str, Any]] = []
+        if load:
+            self.store.clear()
+        for chunk, id_counter in generate_chunks(self.config.seed, self.plans, self.engine.models):
+            teams += chunk["team"]
+            if load:
+                self.store.load(chunk, id_counter=id_counter)
+        return teams
+
     def reset(self) -> None:
-        dataset, id_counter = generate(self.config.seed, self.plans, self.engine.models)
-        self.store.clear()
-        self.store.load(dataset, id_counter=id_counter)
+        self._seed(load=True)
         self.reset_stats()
 
     # -- HTTP -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import random
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from moovago_sandbox.store import TEAM, EntityModel, IdFactory
 
 BASE_TIME = datetime(2024, 1, 2, 7, 0, tzinfo=UTC)
 MANDATORS_PER_TEAM = 10
+CHUNK = 2000  # companies generated and inserted at a time
 COMPANIES_OTHER_TEAMS = 5
 MEMBERS_PER_TEAM = 4
 
@@ -101,7 +102,8 @@ class _Generator:
             row[mirror] = row.get(source)
         return row
 
-    def team(self, plan: TeamPlan, index: int) -> dict[str, list[dict[str, Any]]]:
+    def team(self, plan: TeamPlan, index: int) -> Iterator[dict[str, list[dict[str, Any]]]]:
+        """The team's rows in chunks of CHUNK companies (with their contacts and turnovers)."""
         fake, rng = self.fake, self.rng
         team_id, created = self._tick()
         team_id = plan.team_id or team_id
@@ -148,9 +150,12 @@ class _Generator:
                     created,
                 )
             )
-        for _ in range(plan.companies):
+        for n in range(plan.companies):
             self._company(out, team_id, member_ids, mandator_ids)
-        return out
+            if (n + 1) % CHUNK == 0:
+                yield out
+                out = {TEAM: [], **{name: [] for name in self.models}}
+        yield out
 
     def _company(
         self,
@@ -249,13 +254,25 @@ class _Generator:
                 month = month.replace(day=last_day) + timedelta(days=1)
 
 
+def generate_chunks(
+    seed: int, teams: Sequence[TeamPlan], models: Mapping[str, EntityModel]
+) -> Iterator[tuple[dict[str, list[dict[str, Any]]], int]]:
+    """Rows by entity, a chunk at a time (so 100,000 companies never sit in memory at once),
+    each with the id counter to continue from."""
+    gen = _Generator(seed, models)
+    for index, plan in enumerate(teams):
+        for chunk in gen.team(plan, index):
+            yield chunk, gen.ids.counter
+
+
 def generate(
     seed: int, teams: Sequence[TeamPlan], models: Mapping[str, EntityModel]
 ) -> tuple[dict[str, list[dict[str, Any]]], int]:
     """Rows of every team by entity, and the id counter to continue from."""
-    gen = _Generator(seed, models)
     dataset: dict[str, list[dict[str, Any]]] = {TEAM: [], **{name: [] for name in models}}
-    for index, plan in enumerate(teams):
-        for name, rows in gen.team(plan, index).items():
+    counter = 0
+    for chunk, chunk_counter in generate_chunks(seed, teams, models):
+        for name, rows in chunk.items():
             dataset[name].extend(rows)
-    return dataset, gen.ids.counter
+        counter = chunk_counter
+    return dataset, counter
