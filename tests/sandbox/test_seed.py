@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from moovago_sandbox import seed
 from moovago_sandbox.app import Sandbox, SandboxConfig
 from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
 
@@ -87,3 +88,9 @@ def test_peak_meter_counts_the_busiest_rolling_second() -> None:
         now[0] = t
         meter.hit()
     assert meter.peak == 5  # 0.5, 0.9, 1.2, 1.3, 1.35
+
+
+def test_chunked_generation_gives_the_same_rows(monkeypatch) -> None:
+    whole = export(5, companies=11)
+    monkeypatch.setattr(seed, "CHUNK", 4)  # 11 companies: chunks of 4, 4, 3
+    assert export(5, companies=11) == whole
