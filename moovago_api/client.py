@@ -25,7 +25,13 @@ from urllib.parse import urlsplit
 
 import requests
 from graphql import DocumentNode, GraphQLSyntaxError, OperationDefinitionNode, parse, print_ast
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from moovago_api import __version__
 from moovago_api.errors import (
@@ -263,15 +269,32 @@ class MoovagoClient:
                 self._sessions.append(session)
         return session
 
-    def _post(self, body: bytes) -> requests.Response:
-        return self._session().post(
+    def _post(self, body: bytes) -> _Answer:
+        deadline = time.monotonic() + self.request_timeout
+        with self._session().post(
             self.api_url,
             data=body,
             headers={self.api_key_header: self._api_key},
             timeout=self.request_timeout,
             verify=self.verify_tls,
             allow_redirects=False,  # a redirect would carry the key to wherever it points
-        )
+            stream=True,
+        ) as response:
+            # requests' timeout bounds each socket read; the deadline bounds the whole answer,
+            # so a server that trickles its body cannot hold a run for ever.
+            chunks: list[bytes] = []
+            try:
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise requests.exceptions.ReadTimeout(
+                            f"no whole answer within request_timeout ({self.request_timeout:g} s)"
+                        )
+            except ReadTimeoutError as err:
+                raise requests.exceptions.ReadTimeout(str(err)) from err
+            except HTTPError as err:  # a connection cut or reset in the middle of the body
+                raise requests.exceptions.ConnectionError(str(err)) from err
+            return _Answer(response.status_code, response.headers, b"".join(chunks))
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
@@ -279,6 +302,15 @@ class MoovagoClient:
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter."""
         return _rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** max(failures - 1, 0)))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer, its body read whole within the request's deadline."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
 
 
 class _Attempts:
@@ -332,7 +364,7 @@ class _Attempts:
             if data is not None:
                 return data
 
-    def _handle(self, response: requests.Response) -> dict[str, Any] | None:
+    def _handle(self, response: _Answer) -> dict[str, Any] | None:
         """`data` when done, None to go round again; raises when the call is over."""
         status = response.status_code
         if status == 429:

@@ -229,12 +229,6 @@ def test_a_server_that_never_answers_gives_a_transient_error_after_request_timeo
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="request_timeout bounds each socket read, not the request: a server sending one byte "
-    "every 0.2 s holds MoovagoClient.execute (moovago_api/client.py _post, requests timeout=) "
-    "for as long as it likes; owner: core engineer",
-)
 def test_a_server_that_trickles_its_answer_is_cut_at_request_timeout():
     with serve(trickles) as port:
         client = _client(f"http://127.0.0.1:{port}/graphql", request_timeout=1, max_retries=0)
