@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import typing as t
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
@@ -16,8 +17,6 @@ from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connec
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
-    import click
-
     from moovago_api.client import MoovagoClient
     from moovago_api.schema import MoovagoSchema
 
@@ -153,6 +152,15 @@ class TapMoovago(Tap):
             child.selected = False
         self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
         self.logger.info("Connection test passed: the API answered the team query")
+
+    @classmethod
+    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run the tap; our own errors end it with their one clear line, not a traceback."""
+        try:
+            super().invoke(**kwargs)
+        except MoovagoError as exc:
+            cls.logger.error("%s", exc)  # the message says what to change; no traceback
+            raise click.exceptions.Exit(1) from None
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

@@ -134,12 +134,6 @@ def test_target_stops_cleanly_when_its_index_read_gets_partial_errors(sandbox_fa
     assert box.stats()["mutations"]["company"]["create"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tap CLI prints a Python traceback after its one-line error on a QueryError "
-    "(tap_moovago/streams.py MoovagoStream._execute re-raises into the SDK CLI); "
-    "owner: tap engineer",
-)
 def test_tap_fatal_error_is_one_clear_line_without_traceback(sandbox_factory, tmp_path):
     box = sandbox_factory(companies=20, api_keys=[SECRET], faults={"partial_error": 1.0, "seed": 5})
     run = run_tap(tap_config(box), tmp_path)
