@@ -154,7 +154,7 @@ class TapMoovago(Tap):
         self.logger.info("Connection test passed: the API answered the team query")
 
     @classmethod
-    def invoke(cls, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, **kwargs: t.Any) -> None:
         """Run the tap; our own errors end it with their one clear line, not a traceback."""
         try:
             super().invoke(**kwargs)
