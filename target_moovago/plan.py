@@ -245,7 +245,7 @@ class Planner:
         actions: list[Action | None] = [None] * len(rows)
         last_by_key: dict[tuple[Any, ...], int] = {}
         for number, row in enumerate(rows):
-            identity = self._identity(row)
+            identity = self.identity(row)
             if identity is not None:
                 earlier = last_by_key.get(identity)
                 if earlier is not None:
@@ -260,7 +260,8 @@ class Planner:
                 actions[number] = self._plan_one(row)
         return [a for a in actions if a is not None]
 
-    def _identity(self, row: Row) -> tuple[Any, ...] | None:
+    def identity(self, row: Row) -> tuple[Any, ...] | None:
+        """What makes two rows the same record: the id, else the first match key filled."""
         if row.mapped.record_id:
             return ("id", row.mapped.record_id)
         for number, spec in enumerate(self.index.key_specs):

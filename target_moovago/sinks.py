@@ -256,6 +256,10 @@ class RunContext:
         self._finished = False
         self.sinks: list[MoovagoSink] = []
         self._bulk_cleared = False
+        self.held_writes = 0  # writes of rows held while the bulk rule is undecided
+        # Serialises holding and releasing across sinks drained in parallel; reentrant so a
+        # release can drain a parent stream from inside a child's flush.
+        self.hold_lock = threading.RLock()
         key = str(self.config.get("api_key") or "")
         secrets = [key, key.partition(":")[2].strip()] if key else []
         self.ledger = Ledger(
@@ -386,6 +390,29 @@ class RunContext:
         policy = self.config.get("business_hours") or "refuse"
         return self.production and policy != "ignore" and not self._bulk_cleared
 
+    @property
+    def holding(self) -> bool:
+        """Writes wait while the bulk rule may still apply: until the run's writes cross
+        `bulk_threshold` (then refuse, wait or go) or the input ends under it."""
+        return self._bulk_rule_applies()
+
+    def hold(self, writes: int) -> None:
+        """Count the writes of rows a sink just held; crossing the threshold decides the rule
+        (refuse raises before any write) and releases every held row."""
+        with self._lock:
+            self.held_writes += writes
+            self._check_bulk(self.planned_writes + self.held_writes)
+            cleared = self._bulk_cleared
+        if cleared:
+            self.release_held()
+
+    def release_held(self) -> None:
+        """Write every sink's held rows, in stream order (the caller decided the rule)."""
+        with self.hold_lock:
+            self._bulk_cleared = True
+            for sink in list(self.sinks):
+                sink.flush_held()
+
     def authorise_writes(self, count: int) -> None:
         """Count planned writes; a bulk run on production follows `business_hours`."""
         with self._lock:
@@ -394,14 +421,15 @@ class RunContext:
                 self._check_bulk(self.planned_writes)
 
     def preflight(self, sinks: Iterable[MoovagoSink]) -> None:
-        """Before the final drain writes anything, count the writes of every stream's pending
-        rows together, so a bulk run is refused (or waits) before its first write even when
-        its streams are drained in parallel."""
+        """At the end of input, before the final drain writes anything: count the writes of
+        every stream's held and pending rows together, so a bulk run is refused (or waits)
+        before its first write even when its streams are drained in parallel; then write the
+        held rows."""
         with self._lock:
-            if not self._bulk_rule_applies() or bulk_window(self.clock()).allowed:
-                return
-            pending = sum(sink.count_pending_writes() for sink in sinks)
-            self._check_bulk(self.planned_writes + pending)
+            if self._bulk_rule_applies() and not bulk_window(self.clock()).allowed:
+                pending = sum(sink.count_pending_writes() for sink in sinks)
+                self._check_bulk(self.planned_writes + self.held_writes + pending)
+        self.release_held()
 
     def _check_bulk(self, writes: int) -> None:
         threshold = int(self.config.get("bulk_threshold", 500))
@@ -512,6 +540,10 @@ class MoovagoSink(BatchSink):
         self._samples: dict[Kind, int] = {}
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self._pending: list[dict] | None = None  # the records of the batch not yet drained
+        # (row number, record) of the rows held by the bulk rule
+        self._held: list[tuple[int, Mapping[str, t.Any]]] = []
+        self._held_keys: set[tuple[t.Any, ...]] = set()  # identities of the held rows
+        self._draining_thread: int | None = None
         self.run.sinks.append(self)
         self._remove_date_formats()
 
@@ -545,6 +577,7 @@ class MoovagoSink(BatchSink):
 
     def start_drain(self) -> dict:
         self._drain_lock.acquire()
+        self._draining_thread = threading.get_ident()
         self._pending = None
         return super().start_drain()
 
@@ -553,13 +586,27 @@ class MoovagoSink(BatchSink):
         self._release_drain()
 
     def _release_drain(self) -> None:
+        self._draining_thread = None
         if self._drain_lock.locked():
             self._drain_lock.release()
 
     def drain_pending(self) -> None:
-        """Write this sink's pending rows now (a child stream needs their ids)."""
-        if self.current_size:
+        """Write this sink's held and pending rows now (a child stream needs their ids)."""
+        self.flush_held()
+        # Inside this sink's own drain (a release it triggered), its batch is already held.
+        if self.current_size and self._draining_thread != threading.get_ident():
             self._target.drain_one(self)
+
+    @property
+    def has_held(self) -> bool:
+        return bool(self._held)
+
+    def flush_held(self) -> None:
+        with self.run.hold_lock:
+            held, self._held = self._held, []
+            self._held_keys.clear()
+            if held:
+                self._write(held)
 
     # the work --------------------------------------------------------------------------------
 
@@ -615,27 +662,71 @@ class MoovagoSink(BatchSink):
 
     def _process(self, records: Sequence[dict]) -> None:
         self.index()
-        rows = []
         first = self._rows_seen + 1
         self._rows_seen += len(records)
-        for number, record in enumerate(records, start=first):
-            row = Row(number, record, self.mapper.convert(record))
-            if row.mapped.unknown:
-                new = self.run.ledger.note_unknown(self.label, row.mapped.unknown)
-                if new and not self._warned_unknown:
-                    self._warned_unknown = True
-                    self.logger.warning(
-                        "Stream %s: unknown columns ignored: %s", self.label, ", ".join(new)
-                    )
+        numbered = list(enumerate(records, start=first))
+        with self.run.hold_lock:
+            if self.run.holding:
+                self._hold(numbered)
+                return
+        self._write(numbered)
+
+    def _row(self, number: int, record: Mapping[str, t.Any]) -> Row:
+        row = Row(number, record, self.mapper.convert(record))
+        if row.mapped.unknown:
+            new = self.run.ledger.note_unknown(self.label, row.mapped.unknown)
+            if new and not self._warned_unknown:
+                self._warned_unknown = True
+                self.logger.warning(
+                    "Stream %s: unknown columns ignored: %s", self.label, ", ".join(new)
+                )
+        return row
+
+    def _hold(self, numbered: Sequence[tuple[int, Mapping[str, t.Any]]]) -> None:
+        """Plan without writing (bulk rule undecided): account now the rows that make no
+        write, hold the others until the run's writes cross bulk_threshold or the input ends."""
+        # Memory vs strictness: keep only rows that write (<= bulk_threshold) or share their key.
+        planner = self._planner()
+        rows, held = [], []
+        for number, record in numbered:
+            row = self._row(number, record)
+            if self._resolve_references(row, account=False):
+                rows.append(row)
+            else:
+                held.append((number, record))  # its parent may be a held create
+        writes = len(held)
+        for action in planner.plan(rows):
+            identity = planner.identity(action.row)
+            keys = {identity} if identity is not None else set()
+            if action.record_id:
+                keys.add(("id", action.record_id))
+            if action.kind in WRITES or keys & self._held_keys:
+                self._held_keys |= keys
+                held.append((action.row.position, action.row.record))
+                writes += int(action.kind in WRITES)
+            else:
+                self._account(action)
+        self._held.extend(sorted(held, key=lambda pair: pair[0]))
+        self.run.hold(writes)
+
+    def _account(self, action: Action) -> None:
+        if action.kind is Kind.REJECT:
+            self._reject(action.row, action.reason, action.field)
+        elif action.kind not in WRITES:
+            self.run.ledger.add(self.label, _KIND_COUNTER[action.kind])
+
+    def _write(self, numbered: Sequence[tuple[int, Mapping[str, t.Any]]]) -> None:
+        """Plan the rows against the index, account them and send the writes in batches."""
+        self.index()
+        rows = []
+        for number, record in numbered:
+            row = self._row(number, record)
             if self._resolve_references(row):
                 rows.append(row)
         actions = self._planner().plan(rows)
         writes = [a for a in actions if a.kind in WRITES]
         for action in actions:
-            if action.kind is Kind.REJECT:
-                self._reject(action.row, action.reason, action.field)
-            elif action.kind not in WRITES:
-                self.run.ledger.add(self.label, _KIND_COUNTER[action.kind])
+            self._account(action)
         self.run.authorise_writes(len(writes))
         if self.config.get("dry_run"):
             self._dry_run(writes)

@@ -185,6 +185,12 @@ class TargetMoovago(Target):
         self.run.entity_for(stream_name)
         return MoovagoSink
 
+    def _write_state_message(self, state: dict) -> None:
+        """STATE waits while rows are held by the bulk rule: they are not written yet."""
+        if any(sink.has_held for sink in self.run.sinks):
+            return
+        super()._write_state_message(state)
+
     def process_endofpipe(self) -> None:
         """Drain every sink, then log and write the summary (a failing drain writes its own)."""
         self.run.preflight(self.run.sinks)

@@ -104,3 +104,90 @@ def test_wait_applies_once_to_the_whole_run(box, run_target):
     assert len(slept) == 1
     assert result.counts("company")["created"] == 3
     assert result.counts("mandator")["created"] == 3
+
+
+def mandators(n, prefix="BM"):
+    return stream_messages(
+        "mandator", [{"code": f"{prefix}-{i}", "name": f"M {i}"} for i in range(n)]
+    )
+
+
+@pytest.mark.parametrize(
+    ("threshold", "counted"),
+    [(3, 4), (4, 6)],  # crossed by the mandators' first batch; crossed only at end of input
+)
+def test_batches_drained_mid_run_are_counted_with_the_whole_run_before_any_write(
+    box, run_target, threshold, counted
+):
+    # batch_size_rows 2: each stream drains full batches while the input is still being read.
+    result = run_target(
+        box,
+        [*rows(3, "MID"), *mandators(3, "MID")],
+        raises=False,
+        bulk_threshold=threshold,
+        batch_size_rows=2,
+        target_kwargs=frozen(MONDAY_10),
+    )
+    assert isinstance(result.error, BusinessHoursError)
+    assert f"{counted} rows to write" in str(result.error)
+    assert mutation_count(box) == 0
+    assert result.summary["failed"] is True
+
+
+def test_wait_mid_run_sleeps_once_before_any_write_then_writes_every_held_row(box, run_target):
+    slept = []
+    kwargs = {**frozen(MONDAY_10), "sleep": lambda s: slept.append((s, mutation_count(box)))}
+    result = run_target(
+        box,
+        [*rows(3, "MIDW"), *mandators(3, "MIDW")],
+        bulk_threshold=3,
+        batch_size_rows=2,
+        business_hours="wait",
+        target_kwargs=kwargs,
+    )
+    assert slept == [((MONDAY_CLOSE - MONDAY_10).total_seconds(), 0)]
+    assert result.counts("company")["created"] == 3
+    assert result.counts("mandator")["created"] == 3
+
+
+def test_a_run_under_the_threshold_writes_its_held_batches_at_the_end(box, run_target):
+    run_target(box, rows(2, "SEEN"))
+    messages = [*rows(2, "SEEN"), *rows(2, "HELD"), *mandators(2, "HELD")]
+    result = run_target(
+        box, messages, bulk_threshold=4, batch_size_rows=2, target_kwargs=frozen(MONDAY_10)
+    )
+    assert result.error is None
+    assert result.counts("company")["unchanged"] == 2
+    assert result.counts("company")["created"] == 2
+    assert result.counts("mandator")["created"] == 2
+
+
+def test_a_held_row_and_a_later_row_with_its_key_are_written_in_order(box, run_target):
+    first = {"customerCode": "ORDER-1", "name": "First"}
+    last = {"customerCode": "ORDER-1", "name": "Last"}
+    result = run_target(
+        box,
+        stream_messages("company", [first, {"customerCode": "ORDER-2", "name": "x"}, last]),
+        bulk_threshold=4,
+        batch_size_rows=2,
+        target_kwargs=frozen(MONDAY_10),
+    )
+    assert result.counts("company")["created"] == 2
+    assert result.counts("company")["updated"] == 1
+    stored = [c for c in box.export()["company"] if c.get("customerCode") == "ORDER-1"]
+    assert [c["name"] for c in stored] == ["Last"]
+
+
+def test_a_contact_naming_a_held_company_by_its_code_resolves(box, run_target):
+    company = {"customerCode": "PARENT-1", "name": "Parent"}
+    contact = {"companyCustomerCode": "PARENT-1", "lastName": "Child", "email": "c@example.test"}
+    messages = [
+        *rows(2, "P"),
+        *stream_messages("company", [company]),
+        *stream_messages("contact", [contact]),
+    ]
+    result = run_target(
+        box, messages, bulk_threshold=10, batch_size_rows=2, target_kwargs=frozen(MONDAY_10)
+    )
+    assert result.rejects == []
+    assert result.counts("contact")["created"] == 1
