@@ -130,7 +130,10 @@ class Ledger:
             # Opened per line: the line is on disk before the row counts as handled, and a
             # run that stops part-way leaves no open file behind.
             self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.rejects_path.open("a", encoding="utf-8") as rejects:
+            # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
+            with self.rejects_path.open(
+                "a", encoding="utf-8", errors="backslashreplace"
+            ) as rejects:
                 rejects.write(line + "\n")
             counts = self.streams.setdefault(stream, StreamCounts())
             counts.rejected += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,7 +248,10 @@ class InputValidator:
         self._validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
 
     def problems(self, payload: Mapping[str, Any]) -> list[Problem]:
-        found = []
+        found = [
+            Problem(name, "text holds a lone surrogate, which cannot be encoded as UTF-8")
+            for name in _unencodable(payload)
+        ]
         for err in sorted(self._validator.iter_errors(payload), key=lambda e: list(e.path)):
             path = [str(p) for p in err.absolute_path]
             if err.validator == "required" and not path:
@@ -265,3 +268,18 @@ class InputValidator:
                 reason = f"{shown} is not a valid {err.validator_value}"
             found.append(Problem(name, reason))
         return found
+
+
+def _unencodable(value: Any, path: str = "") -> Iterator[str]:
+    """Paths of the strings the request body could not carry (lone UTF-16 surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _unencodable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from _unencodable(item, f"{path}.{number}" if path else str(number))

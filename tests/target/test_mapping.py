@@ -116,3 +116,11 @@ def test_validator_checks_enums(schema):
     validator = InputValidator(schema.input_json_schema("CompanyCreateInput"))
     problems = validator.problems({"name": "Acme", "status": "FRIEND"})
     assert [p.field for p in problems] == ["status"]
+
+
+def test_validator_rejects_text_that_cannot_be_sent_as_utf8(schema):
+    validator = InputValidator(schema.input_json_schema("CompanyCreateInput"))
+    assert validator.problems({"name": "emoji 😀 ok"}) == []
+    problems = validator.problems({"name": "half \ud800 emoji"})
+    assert [p.field for p in problems] == ["name"]
+    assert "surrogate" in problems[0].reason
