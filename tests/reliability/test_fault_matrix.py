@@ -142,12 +142,6 @@ def test_tap_fatal_error_is_one_clear_line_without_traceback(sandbox_factory, tm
     assert "the API returned errors at " in run.last_stderr_line()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="target CLI prints a joblib + Python traceback after its one-line error on any "
-    "MoovagoError (target_moovago/target.py TargetMoovago.listen re-raises into the SDK CLI); "
-    "owner: target engineer",
-)
 def test_target_fatal_error_is_one_clear_line_without_traceback(sandbox_factory, tmp_path):
     box = sandbox_factory(companies=20, api_keys=[SECRET], faults={"partial_error": 1.0, "seed": 5})
     rows = [company_row(seq, "PE") for seq in range(5)]
