@@ -8,7 +8,7 @@
 Every run uses the client's own shared governor (`moovago_api.governor.shared_governor`,
 with its `ARRIVAL_MARGIN`), exactly as a real run does.
 
-    .venv/bin/python bench/bench_target.py                 # everything (about 12 minutes)
+    .venv/bin/python bench/bench_target.py                 # everything (about 14 minutes)
     .venv/bin/python bench/bench_target.py --quick         # 400 rows, 2 runs, no 1-per-request
     .venv/bin/python bench/bench_target.py --only memory   # one part: batching, resync, memory
 """
