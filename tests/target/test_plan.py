@@ -165,3 +165,16 @@ def test_index_follows_updates_and_removals():
     index.remove("1")
     assert index.find({"customerCode": "C2"})[1] == []
     assert len(index) == 0
+
+
+def test_a_null_clears_only_clearable_fields(schema):
+    index = RemoteIndex(
+        ["name", "city", "ownerIds"], [KeySpec.parse(k) for k in DEFAULT_MATCH_KEYS["company"]]
+    )
+    index.add("1", {"customerCode": "C1", "name": "Acme", "city": "Niort", "ownerIds": ["u1"]})
+    planner = make_planner(schema, index, clearable=frozenset({"city"}))
+    [kept] = planner.plan(rows(schema, {"customerCode": "C1", "name": None, "ownerIds": None}))
+    assert kept.kind is Kind.UNCHANGED
+    [cleared] = planner.plan(rows(schema, {"customerCode": "C1", "ownerIds": None, "city": None}))
+    assert cleared.kind is Kind.UPDATE
+    assert cleared.variables() == {"id": "1", "input": {"city": None}}
