@@ -92,6 +92,16 @@ class BusinessHoursError(MoovagoError):
     """A bulk job was refused during French business hours."""
 
 
+class TargetStopped(MoovagoError):
+    """A termination signal stopped the run after the requests in flight."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(
+            f"stopped by signal {signum}: the last STATE emitted covers every row written or "
+            "rejected before it; rerun from it"
+        )
+
+
 def _json_types(prop: t.Mapping[str, t.Any]) -> set[str]:
     kind = prop.get("type", [])
     return {kind} if isinstance(kind, str) else set(kind)
@@ -257,6 +267,9 @@ class RunContext:
         self.sinks: list[MoovagoSink] = []
         self._bulk_cleared = False
         self.held_writes = 0  # writes of rows held while the bulk rule is undecided
+        self.stop_signal: int | None = None  # a termination signal was received
+        self.stop_after_request = False  # it came during a drain: send no further request
+        self.drains = 0  # sinks draining now
         # Serialises holding and releasing across sinks drained in parallel; reentrant so a
         # release can drain a parent stream from inside a child's flush.
         self.hold_lock = threading.RLock()
@@ -383,6 +396,15 @@ class RunContext:
             yield from page
             if not entity.limit_arg or not entity.skip_arg or len(page) < PAGE_SIZE:
                 return
+
+    def count_drain(self, change: int) -> None:
+        with self._lock:
+            self.drains += change
+
+    def check_stop(self) -> None:
+        """Before each request: raise once a termination signal asked to stop sending."""
+        if self.stop_after_request and self.stop_signal is not None:
+            raise TargetStopped(self.stop_signal)
 
     # business hours --------------------------------------------------------------------
 
@@ -544,6 +566,8 @@ class MoovagoSink(BatchSink):
         self._held: list[tuple[int, Mapping[str, t.Any]]] = []
         self._held_keys: set[tuple[t.Any, ...]] = set()  # identities of the held rows
         self._draining_thread: int | None = None
+        self.rows_received = 0
+        self.rows_settled = 0  # rows from the first that are written, rejected or counted
         self.run.sinks.append(self)
         self._remove_date_formats()
 
@@ -577,6 +601,7 @@ class MoovagoSink(BatchSink):
 
     def start_drain(self) -> dict:
         self._drain_lock.acquire()
+        self.run.count_drain(1)
         self._draining_thread = threading.get_ident()
         self._pending = None
         return super().start_drain()
@@ -584,10 +609,12 @@ class MoovagoSink(BatchSink):
     def mark_drained(self) -> None:
         super().mark_drained()
         self._release_drain()
+        self._target.emit_settled_state(drained_one=True)  # type: ignore[attr-defined]
 
     def _release_drain(self) -> None:
         self._draining_thread = None
         if self._drain_lock.locked():
+            self.run.count_drain(-1)
             self._drain_lock.release()
 
     def drain_pending(self) -> None:
@@ -612,6 +639,7 @@ class MoovagoSink(BatchSink):
 
     def process_record(self, record: dict, context: dict) -> None:
         super().process_record(record, context)
+        self.rows_received += 1
         self._pending = context["records"]
 
     def count_pending_writes(self) -> int:
@@ -654,8 +682,11 @@ class MoovagoSink(BatchSink):
             records = context.get("records") or []
             if records:
                 self._process(records)
-        except BaseException:
+            self.rows_settled = self._rows_seen
+        except BaseException as exc:
             self._release_drain()
+            if isinstance(exc, TargetStopped):
+                self._target.emit_settled_state()  # type: ignore[attr-defined]
             # Other sinks may still be writing: the summary says what was done until now.
             self.run.finish(failed=True)
             raise
@@ -797,6 +828,7 @@ class MoovagoSink(BatchSink):
     # sending -------------------------------------------------------------------------------
 
     def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
+        self.run.check_stop()
         document, variables, aliases = mutation_document(self.entity, chunk)
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
         # The real time, not the injectable business-hours clock: it bounds a query on the server.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import threading
 import time
 import typing as t
+from collections import deque
 from collections.abc import Callable
 
 import click
@@ -14,10 +17,12 @@ from singer_sdk import typing as th
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.plan import Mode
-from target_moovago.sinks import BUSINESS_HOURS_POLICIES, MoovagoSink, RunContext
+from target_moovago.reader import MoovagoReader
+from target_moovago.sinks import BUSINESS_HOURS_POLICIES, MoovagoSink, RunContext, TargetStopped
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
+    from types import FrameType
 
     from singer_sdk.sinks import Sink
 
@@ -122,6 +127,7 @@ class TargetMoovago(Target):
     package_name = "moovago-connectors"
     config_jsonschema = _config_schema()
     default_sink_class = MoovagoSink
+    message_reader_class = MoovagoReader
 
     def __init__(
         self,
@@ -151,6 +157,12 @@ class TargetMoovago(Target):
             sleep=sleep or time.sleep,
             production=production,
         )
+        # STATE messages received and not emitted yet, each with the rows every sink had
+        # received before it: it is emitted once all those rows are settled.
+        self._states: deque[tuple[dict, dict[MoovagoSink, int]]] = deque()
+        self._emitted_state: dict | None = None
+        self._state_lock = threading.Lock()
+        self._draining_all = 0
 
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
@@ -185,15 +197,64 @@ class TargetMoovago(Target):
         self.run.entity_for(stream_name)
         return MoovagoSink
 
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        state = self._latest_state
+        with self._state_lock:
+            if state is not None and not (self._states and self._states[-1][0] == state):
+                marks = {sink: sink.rows_received for sink in self.run.sinks}
+                self._states.append((state, marks))
+        self.emit_settled_state()
+
     def _write_state_message(self, state: dict) -> None:
-        """STATE waits while rows are held by the bulk rule: they are not written yet."""
-        if any(sink.has_held for sink in self.run.sinks):
+        """The SDK calls this after draining every sink: emit what is settled, not `state`."""
+        self.emit_settled_state()
+
+    def _drain_all(self, sink_list: t.Iterable[Sink], parallelism: int) -> None:
+        # Inside drain_all, one STATE follows the last sink (drain_all writes it), not each.
+        self._draining_all += 1
+        try:
+            super()._drain_all(sink_list, parallelism)
+        finally:
+            self._draining_all -= 1
+
+    def emit_settled_state(self, *, drained_one: bool = False) -> None:
+        """Emit the newest STATE received after rows that are all written, rejected or
+        counted (never one newer than an unconfirmed row); none while the bulk rule holds
+        rows. Called after each drain, so a long run can resume from where it was."""
+        if drained_one and self._draining_all:
             return
-        super()._write_state_message(state)
+        with self.run.hold_lock, self._state_lock:
+            if any(sink.has_held for sink in self.run.sinks):
+                return
+            settled = None
+            while self._states and all(
+                sink.rows_settled >= count for sink, count in self._states[0][1].items()
+            ):
+                settled = self._states.popleft()[0]
+            if settled is None or settled == self._emitted_state:
+                return
+            self._emitted_state = settled
+            super()._write_state_message(copy.deepcopy(settled))
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: finish the requests in flight, record them, emit the settled STATE
+        and exit non-zero. Overridden because the SDK's handler drains every sink again from
+        inside the interrupted drain (a hang on its lock) and then exits 0."""
+        self.logger.warning("Received signal %d: stopping after the requests in flight", signum)
+        self.run.stop_signal = signum
+        if self.run.drains:
+            self.run.stop_after_request = True
+        if isinstance(self.message_reader, MoovagoReader):
+            self.message_reader.interrupt()  # between lines: the rows read so far are written
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then log and write the summary (a failing drain writes its own)."""
+        """Drain every sink, then log and write the summary (a failing drain writes its own).
+        After a termination signal the run still fails, once what it read is written."""
         self.run.preflight(self.run.sinks)
         super().process_endofpipe()
-        self.run.finish(failed=False)
+        stopped = self.run.stop_signal
+        self.run.finish(failed=stopped is not None)
         self.run.close()
+        if stopped is not None:
+            raise TargetStopped(stopped)

@@ -69,12 +69,6 @@ def test_resuming_after_the_last_row_writes_nothing(box, tmp_path):
     assert again.summary["streams"]["company"]["unchanged"] == 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="target emits STATE only at the end of its input (the SDK's drain_one of a full "
-    "sink writes no STATE), so a killed long run restarts from its first row; owner: target "
-    "engineer (target_moovago/target.py: emit the latest STATE once every sink is drained)",
-)
 def test_target_emits_state_while_running(box, tmp_path):
     rows = [company_row(seq, "ST") for seq in range(200)]
     config = _config(box, tmp_path)
@@ -89,13 +83,6 @@ def test_target_emits_state_while_running(box, tmp_path):
     assert run.states, "no STATE before the kill although 100+ rows were confirmed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SIGTERM during a batch hangs target-moovago: the SDK's handler drains all sinks "
-    "again and MoovagoSink.start_drain (target_moovago/sinks.py) waits forever on the "
-    "non-reentrant _drain_lock its interrupted drain holds; the SDK handler also exits 0. "
-    "owner: target engineer",
-)
 def test_sigterm_finishes_the_request_in_flight_emits_state_and_exits_non_zero(box, tmp_path):
     rows = [company_row(seq, "TE") for seq in range(200)]
     config = _config(box, tmp_path, mutations_per_request=10)
@@ -135,13 +122,6 @@ def test_tap_killed_and_resumed_misses_no_row(sandbox_factory, tmp_path):
     assert duplicates(final_ids) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on SIGTERM between batches the SDK's handler drains, emits STATE and exits 0, so a "
-    "scheduler cannot tell a stopped load from a finished one (singer_sdk "
-    "PluginBase._handle_termination; target_moovago/target.py does not override it); owner: "
-    "target engineer",
-)
 def test_sigterm_between_batches_writes_what_it_read_emits_state_and_exits_non_zero(box, tmp_path):
     rows = [company_row(seq, "TI") for seq in range(30)]
     config = _config(box, tmp_path)

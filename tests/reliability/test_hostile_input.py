@@ -165,11 +165,6 @@ def test_protocol_case_is_a_clear_fatal_error(case, box, tmp_path):
     assert box.export()["company"] == before, "rows were written from a broken input"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a broken input ends with a 35-75 line Python traceback before the one-line error "
-    "(the SDK CLI does not catch; TargetMoovago does not either); owner: target engineer",
-)
 @pytest.mark.parametrize("case", FATAL_NAMES)
 def test_protocol_case_has_no_traceback_spam(case, box, tmp_path):
     run = run_target(target_config(box, tmp_path), (HOSTILE / case).read_text("utf-8"), tmp_path)
