@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import statistics
 import threading
 import time
@@ -29,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from benchmarks_md import write_section
 
 from moovago_api.client import MoovagoClient
 from moovago_api.governor import RateGovernor, max_in_any_window
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 TITLE = "## Core client and governor"
 QUERY = "query MyTeamQuery { team { id name members { id alias } } }"
 ANSWER = json.dumps({"data": {"team": {"id": "t1", "name": "Team", "members": []}}}).encode()
@@ -109,24 +108,6 @@ def pacing(url: str) -> tuple[int, float]:
     return max_in_any_window(times), times[-1] - times[0]
 
 
-def write_section(section: str) -> None:
-    """Replace (or add) this script's section of BENCHMARKS.md, leaving the others alone."""
-    if BENCHMARKS.exists():
-        text = BENCHMARKS.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\n"
-            "Figures from the scripts in `bench/`, one section per area. Each script says how "
-            "it measures; rerun it to refresh its section.\n\n"
-        )
-    pattern = re.compile(rf"^{re.escape(TITLE)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -177,7 +158,7 @@ def main() -> None:
     )
     print(section)
     if args.write:
-        write_section(section)
+        write_section(TITLE, section)
 
 
 if __name__ == "__main__":

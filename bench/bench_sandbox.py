@@ -24,19 +24,19 @@ import http.client
 import json
 import os
 import platform
-import re
 import statistics
 import time
 import urllib.parse
 from contextlib import ExitStack
 from pathlib import Path
 
+from benchmarks_md import write_section
+
 from moovago_sandbox.app import DEFAULT_KEY, Sandbox, SandboxConfig
 from moovago_sandbox.engine import RequestContext
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 PAGE = 500
 COMPANIES = 2000
 FIELDS = 19
@@ -142,7 +142,7 @@ def main() -> None:
     )
     print(f"startup with 20,000 companies: {startup:.1f} s")
     if args.write:
-        write_section(section(args, results, fast, base, startup, inside))
+        write_section("## Sandbox", section(args, results, fast, base, startup, inside))
 
 
 def section(
@@ -186,24 +186,6 @@ def section(
             "",
         ]
     )
-
-
-def write_section(text: str) -> None:
-    """Replace (or add) the `## Sandbox` section of BENCHMARKS.md, leaving the others alone."""
-    if BENCHMARKS.exists():
-        current = BENCHMARKS.read_text(encoding="utf-8")
-    else:
-        current = (
-            "# Benchmarks\n\n"
-            "Figures from the scripts in `bench/`, one section per area. Each script says how "
-            "it measures; rerun it to refresh its section.\n\n"
-        )
-    pattern = re.compile(r"^## Sandbox\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(current.rstrip("\n") + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

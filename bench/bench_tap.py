@@ -29,12 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks_md import write_section
+
 from moovago_api.governor import ARRIVAL_MARGIN
 from moovago_sandbox.testing import start_sandbox
 from tap_moovago.tap import TapMoovago
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 TAP = str(Path(sys.executable).with_name("tap-moovago"))
 RATE = 5
 PAGE_SIZE = 500
@@ -199,24 +200,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace (or add) the `## Tap` section of BENCHMARKS.md, leaving other sections alone."""
-    if BENCHMARKS.exists():
-        text = BENCHMARKS.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\n"
-            "Figures from the scripts in `bench/`, one section per area. Each script says how "
-            "it measures; rerun it to refresh its section.\n\n"
-        )
-    pattern = re.compile(r"^## Tap\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -231,7 +214,7 @@ def main() -> None:
     section = report(results, args.runs, (load_before, os.getloadavg()[0]))
     print(section)
     if args.write:
-        write_section(section)
+        write_section("## Tap", section)
 
 
 if __name__ == "__main__":
