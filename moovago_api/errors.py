@@ -51,9 +51,7 @@ class TransientError(MoovagoError):
     sending a create again.
     """
 
-    def __init__(
-        self, message: str, *, status: int | None = None, ambiguous: bool = True
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, ambiguous: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.ambiguous = ambiguous
