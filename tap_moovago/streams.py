@@ -10,37 +10,23 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLField,
-    GraphQLList,
-    GraphQLNamedType,
-    GraphQLNonNull,
     GraphQLObjectType,
-    ListTypeNode,
-    NamedTypeNode,
-    NameNode,
-    NonNullTypeNode,
-    OperationDefinitionNode,
-    OperationType,
-    SelectionSetNode,
-    TypeNode,
-    VariableDefinitionNode,
-    VariableNode,
     get_named_type,
     is_non_null_type,
     is_object_type,
     print_ast,
 )
-from graphql.language import ArgumentNode
 from graphql.pyutils import Undefined
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
+from moovago_api.documents import field, list_query
 from moovago_api.errors import ConfigError, MoovagoError, QueryError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-    from graphql import GraphQLType
     from singer_sdk.helpers.types import Context, Record
 
     from moovago_api.client import MoovagoClient
@@ -125,45 +111,21 @@ class MoovagoStream(Stream):
         """Build the query asking only for the selected fields, values in variables only."""
         entity = self.entity
         query_type = self.moovago_schema.graphql.query_type
-        if query_type is None or entity.root_field not in query_type.fields:
+        root = query_type.fields.get(entity.root_field) if query_type else None
+        object_type = get_named_type(root.type) if root else None
+        if not isinstance(object_type, GraphQLObjectType):
             msg = (
                 f"Stream '{self.name}': the schema file {self.moovago_schema.path} has no "
-                f"Query.{entity.root_field}"
+                f"Query.{entity.root_field} returning objects"
             )
             raise ConfigError(msg)
-        root = query_type.fields[entity.root_field]
-        object_type = get_named_type(root.type)
-        if not isinstance(object_type, GraphQLObjectType):
-            msg = f"Stream '{self.name}': Query.{entity.root_field} does not return objects"
-            raise ConfigError(msg)
-
         selections = self._selections(object_type, self.effective_schema.get("properties", {}), ())
-        arguments: list[ArgumentNode] = []
-        variables: list[VariableDefinitionNode] = []
-        for arg_name in self._argument_names():
-            arg = root.args[arg_name]
-            arguments.append(
-                ArgumentNode(name=_name(arg_name), value=VariableNode(name=_name(arg_name)))
-            )
-            variables.append(
-                VariableDefinitionNode(
-                    variable=VariableNode(name=_name(arg_name)), type=_type_node(arg.type)
-                )
-            )
-        root_node = FieldNode(
-            name=_name(entity.root_field),
-            arguments=tuple(arguments),
-            selection_set=SelectionSetNode(selections=tuple(selections)),
-        )
-        document = DocumentNode(
-            definitions=(
-                OperationDefinitionNode(
-                    operation=OperationType.QUERY,
-                    name=_name(self.operation_name),
-                    variable_definitions=tuple(variables),
-                    selection_set=SelectionSetNode(selections=(root_node,)),
-                ),
-            )
+        document = list_query(
+            self.moovago_schema,
+            entity,
+            selections,
+            name=self.operation_name,
+            paged=self.pages_with_arguments,
         )
         problems = self.moovago_schema.validate_document(document)
         if problems:
@@ -174,13 +136,6 @@ class MoovagoStream(Stream):
             raise ConfigError(msg)
         self.logger.debug("Query for stream '%s': %s", self.name, print_ast(document))
         return document
-
-    def _argument_names(self) -> list[str]:
-        entity = self.entity
-        names = [entity.filter_arg] if entity.filter_arg else []
-        if self.pages_with_arguments:
-            names += [t.cast("str", entity.skip_arg), t.cast("str", entity.limit_arg)]
-        return names
 
     @property
     def pages_with_arguments(self) -> bool:
@@ -241,14 +196,9 @@ class MoovagoStream(Stream):
                 )
                 if not sub_nodes:
                     continue
-                nodes.append(
-                    FieldNode(
-                        name=_name(prop_name),
-                        selection_set=SelectionSetNode(selections=tuple(sub_nodes)),
-                    )
-                )
+                nodes.append(field(prop_name, sub_nodes))
             else:
-                nodes.append(FieldNode(name=_name(prop_name)))
+                nodes.append(field(prop_name))
         return nodes
 
     # ---- records ----------------------------------------------------------------------------
@@ -373,20 +323,6 @@ class MoovagoStream(Stream):
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
         return {"teamId": record["id"]}
-
-
-def _name(value: str) -> NameNode:
-    return NameNode(value=value)
-
-
-def _type_node(gql_type: GraphQLType) -> TypeNode:
-    """The AST form of an argument type, for the variable that feeds it."""
-    if isinstance(gql_type, GraphQLNonNull):
-        inner = _type_node(gql_type.of_type)
-        return NonNullTypeNode(type=t.cast("NamedTypeNode | ListTypeNode", inner))
-    if isinstance(gql_type, GraphQLList):
-        return ListTypeNode(type=_type_node(gql_type.of_type))
-    return NamedTypeNode(name=_name(t.cast("GraphQLNamedType", gql_type).name))
 
 
 def _has_required_arguments(gql_field: GraphQLField) -> bool:
