@@ -54,6 +54,7 @@ class MoovagoReader(SingerReader):
         self.line_number = 0
         self.waiting = False  # blocked reading the next line: no message is half handled
         self.stop_requested = False
+        self.reading = False  # the input is not all read yet
 
     def interrupt(self) -> None:
         """Called from a signal handler: read no further line. Blocked on input, it raises
@@ -63,6 +64,17 @@ class MoovagoReader(SingerReader):
             raise ReadInterrupted
 
     def process_lines(
+        self,
+        file_input: t.IO[str] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        self.reading = True
+        try:
+            return self._process_lines(file_input, callbacks)
+        finally:
+            self.reading = False
+
+    def _process_lines(
         self,
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],

@@ -97,8 +97,8 @@ class TargetStopped(MoovagoError):
 
     def __init__(self, signum: int) -> None:
         super().__init__(
-            f"stopped by signal {signum}: the last STATE emitted covers every row written or "
-            "rejected before it; rerun from it"
+            f"stopped by signal {signum}: every row before the last STATE emitted is written, "
+            "rejected or counted; rerun from that STATE (from the start if none was emitted)"
         )
 
 

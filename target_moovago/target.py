@@ -203,6 +203,8 @@ class TargetMoovago(Target):
         with self._state_lock:
             if state is not None and not (self._states and self._states[-1][0] == state):
                 marks = {sink: sink.rows_received for sink in self.run.sinks}
+                if self._states and self._states[-1][1] == marks:
+                    self._states.pop()  # no row between them: the newer one is as safe
                 self._states.append((state, marks))
         self.emit_settled_state()
 
@@ -243,10 +245,12 @@ class TargetMoovago(Target):
         inside the interrupted drain (a hang on its lock) and then exits 0."""
         self.logger.warning("Received signal %d: stopping after the requests in flight", signum)
         self.run.stop_signal = signum
-        if self.run.drains:
+        reader = self.message_reader
+        reading = isinstance(reader, MoovagoReader) and reader.reading
+        if self.run.drains or not reading:
             self.run.stop_after_request = True
-        if isinstance(self.message_reader, MoovagoReader):
-            self.message_reader.interrupt()  # between lines: the rows read so far are written
+        if isinstance(reader, MoovagoReader):
+            reader.interrupt()  # between batches: the rows read so far are written
 
     def process_endofpipe(self) -> None:
         """Drain every sink, then log and write the summary (a failing drain writes its own).

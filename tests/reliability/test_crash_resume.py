@@ -108,6 +108,30 @@ def test_sigterm_finishes_the_request_in_flight_emits_state_and_exits_non_zero(b
     assert counts["created"] == applied, "a request the server applied was not recorded"
 
 
+def test_sigterm_during_the_final_drain_stops_after_the_request_in_flight(box, tmp_path):
+    # no batch_size_rows: the rows are all written by the drain at the end of the input
+    rows = [company_row(seq, "TF") for seq in range(150)]
+    config = target_config(box, tmp_path, mutations_per_request=5)
+    base = mutation_total(box)
+    run = run_target_until(
+        config,
+        lines(resumable_input(rows, state_every=10)),
+        tmp_path,
+        kill_after_mutations=base + 20,
+        mutations=lambda: mutation_total(box),
+        sig=signal.SIGTERM,
+        timeout=15,
+    )
+    assert not run.hung, "target-moovago did not exit within 15 s of SIGTERM"
+    applied = mutation_total(box) - base
+    assert 20 <= applied < len(rows), "SIGTERM did not stop the run"
+    assert run.returncode not in (0, -signal.SIGTERM), run.returncode
+    assert run.states == [], "a STATE covered rows of the unfinished batch"
+    assert run.summary["streams"]["company"]["created"] == applied
+    assert "stopped by signal" in run.last_stderr_line()
+    assert "Traceback" not in run.stderr
+
+
 def test_tap_killed_and_resumed_misses_no_row(sandbox_factory, tmp_path):
     box = sandbox_factory(companies=150, api_keys=[SECRET], rate_limit=0)
     runs, _states = tap_crash_resume(tap_config(box), tmp_path, kill_after=[40, 180])
