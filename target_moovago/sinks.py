@@ -18,23 +18,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from graphql import (
-    ArgumentNode,
     DocumentNode,
     FieldNode,
     GraphQLObjectType,
     NamedTypeNode,
     NameNode,
     NonNullTypeNode,
-    OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
-    VariableDefinitionNode,
-    VariableNode,
+    TypeNode,
     get_named_type,
     is_leaf_type,
 )
 from singer_sdk.sinks import BatchSink
 
+from moovago_api.documents import field, list_query, operation, operation_name
 from moovago_api.errors import ConfigError, MoovagoError, QueryError, TransientError
 from moovago_api.governor import bulk_window
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
@@ -117,61 +114,6 @@ def is_loopback(api_url: str) -> bool:
         return False
 
 
-def _name(value: str) -> NameNode:
-    return NameNode(value=value)
-
-
-def _field(
-    name: str,
-    selections: Sequence[FieldNode] = (),
-    *,
-    alias: str | None = None,
-    arguments: Mapping[str, str] | None = None,
-) -> FieldNode:
-    """A field node; `arguments` maps argument names to variable names."""
-    args = tuple(
-        ArgumentNode(name=_name(arg), value=VariableNode(name=_name(var)))
-        for arg, var in (arguments or {}).items()
-    )
-    return FieldNode(
-        alias=_name(alias) if alias else None,
-        name=_name(name),
-        arguments=args,
-        directives=(),
-        selection_set=SelectionSetNode(selections=tuple(selections)) if selections else None,
-    )
-
-
-def _operation(
-    kind: OperationType, name: str, variables: Mapping[str, tuple[str, bool]], root: FieldNode
-) -> DocumentNode:
-    """`variables` maps variable names to (type name, non-null)."""
-    definitions = []
-    for var, (type_name, non_null) in variables.items():
-        named = NamedTypeNode(name=_name(type_name))
-        definitions.append(
-            VariableDefinitionNode(
-                variable=VariableNode(name=_name(var)),
-                type=NonNullTypeNode(type=named) if non_null else named,
-                directives=(),
-            )
-        )
-    operation = OperationDefinitionNode(
-        operation=kind,
-        name=_name(name),
-        variable_definitions=tuple(definitions),
-        directives=(),
-        selection_set=SelectionSetNode(selections=(root,)),
-    )
-    return DocumentNode(definitions=(operation,))
-
-
-def _operation_name(document: DocumentNode) -> str | None:
-    operation = document.definitions[0]
-    assert isinstance(operation, OperationDefinitionNode)
-    return operation.name.value if operation.name else None
-
-
 def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[DocumentNode, dict, list]:
     """`mutation X($i0: CreateInput!, ...) { company { c0: create(input: $i0) { recordId } } }`.
 
@@ -184,7 +126,7 @@ def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[Docume
         Kind.DELETE: entity.delete_input,
     }
     variables: dict[str, t.Any] = {}
-    var_types: dict[str, tuple[str, bool]] = {}
+    var_types: dict[str, TypeNode] = {}
     fields = []
     aliases = []
     for number, action in enumerate(actions):
@@ -192,15 +134,15 @@ def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[Docume
         alias = f"{_ALIAS_PREFIX[action.kind]}{number}"
         type_name = input_types[action.kind]
         assert type_name is not None
-        var_types[var] = (type_name, True)
+        var_types[var] = NonNullTypeNode(type=NamedTypeNode(name=NameNode(value=type_name)))
         variables[var] = action.variables()
         fields.append(
-            _field(action.kind.value, [_field("recordId")], alias=alias, arguments={"input": var})
+            field(action.kind.value, [field("recordId")], alias=alias, arguments={"input": var})
         )
         aliases.append(alias)
     name = f"TargetMoovago{entity.type_name}Batch"
-    document = _operation(
-        OperationType.MUTATION, name, var_types, _field(entity.mutation_field, fields)
+    document = operation(
+        OperationType.MUTATION, name, var_types, [field(entity.mutation_field, fields)]
     )
     return document, variables, aliases
 
@@ -214,28 +156,21 @@ def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[FieldN
             continue
         named = get_named_type(gql_field.type)
         if is_leaf_type(named):
-            selected.append(_field(name))
+            selected.append(field(name))
         elif isinstance(named, GraphQLObjectType):
             leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
-            selected.append(_field(name, [_field(n) for n in leaves]))
+            selected.append(field(name, [field(n) for n in leaves]))
     return selected
 
 
 def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
     """`query($filter: FilterMany...!, $skip: Int, $limit: Int) { xList(...) { id ... } }`."""
-    assert entity.filter_arg
-    assert entity.filter_type
     gql_type = schema.graphql.get_type(entity.type_name)
     assert isinstance(gql_type, GraphQLObjectType)
     names = ["id", *(f for f in fields if f != "id")]
-    arguments = {entity.filter_arg: "filter"}
-    var_types: dict[str, tuple[str, bool]] = {"filter": (entity.filter_type, True)}
-    for arg in (entity.skip_arg, entity.limit_arg):
-        if arg:
-            arguments[arg] = arg
-            var_types[arg] = ("Int", False)
-    root = _field(entity.root_field, _selection(gql_type, names), arguments=arguments)
-    return _operation(OperationType.QUERY, f"TargetMoovago{entity.type_name}Index", var_types, root)
+    return list_query(
+        schema, entity, _selection(gql_type, names), name=f"TargetMoovago{entity.type_name}Index"
+    )
 
 
 class RunContext:
@@ -305,9 +240,9 @@ class RunContext:
     def team_id(self) -> str:
         with self._lock:
             if self._team_id is None:
-                root = _field("team", [_field("id")])
-                doc = _operation(OperationType.QUERY, "TargetMoovagoTeam", {}, root)
-                data = self.client.execute(doc, operation_name=_operation_name(doc))
+                entity = self.schema.entity("team")
+                doc = list_query(self.schema, entity, [field("id")], name="TargetMoovagoTeam")
+                data = self.client.execute(doc, operation_name="TargetMoovagoTeam")
                 team = data.get("team") or {}
                 if not team.get("id"):
                     msg = "the API returned no team for this API key"
@@ -381,20 +316,21 @@ class RunContext:
     ) -> Iterable[dict[str, t.Any]]:
         """Every record of the team (paged, values only in variables), with extra filters."""
         document = list_document(self.schema, entity, fields)
-        name = _operation_name(document)
+        name = operation_name(document)
+        assert entity.filter_arg
         flt: dict[str, t.Any] = dict(filters)
         if entity.team_filter_field:
             flt[entity.team_filter_field] = self.team_id
+        paged = bool(entity.skip_arg and entity.limit_arg)
         for skip in itertools.count(0, PAGE_SIZE):
-            variables: dict[str, t.Any] = {"filter": flt}
-            if entity.limit_arg:
-                variables[entity.limit_arg] = PAGE_SIZE
-            if entity.skip_arg:
-                variables[entity.skip_arg] = skip
+            variables: dict[str, t.Any] = {entity.filter_arg: flt}
+            if paged:
+                variables[t.cast("str", entity.limit_arg)] = PAGE_SIZE
+                variables[t.cast("str", entity.skip_arg)] = skip
             data = self.client.execute(document, variables, operation_name=name)
             page: list[dict[str, t.Any]] = data.get(entity.root_field) or []
             yield from page
-            if not entity.limit_arg or not entity.skip_arg or len(page) < PAGE_SIZE:
+            if not paged or len(page) < PAGE_SIZE:
                 return
 
     def count_drain(self, change: int) -> None:
@@ -838,7 +774,7 @@ class MoovagoSink(BatchSink):
             data = self.run.client.execute(
                 document,
                 variables,
-                operation_name=_operation_name(document),
+                operation_name=operation_name(document),
                 retry_ambiguous=not has_creates,
             )
         except QueryError as err:
