@@ -32,6 +32,7 @@ from graphql import (
 from singer_sdk.sinks import BatchSink
 
 from moovago_api.documents import field, list_query, operation, operation_name
+from moovago_api.drift import DEPRECATED, field_report
 from moovago_api.errors import ConfigError, MoovagoError, QueryError, TransientError
 from moovago_api.governor import bulk_window
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
@@ -493,6 +494,7 @@ class MoovagoSink(BatchSink):
                 ", ".join(cmap.unknown),
             )
         self._warned_unknown = bool(cmap.unknown)
+        self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
         self._drain_lock = threading.Lock()
         self._index: RemoteIndex | None = None
         self._samples: dict[Kind, int] = {}
@@ -523,6 +525,24 @@ class MoovagoSink(BatchSink):
                     strip(value)
 
         strip(self.schema.get("properties", {}))
+
+    def _warn_deprecated(self, entity: Entity, written: Sequence[str]) -> None:
+        """One warning per written field the schema file deprecates, with Moovago's reason."""
+        reasons: dict[str, str] = {}
+        for type_name in (entity.create_input, entity.update_data_input):
+            if type_name:
+                for issue in field_report(self.run.schema, type_name, written):
+                    if issue.status == DEPRECATED:
+                        reasons.setdefault(issue.field, issue.detail)
+        for name, reason in reasons.items():
+            self.logger.warning(
+                "Stream %s: column for %s.%s is written, but the schema file deprecates it "
+                "(%s); stop writing it before Moovago removes it",
+                self.label,
+                entity.type_name,
+                name,
+                reason,
+            )
 
     @property
     def include_sdc_metadata_properties(self) -> bool:

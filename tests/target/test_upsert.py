@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +193,21 @@ def test_turnovers_name_company_and_mandator_by_their_keys(box, run_target):
     assert turnover["mandatorId"] == mandator["id"]
     rerun = run_target(box, messages)
     assert rerun.counts("turnover")["unchanged"] == 1
+
+
+def test_a_written_field_the_schema_deprecates_is_warned_once_with_its_reason(
+    box, run_target, caplog
+):
+    variant = Path(__file__).resolve().parents[1] / "schema_variants" / "field_deprecated.gql"
+    rows = [{"customerCode": f"DEP-{n}", "name": f"Dep {n}"} for n in range(3)]
+    with caplog.at_level(logging.WARNING):
+        result = run_target(box, stream_messages("company", rows), schema_path=str(variant))
+    assert result.counts("company")["created"] == 3
+    warnings = [r.getMessage() for r in caplog.records if "deprecates" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "Company.customerCode" in warnings[0]
+    assert "will be removed on 2027-09-30" in warnings[0]
+    with caplog.at_level(logging.WARNING):
+        caplog.clear()
+        run_target(box, stream_messages("company", rows))
+    assert not [r for r in caplog.records if "deprecates" in r.getMessage()]
