@@ -206,8 +206,10 @@ class RunContext:
         self.stop_signal: int | None = None  # a termination signal was received
         self.stop_after_request = False  # it came during a drain: send no further request
         self.drains = 0  # sinks draining now
-        # Serialises holding and releasing across sinks drained in parallel; reentrant so a
-        # release can drain a parent stream from inside a child's flush.
+        # Guards the holding decision and every sink's held rows. Held briefly, never while
+        # writing rows or waiting for another sink's drain: a parent drained in another thread
+        # takes it before writing (lock order: a child's drain and flush locks, then its
+        # parents', then this one).
         self.hold_lock = threading.RLock()
         key = str(self.config.get("api_key") or "")
         secrets = [key, key.partition(":")[2].strip()] if key else []
@@ -355,22 +357,23 @@ class RunContext:
         `bulk_threshold` (then refuse, wait or go) or the input ends under it."""
         return self._bulk_rule_applies()
 
-    def hold(self, writes: int) -> None:
+    def hold(self, writes: int) -> bool:
         """Count the writes of rows a sink just held; crossing the threshold decides the rule
-        (refuse raises before any write) and releases every held row."""
+        (refuse raises before any write). True when the rule no longer holds rows: the caller
+        then releases them, after letting go of `hold_lock`."""
         with self._lock:
             self.held_writes += writes
             self._check_bulk(self.planned_writes + self.held_writes)
-            cleared = self._bulk_cleared
-        if cleared:
-            self.release_held()
+            return self._bulk_cleared
 
     def release_held(self) -> None:
-        """Write every sink's held rows, in stream order (the caller decided the rule)."""
+        """Write every sink's held rows, in stream order (the caller decided the rule). A
+        sink whose held rows another thread is writing already is left to it: that thread may
+        be waiting for the caller's own drain (a child needing its parent)."""
         with self.hold_lock:
             self._bulk_cleared = True
-            for sink in list(self.sinks):
-                sink.flush_held()
+        for sink in list(self.sinks):
+            sink.flush_held(wait=False)
 
     def authorise_writes(self, count: int) -> None:
         """Count planned writes; a bulk run on production follows `business_hours`."""
@@ -503,6 +506,8 @@ class MoovagoSink(BatchSink):
         # (row number, record) of the rows held by the bulk rule
         self._held: list[tuple[int, Mapping[str, t.Any]]] = []
         self._held_keys: set[tuple[t.Any, ...]] = set()  # identities of the held rows
+        self._flush_lock = threading.RLock()  # one thread writes the held rows
+        self._flushing = 0  # flushes of held rows in progress
         self._draining_thread: int | None = None
         self.rows_received = 0
         self.rows_settled = 0  # rows from the first that are written, rejected or counted
@@ -582,14 +587,27 @@ class MoovagoSink(BatchSink):
 
     @property
     def has_held(self) -> bool:
-        return bool(self._held)
+        """Rows held, or being written after the hold: no STATE may cover them yet."""
+        return bool(self._held) or self._flushing > 0
 
-    def flush_held(self) -> None:
-        with self.run.hold_lock:
-            held, self._held = self._held, []
-            self._held_keys.clear()
-            if held:
-                self._write(held)
+    def flush_held(self, *, wait: bool = True) -> None:
+        """Write the held rows; the sink's later batches wait for them (rows in order).
+        With `wait` False, return at once when another thread is writing them."""
+        if not self._flush_lock.acquire(blocking=wait):
+            return
+        try:
+            with self.run.hold_lock:
+                held, self._held = self._held, []
+                self._held_keys.clear()
+                self._flushing += 1
+            try:
+                if held:
+                    self._write(held)
+            finally:
+                with self.run.hold_lock:
+                    self._flushing -= 1
+        finally:
+            self._flush_lock.release()
 
     # the work --------------------------------------------------------------------------------
 
@@ -653,10 +671,14 @@ class MoovagoSink(BatchSink):
         self._rows_seen += len(records)
         numbered = list(enumerate(records, start=first))
         with self.run.hold_lock:
-            if self.run.holding:
-                self._hold(numbered)
+            holding = self.run.holding
+            if holding and not self._hold(numbered):
                 return
-        self._write(numbered)
+        if holding:
+            self.run.release_held()  # this batch crossed bulk_threshold; it is held too
+        else:
+            self.flush_held()
+            self._write(numbered)
 
     def _row(self, number: int, record: Mapping[str, t.Any]) -> Row:
         row = Row(number, record, self.mapper.convert(record))
@@ -669,9 +691,10 @@ class MoovagoSink(BatchSink):
                 )
         return row
 
-    def _hold(self, numbered: Sequence[tuple[int, Mapping[str, t.Any]]]) -> None:
+    def _hold(self, numbered: Sequence[tuple[int, Mapping[str, t.Any]]]) -> bool:
         """Plan without writing (bulk rule undecided): account now the rows that make no
-        write, hold the others until the run's writes cross bulk_threshold or the input ends."""
+        write, hold the others until the run's writes cross bulk_threshold or the input ends.
+        True when these rows crossed it (the rule is decided: release every held row)."""
         # Memory vs strictness: keep only rows that write (<= bulk_threshold) or share their key.
         planner = self._planner()
         rows, held = [], []
@@ -694,7 +717,7 @@ class MoovagoSink(BatchSink):
             else:
                 self._account(action)
         self._held.extend(sorted(held, key=lambda pair: pair[0]))
-        self.run.hold(writes)
+        return self.run.hold(writes)
 
     def _account(self, action: Action) -> None:
         if action.kind is Kind.REJECT:

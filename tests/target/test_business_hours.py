@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from target_moovago.sinks import BusinessHoursError
-from tests.target.helpers import mutation_count, stream_messages
+from target_moovago.target import TargetMoovago
+from tests.target import helpers
+from tests.target.helpers import entity_rows, mutation_count, record_messages, stream_messages
 
 PARIS = ZoneInfo("Europe/Paris")
 MONDAY_10 = dt.datetime(2026, 11, 30, 10, 0, tzinfo=PARIS)
@@ -191,3 +194,72 @@ def test_a_contact_naming_a_held_company_by_its_code_resolves(box, run_target):
     )
     assert result.rejects == []
     assert result.counts("contact")["created"] == 1
+
+
+class _AgedTarget(TargetMoovago):
+    """On each STATE, the records count as older than the SDK's max record age, so the SDK
+    drains every sink in parallel threads mid-run (what a production run longer than five
+    minutes does)."""
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        self._last_full_drain_at = 0.0
+        self._handle_max_record_age()
+
+
+@pytest.mark.timeout(60)
+def test_held_parents_and_children_drained_in_parallel_write_without_a_deadlock(
+    box, run_target, monkeypatch
+):
+    # Two rows of each stream are held (batch_size_rows 2, bulk_threshold 6); then one more
+    # row each is drained in parallel: whichever stream takes the hold first crosses the
+    # threshold and writes the held turnovers, which need the companies and mandators the
+    # other threads are draining at that moment.
+    monkeypatch.setattr(helpers, "TargetMoovago", _AgedTarget)
+    companies = [{"customerCode": f"DL-C{i}", "name": f"Company {i}"} for i in range(3)]
+    mands = [{"code": f"DL-M{i}", "name": f"Mandator {i}"} for i in range(3)]
+    turnovers = [
+        {
+            "companyCustomerCode": f"DL-C{i}",
+            "mandator_code": f"DL-M{i}",
+            "amount": 10.0 + i,
+            "startDate": "2026-10-01",
+            "endDate": "2026-10-31",
+        }
+        for i in range(3)
+    ]
+    schemas = [
+        stream_messages(name, rows)[0]
+        for name, rows in (("company", companies), ("mandator", mands), ("turnover", turnovers))
+    ]
+    messages = [
+        *schemas,
+        *record_messages("company", companies[:2]),
+        *record_messages("mandator", mands[:2]),
+        *record_messages("turnover", turnovers[:2]),
+        *record_messages("company", companies[2:]),
+        *record_messages("mandator", mands[2:]),
+        *record_messages("turnover", turnovers[2:]),
+        {"type": "STATE", "value": {"bookmarks": {"turnover": {"n": 3}}}},
+    ]
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(0.5)  # the other streams' drains start meanwhile
+
+    result = run_target(
+        box,
+        messages,
+        bulk_threshold=6,
+        batch_size_rows=2,
+        business_hours="wait",
+        target_kwargs={**frozen(MONDAY_10), "sleep": sleep},
+    )
+    assert slept == [(MONDAY_CLOSE - MONDAY_10).total_seconds()]
+    assert result.rejects == []
+    for stream in ("company", "mandator", "turnover"):
+        assert result.counts(stream)["created"] == 3
+    codes = {c["id"]: c.get("customerCode") for c in entity_rows(box, "company")}
+    written = [codes.get(t["companyId"]) for t in entity_rows(box, "turnover")]
+    assert sorted(c for c in written if c and c.startswith("DL-")) == ["DL-C0", "DL-C1", "DL-C2"]
