@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
-import ipaddress
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ import secrets
 import ssl
 import threading
 import time
+import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -43,6 +43,7 @@ from moovago_api.errors import (
     TransientError,
 )
 from moovago_api.governor import RateGovernor, shared_governor
+from moovago_api.wire import is_loopback_host, redact, secret_forms
 
 __all__ = [
     "MAX_REQUESTS_PER_SECOND",
@@ -68,7 +69,6 @@ _THROTTLE_MESSAGE = re.compile(
     r"too many requests|rate[ _-]?limit|throttl|quota exceeded", re.IGNORECASE
 )
 _THROTTLE_CODES = {"TOO_MANY_REQUESTS", "RATE_LIMITED", "THROTTLED"}
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _rng = secrets.SystemRandom()
 
 
@@ -133,7 +133,7 @@ def check_api_url(api_url: str) -> str:
         )
     if parts.username or parts.password:
         raise ConfigError("api_url must not hold a user name or password; use api_key.")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigError(
             f"api_url must use https:// for {host}: plain http:// is only allowed for "
             "loopback hosts (127.0.0.1, ::1, localhost) such as the local sandbox."
@@ -152,15 +152,6 @@ def check_rate(max_requests_per_second: object) -> float:
             "(Moovago answers 429 above 5 requests per second)."
         )
     return float(rate)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class MoovagoClient:
@@ -184,6 +175,7 @@ class MoovagoClient:
     ) -> None:
         self.api_url = check_api_url(api_url)
         self.api_key_header, self._api_key = parse_api_key(api_key, api_key_header)
+        self._secrets = secret_forms(self._api_key, api_key)
         rate = check_rate(max_requests_per_second)
         if not request_timeout > 0:
             raise ConfigError(f"request_timeout must be above 0 seconds, got {request_timeout!r}.")
@@ -297,7 +289,7 @@ class MoovagoClient:
             return _Answer(response.status_code, response.headers, b"".join(chunks))
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return t.cast("str", redact(text, self._secrets))
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter."""

@@ -6,30 +6,14 @@ value read from the store is already what the response carries.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from graphql import GraphQLError, GraphQLScalarType, GraphQLSchema, StringValueNode, ValueNode
 
-UTC = timezone.utc
+from moovago_api.wire import UTC, format_datetime, parse_datetime
 
-
-def format_datetime(value: datetime) -> str:
-    """`2026-11-29T08:30:00.123Z`: UTC, exactly three fraction digits."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def parse_datetime(text: str) -> datetime:
-    """An ISO-8601 instant with a time zone (`Z` or an offset); ValueError otherwise."""
-    if not isinstance(text, str) or "T" not in text:
-        raise ValueError(f"DateTime must be an ISO-8601 string with a time zone: {text!r}")
-    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"DateTime must carry a time zone (Z or +hh:mm): {text!r}")
-    return value.astimezone(UTC)
+__all__ = ["UTC", "bind_scalars", "ceil_to_millisecond", "format_datetime", "parse_datetime"]
 
 
 def ceil_to_millisecond(value: datetime) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -23,6 +22,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
 from moovago_api.documents import field, list_query
 from moovago_api.errors import ConfigError, MoovagoError, QueryError
+from moovago_api.wire import format_datetime
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -252,7 +252,7 @@ class MoovagoStream(Stream):
         if incremental and self.replication_key and entity.updated_since_field:
             start = self.get_starting_timestamp(context)
             if start is not None:
-                filter_value[entity.updated_since_field] = _format_datetime(start)
+                filter_value[entity.updated_since_field] = format_datetime(start)
                 self.logger.info(
                     "Stream '%s': rows updated since %s",
                     self.name,
@@ -350,9 +350,3 @@ def _describe_deprecations(schema: dict[str, t.Any]) -> None:
             )
         _describe_deprecations(prop)
         _describe_deprecations(prop.get("items") or {})
-
-
-def _format_datetime(value: datetime.datetime) -> str:
-    """ISO-8601 in UTC with milliseconds, as the API writes its DateTime values."""
-    utc = value.astimezone(datetime.timezone.utc)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")

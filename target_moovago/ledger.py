@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from moovago_api.errors import MoovagoError
+from moovago_api.wire import redact, secret_forms
 
 COUNTERS = (
     "created",
@@ -49,19 +50,6 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _scrub(value: Any, secrets: Iterable[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret and secret in value:
-                value = value.replace(secret, "***")
-        return value
-    if isinstance(value, Mapping):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v, secrets) for v in value]
-    return value
-
-
 class Ledger:
     """Thread-safe counters per stream, the rejects file, and the final summary.
 
@@ -78,7 +66,7 @@ class Ledger:
     ) -> None:
         self.rejects_path = Path(rejects_path)
         self.max_rejects = max_rejects
-        self._secrets = [s for s in secrets if s]
+        self._secrets = secret_forms(*secrets)
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self._lock = threading.Lock()
         self.streams: dict[str, StreamCounts] = {}
@@ -125,7 +113,7 @@ class Ledger:
             "row": dict(row or {}),
             "time": self._clock().isoformat(),
         }
-        line = json.dumps(_scrub(entry, self._secrets), default=_json_default, ensure_ascii=False)
+        line = json.dumps(redact(entry, self._secrets), default=_json_default, ensure_ascii=False)
         with self._lock:
             # Opened per line: the line is on disk before the row counts as handled, and a
             # run that stops part-way leaves no open file behind.
@@ -184,6 +172,6 @@ class Ledger:
         return "\n".join(lines)
 
     def write_summary(self, path: str | Path, summary: Mapping[str, Any]) -> None:
-        text = json.dumps(_scrub(dict(summary), self._secrets), indent=2, default=_json_default)
+        text = json.dumps(redact(dict(summary), self._secrets), indent=2, default=_json_default)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")

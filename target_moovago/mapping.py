@@ -15,6 +15,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from moovago_api.wire import format_datetime, is_datetime_text, normalise_datetime_text
+
 _SEPARATORS = re.compile(r"[^0-9a-z]")
 SDC_PREFIX = "_sdc_"
 DELETED_AT = "_sdc_deleted_at"
@@ -26,13 +28,7 @@ def normalise_name(name: str) -> str:
 
 
 def _is_datetime_string(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return "T" in value.upper() and parsed.tzinfo is not None
+    return not isinstance(value, str) or is_datetime_text(value)
 
 
 def _is_date_string(value: object) -> bool:
@@ -48,14 +44,6 @@ def _is_date_string(value: object) -> bool:
 FORMAT_CHECKER = FormatChecker()
 FORMAT_CHECKER.checks("date-time")(_is_datetime_string)
 FORMAT_CHECKER.checks("date", raises=())(_is_date_string)
-
-
-def format_datetime(value: dt.datetime) -> str:
-    """The API's DateTime: UTC, milliseconds, `Z` (naive values are taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    utc = value.astimezone(dt.timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def _formats(prop: Mapping[str, Any]) -> str | None:
@@ -77,7 +65,7 @@ def to_api_value(value: Any, prop: Mapping[str, Any]) -> Any:
         return value.isoformat()
     if isinstance(value, str) and fmt == "date-time":
         try:
-            return format_datetime(dt.datetime.fromisoformat(value))
+            return normalise_datetime_text(value)
         except ValueError:
             return value  # left as is: validation rejects it with the field's name
     if isinstance(value, decimal.Decimal):

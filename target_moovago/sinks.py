@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import ipaddress
 import itertools
 import json
 import threading
 import typing as t
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from urllib.parse import urlsplit
 
 from graphql import (
     DocumentNode,
@@ -37,6 +35,7 @@ from moovago_api.errors import ConfigError, MoovagoError, QueryError, TransientE
 from moovago_api.governor import bulk_window
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
+from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.ledger import Ledger
 from target_moovago.mapping import (
     DELETED_AT,
@@ -103,16 +102,6 @@ class TargetStopped(MoovagoError):
 def _json_types(prop: t.Mapping[str, t.Any]) -> set[str]:
     kind = prop.get("type", [])
     return {kind} if isinstance(kind, str) else set(kind)
-
-
-def is_loopback(api_url: str) -> bool:
-    host = (urlsplit(api_url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[DocumentNode, dict, list]:
@@ -191,7 +180,7 @@ class RunContext:
         self.clock = clock
         self.sleep = sleep
         api_url = str(self.config.get("api_url") or "")
-        self.production = not is_loopback(api_url) if production is None else production
+        self.production = not is_loopback_url(api_url) if production is None else production
         self._lock = threading.RLock()
         self._schema: MoovagoSchema | None = None
         self._client: MoovagoClient | None = None
@@ -212,7 +201,7 @@ class RunContext:
         # parents', then this one).
         self.hold_lock = threading.RLock()
         key = str(self.config.get("api_key") or "")
-        secrets = [key, key.partition(":")[2].strip()] if key else []
+        secrets = secret_forms(key)
         self.ledger = Ledger(
             self.config.get("rejects_path") or "moovago-rejects.jsonl",
             max_rejects=self.config.get("max_rejects"),

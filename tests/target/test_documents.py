@@ -6,9 +6,10 @@ import pytest
 from graphql import print_ast
 
 from moovago_api.schema import load_schema
+from moovago_api.wire import is_loopback_url as is_loopback
 from target_moovago.mapping import MappedRow
 from target_moovago.plan import Action, Kind, Row
-from target_moovago.sinks import is_loopback, list_document, mutation_document
+from target_moovago.sinks import list_document, mutation_document
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,128 @@
+"""The API's wire rules, each in one place: DateTime text, loopback hosts, redaction of secrets.
+
+Tap, target, sandbox and client all call these; none keeps a copy of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+UTC = dt.timezone.utc
+REDACTED = "***"
+
+# Names every resolver we know maps to the loopback interface (RFC 6761 reserves `.localhost`).
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+# -- DateTime ---------------------------------------------------------------------------------
+
+
+def format_datetime(value: dt.datetime) -> str:
+    """The API's DateTime: `2026-11-29T08:30:00.123Z` (UTC, milliseconds; naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: object) -> dt.datetime:
+    """An ISO-8601 instant with a date, a time and a zone (`Z` or an offset), in UTC.
+
+    ValueError for anything else: a bare date, a naive time, a non-string.
+    """
+    if not isinstance(text, str) or "T" not in text.upper():
+        raise ValueError(f"not an ISO-8601 date-time with a time zone: {text!r}")
+    try:
+        value = dt.datetime.fromisoformat(
+            text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        )
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 date-time with a time zone: {text!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"date-time without a time zone (Z or +hh:mm): {text!r}")
+    return value.astimezone(UTC)
+
+
+def is_datetime_text(text: object) -> bool:
+    """True when `parse_datetime` accepts `text`."""
+    try:
+        parse_datetime(text)
+    except ValueError:
+        return False
+    return True
+
+
+def normalise_datetime_text(text: str) -> str:
+    """Any accepted ISO-8601 instant, rewritten in the API's own form."""
+    return format_datetime(parse_datetime(text))
+
+
+# -- loopback ---------------------------------------------------------------------------------
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1, `localhost` and its spellings, `*.localhost`."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if not name:
+        return False
+    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is a loopback host (a malformed URL is not loopback)."""
+    try:
+        return is_loopback_host(urlsplit((url or "").strip()).hostname)
+    except ValueError:
+        return False
+
+
+# -- redaction --------------------------------------------------------------------------------
+
+
+def secret_forms(*values: str | None) -> tuple[str, ...]:
+    """The strings to scrub for each secret: as configured, stripped, and its header value.
+
+    Longest first, so a whole header line is replaced before the key inside it.
+    """
+    forms: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        for form in (value, value.strip()):
+            if len(form) >= 4:  # a 1-3 character "secret" would scrub ordinary words
+                forms.add(form)
+        if ":" in value:
+            tail = value.split(":", 1)[1].strip()
+            if len(tail) >= 4:
+                forms.add(tail)
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """`value` with every secret replaced by `***`, through strings, mappings and sequences."""
+    forms = tuple(s for s in secrets if s)
+    if not forms:
+        return value
+    return _redact(value, forms)
+
+
+def _redact(value: Any, forms: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for secret in forms:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, Mapping):
+        return {_redact(k, forms): _redact(v, forms) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, forms) for v in value]
+    return value
