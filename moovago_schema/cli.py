@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from moovago_api.drift import (
+from moovago_api.errors import SchemaFileError
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
+from moovago_schema.drift import (
     BREAKING,
     CHANGED,
     DANGEROUS,
@@ -31,8 +33,6 @@ from moovago_api.drift import (
     target_streams_from_config,
     usage_index,
 )
-from moovago_api.errors import SchemaFileError
-from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 
 PROG = "moovago-schema"
 BUNDLED = "bundled"
@@ -205,7 +205,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         entities = [*schema.entities(), *load_schema().entities()]
         names = {name for e in entities for name in (e.stream_name, e.name)}
         writable = [e.stream_name for e in schema.entities() if e.mutation_field]
-        # The target's own defaults (imported here: the core must not need the target).
+        # The target's own defaults; imported here so the other commands never load the target.
         from target_moovago.plan import DEFAULT_MATCH_KEYS
 
         written, match_keys = target_streams_from_config(
