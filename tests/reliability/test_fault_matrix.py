@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.helpers import (
+from moovago_sandbox.harness.profiles import PROFILES, RECOVERABLE
+from moovago_sandbox.harness.runs import (
     SECRET,
     assert_store,
     company_row,
@@ -21,7 +22,6 @@ from tests.reliability.helpers import (
     target_config,
     team_rows,
 )
-from tests.reliability.profiles import PROFILES, RECOVERABLE
 
 TAP_COMPANIES = 150
 TARGET_ROWS = 150

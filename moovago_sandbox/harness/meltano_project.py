@@ -3,7 +3,7 @@ CLI from `.venv-meltano` (built by `make meltano`), plugins installed once into 
 `meltano.yml`'s settings compared with the plugins' own `--about`.
 
 After a connector's settings change, regenerate their blocks in meltano.yml from `--about`:
-`.venv/bin/python -m tests.e2e.meltano_project --write`."""
+`.venv/bin/python -m moovago_sandbox.harness.meltano_project --write`."""
 
 from __future__ import annotations
 
@@ -185,8 +185,9 @@ def rewrite_settings(text: str, plugin: str, block: str) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m tests.e2e.meltano_project [--write] [PLUGIN...]`: print the settings block
-    of each plugin (default: ours) from its `--about`, or write them into meltano.yml."""
+    """`python -m moovago_sandbox.harness.meltano_project [--write] [PLUGIN...]`: print the
+    settings block of each plugin (default: ours) from its `--about`, or write them into
+    meltano.yml."""
     write = "--write" in argv
     plugins = [a for a in argv if a != "--write"] or ["tap-moovago", "target-moovago"]
     text = MELTANO_YML.read_text()
