@@ -149,9 +149,14 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def render_diff(report: DiffReport) -> str:
-    lines = [f"old: {report.old_path}", f"new: {report.new_path}", ""]
+    lines = [f"old: {report.old_path}", f"new: {report.new_path}"]
+    if report.root_renames:
+        renamed = ", ".join(f"{new} as {old}" for new, old in report.root_renames.items())
+        lines.append(f"root types compared by role: {renamed} (documents never name them)")
+    lines.append("")
     groups = report.by_stream()
-    if not groups:
+    view = report.view_not_shown()
+    if not groups and not view:
         lines += ["No breaking or dangerous changes, new deprecations or new entities.", ""]
     for stream, rows in groups.items():
         lines.append(f"stream {stream}" if stream else "not used by the connector")
@@ -166,12 +171,31 @@ def render_diff(report: DiffReport) -> str:
             for change, sides in rows
         ]
         lines.append(render_table(["severity", "change", "element", "side", "detail"], table))
+    if view:
+        lines.append("connector view (what tap and target do differently)")
+        table = [
+            [
+                change.severity,
+                change.stream,
+                change.aspect,
+                change.element,
+                f"{change.old} -> {change.new}",
+                change.detail,
+            ]
+            for change in view
+        ]
+        headers = ["severity", "stream", "aspect", "element", "change", "detail"]
+        lines.append(render_table(headers, table))
     counts = report.counts()
     lines.append(
         f"{counts[BREAKING]} breaking ({counts['breaking_used']} used by the connector),"
         f" {counts[DANGEROUS]} dangerous, {counts[DEPRECATED]} newly deprecated,"
         f" {counts[NEW_ENTITY]} new entities."
     )
+    if view:
+        breaking = sum(change.severity == BREAKING for change in view)
+        plural = "s" if len(view) != 1 else ""
+        lines.append(f"Connector view: {len(view)} more change{plural} ({breaking} breaking).")
     if report.breaks_connector:
         lines.append(
             "Result: BREAKING. The new file removes or changes what the connector uses;"

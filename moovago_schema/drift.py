@@ -35,6 +35,7 @@ from singer_sdk.singerlib import MetadataMapping
 
 from moovago_api.deprecations import DEPRECATED, MISSING, FieldIssue, field_report
 from moovago_api.schema import MoovagoSchema
+from moovago_schema.view import ViewChange, root_mapped, view_changes
 
 __all__ = [
     "CheckIssue",
@@ -251,10 +252,25 @@ class DiffReport:
     new_path: str
     changes: tuple[SchemaChange, ...]
     stream_order: tuple[str, ...]
+    #: What each stream does differently (the connector's view), beside graphql-core's changes.
+    view: tuple[ViewChange, ...] = ()
+    #: Root types of the new file renamed to the old file's names before comparing.
+    root_renames: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def breaks_connector(self) -> bool:
-        return any(change.breaks_connector for change in self.changes)
+        return any(change.breaks_connector for change in self.changes) or any(
+            change.severity == BREAKING for change in self.view
+        )
+
+    def view_not_shown(self) -> list[ViewChange]:
+        """View changes the graphql-core list does not already say, and every stream change."""
+        return [
+            change
+            for change in self.view
+            if not change.covered_by or change.aspect in ("stream", "writable")
+            if change.covered_by != "ENTITY_ADDED"
+        ]
 
     @property
     def exit_code(self) -> int:
@@ -291,6 +307,8 @@ class DiffReport:
             "summary": self.counts(),
             "breaks_connector": self.breaks_connector,
             "changes": [change.to_dict() for change in self.changes],
+            "root_types": dict(self.root_renames),
+            "connector": [change.to_dict() for change in self.view],
         }
 
 
@@ -299,7 +317,10 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
 
     Breaking and dangerous changes are mapped to the streams that use them in `old` (what the
     connector runs against today); new deprecations and entities to the streams of `new`.
+    The root types of `new` are first named as in `old` (`schema { query: RootQuery }` is the
+    same API as `type Query`), and the connector's view of both files is compared too.
     """
+    new, renames = root_mapped(old, new)
     old_index, new_index = usage_index(old), usage_index(new)
     old_deprecations = {d.coordinate: d.reason for d in old.deprecations()}
     changes: list[SchemaChange] = []
@@ -358,7 +379,20 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
         )
     stream_order = list(old_index.stream_order)
     stream_order += [name for name in new_index.stream_order if name not in stream_order]
-    return DiffReport(str(old.path), str(new.path), tuple(changes), tuple(stream_order))
+    covered = {
+        change.coordinate: change.kind
+        for change in changes
+        if change.severity in (BREAKING, DANGEROUS)
+    }
+    view = view_changes(old, new, covered)
+    return DiffReport(
+        str(old.path),
+        str(new.path),
+        tuple(changes),
+        tuple(stream_order),
+        tuple(view),
+        renames,
+    )
 
 
 _KIND_LABELS = {
