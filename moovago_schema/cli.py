@@ -1,9 +1,10 @@
-"""`moovago-schema`: deprecations in a schema file, drift between two files, and whether a tap
-catalog and a target config still fit a file.
+"""`moovago-schema`: deprecations in a schema file, drift between two files, whether a tap
+catalog and a target config still fit a file, and (`doctor`) whether the live API behaves as the
+connectors assume.
 
-Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, or `check` found
-a missing stream or field; 2 a file cannot be read or parsed (one line naming file:line) or the
-command line is wrong.
+Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, `check` found
+a missing stream or field, or `doctor` found an assumption that does not hold; 2 a file cannot be
+read or parsed (one line naming file:line), a setting is wrong, or the command line is wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from moovago_api.errors import SchemaFileError
+from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 from moovago_schema.drift import (
     BREAKING,
@@ -53,9 +54,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     command: Callable[[argparse.Namespace, TextIO], int] = args.command
     try:
         return command(args, out)
-    except (SchemaFileError, InputFileError) as err:
+    except (SchemaFileError, InputFileError, ConfigError) as err:
         sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")
         return 2
+    except MoovagoError as err:  # the API failed past its retries: one line, no traceback
+        sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--target-config", metavar="CONFIG.json", help="target-moovago config")
     _format_option(check)
     check.set_defaults(command=_check)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="read-only check of the live API against what the connectors assume (page cap,"
+        " order, limit, latency, rate limit, clock, the schema file); exit 1 when one fails",
+    )
+    doctor.add_argument(
+        "--config",
+        required=True,
+        metavar="CONFIG.json|ENV",
+        help="the tap's config file, or ENV for the TAP_MOOVAGO_* variables",
+    )
+    _format_option(doctor)
+    doctor.set_defaults(command=_doctor)
     return parser
 
 
@@ -303,6 +321,40 @@ def _read_catalog(path: str) -> dict[str, Any]:
                 " entry without breadcrumb or metadata"
             )
     return catalog
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from moovago_schema.doctor import load_config, run_doctor
+
+    report = run_doctor(load_config(args.config))
+    if args.format == "json":
+        _write_json(out, report.to_dict())
+        return report.exit_code
+    settings = report.settings
+    out.write(
+        f"schema: {report.schema_path}\n"
+        f"page_size {settings['page_size']}, max_requests_per_second"
+        f" {settings['max_requests_per_second']:g}, request_timeout"
+        f" {settings['request_timeout']:g} s; {report.requests['total']} requests, none a write\n\n"
+    )
+    table = [
+        [row.assumption, row.assumes, row.observed, row.verdict, row.change or "-"]
+        for row in report.rows
+    ]
+    headers = ["assumption", "connector assumes", "server did", "verdict", "what to change"]
+    out.write(render_table(headers, table) + "\n")
+    failing = [row for row in report.rows if row.verdict != "holds"]
+    if failing:
+        out.write(
+            f"Result: {len(failing)} of {len(report.rows)} assumptions do not hold: change what"
+            " the last column says before moving data.\n"
+        )
+    else:
+        out.write(f"Result: all {len(report.rows)} assumptions hold.\n")
+    return report.exit_code
 
 
 # -- output ----------------------------------------------------------------------------------
