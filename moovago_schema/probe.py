@@ -249,6 +249,11 @@ class _Reader:
         root = query.fields.get(entity.root_field) if query else None
         if root is None:
             return "-", f"Query.{entity.root_field} is not in {self.schema.path.name}"
+        shape = getattr(entity, "paging", None)  # the core's paging shape, where it has one
+        kind = getattr(shape, "kind", None)
+        if kind == "unsupported":
+            problem = getattr(shape, "problem", None) or "paging the connectors cannot drive"
+            return "-", f"{self._query_name()}.{entity.root_field}: {problem}"
         if not _is_list_of_objects(root.type):
             return "-", (
                 f"{query.name if query else 'Query'}.{entity.root_field} does not return a"
@@ -256,6 +261,8 @@ class _Reader:
             )
         if entity.skip_arg and entity.limit_arg:
             return "skip/limit", ""
+        if kind in ("page", "cursor"):
+            return f"{kind} (first page only: not measured)", ""
         return "none (one request)", ""
 
     def single(self, entity: Entity) -> tuple[Any, dict[str, int]]:
@@ -285,6 +292,9 @@ class _Reader:
         if limit is not None and entity.skip_arg and entity.limit_arg:
             variables[entity.skip_arg] = skip or 0
             variables[entity.limit_arg] = limit
+        sort_arg, sort_value = _sort(entity)
+        if sort_arg:
+            variables[sort_arg] = sort_value  # the order the tap asks for, as the tap sends it
         self.requests += 1
         seen = len(self.answers)
         started = time.monotonic()
@@ -320,6 +330,9 @@ class _Reader:
             names = [entity.filter_arg] if entity.filter_arg else []
             if paged and entity.skip_arg and entity.limit_arg:
                 names += [entity.skip_arg, entity.limit_arg]
+            sort_arg, _ = _sort(entity)
+            if sort_arg:
+                names.append(sort_arg)
             if names:
                 root = root.args(**{name: getattr(variables, name) for name in names})
             object_type = get_named_type(self._root_field(entity).type)
@@ -361,6 +374,14 @@ class _Reader:
                 fields.append(getattr(dsl_type, name))
                 selection[name] = None
         return fields
+
+
+def _sort(entity: Entity) -> tuple[str | None, Any]:
+    """The sort argument and value the tap sends for this list, if the file declares one."""
+    shape = getattr(entity, "paging", None)
+    sort_arg = getattr(shape, "sort_arg", None)
+    sort_value = getattr(shape, "sort_value", None)
+    return (sort_arg, sort_value) if sort_arg and sort_value is not None else (None, None)
 
 
 def _operation(entity: Entity) -> str:

@@ -192,15 +192,28 @@ def _walk_output(
 
 
 def _paging(entity: Entity) -> str:
-    """How the tap pages the list, in words; a paging shape the core describes is used as is."""
-    shape = getattr(entity, "paging", None)
-    if shape is not None:
-        return str(getattr(shape, "kind", shape))
-    if entity.filter_arg is None:
+    """How the tap pages the list, in words: 'offset skip/limit', 'cursor after/first in nodes'."""
+    shape = getattr(entity, "paging", None)  # the core's paging shape, where it describes one
+    if entity.filter_arg is None and shape is None:
         return "single object"
-    if entity.skip_arg and entity.limit_arg:
-        return f"{entity.skip_arg}/{entity.limit_arg}"
-    return "none (one request)"
+    kind = getattr(shape, "kind", None) or ("offset" if entity.skip_arg else "none")
+    if kind == "unsupported":
+        return f"unsupported ({getattr(shape, 'problem', None) or 'unknown'})"
+    if kind == "none":
+        return "none (one request)"
+    first = {
+        "offset": getattr(shape, "offset_arg", None) or entity.skip_arg,
+        "page": getattr(shape, "page_arg", None),
+        "cursor": getattr(shape, "after_arg", None),
+    }.get(kind)
+    size = getattr(shape, "size_arg", None) or entity.limit_arg
+    text = f"{kind} {first}/{size}"
+    rows = getattr(shape, "rows", "list")
+    if rows != "list":
+        text += f" in {rows}"
+    if getattr(shape, "sort_arg", None):
+        text += f", sorted by {getattr(shape, 'sort_arg', '')}"
+    return text
 
 
 def _incremental(entity: Entity) -> str:

@@ -259,7 +259,8 @@ def test_paging_and_write_fields(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 1
     rows = {(c["stream"], c["aspect"], c["element"]): c for c in payload["connector"]}
     paging = rows[("contact", "paging", "Query.companyContactList")]
-    assert (paging["old"], paging["severity"]) == ("skip/limit", "dangerous")
+    assert (paging["old"], paging["severity"]) == ("offset skip/limit", "dangerous")
+    assert paging["new"] != paging["old"]
     region = rows[("company", "write field", "region")]
     assert (region["old"], region["new"], region["severity"]) == ("-", "String!", "breaking")
     assert region["covered_by"] == "REQUIRED_INPUT_FIELD_ADDED"
