@@ -123,12 +123,12 @@ class _Observer:
         self.answers = answers
         post = getattr(client, "_post", None)
         if callable(post):
-            client._post = self._wrap(post)  # type: ignore[method-assign,assignment]
+            client._post = self._wrap(post)  # type: ignore[method-assign]
 
-    def _wrap(self, post: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        def observed(body: bytes) -> Any:
+    def _wrap(self, post: Callable[..., Any]) -> Callable[..., Any]:
+        def observed(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
-            answer = post(body)
+            answer = post(*args, **kwargs)
             seconds = time.monotonic() - started
             headers = answer.headers
             self.answers.append(

@@ -275,8 +275,10 @@ def view_changes(
             changes.append(_not_detected(was, new, covered))
             continue
         changes += _field_changes(was, now, covered)
+        # A paging shape the tap refuses stops the stream; any other change reads differently.
+        paging_severity = BREAKING if now.paging.startswith("unsupported") else DANGEROUS
         for aspect, old_value, new_value, severity in (
-            ("paging", was.paging, now.paging, DANGEROUS),
+            ("paging", was.paging, now.paging, paging_severity),
             ("incremental", was.incremental, now.incremental, DANGEROUS),
         ):
             if old_value != new_value:
