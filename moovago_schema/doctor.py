@@ -471,6 +471,8 @@ def _rate_row(seen: Probe, rate: float) -> Row:
     assumption = "rate limit"
     assumes = f"{rate:g} requests/s draw no 429 (Moovago's limit is 5/s)"
     limited = [a for a in seen.answers if a.status == 429]
+    if not seen.answers:
+        return Row("rate_limit", assumption, assumes, "no answer could be observed", UNPROVEN)
     if not limited:
         return Row(
             "rate_limit",
@@ -492,14 +494,23 @@ def _rate_row(seen: Probe, rate: float) -> Row:
     )
 
 
-def _clock_row(seen: Probe) -> Row:
-    assumption = "server clock"
-    assumes = f"answers carry a Date header within {CLOCK_TOLERANCE_SECONDS:g} s of this clock"
+def _clock_offsets(seen: Probe) -> list[float]:
     offsets = [
         (a.date - a.received).total_seconds() + 0.5  # Date is whole seconds, rounded down
         for a in seen.answers
         if a.date is not None
     ]
+    if not offsets and not seen.answers and seen.server_offset is not None:
+        offsets = [seen.server_offset]
+    return offsets
+
+
+def _clock_row(seen: Probe) -> Row:
+    assumption = "server clock"
+    assumes = f"answers carry a Date header within {CLOCK_TOLERANCE_SECONDS:g} s of this clock"
+    offsets = _clock_offsets(seen)
+    if not offsets and not seen.answers:
+        return Row("clock", assumption, assumes, "no answer could be observed", UNPROVEN)
     if not offsets:
         return Row(
             "clock",
@@ -536,9 +547,7 @@ def _measured(seen: Probe, rows: Sequence[Row]) -> dict[str, Any]:
     fixed = [
         s.small.rows for s in seen.streams if s.small is not None and s.small.rows > s.small_asked
     ]
-    offsets = [
-        (a.date - a.received).total_seconds() + 0.5 for a in seen.answers if a.date is not None
-    ]
+    offsets = _clock_offsets(seen)
     seconds = [
         p.seconds
         for s in seen.streams

@@ -41,6 +41,7 @@ from graphql.pyutils import Undefined
 from moovago_api.client import MoovagoClient
 from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError
 from moovago_api.schema import Entity, MoovagoSchema
+from moovago_api.wire import is_datetime_text
 
 __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 
@@ -91,6 +92,7 @@ class StreamProbe:
     offset_page: Page | None = None  # `small` rows from skip=`small`: held against `big`
     problems: dict[str, int] = field(default_factory=dict)  # answer vs file: coordinate: count
     error: str = ""  # the request failed: why (one line, no key)
+    auth_error: str = ""  # the key was refused half-way: nothing more is asked
     unsupported: str = ""  # the doctor cannot read this stream: why
 
     @property
@@ -108,8 +110,9 @@ class Probe:
     team_requests: int = 0
     team_problems: dict[str, int] = field(default_factory=dict)
     streams: list[StreamProbe] = field(default_factory=list)
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # empty when they could not be observed
     auth_error: str = ""
+    server_offset: float | None = None  # seconds, from the client's server_time(), if it has it
 
 
 class _Observer:
@@ -178,9 +181,13 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
             continue
         stream = _stream_probe(reader, entity, team_id, page_size)
         result.streams.append(stream)
-        if stream.error.startswith("AUTH: "):
-            result.auth_error = stream.error.removeprefix("AUTH: ")
+        if stream.auth_error:
+            result.auth_error = stream.auth_error
             break
+    server_time = getattr(client, "server_time", None)  # the client's own view, where it has one
+    seen = server_time() if callable(server_time) else None
+    if isinstance(seen, datetime):
+        result.server_offset = (seen - datetime.now(timezone.utc)).total_seconds()
     return result
 
 
@@ -217,7 +224,7 @@ def _stream_probe(
         if stream.big.rows > small and not stream.after_big_rows:
             stream.offset_page = reader.page(entity, team_id, small, small, stream.problems)
     except AuthError as err:
-        stream.error = f"AUTH: {err}"
+        stream.auth_error = stream.error = _one_line(err)
     except (MoovagoError, ConfigError) as err:
         stream.error = _one_line(err)
     finally:
@@ -458,7 +465,7 @@ _SCALAR_KINDS: dict[str, Callable[[Any], bool]] = {
     "String": lambda v: isinstance(v, str),
     "Boolean": lambda v: isinstance(v, bool),
     "ID": lambda v: isinstance(v, (str, int)) and not isinstance(v, bool),
-    "DateTime": lambda v: isinstance(v, str),
+    "DateTime": is_datetime_text,  # the wire form the tap's bookmarks parse
     "Date": lambda v: isinstance(v, str),
 }
 

@@ -361,3 +361,100 @@ def test_config_errors_are_one_line(
         assert captured.err.count("\n") == 1, name
         assert captured.err.startswith("moovago-schema: error: "), name
         assert expected in captured.err, name
+
+
+# -- verdicts no sandbox mode produces -------------------------------------------------------
+
+
+def _page(ids: list[str], seconds: float = 0.01) -> Any:
+    from moovago_schema.probe import Page
+
+    return Page(len(ids), ids, seconds)
+
+
+def _stream(**parts: Any) -> Any:
+    from moovago_schema.probe import StreamProbe
+
+    return StreamProbe("company", "company", "skip/limit", paged=True, **parts)
+
+
+def _judge(*streams: Any, page_size: int = 10) -> dict[str, dict[str, str]]:
+    from moovago_api.schema import load_schema
+    from moovago_schema.doctor import judge
+    from moovago_schema.probe import Probe
+
+    seen = Probe(schema=load_schema(), page_size=page_size, streams=list(streams))
+    return {row.key: row.to_dict() for row in judge(seen, seen.schema, rate=4, request_timeout=30)}
+
+
+IDS = [f"id{n:02d}" for n in range(40)]
+
+
+def test_skip_not_honoured_is_a_failure() -> None:
+    """A server that answers the first rows again for skip=5."""
+    stream = _stream(
+        small_asked=5,
+        small=_page(IDS[:5]),
+        small_again=_page(IDS[:5]),
+        big_asked=20,
+        big=_page(IDS[:20]),
+        offset_page=_page(IDS[:5]),
+    )
+    skip = _judge(stream)["skip"]
+    assert skip["verdict"] == "FAILS"
+    assert skip["server_did"] == (
+        "company: the page from skip=5 was not the rows after the first 5 (5 repeated)"
+    )
+    assert "report it to Moovago" in skip["what_to_change"]
+
+
+def test_a_cap_above_page_size_holds_and_a_refused_large_page_is_said() -> None:
+    stream = _stream(
+        small_asked=5,
+        small=_page(IDS[:5]),
+        small_again=_page(IDS[:5]),
+        big_asked=10,
+        big_refused="limit must be between 1 and 12, got 20",
+        big=_page(IDS[:10]),
+        offset_page=_page(IDS[5:10]),
+    )
+    found = _judge(stream)
+    assert found["page_cap"]["verdict"] == "holds"
+    assert (
+        "(it refused 20: limit must be between 1 and 12, got 20)"
+        in (found["page_cap"]["server_did"])
+    )
+    capped = _stream(
+        small_asked=5,
+        small=_page(IDS[:5]),
+        small_again=_page(IDS[:5]),
+        big_asked=20,
+        big=_page(IDS[:12]),
+        after_big=_page(IDS[12:17]),
+    )
+    found = _judge(capped)
+    assert found["page_cap"]["verdict"] == "holds"
+    assert found["page_cap"]["server_did"] == (
+        "company: a page of 12 rows came back whole, capped at 12"
+    )
+    assert found["skip"]["verdict"] == "holds"
+
+
+def test_fewer_rows_than_asked_while_more_exist_fails_the_limit_row() -> None:
+    stream = _stream(
+        small_asked=5,
+        small=_page(IDS[:3]),
+        small_again=_page(IDS[:3]),
+        big_asked=20,
+        big=_page(IDS[:20]),
+        offset_page=_page(IDS[5:10]),
+    )
+    limit = _judge(stream)["limit"]
+    assert (limit["verdict"], limit["what_to_change"]) == ("FAILS", "set page_size to 3 or less")
+    assert limit["server_did"] == "company: asked 5 rows, got 3 though more exist"
+
+
+def test_without_observed_answers_nothing_is_claimed() -> None:
+    found = _judge(_stream())
+    assert found["clock"]["verdict"] == found["rate_limit"]["verdict"] == "unproven"
+    assert found["latency"]["verdict"] == "unproven"
