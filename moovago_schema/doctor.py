@@ -16,12 +16,15 @@ import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.schema import MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
+from moovago_api.wire import format_datetime
 from moovago_schema.probe import Probe, StreamProbe, probe
 
 __all__ = ["DoctorReport", "Row", "load_config", "run_doctor"]
@@ -153,6 +156,7 @@ def run_doctor(config: Mapping[str, Any]) -> DoctorReport:
         client.close()
     rate = client.max_requests_per_second
     shown = {
+        "api_url": _endpoint(client.api_url),
         "page_size": settings["page_size"],
         "max_requests_per_second": rate,
         "request_timeout": client.request_timeout,
@@ -161,7 +165,14 @@ def run_doctor(config: Mapping[str, Any]) -> DoctorReport:
     rows = judge(seen, schema, rate=rate, request_timeout=client.request_timeout)
     requests = {"team": seen.team_requests, **{s.stream: s.requests for s in seen.streams}}
     requests["total"] = len(seen.answers) or sum(requests.values())
-    return DoctorReport(str(schema.path), shown, rows, requests, _measured(seen, rows))
+    measured = {"at": format_datetime(datetime.now(timezone.utc)), **_measured(seen, rows)}
+    return DoctorReport(str(schema.path), shown, rows, requests, measured)
+
+
+def _endpoint(url: str) -> str:
+    """scheme://host/path: where the report was measured, without any query string."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def judge(seen: Probe, schema: MoovagoSchema, *, rate: float, request_timeout: float) -> list[Row]:

@@ -127,7 +127,9 @@ def test_default_sandbox_every_assumption_holds(
     assert SECRET not in text
     leaked = [value for value in record_values(box) if value in text]
     assert leaked == []
+    assert report["settings"]["api_url"] == box.url
     measured = report["measured"]
+    assert measured["at"].endswith("Z")
     assert measured["page_cap"] is None
     assert measured["limit_honoured"] is measured["stable_order"] is True
     assert measured["date_header"] is True
