@@ -136,6 +136,18 @@ def _page_size(value: Any) -> int:
     return number
 
 
+def _flag(value: Any) -> bool:
+    """A boolean setting, which arrives as text from TAP_MOOVAGO_* variables."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ConfigError(f"include_deprecated_fields must be true or false, got {value!r}.")
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -144,6 +156,7 @@ def run_doctor(config: Mapping[str, Any]) -> DoctorReport:
     defaults = tap_defaults()
     settings = {**defaults, **config}
     settings["page_size"] = _page_size(settings.get("page_size"))
+    settings["include_deprecated_fields"] = _flag(settings.get("include_deprecated_fields"))
     try:
         schema = load_schema(settings.get("schema_path") or None)
     except SchemaFileError as err:
