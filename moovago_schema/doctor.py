@@ -215,6 +215,15 @@ def judge(seen: Probe, schema: MoovagoSchema, *, rate: float, request_timeout: f
 
 
 def _auth_row(seen: Probe) -> Row:
+    if seen.team_query_error:
+        return Row(
+            "auth",
+            "API key, URL and team",
+            "the team query answers the API key's team",
+            "the key was accepted; the team query was answered with errors (see its row)",
+            FAILS,
+            "see the row of stream team",
+        )
     if seen.team_error:
         return Row(
             "auth",
@@ -238,7 +247,8 @@ def _schema_rows(seen: Probe, schema: MoovagoSchema) -> list[Row]:
     change = f"set schema_path to the schema file Moovago serves now; {_DIFF_HINT}"
     rows = []
     if not seen.team_error:
-        rows.append(_schema_row("team", seen.team_problems, "", name, change))
+        team = _schema_row("team", seen.team_problems, seen.team_query_error, name, change)
+        rows.append(team)
     for stream in seen.streams:
         if stream.unsupported:
             rows.append(

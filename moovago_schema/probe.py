@@ -106,7 +106,8 @@ class Probe:
 
     schema: MoovagoSchema
     page_size: int
-    team_error: str = ""
+    team_error: str = ""  # the team query got no answer, or no team
+    team_query_error: str = ""  # the team query was answered with errors
     team_requests: int = 0
     team_problems: dict[str, int] = field(default_factory=dict)
     streams: list[StreamProbe] = field(default_factory=list)
@@ -173,6 +174,8 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
         except AuthError as err:
             result.auth_error = str(err)
             return result
+        except QueryError as err:  # answered, with errors: the file asks what is not served
+            result.team_query_error = _one_line(err)
         except MoovagoError as err:
             result.team_error = _one_line(err)
         result.team_requests = reader.requests - before

@@ -463,3 +463,21 @@ def test_without_observed_answers_nothing_is_claimed() -> None:
     found = _judge(_stream())
     assert found["clock"]["verdict"] == found["rate_limit"]["verdict"] == "unproven"
     assert found["latency"]["verdict"] == "unproven"
+
+
+def test_team_query_the_server_does_not_serve(
+    capsys: pytest.CaptureFixture[str], sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    text = (VARIANTS / "base.gql").read_text(encoding="utf-8")
+    anchor = "type Team {\n"
+    assert text.count(anchor) == 1
+    newer = tmp_path / "team_plus.gql"
+    newer.write_text(text.replace(anchor, anchor + "  region: String\n"), encoding="utf-8")
+    code, report, _ = run_doctor(capsys, sandbox, tmp_path, schema_path=str(newer))
+    assert code == 1
+    found = rows(report)
+    assert found["schema:team"]["verdict"] == "FAILS"
+    assert "region" in found["schema:team"]["server_did"]
+    assert found["auth"]["what_to_change"] == "see the row of stream team"
+    # Without a team id the lists cannot be scoped: each says so, nothing is guessed.
+    assert "no team id" in found["schema:company"]["server_did"]
