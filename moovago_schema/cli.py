@@ -184,7 +184,9 @@ def render_diff(report: DiffReport) -> str:
                 change.kind,
                 change.coordinate,
                 sides or "-",
-                change.description + (f" ({change.note})" if change.note else ""),
+                change.description
+                + (f" ({change.note})" if change.note else "")
+                + (f" (adapted: {change.adapted})" if change.adapted else ""),
             ]
             for change, sides in rows
         ]

@@ -12,6 +12,7 @@ existing rows); `write` is the mutations and their input types (the target).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,10 +230,12 @@ class SchemaChange:
     description: str
     usages: tuple[Usage, ...] = ()
     note: str = ""  # the deprecation reason, or the old one when a deprecated element went away
+    #: Why the connector's view absorbs this change (it adapts: e.g. pages by cursor instead).
+    adapted: str = ""
 
     @property
     def breaks_connector(self) -> bool:
-        return self.severity == BREAKING and bool(self.usages)
+        return self.severity == BREAKING and bool(self.usages) and not self.adapted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,6 +245,7 @@ class SchemaChange:
             "description": self.description,
             "streams": [{"stream": u.stream, "side": u.side} for u in self.usages],
             "note": self.note,
+            "adapted": self.adapted,
             "breaks_connector": self.breaks_connector,
         }
 
@@ -385,6 +389,7 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
         if change.severity in (BREAKING, DANGEROUS)
     }
     view = view_changes(old, new, covered)
+    changes = _adapted(changes, view, old)
     return DiffReport(
         str(old.path),
         str(new.path),
@@ -393,6 +398,40 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
         tuple(view),
         renames,
     )
+
+
+def _adapted(
+    changes: list[SchemaChange], view: Sequence[ViewChange], old: MoovagoSchema
+) -> list[SchemaChange]:
+    """Paging arguments removed from a list the tap now pages another supported way do not break
+    it: such changes are marked `adapted`, with the new paging shape. (Not when the list loses
+    paging altogether: one request for every row is a risk, not an adaptation.)"""
+    repaged = {
+        change.element: change.new
+        for change in view
+        if change.aspect == "paging" and not change.new.startswith(("none", "unsupported"))
+    }
+    filters = {
+        f"{old.graphql.query_type.name}.{e.root_field}": e.filter_arg
+        for e in old.entities()
+        if old.graphql.query_type is not None
+    }
+    result = []
+    for change in changes:
+        root, _, argument = change.coordinate.partition("(")
+        removed_paging_arg = change.kind == "ARG_REMOVED" and argument.rstrip(":)") != filters.get(
+            root
+        )
+        # A list that became a connection: the rows are read from its nodes or edges.
+        connection = (
+            change.kind == "FIELD_CHANGED_KIND"
+            and not argument
+            and " in " in (repaged.get(root) or "")
+        )
+        if root in repaged and (removed_paging_arg or connection):
+            change = dataclasses.replace(change, adapted=f"the tap pages with {repaged[root]}")
+        result.append(change)
+    return result
 
 
 _KIND_LABELS = {

@@ -265,3 +265,52 @@ def test_paging_and_write_fields(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert (region["old"], region["new"], region["severity"]) == ("-", "String!", "breaking")
     assert region["covered_by"] == "REQUIRED_INPUT_FIELD_ADDED"
     assert region["side"] == "write"
+
+
+SHAPES_CURSOR = VARIANTS / "shapes" / "cursor_paging.gql"
+
+
+def cursor_variant(tmp_path: Path) -> str:
+    """companyList paged by `after`/`first` with a row cursor instead of skip/limit."""
+    if SHAPES_CURSOR.exists():
+        return str(SHAPES_CURSOR)
+    return variant(
+        tmp_path,
+        "cursor_company",
+        (
+            '  companyList(\n    filter: FilterManyCompanyInput!\n    "Rows to pass over before the'
+            ' first one returned. [reconstruction]"\n    skip: Int = 0\n    "Most rows returned,'
+            ' 1 to 1000. [reconstruction]"\n    limit: Int\n',
+            "  companyList(\n    filter: FilterManyCompanyInput!\n    after: String\n"
+            "    first: Int\n",
+        ),
+        (
+            'type Company {\n  "[vendor]"\n  id: ID!\n',
+            'type Company {\n  "[vendor]"\n  id: ID!\n  cursor: String!\n',
+        ),
+    )
+
+
+def test_removed_paging_arguments_break_unless_the_tap_pages_another_way(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    new = cursor_variant(tmp_path)
+    code, payload = diff_json(capsys, str(BASE), new)
+    paging = {c["stream"]: c["new"] for c in payload["connector"] if c["aspect"] == "paging"}
+    assert "company" in paging
+    removed = [
+        c
+        for c in payload["changes"]
+        if c["kind"] == "ARG_REMOVED" and c["coordinate"].startswith("Query.companyList(")
+    ]
+    assert {c["coordinate"] for c in removed} >= {
+        "Query.companyList(skip:)",
+        "Query.companyList(limit:)",
+    }
+    repaged = not paging["company"].startswith(("none", "unsupported"))
+    for change in removed:
+        # Adapted exactly when the connector's view pages the list another supported way.
+        assert bool(change["adapted"]) is repaged, change
+        assert change["breaks_connector"] is not repaged
+    if not repaged:
+        assert code == 1
