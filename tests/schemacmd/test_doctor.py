@@ -463,6 +463,9 @@ def test_without_observed_answers_nothing_is_claimed() -> None:
     found = _judge(_stream())
     assert found["clock"]["verdict"] == found["rate_limit"]["verdict"] == "unproven"
     assert found["latency"]["verdict"] == "unproven"
+    for key in ("page_cap", "limit", "skip", "order"):
+        assert found[key]["verdict"] == "unproven"
+        assert found[key]["server_did"].startswith("no stream paged by skip/limit answered")
 
 
 def test_team_query_the_server_does_not_serve(
