@@ -22,23 +22,35 @@ TARGET = [
 ]
 
 
+#: The SDK's closing line after the validation errors it names.
+GENERIC_ERROR = "Config validation failed"
+
+
 class StderrRelay(threading.Thread):
-    """Copies a child's stderr to ours line by line and keeps its last error line."""
+    """Copies a child's stderr to ours line by line and keeps its error lines."""
 
     def __init__(self, stream: IO[str], config: Mapping[str, Any]) -> None:
         super().__init__(daemon=True)
         self.stream = stream
         self.config = config
-        self.last_error: str | None = None
+        self.errors: list[str] = []
 
     def run(self) -> None:
         for line in self.stream:
             sys.stderr.write(line)
             text = line.rstrip("\n")
-            if "ERROR" in text or ": error: " in text:
+            if " | ERROR " in text or ": error: " in text:
                 # "time | ERROR | plugin | message": keep the message part.
-                self.last_error = scrub(text.rsplit(" | ", 1)[-1].strip(), self.config)
+                message = scrub(text.rsplit(" | ", 1)[-1].strip(), self.config)
+                if message not in self.errors:
+                    self.errors.append(message)
         sys.stderr.flush()
+
+    @property
+    def last_error(self) -> str | None:
+        """The child's error lines in one (the SDK's closing summary only when alone)."""
+        specific = [e for e in self.errors if e != GENERIC_ERROR] or self.errors
+        return "; ".join(specific[-3:]) or None
 
 
 def start(
