@@ -74,9 +74,7 @@ class Airbyte:
         self._files += 1
         return str(write_json(self.workdir / f"input-{self._files}.json", value))
 
-    def read(
-        self, catalog: dict[str, Any], state: list[dict[str, Any]] | None = None
-    ) -> Output:
+    def read(self, catalog: dict[str, Any], state: list[dict[str, Any]] | None = None) -> Output:
         args = ["read", "--config", str(self.config), "--catalog", self.file(catalog)]
         if state is not None:
             args += ["--state", self.file(state)]
@@ -297,7 +295,8 @@ def test_write_applies_records_and_a_rerun_changes_nothing(airbyte: Airbyte) -> 
     assert (summary["created"], summary["updated"], summary["rejected"]) == (1, 1, 0)
     rows = {row["id"]: row for row in team_rows(box, "company")}
     assert rows[companies[2]["id"]]["city"] == "Quimper"
-    assert [r for r in rows.values() if r.get("customerCode") == "AB-0001"][0]["name"] == new["name"]
+    created = next(r for r in rows.values() if r.get("customerCode") == "AB-0001")
+    assert created["name"] == new["name"]
     after = box.stats()["mutations"]["company"]
     assert (after["create"] - before["create"], after["update"] - before["update"]) == (1, 1)
 
@@ -328,9 +327,9 @@ def test_write_echoes_a_state_only_once_every_earlier_record_is_written(tmp_path
         write_json(work.destination_config, config)
         catalog = work.file(configured_catalog(work.catalog, ["company"]))
         echoed = []
+        args = ["write", "--config", str(work.destination_config), "--catalog", catalog]
         with subprocess.Popen(
-            [str(DESTINATION), "write", "--config", str(work.destination_config)]
-            + ["--catalog", catalog],
+            [str(DESTINATION), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
