@@ -2,8 +2,8 @@
 write).
 
 Airbyte -> Singer: each configured stream's first RECORD is preceded by a Singer SCHEMA (its
-json_schema and primary key), every RECORD becomes a Singer RECORD and every Airbyte STATE a
-Singer STATE that carries all the Airbyte states received so far (the newest per stream). The
+json_schema), every RECORD becomes a Singer RECORD and every Airbyte STATE a Singer STATE that
+carries all the Airbyte states received so far (the newest per stream, as JSON text). The
 target emits a STATE only once every row before it is written, rejected or counted; each
 Airbyte state in it that was not echoed yet is echoed then. So an Airbyte STATE comes back
 only after every earlier record is settled, by the target's own rule.
@@ -119,7 +119,10 @@ class WriteTranslator:
             key = _state_key(state)
             self.states.pop(key, None)
             self.states[key] = state
-            yield {"type": "STATE", "value": {STATE_KEY: list(self.states.values())}}
+            # As JSON text: the SDK reads numbers in a STATE as Decimal and cannot write them
+            # back (sourceStats.recordCount is a float), and text keeps every value exact.
+            states = json.dumps(list(self.states.values()), separators=(",", ":"))
+            yield {"type": "STATE", "value": {STATE_KEY: states}}
         elif kind in IGNORED_TYPES:
             return
         else:
@@ -135,10 +138,10 @@ class WriteTranslator:
             raise AirbyteAdapterError(msg) from None
         # A Singer target prints each STATE as its bare value.
         value = message.get("value") if message.get("type") == "STATE" else message
-        if not isinstance(value, dict) or STATE_KEY not in value:
+        if not isinstance(value, dict) or not isinstance(value.get(STATE_KEY), str):
             msg = f"target-moovago printed a line that is no state of ours: {line[:120]!r}"
             raise AirbyteAdapterError(msg)
-        for state in value[STATE_KEY]:
+        for state in json.loads(value[STATE_KEY]):
             key, text = _state_key(state), json.dumps(state, sort_keys=True)
             if self.echoed.get(key) != text:
                 self.echoed[key] = text

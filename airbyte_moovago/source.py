@@ -126,8 +126,12 @@ def singer_catalog_for(
             meta = item["metadata"]
             if item["breadcrumb"] == []:
                 meta["selected"] = selected
-            elif wanted is not None and meta.get("inclusion") != "automatic":
-                meta["selected"] = item["breadcrumb"][-1] in wanted
+            elif (
+                wanted is not None
+                and len(item["breadcrumb"]) == 2  # a top-level column; nested ones follow it
+                and meta.get("inclusion") != "automatic"
+            ):
+                meta["selected"] = item["breadcrumb"][1] in wanted
         if selected:
             incremental = modes[name] == INCREMENTAL
             entry["replication_method"] = "INCREMENTAL" if incremental else "FULL_TABLE"

@@ -175,6 +175,16 @@ def test_full_refresh_reads_every_row_with_a_state_per_stream(airbyte: Airbyte) 
         got = [row["id"] for row in out.records(stream)]
         assert expected, stream
         assert sorted(got) == sorted(expected), stream
+    # Values as the API holds them, nested objects included (coordinates, members); the
+    # export holds stored fields only (no resolved `mandators`).
+    exported = {row["id"]: row for row in team_rows(airbyte.box, "company")}
+    for row in out.records("company"):
+        stored = {key: row[key] for key in row if key != "mandators"}
+        assert stored == {key: exported[row["id"]][key] for key in stored}, row["id"]
+    assert any(row["coordinates"] for row in out.records("company"))
+    (team,) = out.records("team")
+    assert team["members"]
+    assert team["members"] == team_rows(airbyte.box, "team")[0]["members"]
     assert set(stream_states(out)) == set(STREAMS)
 
 
