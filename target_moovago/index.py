@@ -82,6 +82,10 @@ class RemoteIndex:
     def __contains__(self, record_id: object) -> bool:
         return record_id in self._values
 
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every record as (id, values of the tracked fields)."""
+        return [(i, dict(zip(self.fields, v, strict=True))) for i, v in self._values.items()]
+
     def add(self, record_id: str, values: Mapping[str, Any]) -> None:
         """Store (or replace) a record; `values` may hold more fields than tracked."""
         old = self._values.get(record_id)

@@ -14,6 +14,7 @@ from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, key_p
 from target_moovago.mapping import InputValidator, MappedRow, comparable
 
 __all__ = [  # the index's names are re-exported: the planner's vocabulary
+    "COUNTER",
     "DEFAULT_MATCH_KEYS",
     "WRITES",
     "Action",
@@ -45,6 +46,15 @@ class Kind(str, Enum):
 
 
 WRITES = frozenset({Kind.CREATE, Kind.UPDATE, Kind.DELETE})
+# The ledger counter a settled row of each kind adds to (a rejection has its own line).
+COUNTER = {
+    Kind.CREATE: "created",
+    Kind.UPDATE: "updated",
+    Kind.DELETE: "deleted",
+    Kind.UNCHANGED: "unchanged",
+    Kind.SUPERSEDED: "superseded",
+    Kind.SKIP_DELETE: "skipped_deletes",
+}
 
 
 @dataclass

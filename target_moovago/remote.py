@@ -176,10 +176,14 @@ class Remote:
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
-        tracked = list(dict.fromkeys([*(index.fields if index else ()), *fields]))
+        previous = index
+        tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
         index = RemoteIndex(tracked, self.key_specs(entity))
         for record in self.list_records(entity, index.fields):
             index.add(str(record["id"]), record)
+        if previous is not None:  # what this run planned (pending creates, updates) stays
+            for record_id, values in previous.items():
+                index.add(record_id, {**(index.get(record_id) or {}), **values})
         self.logger.info(
             "Prefetched %d %s records (fields: %s)",
             len(index),

@@ -16,7 +16,7 @@ from moovago_api.errors import MoovagoError, QueryError, TransientError
 from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
-from target_moovago.plan import WRITES, Action, Kind, Row, chunks
+from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
 
 if t.TYPE_CHECKING:
     from moovago_api.schema import Entity
@@ -26,14 +26,6 @@ MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
 RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
 SAMPLES_PER_KIND = 3
-COUNTER = {
-    Kind.CREATE: "created",
-    Kind.UPDATE: "updated",
-    Kind.DELETE: "deleted",
-    Kind.UNCHANGED: "unchanged",
-    Kind.SUPERSEDED: "superseded",
-    Kind.SKIP_DELETE: "skipped_deletes",
-}
 _ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
 
 
@@ -163,8 +155,8 @@ class BatchWriter:
                     action.record_id = self.run.pending.resolve(action.record_id)
                 action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
             except KeyError as missing:
-                reason = f"{action.kind.value} not sent: it names {missing}, which was not created"
-                self._refuse(action, reason)
+                what = f"{missing.args[0]}, a planned create that was refused"
+                self._refuse(action, f"{action.kind.value} not sent: it names {what}")
                 continue
             ready.append(action)
         return ready
