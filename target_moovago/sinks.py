@@ -110,8 +110,8 @@ class MoovagoSink(BatchSink):
             )
         self._warned_unknown = bool(cmap.unknown)
         self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
-        self._index: RemoteIndex | None = None
-        self._writer: BatchWriter | None = None
+        fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
+        self.writer = BatchWriter(self.run, entity, self.key_specs, fields)
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self.tally = self.run.tally(self.label)
 
@@ -173,29 +173,21 @@ class MoovagoSink(BatchSink):
     # the row's path -------------------------------------------------------------------------
 
     def index(self) -> RemoteIndex:
-        """The stream's remote index, prefetched at its first drain."""
-        if self._index is None:
-            fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
-            self._index = self.run.remote.index(self.entity, fields)
-        return self._index
-
-    def writer(self) -> BatchWriter:
-        index = self.index()
-        if self._writer is None or self._writer.index is not index:
-            self._writer = BatchWriter(self.run, self.entity, index, self.key_specs)
-        return self._writer
+        """The entity's remote index, prefetched at the stream's first drain."""
+        return self.run.remote.index(self.entity, self.writer.fields)
 
     def _process(self, records: Sequence[dict]) -> None:
         """Plan the batch once against the index as the planned writes will leave it, settle
         what writes nothing, and hand the writes to the business-hours gate."""
-        writer = self.writer()
+        writer = self.writer
+        index = self.index()
         rows = []
         for number, record in enumerate(records, start=self._rows_seen + 1):
             row = self._row(number, record)
             if self._resolve_references(row, writer):
                 rows.append(row)
         self._rows_seen += len(records)
-        actions = self.planner(index=writer.index).plan(rows)
+        actions = self.planner(index=index).plan(rows)
         writes = [a for a in actions if a.kind in WRITES]
         writer.project(writes)
         for action in actions:

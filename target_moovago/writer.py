@@ -65,15 +65,20 @@ class BatchWriter:
     """Writes the planned actions of one stream against its index."""
 
     def __init__(
-        self, run: Run, entity: Entity, index: RemoteIndex, key_specs: Sequence[KeySpec]
+        self, run: Run, entity: Entity, key_specs: Sequence[KeySpec], fields: Sequence[str]
     ) -> None:
         self.run = run
         self.entity = entity
         self.label = entity.stream_name
-        self.index = index
         self.key_specs = key_specs
+        self.fields = list(fields)  # what the stream's rows may change, tracked in the index
         self.logger = run.logger
         self._samples: dict[Kind, int] = {}
+
+    @property
+    def index(self) -> RemoteIndex:
+        """The entity's index (the run keeps one per entity, read again if it must grow)."""
+        return self.run.remote.index(self.entity, self.fields)
 
     # accounting -------------------------------------------------------------------------------
 
