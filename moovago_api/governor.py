@@ -77,9 +77,14 @@ class RateGovernor:
         """The governor's clock, the time base of `acquire` and `pause_until`."""
         return self._clock()
 
-    def acquire(self) -> float:
-        """Wait for a free slot, record it as a send and return its time."""
+    def acquire(self, stop: threading.Event | None = None) -> float | None:
+        """Wait for a free slot, record it as a send and return its time.
+
+        With `stop`, the wait ends early once it is set: None is returned and no slot is taken.
+        """
         while True:
+            if stop is not None and stop.is_set():
+                return None
             with self._lock:
                 now = self._clock()
                 ready = self._paused_until
@@ -90,7 +95,10 @@ class RateGovernor:
                     self._history.append(now)
                     return now
             # Sleep outside the lock so pause_until and other threads never block on a sleeper.
-            self._sleep(ready - now)
+            if stop is None:
+                self._sleep(ready - now)
+            elif stop.wait(ready - now):
+                return None
 
     def pause_until(self, t: float) -> None:
         """Nobody sends before `t` (governor clock), e.g. after a 429 with Retry-After."""
