@@ -407,10 +407,12 @@ class MoovagoClient:
                 self._sessions.append(session)
         return session
 
-    def _post(self, body: bytes, label: str) -> _Answer:
+    def _post(self, body: bytes, label: str, slot: float | None = None) -> _Answer:
         # requests' timeout bounds each socket read; the deadline bounds the whole answer (status
         # line, headers and body), so a server trickling any of it cannot hold a run for ever.
         deadline = _Deadline(time.monotonic() + self.request_timeout)
+        if slot is not None:
+            deadline.governor, deadline.slot = self.governor, slot
         _answer_deadline.current = deadline
         try:
             with self._session().post(
@@ -567,13 +569,14 @@ class _Attempts:
         if client._closed:
             raise MoovagoError(f"This MoovagoClient is closed; {self.label} was not sent.")
         asked = time.monotonic()
-        if client.governor.acquire(client._stop) is None:
+        slot = client.governor.acquire(client._stop)
+        if slot is None:
             raise MoovagoError(f"This MoovagoClient is closed; {self.label} was not sent.")
         sent = time.monotonic()
         self.attempts += 1
         client.stats.add(requests=1, retries=int(self.attempts > 1), wait_seconds=sent - asked)
         try:
-            response = client._post(self.body, self.label)
+            response = client._post(self.body, self.label, slot)
         except requests.exceptions.SSLError as err:
             if not _caused_by(err, ssl.SSLCertVerificationError):
                 # A handshake cut short: nothing was sent, so it may be retried.
@@ -725,13 +728,15 @@ class _Attempts:
 class _Deadline:
     """When one answer must be whole; `expired` once the watchdog has cut its connection."""
 
-    __slots__ = ("at", "done", "expired", "sock")
+    __slots__ = ("at", "done", "expired", "governor", "slot", "sock")
 
     def __init__(self, at: float) -> None:
         self.at = at
         self.done = False
         self.expired = False
         self.sock: socket.socket | None = None
+        self.governor: RateGovernor | None = None  # told when the request has really left
+        self.slot = 0.0
 
 
 class _Watchdog:
@@ -781,8 +786,13 @@ _answer_deadline = threading.local()  # the `_Deadline` of the request this thre
 
 
 def _watch_answer(sock: socket.socket | None) -> None:
+    """The request is written: tell the governor when it left, put its answer under watch."""
     deadline: _Deadline | None = getattr(_answer_deadline, "current", None)
-    if deadline is not None and sock is not None:
+    if deadline is None:
+        return
+    if deadline.governor is not None:
+        deadline.governor.sent(deadline.slot)
+    if sock is not None:
         _watchdog.watch(deadline, sock)
 
 

@@ -100,6 +100,20 @@ class RateGovernor:
             elif stop.wait(ready - now):
                 return None
 
+    def sent(self, slot: float) -> None:
+        """The send granted at `slot` left only now (a new connection, a TLS handshake): count
+        it from now, so a send that left late cannot bunch up with the next window's."""
+        with self._lock:
+            now = self._clock()
+            if now <= slot:
+                return
+            for times in (self._recent, self._history):
+                for i in range(len(times) - 1, -1, -1):  # a recent slot: found near the end
+                    if times[i] == slot:
+                        del times[i]
+                        times.append(now)  # the latest time of all: the order stays sorted
+                        break
+
     def pause_until(self, t: float) -> None:
         """Nobody sends before `t` (governor clock), e.g. after a 429 with Retry-After."""
         with self._lock:
