@@ -206,7 +206,9 @@ def test_numeric_settings_from_the_environment_under_meltano(
     assert tap.returncode == 0, tap.stderr[-3000:]
     assert "Decimal" not in tap.stderr
     assert CONNECTION_IN_EFFECT in _connection_line(tap.stderr)
-    assert sum('"stream": "company"' in line for line in tap.stdout.splitlines()) >= COMPANIES
+    records = [json.loads(line) for line in tap.stdout.splitlines() if line.startswith("{")]
+    companies = [m for m in records if m["type"] == "RECORD" and m["stream"] == "company"]
+    assert len(companies) == COMPANIES
     target = _run(
         [*meltano, "target-moovago"], env, meltano_project.ROOT, _singer(_company_rows("MEL", 6))
     )
