@@ -41,6 +41,7 @@ def _input(n: int = 30) -> str:
     return lines(resumable_input([company_row(seq, "SEC") for seq in range(n)], state_every=10))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", [SECRET, HEADER_LINE])
 def test_a_refused_key_is_named_by_its_setting_never_by_value(sandbox_factory, tmp_path, key):
     box = sandbox_factory(companies=5)  # knows only its default key
@@ -53,6 +54,7 @@ def test_a_refused_key_is_named_by_its_setting_never_by_value(sandbox_factory, t
     assert "api_key" in tap.stderr
 
 
+@pytest.mark.slow
 def test_failures_at_debug_level_never_print_the_key(sandbox_factory, tmp_path):
     """Every fault kind at once, DEBUG logs, rejected rows and a summary: no key anywhere."""
     box = sandbox_factory(
@@ -243,6 +245,7 @@ def test_log_lines_of_any_logger_are_scrubbed_once_a_client_is_built(caplog):
     assert all(SECRET not in formatter.format(record) for record in caplog.records)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["sk-ключ-0123456789", "sk-\x07bell-0123", "sk-🔑-0123456789"])
 def test_a_key_that_cannot_go_in_a_header_is_one_line_and_exit_1(tmp_path, key):
     class Local:

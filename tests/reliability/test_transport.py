@@ -145,6 +145,7 @@ def test_plain_http_to_loopback_is_allowed(url):
     _client(url).close()
 
 
+@pytest.mark.slow
 def test_connectors_refuse_plain_http_to_a_remote_host_before_any_request(tmp_path):
     class Remote:
         url = "http://10.20.30.40/graphql"
@@ -242,6 +243,7 @@ def test_a_server_that_trickles_its_answer_is_cut_at_request_timeout():
     assert elapsed < 10, f"one request took {elapsed:.0f} s with request_timeout=1"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_connectors_facing_a_silent_server_stop_after_their_timeouts(tmp_path):
     with serve(never_answers) as port:
