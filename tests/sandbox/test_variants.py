@@ -46,7 +46,7 @@ VARIANTS = sorted(
 PAGE = 4
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_schema(path: Path) -> GraphQLSchema:
     """The file's schema, built apart from the sandbox's (nothing bound to it)."""
     return build_schema(path.read_text(encoding="utf-8"))
