@@ -410,11 +410,25 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
 def parse_body(raw: bytes) -> tuple[Any, str | None]:
     """The decoded body, or the reason it is not one (never an exception): bad UTF-8, bad
     JSON, NaN or Infinity, integers too long to convert, nesting too deep for the parser."""
     try:
-        return json.loads(raw.decode("utf-8") if raw else "null", parse_constant=_no_constant), None
+        return (
+            json.loads(
+                raw.decode("utf-8") if raw else "null",
+                parse_constant=_no_constant,
+                parse_float=_finite,
+            ),
+            None,
+        )
     except UnicodeDecodeError:
         return None, "The body is not UTF-8 text"
     except RecursionError:
