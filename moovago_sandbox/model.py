@@ -218,7 +218,7 @@ def build_model(schema: GraphQLSchema) -> SandboxModel:
 
 
 def _is_entity_type(named: GraphQLNamedType) -> bool:
-    return is_object_type(named) and "id" in named.fields  # type: ignore[attr-defined]
+    return is_object_type(named) and "id" in named.fields
 
 
 def _connection(obj: GraphQLObjectType) -> Connection | None:
@@ -233,7 +233,7 @@ def _connection(obj: GraphQLObjectType) -> Connection | None:
             n
             for n, f in fields.items()
             if is_object_type(get_named_type(f.type))
-            and "hasNextPage" in get_named_type(f.type).fields  # type: ignore[attr-defined]
+            and "hasNextPage" in get_named_type(f.type).fields
         ),
         None,
     )
@@ -247,10 +247,10 @@ def _connection_node(obj: GraphQLObjectType, conn: Connection) -> GraphQLObjectT
     else:
         assert conn.edges is not None
         edge = get_named_type(obj.fields[conn.edges].type)
-        if not is_object_type(edge) or "node" not in edge.fields:  # type: ignore[attr-defined]
+        if not is_object_type(edge) or "node" not in edge.fields:
             return None
-        node = get_named_type(edge.fields["node"].type)  # type: ignore[attr-defined]
-    return node if _is_entity_type(node) else None  # type: ignore[return-value]
+        node = get_named_type(edge.fields["node"].type)
+    return node if _is_entity_type(node) else None
 
 
 def _list_field(fname: str, fdef: GraphQLField, entity: str, conn: Connection | None) -> ListField:
@@ -258,7 +258,8 @@ def _list_field(fname: str, fdef: GraphQLField, entity: str, conn: Connection | 
 
     def first(names: tuple[str, ...]) -> str | None:
         live = [n for n in names if n in args and not args[n].deprecation_reason]
-        return (live or [n for n in names if n in args] or [None])[0]
+        found = live or [n for n in names if n in args]
+        return found[0] if found else None
 
     offset = first(OFFSET_ARGS)
     offset_alias = next((n for n in OFFSET_ARGS if n in args and n != offset), None)
@@ -379,28 +380,24 @@ def _mutations(schema: GraphQLSchema, model: SandboxModel) -> list[MutationOp]:
         if kinds and not fdef.args:
             entity = _entity_by_name(model, fname)
             for kind, op_name in kinds:
-                op_def = named.fields[op_name]  # type: ignore[attr-defined]
+                op_def = named.fields[op_name]
                 found = entity or _entity_of_op(model, op_def)
                 if found is not None:
                     ops.append(_op(found, kind, fname, op_name, op_def))
             continue
-        kind, rest = _split_kind(fname)
-        if kind is None:
+        top_kind, rest = _split_kind(fname)
+        if top_kind is None:
             continue
         found = _entity_by_name(model, rest) or _entity_of_op(model, fdef)
         if found is not None:
-            ops.append(_op(found, kind, None, fname, fdef))
+            ops.append(_op(found, top_kind, None, fname, fdef))
     return ops
 
 
 def _namespace_kinds(named: GraphQLNamedType) -> list[tuple[str, str]]:
-    if not is_object_type(named) or "id" in named.fields:  # type: ignore[attr-defined]
+    if not is_object_type(named) or "id" in named.fields:
         return []
-    return [
-        (KIND_SYNONYMS[n], n)
-        for n in named.fields  # type: ignore[attr-defined]
-        if n in KIND_SYNONYMS
-    ]
+    return [(KIND_SYNONYMS[n], n) for n in named.fields if n in KIND_SYNONYMS]
 
 
 def _split_kind(name: str) -> tuple[str | None, str]:
@@ -429,7 +426,7 @@ def _entity_of_op(model: SandboxModel, fdef: GraphQLField) -> str | None:
     if (m := model.entity_of_type(named.name)) is not None:
         return m.name
     if is_object_type(named):
-        for f in named.fields.values():  # type: ignore[attr-defined]
+        for f in named.fields.values():
             if (m := model.entity_of_type(get_named_type(f.type).name)) is not None:
                 return m.name
     for arg in fdef.args.values():
@@ -478,7 +475,7 @@ def _with_defaults(entity: EntityModel, model: SandboxModel) -> EntityModel:
         if match and fname in entity.stored_fields:
             value = match.group(1)
             named = get_named_type(obj.fields[fname].type)
-            if hasattr(named, "values") and value not in named.values:  # type: ignore[attr-defined]
+            if hasattr(named, "values") and value not in named.values:
                 continue
             if named.name in ("String", "ID") or hasattr(named, "values"):
                 defaults[fname] = value
@@ -490,7 +487,7 @@ def _op_field(schema: GraphQLSchema, op: MutationOp) -> GraphQLField:
     assert mutation is not None
     if op.namespace is None:
         return mutation.fields[op.name]
-    return get_named_type(mutation.fields[op.namespace].type).fields[op.name]  # type: ignore[attr-defined]
+    return get_named_type(mutation.fields[op.namespace].type).fields[op.name]
 
 
 def op_field(schema: GraphQLSchema, op: MutationOp) -> GraphQLField:

@@ -253,14 +253,14 @@ def bind(schema: GraphQLSchema, model: SandboxModel, reader: Reader) -> dict[str
             mutation.fields[op.namespace].resolve = _namespace
         fdef = op_field(schema, op)
         fdef.resolve = _mutator(model, op, fdef)
-    for entity in model.entities.values():
-        obj = schema.type_map[entity.type_name]
+    for em in model.entities.values():
+        obj = schema.type_map[em.type_name]
         assert isinstance(obj, GraphQLObjectType)
-        for fname, (ids_field, target) in entity.computed.items():
+        for fname, (ids_field, target) in em.computed.items():
             obj.fields[fname].resolve = _computed(ids_field, target)
     for named in schema.type_map.values():
         if is_abstract_type(named):
-            named.resolve_type = _resolve_type  # type: ignore[union-attr]
+            named.resolve_type = _resolve_type
     return roots
 
 
@@ -357,7 +357,7 @@ def payload(type_: Any, entity: EntityModel, row: dict[str, Any], *, deleted: bo
     if not is_object_type(named):
         return None
     out: dict[str, Any] = {}
-    for fname, fdef in named.fields.items():  # type: ignore[attr-defined]
+    for fname, fdef in named.fields.items():
         inner = get_named_type(fdef.type)
         if inner.name == entity.type_name:
             out[fname] = None if deleted and not is_non_null_type(fdef.type) else row

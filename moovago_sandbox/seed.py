@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from faker import Faker
+from graphql import GraphQLObjectType
 
 from moovago_sandbox.model import EntityModel, SandboxModel
 from moovago_sandbox.scalars import UTC, format_datetime
@@ -88,13 +89,13 @@ class _Generator:
                 if f != m.cursor_field
             }
         team_type = model.schema.type_map.get(model.team_type or "")
-        self.team_checks = (
+        self.team_checks: dict[str, tuple[Check, Any]] = (
             {
                 f: (checker(model.schema, d.type), d.type)
-                for f, d in team_type.fields.items()  # type: ignore[union-attr]
+                for f, d in team_type.fields.items()
                 if f != "id"
             }
-            if team_type is not None
+            if isinstance(team_type, GraphQLObjectType)
             else {}
         )
         self.team_ids: dict[str, list[str]] = {}
@@ -139,8 +140,8 @@ class _Generator:
         for mirror, source in model.mirrors.items():
             row[mirror] = row.get(source)
         if model.cursor_field:
-            row[model.cursor_field] = cursor_of(row["id"])
-        self.team_ids.setdefault(entity, []).append(row["id"])
+            row[model.cursor_field] = cursor_of(str(row["id"]))
+        self.team_ids.setdefault(entity, []).append(str(row["id"]))
         out[entity].append(row)
 
     def _generic(

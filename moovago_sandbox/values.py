@@ -59,10 +59,7 @@ def checker(schema: GraphQLSchema, type_: Any, depth: int = 0) -> Check:
             v is None or (isinstance(v, dict) and all(c(v.get(n)) for n, c in fields.items()))
         )
     if is_abstract_type(named):
-        possible = {
-            t.name: checker(schema, t, depth + 1)
-            for t in schema.get_possible_types(named)  # type: ignore[arg-type]
-        }
+        possible = {t.name: checker(schema, t, depth + 1) for t in schema.get_possible_types(named)}
         return lambda v: (
             v is None
             or (
@@ -142,7 +139,7 @@ class ValueMaker:
             return self.object(named, depth + 1)
         if is_abstract_type(named):
             choices = sorted(
-                self.schema.get_possible_types(named),  # type: ignore[arg-type]
+                self.schema.get_possible_types(named),
                 key=lambda t: t.name,
             )
             if not choices:

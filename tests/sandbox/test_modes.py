@@ -80,10 +80,13 @@ def test_churn_deletes_and_inserts_before_every_nth_read_deterministically() -> 
         return out
 
     first = reads(5)
-    assert first[0][-1] == "20" and len(first[0]) == 21  # read 1: the 20 seeded rows
-    assert first[1][-1] == "21" and len(first[1]) == 19  # read 2: 2 deleted, 3 inserted
+    assert first[0][-1] == "20"
+    assert len(first[0]) == 21
+    assert first[1][-1] == "21"
+    assert len(first[1]) == 19
     assert first[2] == first[1]
-    assert first[3][-1] == "22" and set(first[3][:-1]) < set(first[1][:-1])
+    assert first[3][-1] == "22"
+    assert set(first[3][:-1]) < set(first[1][:-1])
     assert reads(5) == first
     assert reads(6) != first
     assert FaultProfile.load({"churn": {"every": 2, "delete": 1, "insert": 0}}).churn == "2:1:0"
@@ -99,7 +102,8 @@ def test_latency_per_operation_kind_as_a_distribution() -> None:
     draws = [spread.kind_latency_seconds("query") for _ in range(2000)]
     assert len(set(draws)) > 1900
     assert 0.18 < statistics.median(draws) < 0.22  # lognormal around the median
-    assert min(draws) < 0.1 and max(draws) > 0.4
+    assert min(draws) < 0.1
+    assert max(draws) > 0.4
     replay = FaultInjector(FaultProfile(latency_read=200, latency_jitter=0.5, seed=1))
     assert [replay.kind_latency_seconds("query") for _ in range(2000)] == draws
     assert FaultInjector(FaultProfile()).kind_latency_seconds("query") == 0.0
@@ -195,7 +199,8 @@ def test_date_header_clock_offset_and_no_date_header(sandbox_factory) -> None:
     stamp = datetime.fromisoformat(row["updatedAt"].replace("Z", "+00:00"))
     assert abs(stamp.timestamp() - (datetime.now(timezone.utc).timestamp() - 3600)) < 5
     answer = post(dateless, team_query(dateless))
-    assert answer.status_code == 200 and "Date" not in answer.headers
+    assert answer.status_code == 200
+    assert "Date" not in answer.headers
     assert answer.json()["data"]["team"]["id"] == dateless.team_id
 
 
