@@ -8,14 +8,12 @@ error in a 200 with `errors` (the bad-key shape copied from the page), introspec
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -29,13 +27,19 @@ from moovago_sandbox.engine import (
     Answer,
     Engine,
     RequestContext,
-    dump_json,
     graphql_error,
 )
 from moovago_sandbox.faults import KINDS, Churn, FaultInjector, FaultProfile, inject_partial_error
 from moovago_sandbox.model import build_model
 from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
 from moovago_sandbox.resolvers import ListModes
+from moovago_sandbox.responses import (
+    drop,
+    json_response,
+    json_text_response,
+    parse_body,
+    request_error,
+)
 from moovago_sandbox.scalars import format_datetime
 from moovago_sandbox.seed import COMPANIES_OTHER_TEAMS, TeamPlan, generate_chunks, id_salt
 from moovago_sandbox.store import Store
@@ -229,10 +233,10 @@ class Sandbox:
         return web.json_response({"reset": True})
 
     async def handle_export(self, _request: web.Request) -> web.Response:
-        return _json(self.store.export())
+        return json_response(self.store.export())
 
     async def handle_requests(self, _request: web.Request) -> web.Response:
-        return _json(list(self.request_log))
+        return json_response(list(self.request_log))
 
     async def handle_graphql(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -308,7 +312,7 @@ class Sandbox:
         if fault == "drop_connection":
             entry["status"] = "dropped"
             self.statuses["dropped"] = self.statuses.get("dropped", 0) + 1
-            return _drop(request)
+            return drop(request)
         if fault == "error_5xx":
             return self._status(entry, self.faults.error_status())
         if fault == "burst_429":
@@ -325,15 +329,15 @@ class Sandbox:
             await asyncio.sleep(delay)
 
         if problem is not None:
-            return self._answer(entry, _request_error(problem))
+            return self._answer(entry, request_error(problem))
         if not isinstance(body, dict) or not isinstance(query, str):
             return self._answer(
-                entry, _request_error("The body must be a JSON object with a 'query' string")
+                entry, request_error("The body must be a JSON object with a 'query' string")
             )
         if variables is not None and not isinstance(variables, dict):
-            return self._answer(entry, _request_error("'variables' must be a JSON object"))
+            return self._answer(entry, request_error("'variables' must be a JSON object"))
         if operation_name is not None and not isinstance(operation_name, str):
-            return self._answer(entry, _request_error("'operationName' must be a string"))
+            return self._answer(entry, request_error("'operationName' must be a string"))
         if team is None:
             paths: list[str | None] = [*self.engine.root_keys(query, operation_name)] or [None]
             return self._answer(
@@ -362,18 +366,18 @@ class Sandbox:
             inject_partial_error(self.engine, body, query, operation_name, self.faults.rng)
             answer = Answer(body=body)
         self.errors += answer.error_count
-        return self._count(entry, _json_text(answer.as_text()))
+        return self._count(entry, json_text_response(answer.as_text()))
 
     def _answer(self, entry: dict[str, Any], result: dict[str, Any]) -> web.Response:
         self.errors += len(result.get("errors") or ())
-        return self._count(entry, _json(result))
+        return self._count(entry, json_response(result))
 
     def _too_large(self, entry: dict[str, Any], limit: int) -> web.Response:
         self.too_large += 1
         message = f"Request body too large: the limit is {limit} bytes"
         return self._count(
             entry,
-            _json(
+            json_response(
                 {"data": None, "errors": [graphql_error(message, error_type="PayloadTooLarge")]},
                 status=413,
             ),
@@ -388,7 +392,7 @@ class Sandbox:
         limit = self.config.rate_limit
         message = f"Too Many Requests: more than {limit} requests per second"
         headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.config.retry_after else {}
-        response = _json(
+        response = json_response(
             {"data": None, "errors": [graphql_error(message, error_type="RateLimited")]},
             status=429,
             headers=headers,
@@ -400,68 +404,3 @@ class Sandbox:
         status = str(response.status)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         return response
-
-
-def format_datetime_now() -> str:
-    return format_datetime(datetime.now(timezone.utc))
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is too large")
-    return value
-
-
-def parse_body(raw: bytes) -> tuple[Any, str | None]:
-    """The decoded body, or the reason it is not one (never an exception): bad UTF-8, bad
-    JSON, NaN or Infinity, integers too long to convert, nesting too deep for the parser."""
-    try:
-        return (
-            json.loads(
-                raw.decode("utf-8") if raw else "null",
-                parse_constant=_no_constant,
-                parse_float=_finite,
-            ),
-            None,
-        )
-    except UnicodeDecodeError:
-        return None, "The body is not UTF-8 text"
-    except RecursionError:
-        return None, "The body is nested too deeply"
-    except ValueError as exc:  # JSONDecodeError, NaN, an integer with too many digits
-        return None, f"The body is not valid JSON: {str(exc)[:200]}"
-
-
-def _request_error(message: str) -> dict[str, Any]:
-    return {"data": None, "errors": [graphql_error(message, error_type="InvalidSyntax")]}
-
-
-def _json(
-    payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return _json_text(dump_json(payload), status=status, headers=headers)
-
-
-def _json_text(
-    text: str, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=text.encode("utf-8"),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
-
-
-def _drop(request: web.Request) -> web.StreamResponse:
-    """Close the socket without a byte of answer."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    raise asyncio.CancelledError
