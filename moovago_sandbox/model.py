@@ -360,10 +360,10 @@ def _mirror_source(obj: GraphQLObjectType, fname: str) -> str | None:
     reason = obj.fields[fname].deprecation_reason or ""
     match = re.match(r"\s*Use `?(\w+)`?", reason)
     if match and match.group(1) in obj.fields and match.group(1) != fname:
-        source = obj.fields[match.group(1)]
-        if str(source.type) == str(obj.fields[fname].type) or is_leaf_type(
-            get_named_type(source.type)
-        ):
+        source, mirror = obj.fields[match.group(1)].type, obj.fields[fname].type
+        # the source's values must be valid for the mirror: same type, as null-free
+        same = str(nullable(source)) == str(nullable(mirror))
+        if same and (is_non_null_type(source) or not is_non_null_type(mirror)):
             return match.group(1)
     return None
 

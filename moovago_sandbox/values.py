@@ -212,5 +212,25 @@ def conform(
     """Replace every value of `row` its field's type does not allow by a generated one."""
     for name, (check, type_) in fields.items():
         if not check(row.get(name)):
-            row[name] = maker.value(type_, name)
+            converted = _convert(row.get(name), type_)
+            row[name] = converted if check(converted) else maker.value(type_, name)
     return row
+
+
+def _convert(value: Any, type_: Any) -> Any:
+    """The same value in the field's scalar type when it has one (1234.5 -> "1234.50" for a
+    String, "79000" -> 79000 for an Int); None otherwise."""
+    name = get_named_type(type_).name
+    if isinstance(value, bool) or value is None:
+        return None
+    if name in ("String", "ID") and isinstance(value, (int, float)):
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+    if name == "Int" and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if name == "Float" and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None

@@ -415,3 +415,46 @@ def test_serve_schema_starts_a_variant_over_http(sandbox_factory) -> None:
     assert page["pageInfo"]["hasNextPage"] is True
     companies = [r for r in box.export()["company"] if r["teamId"] == box.team_id]
     assert [e["node"]["id"] for e in page["edges"]] == [r["id"] for r in companies[:3]]
+
+
+def test_a_file_without_an_entity_or_with_other_types_still_serves(tmp_path: Path) -> None:
+    sdl = BUNDLED.read_text(encoding="utf-8")
+    start = sdl.index("): [Company!]!\n") + len("): [Company!]!\n")
+    end = sdl.index('  """\n  Mandators')
+    without_contacts = sdl[:start] + "\n" + sdl[end:]
+    without_contacts = without_contacts.replace(
+        '"CompanyContact mutations. [reconstruction]"\n  companyContact: CompanyContactMutation\n',
+        "",
+    )
+    path = tmp_path / "no_contacts.gql"
+    path.write_text(without_contacts.replace("postalCode: String\n", "postalCode: Int\n", 1))
+    box = make(path)
+    assert "companyContact" not in box.model.entities
+    rows = read_all(box, path, box.model.lists["companyList"], box.keys["a"])
+    assert rows
+    assert all(isinstance(r["postalCode"], int) for r in rows)  # "79000" served as 79000
+    answer = run(
+        box,
+        "query ($f: FilterManyCompanyInput!) { companyList(filter: $f) { id } }",
+        {"f": {"teamId": box.keys["a"], "updatedSince": "2020-01-01T00:00:00Z"}},
+        box.keys["a"],
+    )
+    assert len(answer["data"]["companyList"]) == len(rows)
+
+
+def test_a_filter_field_the_sandbox_cannot_apply_is_an_error(tmp_path: Path) -> None:
+    sdl = BUNDLED.read_text(encoding="utf-8").replace(
+        "input FilterManyMandatorInput {\n", "input FilterManyMandatorInput {\n  nameLike: String\n"
+    )
+    path = tmp_path / "odd_filter.gql"
+    path.write_text(sdl)
+    box = make(path)
+    team = box.keys["a"]
+    answer = run(
+        box,
+        "query ($f: FilterManyMandatorInput!) { mandatorList(filter: $f) { id } }",
+        {"f": {"teamId": team, "nameLike": "x"}},
+        team,
+    )
+    assert answer["data"] is None
+    assert "cannot filter mandator rows on 'nameLike'" in answer["errors"][0]["message"]
