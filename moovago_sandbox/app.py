@@ -142,6 +142,7 @@ class Sandbox:
         self.rate_limited = 0
         self.errors = 0
         self.too_large = 0
+        self.mutation_requests = 0
         self.statuses: dict[str, int] = {}
         self.mutations = {e: dict.fromkeys(MUTATION_KINDS, 0) for e in self.engine.models}
         self.peak = PeakMeter()
@@ -162,7 +163,8 @@ class Sandbox:
         responses: answers by status ("dropped" for dropped connections); mutations: applied
         create/update/delete per entity; peak_requests_per_second: most requests seen in any
         rolling second, overall and per team; churn: rows the churn mode deleted and
-        inserted; too_large: bodies refused with 413.
+        inserted; too_large: bodies refused with 413; mutation_requests: requests whose
+        operation is a mutation, applied or not (a read-only client sends none).
         """
         return {
             "requests": self.requests,
@@ -178,6 +180,7 @@ class Sandbox:
                 "inserted": self.churn.inserted if self.churn else 0,
             },
             "too_large": self.too_large,
+            "mutation_requests": self.mutation_requests,
             "teams": {
                 team: {
                     "requests": count,
@@ -324,6 +327,8 @@ class Sandbox:
             if isinstance(query, str)
             else "query"
         )
+        if kind == "mutation":
+            self.mutation_requests += 1
         delay = self.faults.latency_seconds() + self.faults.kind_latency_seconds(kind)
         if delay:
             await asyncio.sleep(delay)

@@ -20,7 +20,7 @@ from graphql import GraphQLObjectType
 from moovago_sandbox.model import EntityModel, SandboxModel
 from moovago_sandbox.scalars import UTC, format_datetime
 from moovago_sandbox.store import TEAM, IdFactory, cursor_of
-from moovago_sandbox.values import Check, ValueMaker, checker, conform
+from moovago_sandbox.values import FieldChecks, ValueMaker, conform
 
 BASE_TIME = datetime(2024, 1, 2, 7, 0, tzinfo=UTC)
 MANDATORS_PER_TEAM = 10
@@ -79,24 +79,20 @@ class _Generator:
         self.model = model
         self.models: Mapping[str, EntityModel] = model.entities
         self.maker = ValueMaker(model.schema, seed)
-        self.checks: dict[str, dict[str, tuple[Check, Any]]] = {}
+        self.checks: dict[str, FieldChecks] = {}
         for name, m in self.models.items():
             obj = m.object_type
             assert obj is not None
-            self.checks[name] = {
-                f: (checker(model.schema, obj.fields[f].type), obj.fields[f].type)
-                for f in m.stored_fields
-                if f != m.cursor_field
-            }
+            self.checks[name] = FieldChecks(
+                model.schema,
+                {f: obj.fields[f].type for f in m.stored_fields if f != m.cursor_field},
+            )
         team_type = model.schema.type_map.get(model.team_type or "")
-        self.team_checks: dict[str, tuple[Check, Any]] = (
-            {
-                f: (checker(model.schema, d.type), d.type)
-                for f, d in team_type.fields.items()
-                if f != "id"
-            }
+        self.team_checks = FieldChecks(
+            model.schema,
+            {f: d.type for f, d in team_type.fields.items() if f != "id"}
             if isinstance(team_type, GraphQLObjectType)
-            else {}
+            else {},
         )
         self.team_ids: dict[str, list[str]] = {}
         self.ids = IdFactory(id_salt(seed))

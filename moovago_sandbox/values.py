@@ -206,14 +206,41 @@ class ValueMaker:
         return rng.choice(self.words)
 
 
-def conform(
-    row: dict[str, Any], fields: dict[str, tuple[Check, Any]], maker: ValueMaker
-) -> dict[str, Any]:
-    """Replace every value of `row` its field's type does not allow by a generated one."""
-    for name, (check, type_) in fields.items():
-        if not check(row.get(name)):
-            converted = _convert(row.get(name), type_)
-            row[name] = converted if check(converted) else maker.value(type_, name)
+STRING, NULLABLE_STRING, OTHER = range(3)
+
+
+def string_kind(type_: Any) -> int:
+    """STRING or NULLABLE_STRING for a String or ID field (checked inline by `conform`, the
+    common case), OTHER for the rest (checked by its `checker`)."""
+    if isinstance(type_, GraphQLNonNull):
+        return STRING if string_kind(type_.of_type) == NULLABLE_STRING else OTHER
+    named = type_ if not isinstance(type_, GraphQLList) else None
+    return NULLABLE_STRING if named is not None and named.name in ("String", "ID") else OTHER
+
+
+class FieldChecks:
+    """The checks of a row's fields: String and ID fields inline (most of them), the rest by
+    their `checker`."""
+
+    def __init__(self, schema: GraphQLSchema, types: dict[str, Any]) -> None:
+        self.entries = [(n, checker(schema, t), t, string_kind(t)) for n, t in types.items()]
+
+
+def conform(row: dict[str, Any], checks: FieldChecks, maker: ValueMaker) -> dict[str, Any]:
+    """Replace every value of `row` its field's type does not allow by a converted or
+    generated one."""
+    for name, check, type_, kind in checks.entries:
+        value = row.get(name)
+        if kind == NULLABLE_STRING:
+            if value is None or value.__class__ is str:
+                continue
+        elif kind == STRING:
+            if value.__class__ is str:
+                continue
+        elif check(value):
+            continue
+        converted = _convert(value, type_)
+        row[name] = converted if check(converted) else maker.value(type_, name)
     return row
 
 

@@ -183,21 +183,26 @@ def team_query(box: SandboxHandle) -> dict[str, Any]:
     return {"query": "{ team { id } }"}
 
 
-def test_date_header_clock_offset_and_no_date_header(sandbox_factory) -> None:
+def test_date_header_follows_the_real_clock_by_default(sandbox_factory) -> None:
     normal = sandbox_factory(companies=2, rate_limit=0)
-    skewed = sandbox_factory(companies=2, rate_limit=0, clock_offset=-3600)
-    dateless = sandbox_factory(companies=2, rate_limit=0, no_date_header=True)
-    now = time.time()
     seen = email.utils.parsedate_to_datetime(post(normal, team_query(normal)).headers["Date"])
-    assert abs(seen.timestamp() - now) < 5
+    assert abs(seen.timestamp() - time.time()) < 5
+
+
+def test_clock_offset_moves_the_date_header_and_written_timestamps(sandbox_factory) -> None:
+    skewed = sandbox_factory(companies=2, rate_limit=0, clock_offset=-3600)
     response = post(skewed, team_query(skewed))
     behind = email.utils.parsedate_to_datetime(response.headers["Date"])
-    assert abs(behind.timestamp() - (now - 3600)) < 5
+    assert abs(behind.timestamp() - (time.time() - 3600)) < 5
     created = post(skewed, {"query": CREATE, "variables": {"i": {"name": "Décalée"}}}).json()
     record_id = created["data"]["company"]["create"]["recordId"]
     row = next(r for r in skewed.export()["company"] if r["id"] == record_id)
     stamp = datetime.fromisoformat(row["updatedAt"].replace("Z", "+00:00"))
     assert abs(stamp.timestamp() - (datetime.now(timezone.utc).timestamp() - 3600)) < 5
+
+
+def test_no_date_header_answers_without_one(sandbox_factory) -> None:
+    dateless = sandbox_factory(companies=2, rate_limit=0, no_date_header=True)
     answer = post(dateless, team_query(dateless))
     assert answer.status_code == 200
     assert "Date" not in answer.headers
@@ -235,4 +240,11 @@ def test_stats_count_requests_mutations_429s_and_the_peak(sandbox_factory) -> No
     assert stats["requests"] == 4
     assert stats["rate_limited"] == codes.count(429) >= 1
     assert stats["mutations_total"] == 0
+    assert stats["mutation_requests"] == 0
     assert stats["peak_requests_per_second"] >= 3
+    time.sleep(1.1)
+    refused = post(box, {"query": CREATE, "variables": {"i": {"name": None}}})
+    assert refused.json()["errors"]
+    after = box.stats()
+    assert after["mutation_requests"] == 1  # tried, although nothing was written
+    assert after["mutations_total"] == 0
