@@ -484,3 +484,16 @@ def test_team_query_the_server_does_not_serve(
     assert found["auth"]["what_to_change"] == "see the row of stream team"
     # Without a team id the lists cannot be scoped: each says so, nothing is guessed.
     assert "no team id" in found["schema:company"]["server_did"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["renamed_roots", "offset_first", "deprecated_discovery"])
+def test_a_variant_served_from_its_own_file_holds(
+    capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_path: Path, shape: str
+) -> None:
+    """The sandbox serves the file the doctor reads: every assumption holds for these shapes."""
+    path = VARIANTS / "shapes" / f"{shape}.gql"
+    box = sandbox_factory(companies=30, extra_args=["--schema", str(path)])
+    code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
+    assert (code, failing(report)) == (0, [])
+    assert report["schema"] == str(path)
