@@ -543,7 +543,10 @@ class _Converter:
                 continue
             member_schema = self.object_schema(member, (*seen, member.name))
             for name, prop in member_schema["properties"].items():
-                properties.setdefault(name, prop)
+                if name not in properties:
+                    properties[name] = prop
+                elif properties[name] != prop:
+                    properties[name] = _either(properties[name], prop)
         schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
         _describe(schema, gql_type.description, None)
         return schema
@@ -606,6 +609,20 @@ class _Converter:
             types = base["type"] if isinstance(base["type"], list) else [base["type"]]
             return {**base, "type": [*types, "null"]}
         raise TypeError(f"Unexpected GraphQL type {gql_type}")  # pragma: no cover
+
+
+def _either(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """A property two possible types declare differently: any value either allows, or null."""
+    types: list[str] = []
+    for schema in (first, second):
+        found = schema.get("type", [])
+        for name in [found] if isinstance(found, str) else found:
+            if name not in types and name != "null":
+                types.append(name)
+    merged: dict[str, Any] = {"type": [*types, "null"]}
+    if "description" in first:
+        merged["description"] = first["description"]
+    return merged
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
