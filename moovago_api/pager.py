@@ -262,6 +262,7 @@ class _Read:
         self.page_rows = 0  # page paging: rows per page as the server cuts them
         self.previous_short = False
         self.max_rows = 0  # most rows the server sent in one page
+        self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
         self.held: list[Row] = []  # offset paging: rows read without overlap, not yet checked
         self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
 
@@ -383,6 +384,7 @@ class _Read:
         if ask.purpose == "first":
             if not rows:
                 return [], None  # an empty first page: the list is empty
+            self.previous_ids = [row["id"] for row in rows]
             return self._offset_take(ask.start, rows)
         if ask.purpose == "confirm":
             return self._offset_confirm(rows)
@@ -391,6 +393,14 @@ class _Read:
         # 'next' reads from the row before the first new one; 'resync' from further back, and
         # nothing lies before offset 0, so a re-read from there needs no known row.
         ids = [row["id"] for row in rows]
+        if ask.purpose == "next" and len(ids) >= 2 and ids == self.previous_ids:
+            msg = (
+                f"{self.pager.label}: the API returned the rows of the previous page again at "
+                f"{self.paging.offset_arg}={ask.start}; it does not honour "
+                f"{self.paging.offset_arg}/{self.paging.size_arg} paging"
+            )
+            raise PagingError(msg)
+        self.previous_ids = ids
         if ask.purpose == "next" and self.last in ids:
             self.round = 0  # the overlap: the row read last is read again, in its place
         elif ask.purpose == "resync" and ask.start == 0:
