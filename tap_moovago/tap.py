@@ -203,6 +203,15 @@ class TapMoovago(Tap):
             raise click.exceptions.Exit(1) from None
 
     @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """`--discover`: a setting or schema file discovery cannot use is one line, exit 1."""
+        try:
+            super().cb_discover(ctx, param, value)
+        except MoovagoError as exc:
+            cls.logger.error("%s", exc)  # the message says what to change; no traceback
+            ctx.exit(1)
+
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test` runs the team query once instead of a record of every stream."""
         if value != CliTestOptionValue.All.value:
