@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean meltano demo readme
+.PHONY: install test check lint bench clean meltano demo readme
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ demo: install meltano
 
 test: install
 	$(PY) -m pytest
+
+# The fast lane for day-to-day work: everything but the end-to-end and slow tests.
+check: install
+	$(PY) -m pytest -m "not e2e and not slow" -q
 
 # The README's settings tables, regenerated from the plugins' own --about output.
 readme: install
