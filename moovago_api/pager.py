@@ -430,7 +430,9 @@ class _Read:
     def _offset_take(self, start: int, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
         self.pos = start + len(rows)
         self.last = rows[-1]["id"]
-        if self.short_pages:
+        if self.short_pages or len(rows) < min(self.size, self.max_rows):
+            # Fewer rows than the server sends in a page: most likely the last page, so look
+            # past it at once (then check `last` stayed) instead of re-reading it first.
             return rows, _Ask("confirm", start=self.pos)
         return rows, _Ask("next", start=self.pos - 1)
 

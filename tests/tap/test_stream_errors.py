@@ -97,7 +97,7 @@ def test_paging_overlaps_one_row_never_ends_on_a_short_page_and_logs_progress(
     pages = [(v["skip"], v["limit"]) for name, v in client.calls if name == "TapMoovagoMandator"]
     # Each page starts at the last row read (advance by rows received - 1); the short page
     # (rows 20-22) is not the end: the empty page past row 22 is, checked from row 22.
-    assert pages == [(0, 5), (4, 5), (8, 5), (12, 5), (16, 5), (20, 5), (22, 5), (23, 5), (22, 5)]
+    assert pages == [(0, 5), (4, 5), (8, 5), (12, 5), (16, 5), (20, 5), (23, 5), (22, 5)]
     progress = [r.getMessage() for r in caplog.records if "pages so far" in r.getMessage()]
     assert progress[:2] == [
         "Stream 'mandator': 9 rows in 2 pages so far",
@@ -109,7 +109,7 @@ def test_a_full_last_page_costs_the_overlap_and_two_end_requests() -> None:
     rows = [_mandator(n) for n in range(10)]
     client = ScriptedClient(lambda v: {"mandatorList": rows[v["skip"] : v["skip"] + v["limit"]]})
     assert len(_run_mandators(client, page_size=5)) == 10
-    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 4, 8, 9, 10, 9]
+    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 4, 8, 10, 9]
 
 
 def test_a_server_that_ignores_skip_is_caught_instead_of_looping() -> None:

@@ -137,15 +137,23 @@ def test_pages_overlap_by_one_row_and_end_on_an_empty_page(sandbox) -> None:
 
 
 def _overlapping_skips(rows: int, size: int) -> list[int]:
-    """The pager's offsets: each page from the last row read, then the empty page and its check."""
+    """The pager's offsets: each page from the last row read, then the empty page and its check.
+
+    A page shorter than the longest one yet is most likely the last: the pager looks past it at
+    once; a page holding only the row read before ends the same way.
+    """
     skips, pos = [0], min(size, rows)
+    longest, short = pos, False
     while rows:
+        if short:
+            return [*skips, pos, pos - 1]
         start = pos - 1
         skips.append(start)
         got = min(size, rows - start)
+        longest = max(longest, got)
         if start + got == pos:  # nothing after the row read last
             return [*skips, pos, pos - 1]
-        pos = start + got
+        pos, short = start + got, got < min(size, longest)
     return skips
 
 
