@@ -22,6 +22,7 @@ from graphql import print_ast
 
 from moovago_api.pager import PagingError
 from moovago_api.schema import load_schema
+from moovago_sandbox.testing import start_sandbox
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import (
     ENTITY_STREAMS,
@@ -55,6 +56,23 @@ def _sandbox_help() -> str:
 def needs_sandbox_flag(flag: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         flag not in _sandbox_help(), reason=f"the sandbox has no {flag} yet (sandbox engineer)"
+    )
+
+
+@functools.cache
+def _sandbox_serves_shapes() -> bool:
+    """True when the sandbox starts on a connection variant (its engine follows the file)."""
+    try:
+        with start_sandbox(extra_args=["--schema", str(SHAPES / "connection_edges.gql")]):
+            return True
+    except Exception:  # noqa: BLE001 - any failure to start means "not yet"
+        return False
+
+
+def needs_shape_sandbox() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        "not _sandbox_serves_shapes()",
+        reason="the sandbox cannot serve the shape variants yet (sandbox engineer)",
     )
 
 
@@ -237,7 +255,7 @@ def test_a_sandbox_capping_pages_gives_every_row_of_every_stream(sandbox_factory
         rate_limit=0,
         extra_args=["--max-page-size", str(cap)],
     )
-    out = run_sync(tap_config(handle, page_size=500, max_requests_per_second=200))
+    out = run_sync(tap_config(handle, page_size=500, max_requests_per_second=5))
     _every_row(handle, out, LIST_STREAMS)
 
 
@@ -245,9 +263,9 @@ def test_a_sandbox_capping_pages_gives_every_row_of_every_stream(sandbox_factory
 @pytest.mark.slow
 def test_rows_moving_between_page_reads_never_lose_a_row_that_stayed(sandbox_factory):
     handle = sandbox_factory(
-        companies=120, rate_limit=0, extra_args=["--fault-churn", "3:1:1", "--fault-seed", "7"]
+        companies=40, rate_limit=0, extra_args=["--fault-churn", "3:1:1", "--fault-seed", "7"]
     )
-    config = tap_config(handle, page_size=15, max_requests_per_second=200)
+    config = tap_config(handle, page_size=10, max_requests_per_second=5)
     catalog = only_streams(discover(config), {"company", "contact"})
     for run in range(20):
         before = handle.export()
@@ -261,19 +279,19 @@ def test_rows_moving_between_page_reads_never_lose_a_row_that_stayed(sandbox_fac
             assert not missing, f"run {run} {stream}: rows that stayed were missed: {missing}"
 
 
-@needs_sandbox_flag("--max-page-size")
+@needs_shape_sandbox()
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", READ_VARIANTS)
 def test_every_shape_variant_syncs_every_row_the_sandbox_holds(sandbox_factory, variant):
     path = SHAPES / variant
     handle = sandbox_factory(rate_limit=0, extra_args=["--schema", str(path)])
     out = run_sync(
-        tap_config(handle, schema_path=str(path), page_size=7, max_requests_per_second=200)
+        tap_config(handle, schema_path=str(path), page_size=25, max_requests_per_second=5)
     )
     _every_row(handle, out, LIST_STREAMS)
 
 
-@needs_sandbox_flag("--max-page-size")
+@needs_shape_sandbox()
 @pytest.mark.slow
 def test_an_unsupported_list_exits_non_zero_naming_it(sandbox_factory, tmp_path):
     path = SHAPES / "unsupported_paging.gql"
