@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -116,3 +117,39 @@ def test_a_server_that_ignores_skip_is_caught_instead_of_looping() -> None:
     rows = [_mandator(n) for n in range(5)]
     with pytest.raises(Exception, match=r"Stream 'mandator'.*previous page again"):
         _run_mandators(ScriptedClient(lambda v: {"mandatorList": rows}), page_size=5)
+
+
+class _CappedChurningServer:
+    """mandatorList as a server capping pages at `cap` and moving rows before some reads."""
+
+    def __init__(self, rows: int, *, cap: int, churn_every: int = 0, seed: int = 0) -> None:
+        from tests.unit.test_pager import FakeList
+
+        churn = (churn_every, 1, 1) if churn_every else None
+        self.fake = FakeList(None, rows, cap=cap, churn=churn, seed=seed, entity="mandator")
+        for row in self.fake.rows:
+            row.update(teamId="team-1", updatedAt="2026-01-02T00:00:00.000Z")
+
+    def execute(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
+        if operation_name == "TapMoovagoTeam":
+            return {"team": TEAM}
+        answer = self.fake.execute(document, variables, operation_name)
+        for row in answer["mandatorList"]:
+            row.setdefault("teamId", "team-1")
+            row.setdefault("updatedAt", "2026-01-02T00:00:00.000Z")
+        return answer
+
+
+@pytest.mark.parametrize("cap", [100, 1])
+def test_the_tap_extracts_every_row_from_a_server_capping_pages(cap: int) -> None:
+    server = _CappedChurningServer(250 if cap > 1 else 30, cap=cap)
+    records = _run_mandators(server, page_size=500)  # type: ignore[arg-type]
+    assert len(records) == len(server.fake.initial)
+
+
+def test_the_tap_never_misses_a_row_that_stayed_while_rows_move() -> None:
+    for seed in range(20):
+        server = _CappedChurningServer(120, cap=1000, churn_every=2, seed=seed)
+        records = _run_mandators(server, page_size=10)  # type: ignore[arg-type]
+        got = {json.loads(line)["record"]["id"] for line in records}
+        assert server.fake.survivors() <= got, f"seed {seed}"
