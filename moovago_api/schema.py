@@ -7,6 +7,7 @@ copy through `schema_path`). All GraphQL work is done by graphql-core; nothing h
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import SchemaFileError
+from moovago_api.mutations import EntityWrites, describe_writes
 
 __all__ = [
     "DEFAULT_SCHEMA_PATH",
@@ -102,6 +104,8 @@ class Entity:
     update_input: str | None = None
     update_data_input: str | None = None
     delete_input: str | None = None
+    # The write side as the file declares it (moovago_api.mutations); None for none found.
+    writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class MoovagoSchema:
     def entities(self) -> list[Entity]:
         """`team` first, then every root field `<name>List(filter: FilterMany<Name>Input!)`."""
         if self._entities is None:
-            self._entities = list(self._find_entities())
+            self._entities = [_with_writes(self, e) for e in self._find_entities()]
         return list(self._entities)
 
     def entity(self, name: str) -> Entity:
@@ -200,8 +204,8 @@ class MoovagoSchema:
             **inputs,
         )
 
-    def _mutations(self, name: str) -> tuple[str | None, dict[str, str | None]]:
-        inputs: dict[str, str | None] = {
+    def _mutations(self, name: str) -> tuple[str | None, dict[str, Any]]:
+        inputs: dict[str, Any] = {
             "create_input": None,
             "update_input": None,
             "update_data_input": None,
@@ -491,6 +495,10 @@ def _input_arg_type(field: GraphQLField | None) -> str | None:
     if arg is None and len(field.args) == 1:
         arg = next(iter(field.args.values()))
     return get_named_type(arg.type).name if arg is not None else None
+
+
+def _with_writes(schema: MoovagoSchema, entity: Entity) -> Entity:
+    return dataclasses.replace(entity, writes=describe_writes(schema, entity))
 
 
 def _snake_case(name: str) -> str:
