@@ -548,8 +548,8 @@ def batch_document(
 ) -> tuple[DocumentNode, dict[str, Any], list[Alias]]:
     """One mutation document writing every op, aliased in order, built with gql.dsl.
 
-    Each aliased call gets its own variables, named after the alias (`c0`, and `c0_id` when
-    the id is an argument of its own); nothing but variable references is in the document.
+    Call N is aliased `c<N>`/`u<N>`/`d<N>` and gets its own variables (`i<N>`, plus `i<N>_id`
+    when the id is an argument of its own); nothing but variable references is in the document.
     Raises MutationShapeError (one line naming the mutation and the file) when a kind the ops
     need cannot be written, or when `validate_document` finds the document invalid.
     """
@@ -571,7 +571,7 @@ def batch_document(
         call = getattr(parent, shape.path[-1])
         args = {}
         for arg_name, value in shape.arguments(op.record_id, op.data).items():
-            var_name = alias if arg_name == shape.input_arg else f"{alias}_{arg_name}"
+            var_name = f"i{number}" if arg_name == shape.input_arg else f"i{number}_{arg_name}"
             variables[var_name] = value
             args[arg_name] = getattr(var_defs, var_name)
         call = call.args(**args).alias(alias)

@@ -264,8 +264,8 @@ def test_the_document_for_two_arguments_has_one_variable_per_argument():
     entity = schema.entity("company")
     ops = [WriteOp("update", "42", {"note": "n"}), WriteOp("update", "43", {"note": "m"})]
     document, variables, _ = batch_document(schema, entity, ops)
-    assert variables == {"u0_id": "42", "u0": {"note": "n"}, "u1_id": "43", "u1": {"note": "m"}}
-    assert "update(id: $u0_id, input: $u0)" in print_ast(document)
+    assert variables == {"i0_id": "42", "i0": {"note": "n"}, "i1_id": "43", "i1": {"note": "m"}}
+    assert "u0: update(id: $i0_id, input: $i0)" in print_ast(document)
 
 
 def test_the_bundled_document_is_the_vendor_layout():
@@ -274,15 +274,15 @@ def test_the_bundled_document_is_the_vendor_layout():
         schema, schema.entity("company"), [WriteOp("update", "X1", {"note": "hello"})]
     )
     assert print_ast(document) == (
-        "mutation TargetMoovagoCompanyBatch($u0: CompanyUpdateInput!) {\n"
+        "mutation TargetMoovagoCompanyBatch($i0: CompanyUpdateInput!) {\n"
         "  company {\n"
-        "    u0: update(input: $u0) {\n"
+        "    u0: update(input: $i0) {\n"
         "      recordId\n"
         "    }\n"
         "  }\n"
         "}"
     )
-    assert variables == {"u0": {"id": "X1", "input": {"note": "hello"}}}
+    assert variables == {"i0": {"id": "X1", "input": {"note": "hello"}}}
     assert aliases == [Alias("u0", "update", ("company", "u0"))]
 
 
