@@ -61,6 +61,7 @@ __all__ = [
     "check_writes",
     "describe_writes",
     "match_key_problems",
+    "match_keys_hint",
     "record_id",
     "unclaimed_mutations",
 ]
@@ -112,6 +113,7 @@ class MutationShape:
     payload: Payload = Payload.RECORD_ID
     payload_field: str | None = None  # recordId / id / the nested record field
     payload_type: str = ""  # the named return type
+    errors_field: str | None = None  # a list of { message } in the payload: `userErrors`
 
     @property
     def coordinate(self) -> str:
@@ -153,6 +155,15 @@ class MutationShape:
         if value is None or isinstance(value, (bool, Mapping, list)) or value == "":
             return None
         return str(value)
+
+    def error_messages(self, result: Any) -> list[str]:
+        """The messages of the payload's own error list (HTTP 200, no GraphQL error), if any."""
+        if self.errors_field is None or not isinstance(result, Mapping):
+            return []
+        found = result.get(self.errors_field) or []
+        if not isinstance(found, list):
+            return []
+        return [str(e.get("message")) for e in found if isinstance(e, Mapping) and e.get("message")]
 
     def writable(self) -> list[str]:
         return [f.name for f in self.fields]
@@ -360,7 +371,8 @@ def _shape(
             )
     if gql_field.deprecation_reason is not None:
         raise refuse(f"it is deprecated ({gql_field.deprecation_reason})")
-    layout = _layout(kind, gql_field, refuse)
+    id_names = (_ID_NAME, f"{entity.name}Id", f"{_lower_first(entity.type_name)}Id")
+    layout = _layout(kind, gql_field, refuse, id_names)
     payload, payload_field, payload_type = _payload(kind, gql_field, entity.type_name, refuse)
     fields: tuple[InputField, ...] = ()
     data_type = layout.get("data_type")
@@ -386,6 +398,7 @@ def _shape(
         payload=payload,
         payload_field=payload_field,
         payload_type=payload_type,
+        errors_field=_errors_field(gql_field),
         **layout,
     )
 
@@ -406,12 +419,14 @@ def _is_id(gql_type: GraphQLInputType) -> bool:
     )
 
 
-def _layout(kind: str, gql_field: GraphQLField, refuse: Any) -> dict[str, str | None]:
+def _layout(
+    kind: str, gql_field: GraphQLField, refuse: Any, id_names: Sequence[str]
+) -> dict[str, str | None]:
     args = gql_field.args
     objects = [
         n for n, a in args.items() if isinstance(get_named_type(a.type), GraphQLInputObjectType)
     ]
-    ids = [n for n, a in args.items() if n == _ID_NAME and _is_id(a.type)]
+    ids = [n for n, a in args.items() if n in id_names and _is_id(a.type)]
     understood: set[str] = set()
     layout: dict[str, str | None] = {}
     if len(objects) > 1:
@@ -476,6 +491,26 @@ def _layout(kind: str, gql_field: GraphQLField, refuse: Any) -> dict[str, str | 
     if extra:
         raise refuse(f"it requires arguments the target cannot give ({', '.join(extra)})")
     return layout
+
+
+def _errors_field(gql_field: GraphQLField) -> str | None:
+    """A payload field listing errors with a `message` (`errors`, `userErrors`), selected so a
+    refusal the server reports inside the payload reaches the rejects file."""
+    named = get_named_type(gql_field.type)
+    if not isinstance(named, GraphQLObjectType):
+        return None
+    for name, sub in named.fields.items():
+        item = get_named_type(sub.type)
+        inner = sub.type.of_type if isinstance(sub.type, GraphQLNonNull) else sub.type
+        if (
+            isinstance(inner, GraphQLList)
+            and isinstance(item, GraphQLObjectType)
+            and "message" in item.fields
+            and is_leaf_type(get_named_type(item.fields["message"].type))
+            and "error" in name.lower()
+        ):
+            return name
+    return None
 
 
 def _payload(
@@ -576,12 +611,19 @@ def batch_document(
             args[arg_name] = getattr(var_defs, var_name)
         call = call.args(**args).alias(alias)
         payload_type = getattr(dsl, shape.payload_type, None)
+        selected = []
         if shape.payload in (Payload.RECORD_ID, Payload.ID, Payload.RECORD):
-            call = call.select(getattr(payload_type, shape.payload_field or _ID_NAME))
+            selected.append(getattr(payload_type, shape.payload_field or _ID_NAME))
         elif shape.payload is Payload.NESTED:
             nested = getattr(payload_type, shape.payload_field or "")
             record_type = getattr(dsl, writes.type_name)
-            call = call.select(nested.select(getattr(record_type, _ID_NAME)))
+            selected.append(nested.select(getattr(record_type, _ID_NAME)))
+        if shape.errors_field is not None:
+            errors = getattr(payload_type, shape.errors_field)
+            item_type = getattr(dsl, get_named_type(errors.field.type).name)
+            selected.append(errors.select(item_type.message))
+        if selected:
+            call = call.select(*selected)
         if len(shape.path) == 2:
             grouped.setdefault(shape.path[0], []).append(call)
             aliases.append(Alias(alias, kind, (shape.path[0], alias)))
@@ -667,11 +709,9 @@ def match_key_problems(
     stream = entity.stream_name
     record_type = schema.graphql.get_type(entity.type_name)
     record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
-    writes = _writes_of(schema, entity)
-    create = writes.shapes.get("create")
+    create = _writes_of(schema, entity).shapes.get("create")
     inputs = {f.name: f for f in create.fields} if create is not None else None
-    example = _example(stream, record_fields, inputs)
-    fix = f'set match_keys, e.g. {{"{stream}": {json.dumps(example)}}}'
+    fix = match_keys_hint(schema, entity)
     if not keys:
         return [
             f"stream {stream!r} has no match key: rows without an id cannot be matched to "
@@ -710,8 +750,18 @@ def match_key_problems(
     return problems
 
 
+def match_keys_hint(schema: MoovagoSchema, entity: Entity) -> str:
+    """'set match_keys, e.g. {"visit": ["companyId", ...]}': the fix every key message ends with."""
+    record_type = schema.graphql.get_type(entity.type_name)
+    record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
+    create = _writes_of(schema, entity).shapes.get("create")
+    inputs = {f.name: f for f in create.fields} if create is not None else None
+    example = _example(record_fields, inputs)
+    return f'set match_keys, e.g. {{"{entity.stream_name}": {json.dumps(example)}}}'
+
+
 def _example(
-    stream: str, record_fields: Mapping[str, GraphQLField], inputs: Mapping[str, InputField] | None
+    record_fields: Mapping[str, GraphQLField], inputs: Mapping[str, InputField] | None
 ) -> list[str]:
     """A key to suggest: a live field the record has and a create may write, required first."""
 

@@ -573,3 +573,33 @@ def test_a_read_only_entity_key_is_only_read():
     schema = variant("readonly_parent")
     # company keys resolve a contact's parent by natural key: reading them is enough
     assert match_key_problems(schema, schema.entity("company"), [["customerCode"]]) == []
+
+
+def test_payload_errors_are_selected_and_an_entity_id_argument_is_the_id(tmp_path):
+    schema = load_sdl(
+        tmp_path,
+        """
+        type UserError { field: String, message: String! }
+        type ThingPayload { thing: Thing, userErrors: [UserError!] }
+        type Mutation {
+          createThing(input: ThingInput!): ThingPayload!
+          deleteThing(thingId: ID!): ThingPayload!
+        }
+        """,
+    )
+    entity = schema.entity("thing")
+    writes = check_writes(schema, entity, ["create", "delete"])
+    create, delete = writes.shape("create"), writes.shape("delete")
+    assert create.errors_field == "userErrors"
+    assert (delete.id_arg, delete.input_arg) == ("thingId", None)
+    ops = [WriteOp("create", None, {"name": "n"}), WriteOp("delete", "T9")]
+    document, variables, aliases = batch_document(schema, entity, ops)
+    assert variables == {"i0": {"name": "n"}, "i1_thingId": "T9"}
+    text = print_ast(document)
+    assert "userErrors {\n      message\n    }" in text
+    assert "d1: deleteThing(thingId: $i1_thingId)" in text
+    refused = {"thing": None, "userErrors": [{"message": "name already taken"}]}
+    assert create.record_id(refused) is None
+    assert create.error_messages(refused) == ["name already taken"]
+    assert create.error_messages({"thing": {"id": "1"}, "userErrors": None}) == []
+    assert record_id(entity, "create", aliases[0].result({"c0": {"thing": {"id": "1"}}})) == "1"
