@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     DocumentNode,
@@ -46,7 +46,9 @@ from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import SchemaFileError
-from moovago_api.mutations import EntityWrites, describe_writes
+
+if TYPE_CHECKING:
+    from moovago_api.mutations import EntityWrites
 
 __all__ = [
     "DEFAULT_SCHEMA_PATH",
@@ -100,12 +102,12 @@ class Entity:
     skip_arg: str | None = None
     limit_arg: str | None = None
     mutation_field: str | None = None
+    # The write side as the file declares it (moovago_api.mutations), attached by entities().
+    writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
     create_input: str | None = None
     update_input: str | None = None
     update_data_input: str | None = None
     delete_input: str | None = None
-    # The write side as the file declares it (moovago_api.mutations); None for none found.
-    writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -498,6 +500,8 @@ def _input_arg_type(field: GraphQLField | None) -> str | None:
 
 
 def _with_writes(schema: MoovagoSchema, entity: Entity) -> Entity:
+    from moovago_api.mutations import describe_writes  # the write side has its own module
+
     return dataclasses.replace(entity, writes=describe_writes(schema, entity))
 
 
