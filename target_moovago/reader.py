@@ -12,8 +12,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 
-from moovago_api.errors import MoovagoError
-from target_moovago.sinks import UnsupportedStreamError
+from target_moovago.errors import InputError, RecordBeforeSchemaError, UnsupportedStreamError
 
 # What each message type must hold, and the JSON type of each part (None: any value).
 _REQUIRED: dict[str, dict[str, type | None]] = {
@@ -23,15 +22,8 @@ _REQUIRED: dict[str, dict[str, type | None]] = {
     "ACTIVATE_VERSION": {"stream": str, "version": None},
     "BATCH": {"stream": str, "encoding": dict, "manifest": list},
 }
+__all__ = ["InputError", "MoovagoReader", "RecordBeforeSchemaError"]
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-
-
-class InputError(MoovagoError):
-    """The Singer input is broken (not a bad row): the run stops."""
-
-
-class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
-    """A RECORD came before its stream's SCHEMA (still the SDK's exception for it)."""
 
 
 class ReadInterrupted(Exception):
