@@ -15,7 +15,12 @@ from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, 
 
 from moovago_api.documents import field, list_query, operation_name
 from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.mutations import EntityWrites, check_writes, match_keys_hint
+from moovago_api.mutations import (
+    EntityWrites,
+    check_writes,
+    match_keys_hint,
+    unclaimed_mutations,
+)
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from target_moovago.errors import UnsupportedStreamError
@@ -108,6 +113,9 @@ class Remote:
     def schema(self) -> MoovagoSchema:
         if self._schema is None:
             self._schema = load_schema(self.config.get("schema_path"))
+            # Once per run: mutations of the file the target will never call, each with why.
+            for line in unclaimed_mutations(self._schema, self._schema.entities()):
+                self.logger.warning(line)
         return self._schema
 
     @property

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
-from moovago_api.drift import DEPRECATED, field_report
+from moovago_api.deprecations import DEPRECATED, field_report
 from moovago_api.mutations import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
 from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator
