@@ -86,9 +86,11 @@ def test_a_waiting_run_goes_once_the_first_ends(tmp_path):
 
 
 def test_waiting_has_a_limit(tmp_path):
-    with RunLock(URL, "T1", lock_dir=tmp_path):
-        with pytest.raises(RunLockError, match=r"after waiting 0\.5 s"):
-            RunLock(URL, "T1", lock_dir=tmp_path, wait_seconds=0.5).acquire()
+    with (
+        RunLock(URL, "T1", lock_dir=tmp_path),
+        pytest.raises(RunLockError, match=r"after waiting 0\.5 s"),
+    ):
+        RunLock(URL, "T1", lock_dir=tmp_path, wait_seconds=0.5).acquire()
 
 
 def test_a_lock_held_by_another_process_refuses_and_a_killed_holder_frees_it(tmp_path):
