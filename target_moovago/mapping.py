@@ -319,6 +319,7 @@ class FieldMapper:
         if isinstance(value, bool) or not isinstance(value, str | int):
             shown = _shown(value)
             row.problems.append(Problem(column, f"an id must be a string, got {shown}"))
+            row.record_id = str(value)  # only to name the row in messages
             return
         if row.id_column is not None and row.record_id != str(value):
             row.problems.append(_conflict("id", row.id_column, column, row.record_id, str(value)))
