@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean meltano demo readme
+.PHONY: install test check lint bench clean meltano demo readme pyairbyte snowflake snowflake-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,12 +31,49 @@ $(MELTANO_STAMP):
 
 meltano: $(MELTANO_STAMP)
 
+# PyAirbyte reads source-moovago into its DuckDB cache in the Airbyte e2e tests: an application
+# with its own tree (airbyte-cdk, duckdb, pandas, ...), so a venv of its own, built once, like
+# Meltano's. The tests call `make pyairbyte`.
+PYAIRBYTE_VERSION := 0.71.3
+PYAIRBYTE_VENV ?= .venv-pyairbyte
+PYAIRBYTE_STAMP := $(PYAIRBYTE_VENV)/.installed-$(PYAIRBYTE_VERSION)
+
+$(PYAIRBYTE_STAMP):
+	test -x $(PYAIRBYTE_VENV)/bin/python || $(PYTHON) -m venv $(PYAIRBYTE_VENV)
+	$(PYAIRBYTE_VENV)/bin/python -m pip install --quiet 'airbyte==$(PYAIRBYTE_VERSION)'
+	touch $(PYAIRBYTE_STAMP)
+
+pyairbyte: $(PYAIRBYTE_STAMP)
+
+# The offline Snowflake lane: MeltanoLabs target-snowflake (it pins singer-sdk pre-releases, so
+# it cannot share .venv) runs its table creation against a fakesnow server on 127.0.0.1.
+# `make test` runs it too (about 15 s once the venv exists); `make snowflake-check` alone.
+TARGET_SNOWFLAKE_VERSION := 0.20.4
+FAKESNOW_VERSION := 0.12.1
+SNOWFLAKE_VENV ?= .venv-snowflake
+SNOWFLAKE_STAMP := $(SNOWFLAKE_VENV)/.installed-$(TARGET_SNOWFLAKE_VERSION)-$(FAKESNOW_VERSION)
+
+$(SNOWFLAKE_STAMP):
+	test -x $(SNOWFLAKE_VENV)/bin/python || $(PYTHON) -m venv $(SNOWFLAKE_VENV)
+	$(SNOWFLAKE_VENV)/bin/python -m pip install --quiet \
+	    'meltanolabs-target-snowflake==$(TARGET_SNOWFLAKE_VERSION)' 'fakesnow[server]==$(FAKESNOW_VERSION)'
+	touch $(SNOWFLAKE_STAMP)
+
+snowflake: $(SNOWFLAKE_STAMP)
+
+snowflake-check: install snowflake
+	$(PY) -m pytest -p no:cacheprovider -q tests/e2e/test_snowflake.py
+
 # The whole loop with no key: sandbox + embedded PostgreSQL, Moovago -> PostgreSQL -> Moovago.
 demo: install meltano
 	$(PY) scripts/demo.py
 
 test: install
 	$(PY) -m pytest
+
+# The fast lane for day-to-day work: everything but the end-to-end and slow tests.
+check: install
+	$(PY) -m pytest -m "not e2e and not slow" -q
 
 # The README's settings tables, regenerated from the plugins' own --about output.
 readme: install
@@ -48,4 +85,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) .meltano .demo .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(MELTANO_VENV) $(PYAIRBYTE_VENV) $(SNOWFLAKE_VENV) .meltano .demo .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -160,6 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(serve(args, profile))
+    except ModuleNotFoundError as exc:  # aiohttp or faker: the web part is an extra
+        if exc.name not in ("aiohttp", "faker"):
+            raise
+        msg = f"`serve` needs {exc.name}: pip install 'moovago-connectors[sandbox]'"
+        print(f"moovago-sandbox: {msg}", file=sys.stderr)  # noqa: T201
+        return 1
     except (SchemaFileError, OSError) as exc:
         print(f"moovago-sandbox: {exc}", file=sys.stderr)  # noqa: T201
         return 1

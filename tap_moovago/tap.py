@@ -169,11 +169,16 @@ class TapMoovago(Tap):
             super().cb_test(ctx, param, value)
             return
         config_input = ctx.params.get("config")
-        tap = cls(
-            config=config_input.config if config_input else None,
-            parse_env_config=bool(config_input and config_input.parse_env),
-            validate_config=True,
-        )
+        try:
+            tap = cls(
+                config=config_input.config if config_input else None,
+                parse_env_config=bool(config_input and config_input.parse_env),
+                validate_config=True,
+            )
+        except ConfigValidationError as exc:  # one line per error, as a normal run prints
+            for error in exc.errors or [str(exc)]:
+                cls.logger.error("Connection test failed: %s", error)
+            ctx.exit(1)
         try:
             tap.run_team_check()
         except MoovagoError as exc:

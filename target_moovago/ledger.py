@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moovago_api.errors import MoovagoError
 from moovago_api.wire import redact, secret_forms
+from target_moovago.errors import TooManyRejectsError
 
 COUNTERS = (
     "created",
@@ -24,10 +23,6 @@ COUNTERS = (
     "superseded",
     "skipped_deletes",
 )
-
-
-class TooManyRejectsError(MoovagoError):
-    """More rows were rejected than `max_rejects` allows."""
 
 
 @dataclass
@@ -51,7 +46,7 @@ def _json_default(value: object) -> object:
 
 
 class Ledger:
-    """Thread-safe counters per stream, the rejects file, and the final summary.
+    """Counters per stream, the rejects file, and the final summary.
 
     `secrets`: strings (the API key) replaced by `***` wherever they would be written.
     """
@@ -68,32 +63,27 @@ class Ledger:
         self.max_rejects = max_rejects
         self._secrets = secret_forms(*secrets)
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
-        self._lock = threading.Lock()
         self.streams: dict[str, StreamCounts] = {}
         self.started = time.monotonic()
         self.dry_run = False
 
     def counts(self, stream: str) -> StreamCounts:
-        with self._lock:
-            return self.streams.setdefault(stream, StreamCounts())
+        return self.streams.setdefault(stream, StreamCounts())
 
     def add(self, stream: str, counter: str, n: int = 1) -> None:
-        with self._lock:
-            counts = self.streams.setdefault(stream, StreamCounts())
-            setattr(counts, counter, getattr(counts, counter) + n)
+        counts = self.streams.setdefault(stream, StreamCounts())
+        setattr(counts, counter, getattr(counts, counter) + n)
 
     def note_unknown(self, stream: str, columns: Iterable[str]) -> list[str]:
         """Record unknown columns; returns those not seen before for this stream."""
-        with self._lock:
-            counts = self.streams.setdefault(stream, StreamCounts())
-            new = [c for c in columns if c not in counts.unknown_columns]
-            counts.unknown_columns.extend(new)
-            return new
+        counts = self.streams.setdefault(stream, StreamCounts())
+        new = [c for c in columns if c not in counts.unknown_columns]
+        counts.unknown_columns.extend(new)
+        return new
 
     @property
     def total_rejected(self) -> int:
-        with self._lock:
-            return sum(c.rejected for c in self.streams.values())
+        return sum(c.rejected for c in self.streams.values())
 
     def reject(
         self,
@@ -114,18 +104,15 @@ class Ledger:
             "time": self._clock().isoformat(),
         }
         line = json.dumps(redact(entry, self._secrets), default=_json_default, ensure_ascii=False)
-        with self._lock:
-            # Opened per line: the line is on disk before the row counts as handled, and a
-            # run that stops part-way leaves no open file behind.
-            self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
-            with self.rejects_path.open(
-                "a", encoding="utf-8", errors="backslashreplace"
-            ) as rejects:
-                rejects.write(line + "\n")
-            counts = self.streams.setdefault(stream, StreamCounts())
-            counts.rejected += 1
-            total = sum(c.rejected for c in self.streams.values())
+        # Opened per line: the line is on disk before the row counts as handled, and a
+        # run that stops part-way leaves no open file behind.
+        self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
+        # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
+        with self.rejects_path.open("a", encoding="utf-8", errors="backslashreplace") as rejects:
+            rejects.write(line + "\n")
+        counts = self.streams.setdefault(stream, StreamCounts())
+        counts.rejected += 1
+        total = sum(c.rejected for c in self.streams.values())
         if self.max_rejects is not None and total > self.max_rejects:
             msg = (
                 f"{total} rows rejected, more than max_rejects={self.max_rejects}: "
@@ -135,8 +122,7 @@ class Ledger:
 
     def summary(self, client_stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         stats = dict(client_stats or {})
-        with self._lock:
-            streams = {name: asdict(c) for name, c in sorted(self.streams.items())}
+        streams = {name: asdict(c) for name, c in sorted(self.streams.items())}
         return {
             "dry_run": self.dry_run,
             "streams": streams,

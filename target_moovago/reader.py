@@ -20,8 +20,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 
-from moovago_api.errors import MoovagoError
-from target_moovago.sinks import UnsupportedStreamError
+from target_moovago.errors import InputError, RecordBeforeSchemaError, UnsupportedStreamError
 
 # What each message type must hold, and the JSON type of each part (None: any value).
 _REQUIRED: dict[str, dict[str, type | None]] = {
@@ -31,6 +30,7 @@ _REQUIRED: dict[str, dict[str, type | None]] = {
     "ACTIVATE_VERSION": {"stream": str, "version": int},
     "BATCH": {"stream": str, "encoding": dict, "manifest": list},
 }
+__all__ = ["MAX_DEPTH", "InputError", "MoovagoReader", "RecordBeforeSchemaError"]
 # Optional parts the SDK reads, when present: (JSON type, type of each item or None).
 _OPTIONAL: dict[str, dict[str, tuple[type, type | None]]] = {
     "SCHEMA": {"key_properties": (list, str), "bookmark_properties": (list, None)},
@@ -50,14 +50,6 @@ _JSON_NAMES = {
 MAX_DEPTH = 256
 BATCH_FORMATS = ("jsonl",)
 BATCH_COMPRESSIONS = (None, "none", "gzip")
-
-
-class InputError(MoovagoError):
-    """The Singer input is broken (not a bad row): the run stops."""
-
-
-class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
-    """A RECORD came before its stream's SCHEMA (still the SDK's exception for it)."""
 
 
 class ReadInterrupted(Exception):

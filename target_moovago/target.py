@@ -1,30 +1,35 @@
-"""target-moovago: settings and wiring. The work happens in sinks.py (I/O) and plan.py (pure)."""
+"""target-moovago: settings, STATE bookkeeping and the order of drains. The row's path is in
+sinks.py (wiring), plan.py (pure), bulk.py (the business-hours gate) and writer.py (I/O)."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-import threading
 import time
 import typing as t
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import click
 from singer_sdk import Target
 from singer_sdk import typing as th
 
-from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.errors import MoovagoError
 from moovago_api.settings import connection_properties
+from target_moovago.bulk import POLICIES
+from target_moovago.errors import TargetStopped
 from target_moovago.plan import Mode
 from target_moovago.reader import MoovagoReader
-from target_moovago.sinks import BUSINESS_HOURS_POLICIES, MoovagoSink, RunContext, TargetStopped
+from target_moovago.run import Run
+from target_moovago.sinks import MoovagoSink
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
     from types import FrameType
 
     from singer_sdk.sinks import Sink
+
+    from target_moovago.progress import Tally
 
 MAX_MUTATIONS_PER_REQUEST = 100
 
@@ -77,7 +82,7 @@ _TARGET_SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "business_hours",
-        th.StringType(allowed_values=list(BUSINESS_HOURS_POLICIES)),
+        th.StringType(allowed_values=list(POLICIES)),
         default="refuse",
         title="Business hours policy",
         description="What a bulk job does in French business hours: `refuse` (stop before "
@@ -114,7 +119,12 @@ _TARGET_SETTINGS = th.PropertiesList(
 
 
 def _config_schema() -> dict[str, t.Any]:
-    schema = dict(_TARGET_SETTINGS)
+    """Every rule JSON Schema can state is stated here, so the SDK checks it once at start;
+    what it cannot (the match keys against the schema file) is checked when a stream opens."""
+    schema = copy.deepcopy(_TARGET_SETTINGS)
+    keys = schema["properties"]["match_keys"]["additionalProperties"]
+    keys["minItems"] = 1
+    keys["items"]["minLength"] = 1
     schema["properties"] = {**connection_properties(default_rate=1), **schema["properties"]}
     schema["required"] = ["api_url", "api_key"]
     return schema
@@ -139,10 +149,12 @@ class TargetMoovago(Target):
         clock: Callable[[], dt.datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
         production: bool | None = None,
+        monotonic: Callable[[], float] | None = None,
         **kwargs: t.Any,
     ) -> None:
         """`clock` (aware datetime), `sleep` and `production` (default: the API URL is not
-        loopback) are injectable so the business-hours rule is tested without a remote host."""
+        loopback) are injectable so the business-hours rule is tested without a remote host;
+        `monotonic` times the progress lines."""
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -150,19 +162,22 @@ class TargetMoovago(Target):
             setup_mapper=setup_mapper,
             **kwargs,
         )
-        self._check_settings()
-        self.run = RunContext(
-            self,
+        # One drain thread (as target-postgres): every request waits for the one governor.
+        self.max_parallelism = 1
+        self.run = Run(
+            self.config,
+            self.logger,
             clock=clock or (lambda: dt.datetime.now(dt.timezone.utc)),
             sleep=sleep or time.sleep,
             production=production,
+            monotonic=monotonic or time.monotonic,
+            drain_streams=self._drain_streams,
+            emit_state=self.emit_settled_state,
         )
         # STATE messages received and not emitted yet, each with the rows every sink had
         # received before it: it is emitted once all those rows are settled.
-        self._states: deque[tuple[dict, dict[MoovagoSink, int]]] = deque()
+        self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
         self._emitted_state: dict | None = None
-        self._state_lock = threading.Lock()
-        self._draining_all = 0
 
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
@@ -174,89 +189,85 @@ class TargetMoovago(Target):
             click.echo(f"{cls.name}: error: {exc}", err=True)
             raise click.exceptions.Exit(1) from None
 
-    def _check_settings(self) -> None:
-        modes = self.config.get("stream_modes") or {}
-        for stream, mode in modes.items():
-            if mode not in {m.value for m in Mode}:
-                msg = (
-                    f"stream_modes: {stream!r} has mode {mode!r}; "
-                    "use upsert, create_only or update_only"
-                )
-                raise ConfigError(msg)
-        for stream, keys in (self.config.get("match_keys") or {}).items():
-            if not keys:
-                msg = f"match_keys: {stream!r} needs at least one field"
-                raise ConfigError(msg)
-        per_request = self.config.get("mutations_per_request", 25)
-        if not 1 <= int(per_request) <= MAX_MUTATIONS_PER_REQUEST:
-            msg = f"mutations_per_request must be 1 to 100, got {per_request}"
-            raise ConfigError(msg)
-
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         """Refuse read-only and unknown streams before any row is read."""
-        self.run.entity_for(stream_name)
+        self.run.remote.entity_for(stream_name)
         return MoovagoSink
+
+    # the order of drains: parents first -------------------------------------------------------
+
+    def _drain_streams(self, names: Sequence[str]) -> None:
+        """Drain the pending rows of these streams (a child's parents, before its batch)."""
+        for name in names:
+            if self.sink_exists(name):
+                self.drain_one(self.get_sink(name))
+
+    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+        """Drain parent streams before the streams that name them (one thread)."""
+        del parallelism  # always 1
+        sinks = list(sink_list)
+        sinks.sort(key=lambda s: bool(isinstance(s, MoovagoSink) and s.parent_streams))
+        for sink in sinks:
+            self.drain_one(sink)
+
+    # STATE ------------------------------------------------------------------------------------
 
     def _process_state_message(self, message_dict: dict) -> None:
         super()._process_state_message(message_dict)
         state = self._latest_state
-        with self._state_lock:
-            if state is not None and not (self._states and self._states[-1][0] == state):
-                marks = {sink: sink.rows_received for sink in self.run.sinks}
-                if self._states and self._states[-1][1] == marks:
-                    self._states.pop()  # no row between them: the newer one is as safe
-                self._states.append((state, marks))
+        if state is not None and not (self._states and self._states[-1][0] == state):
+            marks = self.run.marks()
+            if self._states and self._states[-1][1] == marks:
+                self._states.pop()  # no row between them: the newer one is as safe
+            self._states.append((state, marks))
         self.emit_settled_state()
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        super()._process_record_message(message_dict)
+        if self._states:
+            self.emit_settled_state()  # a full batch may have been drained
 
     def _write_state_message(self, state: dict) -> None:
         """The SDK calls this after draining every sink: emit what is settled, not `state`."""
         self.emit_settled_state()
 
-    def _drain_all(self, sink_list: t.Iterable[Sink], parallelism: int) -> None:
-        # Inside drain_all, one STATE follows the last sink (drain_all writes it), not each.
-        self._draining_all += 1
-        try:
-            super()._drain_all(sink_list, parallelism)
-        finally:
-            self._draining_all -= 1
-
-    def emit_settled_state(self, *, drained_one: bool = False) -> None:
+    def emit_settled_state(self) -> None:
         """Emit the newest STATE received after rows that are all written, rejected or
         counted (never one newer than an unconfirmed row); none while the bulk rule holds
         rows. Called after each drain, so a long run can resume from where it was."""
-        if drained_one and self._draining_all:
+        settled = None
+        while self._states and self.run.settled(self._states[0][1]):
+            settled = self._states.popleft()[0]
+        if settled is None or settled == self._emitted_state:
             return
-        with self.run.hold_lock, self._state_lock:
-            if any(sink.has_held for sink in self.run.sinks):
-                return
-            settled = None
-            while self._states and all(
-                sink.rows_settled >= count for sink, count in self._states[0][1].items()
-            ):
-                settled = self._states.popleft()[0]
-            if settled is None or settled == self._emitted_state:
-                return
-            self._emitted_state = settled
-            super()._write_state_message(copy.deepcopy(settled))
+        self._emitted_state = settled
+        super()._write_state_message(copy.deepcopy(settled))
+
+    # the end of a run -------------------------------------------------------------------------
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM/SIGINT: finish the requests in flight, record them, emit the settled STATE
-        and exit non-zero. Overridden because the SDK's handler drains every sink again from
-        inside the interrupted drain (a hang on its lock) and then exits 0."""
+        """SIGTERM/SIGINT: finish the request in flight, record it, emit the settled STATE and
+        exit non-zero. Overridden because the SDK's handler drains every sink again from
+        inside the interrupted drain and then exits 0."""
         self.logger.warning("Received signal %d: stopping after the requests in flight", signum)
-        self.run.stop_signal = signum
         reader = self.message_reader
         reading = isinstance(reader, MoovagoReader) and reader.reading
-        if self.run.drains or not reading:
-            self.run.stop_after_request = True
+        self.run.stop(signum, at_once=self.run.draining or not reading)
         if isinstance(reader, MoovagoReader):
             reader.interrupt()  # between batches: the rows read so far are written
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then log and write the summary (a failing drain writes its own).
-        After a termination signal the run still fails, once what it read is written."""
-        self.run.preflight(self.run.sinks)
-        super().process_endofpipe()
+        """Drain every sink (the gate decides on the whole run's writes), write what it held,
+        then log and write the summary. After a termination signal the run still fails, once
+        what it read is written."""
+        self.run.gate.hold_until_end()
+        try:
+            super().process_endofpipe()
+            self.run.gate.end_of_input()
+        except BaseException as exc:
+            self.run.failed(exc)
+            raise
+        self.emit_settled_state()
         stopped = self.run.stop_signal
         self.run.finish(failed=stopped is not None)
         self.run.close()

@@ -184,16 +184,79 @@ def rewrite_settings(text: str, plugin: str, block: str) -> str:
     return "".join([*lines[:first], block.rstrip("\n") + "\n", *lines[last:]])
 
 
+#: The Hub-format definitions shipped in plugins/, for `meltano add --from-ref` in any project.
+HUB_DEFINITIONS = {
+    "tap-moovago": ROOT / "plugins" / "extractors" / "tap-moovago--moovago.yml",
+    "target-moovago": ROOT / "plugins" / "loaders" / "target-moovago--moovago.yml",
+}
+DISTRIBUTION = "moovago-connectors"
+_HUB_TEXT = {
+    "tap-moovago": (
+        "Moovago (extractor)",
+        "Extracts teams, companies, contacts, mandators and turnovers from the Moovago sales "
+        "CRM's GraphQL API; streams and fields follow the schema file.",
+    ),
+    "target-moovago": (
+        "Moovago (loader)",
+        "Upserts warehouse rows into the Moovago sales CRM through its GraphQL mutations "
+        "(reverse-ETL), duplicate-safe and within the API's rate limit.",
+    ),
+}
+_HUB_HEADER = (
+    "# Meltano Hub-format definition of {name}, generated from `{name} --about` by\n"
+    "# `.venv/bin/python -m tests.e2e.meltano_project --write` (tests/e2e/test_hub_definitions.py\n"
+    "# fails when it falls behind). Add it to any Meltano project:\n"
+    "#   meltano add --from-ref <this file or its raw URL> {name}\n"
+)
+
+
+def hub_definition(name: str, about_json: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hub-format plugin definition of one of our plugins, from its `--about`."""
+    label, description = _HUB_TEXT[name]
+    return {
+        "name": name,
+        "namespace": name.replace("-", "_"),
+        "variant": "moovago",
+        "label": label,
+        "description": description,
+        "domain_url": "https://www.moovago.com",
+        "keywords": ["moovago", "crm", "graphql", "singer-sdk"],
+        "maintenance_status": "active",
+        "pip_url": DISTRIBUTION,
+        "executable": name,
+        "capabilities": list(about_json["capabilities"]),
+        "settings_group_validation": [sorted(about_json["settings"].get("required", []))],
+        # The Hub spells a secret `sensitive: true` on a string (`kind: password` is deprecated).
+        "settings": [
+            {**s, "kind": "string"} if s["kind"] == "password" else s
+            for s in settings_from_about(about_json)
+        ],
+    }
+
+
+def hub_yaml(name: str, definition: Mapping[str, Any]) -> str:
+    import yaml
+
+    body = yaml.safe_dump(dict(definition), sort_keys=False, allow_unicode=True, width=96)
+    return _HUB_HEADER.format(name=name) + body
+
+
 def main(argv: Sequence[str]) -> None:
     """`python -m tests.e2e.meltano_project [--write] [PLUGIN...]`: print the settings block
-    of each plugin (default: ours) from its `--about`, or write them into meltano.yml."""
+    of each plugin (default: ours) from its `--about`, or write them into meltano.yml and
+    the plugin's Hub-format definition under plugins/."""
     write = "--write" in argv
     plugins = [a for a in argv if a != "--write"] or ["tap-moovago", "target-moovago"]
     text = MELTANO_YML.read_text()
     for plugin in plugins:
-        block = settings_yaml(settings_from_about(about(ROOT / ".venv" / "bin" / plugin)))
+        about_json = about(ROOT / ".venv" / "bin" / plugin)
+        block = settings_yaml(settings_from_about(about_json))
         if write:
             text = rewrite_settings(text, plugin, block)
+            if plugin in HUB_DEFINITIONS:
+                path = HUB_DEFINITIONS[plugin]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(hub_yaml(plugin, hub_definition(plugin, about_json)))
         else:
             sys.stdout.write(block + "\n")
     if write:

@@ -53,7 +53,7 @@ def test_capabilities_are_the_plugins_own(meltano_installed: Path, kind: str, na
     declared = set(_plugin(kind, name)["capabilities"])
     assert declared <= set(about["capabilities"])
     required = (
-        {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening"}
+        {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch"}
         if kind == "extractors"
         else {"about", "stream-maps"}
     )

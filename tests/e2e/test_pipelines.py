@@ -145,6 +145,15 @@ def test_load_gives_columns_sensible_types(
     assert types[("turnover", "endDate")] in {"date", *timestamps}
     assert types[("company", "ownerIds")] in {"ARRAY", "jsonb"}
     assert types[("company", "coordinates")] == "jsonb"
+    # Lists of objects: one jsonb per element, as the README says.
+    udt = dict(
+        pipeline.query(
+            "SELECT table_name || '.' || column_name, udt_name FROM information_schema.columns "
+            "WHERE table_schema = 'moovago'"
+        )
+    )
+    assert udt["team.members"] == "_jsonb"
+    assert udt["company.mandators"] == "_jsonb"
     # Deprecated fields stay out unless include_deprecated_fields is set.
     assert ("company", "zipCode") not in types
 

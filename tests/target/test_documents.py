@@ -9,7 +9,8 @@ from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
 from target_moovago.mapping import MappedRow
 from target_moovago.plan import Action, Kind, Row
-from target_moovago.sinks import list_document, mutation_document
+from target_moovago.remote import list_document
+from target_moovago.writer import mutation_document
 
 
 @pytest.fixture(scope="module")

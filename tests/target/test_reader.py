@@ -7,8 +7,8 @@ import json
 import pytest
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 
+from target_moovago.errors import UnsupportedStreamError
 from target_moovago.reader import InputError
-from target_moovago.sinks import UnsupportedStreamError
 from tests.target.helpers import mutation_count, schema_message
 
 SCHEMA = json.dumps(schema_message("company", ["customerCode", "name"]))

@@ -1,0 +1,1 @@
+"""Airbyte protocol adapters over tap-moovago and target-moovago (standard library only)."""

@@ -1,0 +1,204 @@
+"""The remote side of a run: schema, client, team, entity and key resolution, index reads.
+
+What target-postgres calls its connector. Every request of the run goes through the one client
+made here (one rate governor); `read_list` is the only place that pages through a list.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import typing as t
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, is_leaf_type
+
+from moovago_api.documents import field, list_query, operation_name
+from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.schema import Entity, MoovagoSchema, load_schema
+from moovago_api.settings import client_from_config
+from target_moovago.errors import UnsupportedStreamError
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
+from target_moovago.plan import Mode
+
+if t.TYPE_CHECKING:
+    from moovago_api.client import MoovagoClient
+
+PAGE_SIZE = 1000
+
+
+def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[FieldNode]:
+    """Fields to read for `names`: leaves as is, objects with their leaf sub-fields."""
+    selected = []
+    for name in names:
+        gql_field = gql_type.fields.get(name)
+        if gql_field is None:
+            continue
+        named = get_named_type(gql_field.type)
+        if is_leaf_type(named):
+            selected.append(field(name))
+        elif isinstance(named, GraphQLObjectType):
+            leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
+            selected.append(field(name, [field(n) for n in leaves]))
+    return selected
+
+
+def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
+    """`query($filter: FilterMany...!, $skip: Int, $limit: Int) { xList(...) { id ... } }`."""
+    gql_type = schema.graphql.get_type(entity.type_name)
+    if not isinstance(gql_type, GraphQLObjectType):
+        msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
+        raise MoovagoError(msg)
+    names = ["id", *(f for f in fields if f != "id")]
+    return list_query(
+        schema, entity, _selection(gql_type, names), name=f"TargetMoovago{entity.type_name}Index"
+    )
+
+
+def read_list(
+    client: MoovagoClient, entity: Entity, document: DocumentNode, flt: Mapping[str, t.Any]
+) -> Iterator[dict[str, t.Any]]:
+    """Every record `document` lists under `flt`, page by page (skip/limit when the list takes
+    them). The one paging loop of the target: the shared pager replaces it."""
+    if not entity.filter_arg:
+        msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
+        raise MoovagoError(msg)
+    name = operation_name(document)
+    paged = bool(entity.skip_arg and entity.limit_arg)
+    for skip in itertools.count(0, PAGE_SIZE):
+        variables: dict[str, t.Any] = {entity.filter_arg: dict(flt)}
+        if entity.skip_arg and entity.limit_arg:
+            variables[entity.limit_arg] = PAGE_SIZE
+            variables[entity.skip_arg] = skip
+        data = client.execute(document, variables, operation_name=name)
+        page: list[dict[str, t.Any]] = data.get(entity.root_field) or []
+        yield from page
+        if not paged or len(page) < PAGE_SIZE:
+            return
+
+
+class Remote:
+    """Moovago as one run sees it: loaded once, read on demand."""
+
+    def __init__(self, config: Mapping[str, t.Any], logger: logging.Logger) -> None:
+        self.config = config
+        self.logger = logger
+        self._schema: MoovagoSchema | None = None
+        self._client: MoovagoClient | None = None
+        self._team_id: str | None = None
+        self._indexes: dict[str, RemoteIndex] = {}
+
+    @property
+    def schema(self) -> MoovagoSchema:
+        if self._schema is None:
+            self._schema = load_schema(self.config.get("schema_path"))
+        return self._schema
+
+    @property
+    def client(self) -> MoovagoClient:
+        if self._client is None:
+            self._client = client_from_config(self.config, default_rate=1, logger=self.logger)
+        return self._client
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far (0 before the client exists)."""
+        return self._client.stats.requests if self._client is not None else 0
+
+    def stats(self) -> dict[str, int]:
+        if self._client is None:
+            return {}
+        raw = self._client.stats
+        return {k: getattr(raw, k, 0) for k in ("requests", "retries", "rate_limited")}
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    @property
+    def team_id(self) -> str:
+        if self._team_id is None:
+            entity = self.schema.entity("team")
+            doc = list_query(self.schema, entity, [field("id")], name="TargetMoovagoTeam")
+            data = self.client.execute(doc, operation_name="TargetMoovagoTeam")
+            team = data.get("team") or {}
+            if not team.get("id"):
+                msg = "the API returned no team for this API key"
+                raise MoovagoError(msg)
+            self._team_id = str(team["id"])
+        return self._team_id
+
+    # what the config says about an entity ---------------------------------------------------
+
+    def entity_for(self, stream_name: str) -> Entity:
+        """The writable entity of a stream; UnsupportedStreamError naming what it can write."""
+        try:
+            entity = self.schema.entity(stream_name)
+        except KeyError:
+            writable = [e.stream_name for e in self.schema.entities() if e.mutation_field]
+            msg = (
+                f"stream {stream_name!r} is not a Moovago entity; target-moovago writes "
+                f"{', '.join(writable)}"
+            )
+            raise UnsupportedStreamError(msg) from None
+        if entity.mutation_field is None or entity.create_input is None:
+            msg = (
+                f"stream {stream_name!r} is read-only in the Moovago API (it has no mutations); "
+                "remove it from the target's input"
+            )
+            raise UnsupportedStreamError(msg)
+        return entity
+
+    def key_specs(self, entity: Entity) -> list[KeySpec]:
+        configured = self.config.get("match_keys") or {}
+        names = configured.get(entity.stream_name) or configured.get(entity.name)
+        raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
+        specs = [KeySpec.parse(list(k)) for k in raw]
+        known = set(self.schema.output_json_schema(entity.type_name)["properties"])
+        for spec in specs:
+            for name in spec.fields:
+                if name not in known:
+                    msg = (
+                        f"match_keys for {entity.stream_name!r} names {name!r}, "
+                        f"which {entity.type_name} does not have"
+                    )
+                    raise ConfigError(msg)
+        return specs
+
+    def mode(self, entity: Entity) -> Mode:
+        modes = self.config.get("stream_modes") or {}
+        return Mode(modes.get(entity.stream_name) or modes.get(entity.name) or "upsert")
+
+    # reads ----------------------------------------------------------------------------------
+
+    def index(self, entity: Entity, fields: Sequence[str]) -> RemoteIndex:
+        """The index of `entity`, prefetched once; tracks at least `fields` and the keys."""
+        index = self._indexes.get(entity.name)
+        if index is not None and set(fields) <= set(index.fields):
+            return index
+        previous = index
+        tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
+        index = RemoteIndex(tracked, self.key_specs(entity))
+        for record in self.list_records(entity, index.fields):
+            index.add(str(record["id"]), record)
+        if previous is not None:  # what this run planned (pending creates, updates) stays
+            for record_id, values in previous.items():
+                index.add(record_id, {**(index.get(record_id) or {}), **values})
+        self.logger.info(
+            "Prefetched %d %s records (fields: %s)",
+            len(index),
+            entity.stream_name,
+            ", ".join(index.fields),
+        )
+        self._indexes[entity.name] = index
+        return index
+
+    def list_records(
+        self, entity: Entity, fields: Sequence[str], **filters: t.Any
+    ) -> Iterator[dict[str, t.Any]]:
+        """Every record of the team (paged, values only in variables), with extra filters."""
+        document = list_document(self.schema, entity, fields)
+        flt: dict[str, t.Any] = dict(filters)
+        if entity.team_filter_field:
+            flt[entity.team_filter_field] = self.team_id
+        return read_list(self.client, entity, document, flt)

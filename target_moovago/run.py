@@ -1,0 +1,135 @@
+"""One target run: the typed handle every sink gets, and what the target asks of it.
+
+It holds what the sinks share (the remote side, the ledger, the business-hours gate, the
+pending creates, progress) and the run's lifecycle: stop on a signal, finish once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import typing as t
+from collections.abc import Callable, Mapping, Sequence
+
+from moovago_api.wire import is_loopback_url, secret_forms
+from target_moovago.bulk import BulkGate
+from target_moovago.errors import TargetStopped
+from target_moovago.index import PendingIds
+from target_moovago.ledger import Ledger
+from target_moovago.progress import Progress, Tally
+from target_moovago.remote import Remote
+
+if t.TYPE_CHECKING:
+    from moovago_api.client import MoovagoClient
+
+
+@t.runtime_checkable
+class HasRun(t.Protocol):
+    """A target that gives its sinks a run (TargetMoovago)."""
+
+    run: Run
+
+
+class Run:
+    """What every sink of one run shares."""
+
+    def __init__(
+        self,
+        config: Mapping[str, t.Any],
+        logger: logging.Logger,
+        *,
+        clock: Callable[[], dt.datetime],
+        sleep: Callable[[float], None],
+        production: bool | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        drain_streams: Callable[[Sequence[str]], None] = lambda _names: None,
+        emit_state: Callable[[], None] = lambda: None,
+    ) -> None:
+        """From the target: `drain_streams` drains the pending rows of the named streams,
+        `emit_state` emits the newest STATE whose rows are all settled."""
+        self.logger = logger
+        self.drain_streams = drain_streams
+        self.emit_state = emit_state
+        self.summary_path: str | None = config.get("summary_path")
+        self.dry_run = bool(config.get("dry_run"))
+        self.hard_delete = bool(config.get("hard_delete"))
+        self.mutations_per_request = int(config.get("mutations_per_request", 25))
+        self.remote = Remote(config, logger)
+        self.ledger = Ledger(
+            config.get("rejects_path") or "moovago-rejects.jsonl",
+            max_rejects=config.get("max_rejects"),
+            secrets=secret_forms(str(config.get("api_key") or "")),
+            clock=clock,
+        )
+        self.ledger.dry_run = self.dry_run
+        if production is None:
+            production = not is_loopback_url(str(config.get("api_url") or ""))
+        self.gate = BulkGate(
+            production=production,
+            policy=config.get("business_hours") or "refuse",
+            threshold=int(config.get("bulk_threshold", 500)),
+            clock=clock,
+            sleep=sleep,
+            logger=logger,
+        )
+        self.pending = PendingIds()
+        self.tallies: list[Tally] = []  # one per sink, in the order they were opened
+        self.progress = Progress(self.ledger, lambda: self.remote.requests, logger, clock=monotonic)
+        self.draining = False  # a sink is draining now
+        self.stop_signal: int | None = None  # a termination signal was received
+        self.stop_after_request = False  # send no further request
+        self._finished = False
+        if config.get("api_url") and config.get("api_key"):
+            self.remote.client  # noqa: B018 - a bad connection setting fails now, not mid-run
+
+    @property
+    def client(self) -> MoovagoClient:
+        return self.remote.client
+
+    def tally(self, stream: str) -> Tally:
+        """A new sink's tally: its rows received and settled, for STATE and progress."""
+        tally = self.progress.tally(stream)
+        self.tallies.append(tally)
+        return tally
+
+    def marks(self) -> dict[Tally, int]:
+        """Rows received by each sink so far: a STATE received now covers them."""
+        return {tally: tally.received for tally in self.tallies}
+
+    def settled(self, marks: Mapping[Tally, int]) -> bool:
+        """Every row counted in `marks` is written, rejected or counted, and none is held."""
+        return not self.gate.holding and all(tally.settled >= n for tally, n in marks.items())
+
+    def stop(self, signum: int, *, at_once: bool) -> None:
+        """A termination signal: `at_once` (inside a drain, or input all read) sends no
+        further request; otherwise the rows read so far are written first."""
+        self.stop_signal = signum
+        if at_once:
+            self.stop_after_request = True
+
+    def check_stop(self) -> None:
+        """Before each request: raise once a termination signal asked to stop sending."""
+        if self.stop_after_request and self.stop_signal is not None:
+            raise TargetStopped(self.stop_signal)
+
+    def failed(self, exc: BaseException) -> None:
+        """A drain failed: after a signal, emit the STATE its settled rows allow; then write
+        the summary of what was done until now."""
+        if isinstance(exc, TargetStopped):
+            self.emit_state()
+        self.finish(failed=True)
+
+    def finish(self, *, failed: bool) -> None:
+        """Log the summary table and write the JSON summary, once per run."""
+        if self._finished:
+            return
+        self._finished = True
+        summary = self.ledger.summary(self.remote.stats())
+        summary["failed"] = failed
+        self.logger.info("target-moovago summary\n%s", Ledger.table(summary))
+        if self.summary_path:
+            self.ledger.write_summary(self.summary_path, summary)
+
+    def close(self) -> None:
+        self.remote.close()

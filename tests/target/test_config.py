@@ -1,0 +1,58 @@
+"""Config is validated once: what JSON Schema can state is in `config_jsonschema` (the SDK
+refuses it before the run starts); only what it cannot is checked by hand."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from singer_sdk.exceptions import ConfigValidationError
+
+from moovago_api.errors import ConfigError
+from target_moovago.target import TargetMoovago
+from tests.target.helpers import schema_message
+
+BASE = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}  # nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("match_keys", {"company": []}),
+        ("match_keys", {"company": [""]}),
+        ("stream_modes", {"company": "merge"}),
+        ("mutations_per_request", 0),
+        ("mutations_per_request", 101),
+        ("bulk_threshold", -1),
+        ("business_hours", "sometimes"),
+        ("max_rejects", -1),
+    ],
+)
+def test_what_json_schema_can_say_is_refused_by_it(setting, value):
+    with pytest.raises(ConfigValidationError) as caught:
+        TargetMoovago(config={**BASE, setting: value})
+    assert setting in f"{caught.value} {caught.value.errors}"
+
+
+def test_the_rules_are_stated_in_the_config_schema():
+    props = TargetMoovago.config_jsonschema["properties"]
+    keys = props["match_keys"]["additionalProperties"]
+    assert keys["minItems"] == 1
+    assert keys["items"]["minLength"] == 1
+    assert set(props["stream_modes"]["additionalProperties"]["enum"]) == {
+        "upsert",
+        "create_only",
+        "update_only",
+    }
+    per_request = props["mutations_per_request"]
+    assert (per_request["minimum"], per_request["maximum"]) == (1, 100)
+    assert set(props["business_hours"]["enum"]) == {"refuse", "wait", "ignore"}
+
+
+def test_a_match_key_the_entity_does_not_have_is_refused_when_its_stream_opens():
+    # JSON Schema cannot know the schema file's fields: this check stays by hand.
+    target = TargetMoovago(config={**BASE, "match_keys": {"company": ["nickname"]}})
+    text = json.dumps(schema_message("company", ["customerCode", "name"])) + "\n"
+    with pytest.raises(ConfigError, match="'nickname', which Company does not have"):
+        target.listen(io.StringIO(text))
