@@ -106,6 +106,7 @@ class MoovagoReader(SingerReader):
         super().__init__()
         self.line_number = 0
         self.streams: set[str] = set()  # streams whose SCHEMA was handled
+        self.on_failure: t.Callable[[], None] = lambda: None  # the run ends on broken input
         self.waiting = False  # blocked reading the next line: no message is half handled
         self.stop_requested = False
         self.reading = False  # the input is not all read yet
@@ -125,6 +126,9 @@ class MoovagoReader(SingerReader):
         self.reading = True
         try:
             return self._process_lines(file_input, callbacks)
+        except BaseException:
+            self.on_failure()
+            raise
         finally:
             self.reading = False
 

@@ -18,10 +18,12 @@ from moovago_api.errors import MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.bulk import POLICIES
 from target_moovago.errors import TargetStopped
-from target_moovago.plan import Mode
+from target_moovago.index import NORMALIZATIONS
+from target_moovago.plan import KEYLESS_SETTING, Mode
 from target_moovago.reader import MoovagoReader
 from target_moovago.run import Run
 from target_moovago.sinks import MoovagoSink
+from target_moovago.writer import DEFAULT_MAX_REQUEST_BYTES, MIN_REQUEST_BYTES
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -58,12 +60,79 @@ _TARGET_SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "match_normalize",
+        th.ObjectType(
+            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
+        ),
+        title="Match key normalisation",
+        description=(
+            "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
+            "blanks) and/or `case` (case-folded: `abc` = `ABC`, `ß` = `ss`), e.g. "
+            '{"company": ["trim", "case"]}. Default: exact comparison. Risk: records Moovago '
+            "keeps apart (`abc`, `ABC`) become one key, so a row updates one of them or is "
+            "rejected as ambiguous."
+        ),
+    ),
+    th.Property(
+        KEYLESS_SETTING,
+        th.ArrayType(th.StringType),
+        title="Allow keyless creates",
+        description=(
+            "Streams whose rows with neither `id` nor a match key are created anyway "
+            '(`create_only`, `upsert`), e.g. ["turnover"]. Such a create cannot be looked up '
+            "after an ambiguous failure, so a crash and a resume from an earlier STATE may "
+            "duplicate those rows. Default: none; such rows are rejected before any write."
+        ),
+    ),
+    th.Property(
+        "keep_empty_strings",
+        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+        title="Keep empty strings",
+        description=(
+            "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
+            '{"company": ["status"]}. Elsewhere `\'\'` in a field that does not take free text '
+            "(enum, number, boolean, date, list, object, ID) means no value, like NULL."
+        ),
+    ),
+    th.Property(
+        "lock_dir",
+        th.StringType,
+        title="Run lock directory",
+        description=(
+            "Directory of the run lock files: one run at a time per API URL and team on this "
+            "machine. Default: $XDG_STATE_HOME/target-moovago/locks, else "
+            "~/.local/state/target-moovago/locks. It cannot guard runs on two machines."
+        ),
+    ),
+    th.Property(
+        "lock_wait_seconds",
+        th.NumberType(minimum=0),
+        default=0,
+        title="Run lock wait",
+        description=(
+            "How long a run waits for another run of the same account to end before it "
+            "refuses (0: refuse at once)."
+        ),
+    ),
+    th.Property(
+        "max_request_bytes",
+        th.IntegerType(minimum=MIN_REQUEST_BYTES),
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        title="Max request bytes",
+        description=(
+            "Largest request body sent, measured before sending: a larger batch is split by "
+            "size down to one row, and a row that alone is larger is rejected naming its size. "
+            "An HTTP 413 from the server splits the same way."
+        ),
+    ),
+    th.Property(
         "hard_delete",
         th.BooleanType,
         default=False,
         title="Hard delete",
-        description="Delete the remote record of rows whose `_sdc_deleted_at` is set. When "
-        "false such rows are skipped and counted.",
+        description="Delete the remote record of rows whose `_sdc_deleted_at` holds a "
+        "timestamp. When false such rows are skipped and counted. A value that is not a "
+        "timestamp (`NULL`, `false`) rejects the row.",
     ),
     th.Property(
         "mutations_per_request",
@@ -174,6 +243,8 @@ class TargetMoovago(Target):
             drain_streams=self._drain_streams,
             emit_state=self.emit_settled_state,
         )
+        if isinstance(self.message_reader, MoovagoReader):  # broken input: let the lock go
+            self.message_reader.on_failure = self.run.remote.release_lock
         # STATE messages received and not emitted yet, each with the rows every sink had
         # received before it: it is emitted once all those rows are settled.
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
@@ -266,6 +337,7 @@ class TargetMoovago(Target):
             self.run.gate.end_of_input()
         except BaseException as exc:
             self.run.failed(exc)
+            self.run.remote.release_lock()
             raise
         self.emit_settled_state()
         stopped = self.run.stop_signal

@@ -1,6 +1,7 @@
 """The batch writer of one stream: project planned writes into the index, send them as aliased
-mutation batches, halve a batch refused as a whole, reconcile after an ambiguous failure,
-confirm or undo each row, and account every row in the ledger."""
+mutation batches, halve a batch refused as a whole or over the size limit (measured before
+sending, or an HTTP 413), reconcile after an ambiguous failure on the server's clock, confirm
+or undo each row, and account every row in the ledger."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import json
 import typing as t
 from collections.abc import Mapping, Sequence
 
-from graphql import DocumentNode, NamedTypeNode, NameNode, NonNullTypeNode, OperationType, TypeNode
+from graphql import (
+    DocumentNode,
+    NamedTypeNode,
+    NameNode,
+    NonNullTypeNode,
+    OperationType,
+    TypeNode,
+    print_ast,
+)
 
 from moovago_api.documents import field, operation, operation_name
-from moovago_api.errors import MoovagoError, QueryError, TransientError
+from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
@@ -24,7 +33,11 @@ if t.TYPE_CHECKING:
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
-RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
+# Re-read rows the server dated from this long before its clock at sending: the Date header's
+# whole seconds and the request's own time. Never the local clock, which may be minutes off.
+RECONCILE_MARGIN = dt.timedelta(minutes=5)
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576  # 1 MiB: a common proxy default (nginx, API gateways)
+MIN_REQUEST_BYTES = 1024
 SAMPLES_PER_KIND = 3
 _ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
 
@@ -61,6 +74,18 @@ def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[Docume
     return operation(OperationType.MUTATION, name, var_types, root), variables, aliases
 
 
+def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:
+    """The size of the body the client sends for this request (the same JSON form)."""
+    body = {"query": print_ast(document), "variables": dict(variables), "operationName": name}
+    return len(json.dumps(body, default=str, ensure_ascii=False).encode("utf-8"))
+
+
+def largest_field(action: Action) -> str | None:
+    """The input field holding most of a row's bytes: the one to name when it is too big."""
+    sizes = {k: len(json.dumps(v, default=str, ensure_ascii=False)) for k, v in action.data.items()}
+    return max(sizes, key=lambda k: sizes[k]) if sizes else None
+
+
 class BatchWriter:
     """Writes the planned actions of one stream against its index."""
 
@@ -74,6 +99,7 @@ class BatchWriter:
         self.fields = list(fields)  # what the stream's rows may change, tracked in the index
         self.logger = run.logger
         self._samples: dict[Kind, int] = {}
+        self._warned_clock = False
 
     @property
     def index(self) -> RemoteIndex:
@@ -172,17 +198,23 @@ class BatchWriter:
             return
         self.run.check_stop()
         document, variables, aliases = mutation_document(self.entity, chunk)
+        name = operation_name(document)
+        size = request_bytes(document, variables, name)
+        if size > self.run.request_limit:
+            self._too_large(chunk, depth, rounds, size, refused=False)
+            return
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        # The real time, not the injectable business-hours clock: it bounds a query on the server.
-        started = dt.datetime.now(dt.timezone.utc)
+        reference = self._server_clock()  # before sending: a create lands after it
         errors: dict[str, str] = {}
         try:
             data = self.run.remote.client.execute(
-                document,
-                variables,
-                operation_name=operation_name(document),
-                retry_ambiguous=not has_creates,
+                document, variables, operation_name=name, retry_ambiguous=not has_creates
             )
+        except RequestTooLarge as err:
+            self.run.progress.request_done(self.label)
+            self.run.request_limit = min(self.run.request_limit, err.size - 1)
+            self._too_large(chunk, depth, rounds, size, refused=True)
+            return
         except QueryError as err:
             field_data = (err.data or {}).get(self.entity.mutation_field or "")
             if field_data is None:
@@ -196,7 +228,7 @@ class BatchWriter:
         except TransientError as err:
             if not (has_creates and err.ambiguous):
                 raise
-            self._after_ambiguous_failure(chunk, started, rounds, err)
+            self._after_ambiguous_failure(chunk, reference, rounds, err)
             return
         results = data.get(self.entity.mutation_field or "") or {}
         for alias, action in zip(aliases, chunk, strict=True):
@@ -207,6 +239,45 @@ class BatchWriter:
                 reason = errors.get(alias, "the API returned no result for this mutation")
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         self.run.progress.request_done(self.label)
+
+    def _server_clock(self) -> dt.datetime | None:
+        """The server's time: its Date header as last seen, else the newest `updatedAt` read
+        this run (a lower bound of it), else None. Never the local clock."""
+        return self.run.remote.client.server_time() or self.run.remote.newest_updated_at
+
+    def _too_large(
+        self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
+    ) -> None:
+        """Over `max_request_bytes` (or refused with HTTP 413): halve by rows down to one; a
+        row too large alone is rejected naming its size and the limit."""
+        if len(chunk) > 1:
+            middle = len(chunk) // 2
+            self.logger.info(
+                "Stream %s: request of %d mutations is %d bytes (%s); splitting",
+                self.label,
+                len(chunk),
+                size,
+                "refused with HTTP 413" if refused else f"limit {self.run.request_limit}",
+            )
+            self._send(chunk[:middle], depth, rounds)
+            self._send(chunk[middle:], depth, rounds)
+            return
+        (action,) = chunk
+        configured = self.run.max_request_bytes
+        if refused:
+            reason = (
+                f"{action.kind.value} refused by the server with HTTP 413: the request for this "
+                f"row alone is {size} bytes, over the server's limit (max_request_bytes="
+                f"{configured})"
+            )
+        else:
+            reason = (
+                f"{action.kind.value} not sent: the request for this row alone is {size} bytes, "
+                f"over the limit of {self.run.request_limit} bytes (max_request_bytes="
+                f"{configured})"
+            )
+        self._undo(action)
+        self.reject(action.row, reason, largest_field(action))
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
@@ -226,15 +297,27 @@ class BatchWriter:
             self._refuse(action, f"{action.kind.value} refused: {messages}")
 
     def _after_ambiguous_failure(
-        self, chunk: list[Action], started: dt.datetime, rounds: int, err: TransientError
+        self,
+        chunk: list[Action],
+        reference: dt.datetime | None,
+        rounds: int,
+        err: TransientError,
     ) -> None:
-        """The request may have been applied: find the creates that landed, resend the rest."""
+        """The request may have been applied: find the creates that landed, resend the rest.
+        Rows are re-read from `reference` (the server's clock) on; without it, all of them."""
         fields = list(self.index.fields)
         recent = RemoteIndex(fields, self.key_specs)
         extra: dict[str, t.Any] = {}
-        if self.entity.updated_since_field:
-            since = started - RECONCILE_MARGIN
+        if self.entity.updated_since_field and reference is not None:
+            since = reference - RECONCILE_MARGIN
             extra[self.entity.updated_since_field] = format_datetime(since)
+        elif self.entity.updated_since_field and not self._warned_clock:
+            self._warned_clock = True
+            self.logger.info(
+                "Stream %s: no server clock seen (no Date header, no updatedAt read): "
+                "reconciling by reading every record",
+                self.label,
+            )
         found: dict[str, dict[str, t.Any]] = {}
         for record in self.run.remote.list_records(self.entity, fields, **extra):
             record_id = str(record["id"])
