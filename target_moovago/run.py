@@ -16,10 +16,10 @@ from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.bulk import BulkGate
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingIds
+from target_moovago.integrity import DEFAULT_MAX_REQUEST_BYTES
 from target_moovago.ledger import Ledger
 from target_moovago.progress import Progress, Tally
 from target_moovago.remote import Remote
-from target_moovago.writer import DEFAULT_MAX_REQUEST_BYTES
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient

@@ -21,11 +21,6 @@ from urllib.parse import urlsplit
 
 from moovago_api.errors import MoovagoError
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
-
 POLL_SECONDS = 0.2
 
 
@@ -78,9 +73,11 @@ class RunLock:
     def acquire(self) -> None:
         if self._fd is not None:
             return
-        if fcntl is None:  # pragma: no cover - not POSIX
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
             msg = "the run lock needs POSIX file locks (fcntl), which this platform lacks"
-            raise RunLockError(msg)
+            raise RunLockError(msg) from None
         fd = self._open()
         deadline = self._clock() + self.wait_seconds
         try:
@@ -101,9 +98,8 @@ class RunLock:
     def release(self) -> None:
         """Let the next run go. The file stays: removing it would let two runs lock two files."""
         fd, self._fd = self._fd, None
-        if fd is not None and fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor of the open file drops the flock
 
     def __enter__(self) -> RunLock:
         self.acquire()

@@ -18,12 +18,11 @@ from moovago_api.errors import MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.bulk import POLICIES
 from target_moovago.errors import TargetStopped
-from target_moovago.index import NORMALIZATIONS
-from target_moovago.plan import KEYLESS_SETTING, Mode
+from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
+from target_moovago.plan import Mode
 from target_moovago.reader import MoovagoReader
 from target_moovago.run import Run
 from target_moovago.sinks import MoovagoSink
-from target_moovago.writer import DEFAULT_MAX_REQUEST_BYTES, MIN_REQUEST_BYTES
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -59,72 +58,7 @@ _TARGET_SETTINGS = th.PropertiesList(
             '{"contact": "update_only"}.'
         ),
     ),
-    th.Property(
-        "match_normalize",
-        th.ObjectType(
-            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
-        ),
-        title="Match key normalisation",
-        description=(
-            "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
-            "blanks) and/or `case` (case-folded: `abc` = `ABC`, `ß` = `ss`), e.g. "
-            '{"company": ["trim", "case"]}. Default: exact comparison. Risk: records Moovago '
-            "keeps apart (`abc`, `ABC`) become one key, so a row updates one of them or is "
-            "rejected as ambiguous."
-        ),
-    ),
-    th.Property(
-        KEYLESS_SETTING,
-        th.ArrayType(th.StringType),
-        title="Allow keyless creates",
-        description=(
-            "Streams whose rows with neither `id` nor a match key are created anyway "
-            '(`create_only`, `upsert`), e.g. ["turnover"]. Such a create cannot be looked up '
-            "after an ambiguous failure, so a crash and a resume from an earlier STATE may "
-            "duplicate those rows. Default: none; such rows are rejected before any write."
-        ),
-    ),
-    th.Property(
-        "keep_empty_strings",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-        title="Keep empty strings",
-        description=(
-            "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
-            '{"company": ["status"]}. Elsewhere `\'\'` in a field that does not take free text '
-            "(enum, number, boolean, date, list, object, ID) means no value, like NULL."
-        ),
-    ),
-    th.Property(
-        "lock_dir",
-        th.StringType,
-        title="Run lock directory",
-        description=(
-            "Directory of the run lock files: one run at a time per API URL and team on this "
-            "machine. Default: $XDG_STATE_HOME/target-moovago/locks, else "
-            "~/.local/state/target-moovago/locks. It cannot guard runs on two machines."
-        ),
-    ),
-    th.Property(
-        "lock_wait_seconds",
-        th.NumberType(minimum=0),
-        default=0,
-        title="Run lock wait",
-        description=(
-            "How long a run waits for another run of the same account to end before it "
-            "refuses (0: refuse at once)."
-        ),
-    ),
-    th.Property(
-        "max_request_bytes",
-        th.IntegerType(minimum=MIN_REQUEST_BYTES),
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        title="Max request bytes",
-        description=(
-            "Largest request body sent, measured before sending: a larger batch is split by "
-            "size down to one row, and a row that alone is larger is rejected naming its size. "
-            "An HTTP 413 from the server splits the same way."
-        ),
-    ),
+    *INTEGRITY_PROPERTIES,
     th.Property(
         "hard_delete",
         th.BooleanType,

@@ -1,31 +1,23 @@
 """The batch writer of one stream: project planned writes into the index, send them as aliased
-mutation batches, halve a batch refused as a whole or over the size limit (measured before
-sending, or an HTTP 413), reconcile after an ambiguous failure on the server's clock, confirm
-or undo each row, and account every row in the ledger."""
+mutation batches, halve a batch refused as a whole or over the size limit (or HTTP 413),
+reconcile after an ambiguous failure, confirm or undo each row, account every row."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from graphql import (
-    DocumentNode,
-    NamedTypeNode,
-    NameNode,
-    NonNullTypeNode,
-    OperationType,
-    TypeNode,
-    print_ast,
-)
+from graphql import DocumentNode, NamedTypeNode, NameNode, NonNullTypeNode, OperationType, TypeNode
 
 from moovago_api.documents import field, operation, operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
-from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
+from target_moovago.integrity import largest_field, request_bytes, too_large_reason
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
+from target_moovago.reconcile import landed_creates, server_clock
 
 if t.TYPE_CHECKING:
     from moovago_api.schema import Entity
@@ -33,11 +25,6 @@ if t.TYPE_CHECKING:
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
-# Re-read rows the server dated from this long before its clock at sending: the Date header's
-# whole seconds and the request's own time. Never the local clock, which may be minutes off.
-RECONCILE_MARGIN = dt.timedelta(minutes=5)
-DEFAULT_MAX_REQUEST_BYTES = 1_048_576  # 1 MiB: a common proxy default (nginx, API gateways)
-MIN_REQUEST_BYTES = 1024
 SAMPLES_PER_KIND = 3
 _ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
 
@@ -74,18 +61,6 @@ def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[Docume
     return operation(OperationType.MUTATION, name, var_types, root), variables, aliases
 
 
-def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:
-    """The size of the body the client sends for this request (the same JSON form)."""
-    body = {"query": print_ast(document), "variables": dict(variables), "operationName": name}
-    return len(json.dumps(body, default=str, ensure_ascii=False).encode("utf-8"))
-
-
-def largest_field(action: Action) -> str | None:
-    """The input field holding most of a row's bytes: the one to name when it is too big."""
-    sizes = {k: len(json.dumps(v, default=str, ensure_ascii=False)) for k, v in action.data.items()}
-    return max(sizes, key=lambda k: sizes[k]) if sizes else None
-
-
 class BatchWriter:
     """Writes the planned actions of one stream against its index."""
 
@@ -99,7 +74,6 @@ class BatchWriter:
         self.fields = list(fields)  # what the stream's rows may change, tracked in the index
         self.logger = run.logger
         self._samples: dict[Kind, int] = {}
-        self._warned_clock = False
 
     @property
     def index(self) -> RemoteIndex:
@@ -204,15 +178,13 @@ class BatchWriter:
             self._too_large(chunk, depth, rounds, size, refused=False)
             return
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        reference = self._server_clock()  # before sending: a create lands after it
+        reference = server_clock(self.run.remote)  # before sending: a create lands after it
         errors: dict[str, str] = {}
         try:
             data = self.run.remote.client.execute(
                 document, variables, operation_name=name, retry_ambiguous=not has_creates
             )
-        except RequestTooLarge as err:
-            self.run.progress.request_done(self.label)
-            self.run.request_limit = min(self.run.request_limit, err.size - 1)
+        except RequestTooLarge:
             self._too_large(chunk, depth, rounds, size, refused=True)
             return
         except QueryError as err:
@@ -240,57 +212,35 @@ class BatchWriter:
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         self.run.progress.request_done(self.label)
 
-    def _server_clock(self) -> dt.datetime | None:
-        """The server's time: its Date header as last seen, else the newest `updatedAt` read
-        this run (a lower bound of it), else None. Never the local clock."""
-        return self.run.remote.client.server_time() or self.run.remote.newest_updated_at
-
     def _too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
     ) -> None:
-        """Over `max_request_bytes` (or refused with HTTP 413): halve by rows down to one; a
-        row too large alone is rejected naming its size and the limit."""
+        """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
+        by rows down to one; a row too large alone is rejected naming its size and the limit."""
+        if refused:
+            self.run.progress.request_done(self.label)
+            self.run.request_limit = min(self.run.request_limit, size - 1)
         if len(chunk) > 1:
-            middle = len(chunk) // 2
-            self.logger.info(
-                "Stream %s: request of %d mutations is %d bytes (%s); splitting",
-                self.label,
-                len(chunk),
-                size,
-                "refused with HTTP 413" if refused else f"limit {self.run.request_limit}",
-            )
-            self._send(chunk[:middle], depth, rounds)
-            self._send(chunk[middle:], depth, rounds)
+            self._halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
             return
         (action,) = chunk
-        configured = self.run.max_request_bytes
-        if refused:
-            reason = (
-                f"{action.kind.value} refused by the server with HTTP 413: the request for this "
-                f"row alone is {size} bytes, over the server's limit (max_request_bytes="
-                f"{configured})"
-            )
-        else:
-            reason = (
-                f"{action.kind.value} not sent: the request for this row alone is {size} bytes, "
-                f"over the limit of {self.run.request_limit} bytes (max_request_bytes="
-                f"{configured})"
-            )
         self._undo(action)
+        reason = too_large_reason(action, size, self.run, refused=refused)
         self.reject(action.row, reason, largest_field(action))
+
+    def _halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
+        self.logger.info(
+            "Stream %s: request of %d mutations %s; splitting", self.label, len(chunk), why
+        )
+        middle = len(chunk) // 2
+        self._send(chunk[:middle], depth, rounds)
+        self._send(chunk[middle:], depth, rounds)
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
         self.run.progress.request_done(self.label)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
-            middle = len(chunk) // 2
-            self.logger.info(
-                "Stream %s: request of %d mutations refused as a whole; splitting",
-                self.label,
-                len(chunk),
-            )
-            self._send(chunk[:middle], depth + 1)
-            self._send(chunk[middle:], depth + 1)
+            self._halve(chunk, depth + 1, 0, "refused as a whole")
             return
         messages = "; ".join(str(e.get("message", "")) for e in err.errors) or str(err)
         for action in chunk:
@@ -303,36 +253,16 @@ class BatchWriter:
         rounds: int,
         err: TransientError,
     ) -> None:
-        """The request may have been applied: find the creates that landed, resend the rest.
-        Rows are re-read from `reference` (the server's clock) on; without it, all of them."""
-        fields = list(self.index.fields)
-        recent = RemoteIndex(fields, self.key_specs)
-        extra: dict[str, t.Any] = {}
-        if self.entity.updated_since_field and reference is not None:
-            since = reference - RECONCILE_MARGIN
-            extra[self.entity.updated_since_field] = format_datetime(since)
-        elif self.entity.updated_since_field and not self._warned_clock:
-            self._warned_clock = True
-            self.logger.info(
-                "Stream %s: no server clock seen (no Date header, no updatedAt read): "
-                "reconciling by reading every record",
-                self.label,
-            )
-        found: dict[str, dict[str, t.Any]] = {}
-        for record in self.run.remote.list_records(self.entity, fields, **extra):
-            record_id = str(record["id"])
-            if record_id not in self.index:
-                recent.add(record_id, record)
-                found[record_id] = record
+        """The request may have been applied: find the creates that landed, resend the rest."""
         creates = [a for a in chunk if a.kind is Kind.CREATE]
         remaining = [a for a in chunk if a.kind is not Kind.CREATE]
-        for action in creates:
-            match = _find_landed(recent, found, action)
+        landed = landed_creates(
+            self.run.remote, self.entity, self.index, self.key_specs, creates, reference
+        )
+        for action, match in zip(creates, landed, strict=True):
             if match is None:
                 remaining.append(action)
             else:
-                recent.remove(match)
-                found.pop(match, None)
                 self._confirm(action, match)
         order = {id(a): n for n, a in enumerate(chunk)}
         remaining.sort(key=lambda a: order[id(a)])
@@ -368,15 +298,3 @@ class BatchWriter:
                     action.kind.value,
                     json.dumps(action.variables(), default=str, ensure_ascii=False),
                 )
-
-
-def _find_landed(
-    recent: RemoteIndex, records: Mapping[str, Mapping[str, t.Any]], action: Action
-) -> str | None:
-    spec, ids = recent.find(action.data)
-    if spec is not None:
-        return ids[0] if ids else None
-    for record_id, record in records.items():  # no key: the same values mean the same row
-        if all(record.get(k) == v for k, v in action.data.items() if k in record):
-            return record_id
-    return None
