@@ -78,6 +78,8 @@ def takes_text(prop: Mapping[str, Any], *, is_id: bool = False) -> bool:
 def non_finite(value: Any, path: str) -> str | None:
     """The path of the first NaN or Infinity in `value` (JSON cannot carry them), else None.
     Iterative: a deep value must not exhaust the stack."""
+    if isinstance(value, str | int | bool) or value is None:
+        return None  # the common case, without a walk
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
