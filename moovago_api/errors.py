@@ -8,6 +8,7 @@ MoovagoError
   TransientError     5xx, timeout, reset, non-JSON body that outlived its retries
   QueryError         HTTP 200 with `errors`: keeps `errors` (with paths) and partial `data`
   RequestTooLarge    HTTP 413: the body is over the server's limit; nothing was applied
+  ResponseTooLarge   the decoded answer is over `max_response_bytes`; not retried
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class QueryError(MoovagoError):
     def paths(self) -> list[tuple[Any, ...]]:
         """The `path` of each error, as tuples (empty tuple when the server gave none)."""
         return [tuple(err.get("path") or ()) for err in self.errors]
+
+
+class ResponseTooLarge(MoovagoError):
+    """The decoded answer grew past `max_response_bytes`; it was cut off, not retried.
+
+    The request itself reached the server: a mutation in it may have been applied.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class RequestTooLarge(MoovagoError):

@@ -25,9 +25,7 @@ RECONCILE_MARGIN = dt.timedelta(minutes=5)
 
 def server_clock(remote: Remote) -> dt.datetime | None:
     """The server's time now, as far as this run has seen it; None when it has seen nothing."""
-    # MoovagoClient.server_time (the Date header) is core's; a client without it falls back.
-    seen = getattr(remote.client, "server_time", None)
-    return (seen() if seen is not None else None) or remote.newest_updated_at
+    return remote.client.server_time() or remote.newest_updated_at
 
 
 def landed_creates(
