@@ -140,6 +140,8 @@ class Planner:
     # Create rows with neither id nor match key (create_only, upsert): a create that fails
     # ambiguously cannot be found again, so a crash and resume may duplicate it.
     keyless_creates: bool = False
+    # How to fix a missing key: 'set match_keys, e.g. {...}' (moovago_api.mutations).
+    key_hint: str = "set match_keys"
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order; later rows with the same key supersede earlier."""
@@ -223,11 +225,11 @@ class Planner:
         if row.mapped.deleted:
             why = "cannot tell which record to delete"
         elif self.mode is Mode.UPDATE_ONLY:
-            why = "cannot tell whether it exists"
+            why = f"cannot tell whether it exists; {self.key_hint}"
         else:
             why = (
                 "a create without a key cannot be found again after a failure, so a resume "
-                "could duplicate it; fill the key, set match_keys, or opt in with "
+                f"could duplicate it; fill the key, {self.key_hint}, or opt in with "
                 f"{KEYLESS_SETTING}"
             )
         return Action(

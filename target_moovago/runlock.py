@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from moovago_api.errors import MoovagoError
@@ -65,6 +67,22 @@ class RunLock:
         self._clock = clock
         self._sleep = sleep
         self._fd: int | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], team_id: str, logger: logging.Logger
+    ) -> RunLock:
+        """The run lock the settings ask for (`lock_dir`, `lock_wait_seconds`), acquired."""
+        lock = cls(
+            str(config.get("api_url") or ""),
+            team_id,
+            lock_dir=config.get("lock_dir") or None,
+            wait_seconds=float(config.get("lock_wait_seconds") or 0),
+        )
+        if lock.wait_seconds:
+            logger.info("Run lock %s: waiting up to %g s", lock.path, lock.wait_seconds)
+        lock.acquire()
+        return lock
 
     @property
     def held(self) -> bool:
