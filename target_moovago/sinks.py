@@ -79,7 +79,8 @@ class MoovagoSink(BatchSink):
             output,
             parents,
             id_fields=id_input_fields(
-                api_schema.graphql, [entity.create_input, entity.update_data_input]
+                api_schema.graphql,
+                [shape.data_type for kind, shape in self.writes.shapes.items() if kind != "delete"],
             ),
             keep_empty=remote.stream_setting("keep_empty_strings", entity) or (),
         )
