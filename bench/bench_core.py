@@ -4,7 +4,9 @@
    body to the same local HTTP server (127.0.0.1, canned 200 answer), governor not limiting
    (rate far above the number of requests), both sessions with trust_env off, requests
    interleaved one by one. Median per-request milliseconds, median over runs, side by side.
-2. Governor bookkeeping: median microseconds per uncontended `acquire()` with no waiting.
+2. Governor bookkeeping: median microseconds per uncontended `acquire()` with no waiting; the
+   retry schedule's own cost: one `backoff.retry_context` loop around an attempt that succeeds,
+   as `execute` runs it for every request.
 3. Governor pacing: 30 requests through the client from 4 threads at N=5 per rolling second:
    the most sends found in any rolling second (must be 5) and the elapsed time against the
    ideal 5.0 s (sends 1-5 at t=0, 26-30 at t=5).
@@ -27,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import backoff
 import requests
 from benchmarks_md import write_section
 
@@ -89,6 +92,32 @@ def acquire_cost(count: int = 20_000) -> float:
     return (time.perf_counter() - started) / count * 1e6
 
 
+def retry_schedule_cost(count: int = 20_000) -> float:
+    """Microseconds `backoff` adds to a request that succeeds at once (the client's settings)."""
+
+    def one() -> int:
+        for attempt in backoff.retry_context(
+            RuntimeError,
+            backoff.expo,
+            max_tries=9,
+            max_time=300.0,
+            jitter=backoff.full_jitter,
+            giveup=lambda _: False,
+            on_backoff=lambda _: None,
+            logger=None,
+            factor=1.0,
+            max_value=60.0,
+        ):
+            with attempt:
+                return 1
+        return 0
+
+    started = time.perf_counter()
+    for _ in range(count):
+        one()
+    return (time.perf_counter() - started) / count * 1e6
+
+
 def pacing(url: str) -> tuple[int, float]:
     """(most sends in any rolling second, elapsed seconds) for 30 requests at N=5."""
     governor = RateGovernor(5)
@@ -123,6 +152,7 @@ def main() -> None:
     try:
         overheads = [client_overhead(url, args.requests) for _ in range(args.runs)]
         acquires = [acquire_cost() for _ in range(args.runs)]
+        schedules = [retry_schedule_cost() for _ in range(args.runs)]
         paced = [pacing(url) for _ in range(max(1, args.runs // 2))]
     finally:
         server.shutdown()
@@ -132,6 +162,7 @@ def main() -> None:
     ours = statistics.median(o for o, _ in overheads)
     bare = statistics.median(b for _, b in overheads)
     acquire_us = statistics.median(acquires)
+    schedule_us = statistics.median(schedules)
     busiest = max(b for b, _ in paced)
     elapsed = statistics.median(e for _, e in paced)
     rows = [
@@ -140,6 +171,8 @@ def main() -> None:
         f"| ms per request, local server, median of {args.runs} x {args.requests} "
         f"| {ours:.3f} | {bare:.3f} | {ours / bare:.2f} |",
         f"| governor acquire, uncontended (us) | {acquire_us:.2f} | - | - |",
+        f"| backoff retry schedule around one successful attempt (us) | {schedule_us:.1f} | - "
+        f"| {schedule_us / 1000 / ours:.1%} of a request |",
         f"| 30 requests at N=5, 4 threads: most sends in a rolling second | {busiest} | "
         "limit 5 | - |",
         f"| same: elapsed seconds (ideal 5.0) | {elapsed:.2f} | - | {elapsed / 5.0:.3f} |",

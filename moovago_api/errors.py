@@ -7,6 +7,7 @@ MoovagoError
   RateLimited        HTTP 429 (or a throttling error in a 200) that outlived its retries
   TransientError     5xx, timeout, reset, non-JSON body that outlived its retries
   QueryError         HTTP 200 with `errors`: keeps `errors` (with paths) and partial `data`
+  ResponseTooLarge   the decoded answer is over `max_response_bytes`; not retried
 """
 
 from __future__ import annotations
@@ -77,3 +78,14 @@ class QueryError(MoovagoError):
     def paths(self) -> list[tuple[Any, ...]]:
         """The `path` of each error, as tuples (empty tuple when the server gave none)."""
         return [tuple(err.get("path") or ()) for err in self.errors]
+
+
+class ResponseTooLarge(MoovagoError):
+    """The decoded answer grew past `max_response_bytes`; it was cut off, not retried.
+
+    The request itself reached the server: a mutation in it may have been applied.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

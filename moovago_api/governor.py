@@ -77,9 +77,14 @@ class RateGovernor:
         """The governor's clock, the time base of `acquire` and `pause_until`."""
         return self._clock()
 
-    def acquire(self) -> float:
-        """Wait for a free slot, record it as a send and return its time."""
+    def acquire(self, stop: threading.Event | None = None) -> float | None:
+        """Wait for a free slot, record it as a send and return its time.
+
+        With `stop`, the wait ends early once it is set: None is returned and no slot is taken.
+        """
         while True:
+            if stop is not None and stop.is_set():
+                return None
             with self._lock:
                 now = self._clock()
                 ready = self._paused_until
@@ -90,7 +95,24 @@ class RateGovernor:
                     self._history.append(now)
                     return now
             # Sleep outside the lock so pause_until and other threads never block on a sleeper.
-            self._sleep(ready - now)
+            if stop is None:
+                self._sleep(ready - now)
+            elif stop.wait(ready - now):
+                return None
+
+    def sent(self, slot: float) -> None:
+        """The send granted at `slot` left only now (a new connection, a TLS handshake): count
+        it from now, so a send that left late cannot bunch up with the next window's."""
+        with self._lock:
+            now = self._clock()
+            if now <= slot:
+                return
+            for times in (self._recent, self._history):
+                for i in range(len(times) - 1, -1, -1):  # a recent slot: found near the end
+                    if times[i] == slot:
+                        del times[i]
+                        times.append(now)  # the latest time of all: the order stays sorted
+                        break
 
     def pause_until(self, t: float) -> None:
         """Nobody sends before `t` (governor clock), e.g. after a 429 with Retry-After."""

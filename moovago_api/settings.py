@@ -1,18 +1,31 @@
 """Connection settings shared by the tap and the target, as plain JSON Schema.
 
 The tap and target merge `connection_properties()` into their own config schema, then build
-their client with `client_from_config`, which checks every value and says what is wrong.
+their client with `client_from_config`. Every rule JSON Schema can say (types, ranges, the
+header-name pattern) is said in the schema, and `client_from_config` checks the settings against
+that same schema, turning each failure into one sentence; by hand it checks only what JSON
+Schema cannot: the URL's scheme and loopback host, the key's header-line form and whether it can
+be sent in a header, and a readable `schema_path`.
+
+Numbers with a fractional part (rate, timeout, retry time) are also accepted as text, since an
+environment variable is text: Meltano passes a `kind: string` setting through unchanged and the
+SDK's `--config=ENV` leaves a non-integer setting as text. They are converted once, here, and
+then checked against the same ranges.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from moovago_api.client import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_REQUESTS_IN_FLIGHT,
     MAX_REQUESTS_PER_SECOND,
     MoovagoClient,
     check_api_url,
@@ -20,10 +33,12 @@ from moovago_api.client import (
     parse_api_key,
 )
 from moovago_api.errors import ConfigError
+from moovago_api.wire import install_log_redaction
 
 __all__ = [
     "CONNECTION_REQUIRED",
     "DEFAULT_API_KEY_HEADER",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MAX_RETRY_SECONDS",
     "DEFAULT_REQUEST_TIMEOUT",
@@ -37,6 +52,38 @@ DEFAULT_MAX_RETRIES = 8
 DEFAULT_MAX_RETRY_SECONDS = 300.0
 CONNECTION_REQUIRED = ("api_url", "api_key")
 
+#: A decimal number written as text, as an environment variable holds it (`2`, `0.5`, `30.0`).
+NUMBER_TEXT = r"^\s*\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+_NUMBER = re.compile(NUMBER_TEXT)
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+#: What each setting must be, for the sentence naming a value the schema refuses.
+_MUST = {
+    "api_url": "a URL such as https://<api-backend>/graphql",
+    "api_key": "text: the key from your Moovago welcome e-mail",
+    "api_key_header": "an HTTP header name such as X-API-KEY",
+    "schema_path": "the path of a .gql schema file",
+    "max_requests_per_second": "a number above 0 and at most 5",
+    "request_timeout": "a number of seconds above 0 and at most 3600",
+    "verify_tls": "true or false",
+    "max_retries": "a whole number, 0 or more and at most 100",
+    "max_retry_seconds": "a number of seconds, 0 or more and at most 86400",
+    "max_requests_in_flight": f"a whole number from 1 to {MAX_REQUESTS_IN_FLIGHT}",
+    "max_response_bytes": "a whole number of bytes, at least 1024",
+}
+
+
+def _number(title: str, description: str, default: float, **bounds: float) -> dict[str, Any]:
+    """A number setting that may also be given as text (see the module's docstring)."""
+    return {
+        "type": ["string", "number"],
+        "pattern": NUMBER_TEXT,
+        "title": title,
+        "description": description,
+        "default": default,
+        **bounds,
+    }
+
 
 def connection_properties(*, default_rate: float) -> dict[str, Any]:
     """JSON Schema `properties` of the connection settings (4 for reads, 1 for bulk writes)."""
@@ -44,6 +91,7 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
     return {
         "api_url": {
             "type": "string",
+            "minLength": 1,
             "title": "API URL",
             "description": (
                 "Moovago GraphQL endpoint, https://<api-backend>/graphql as given with your API "
@@ -53,6 +101,7 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
         },
         "api_key": {
             "type": "string",
+            "minLength": 1,
             "title": "API key",
             "description": (
                 "Your Moovago API key, from the welcome e-mail (ask support@moovago.com for "
@@ -63,6 +112,7 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
         },
         "api_key_header": {
             "type": "string",
+            "pattern": _HEADER_NAME,
             "title": "API key header",
             "description": (
                 "Name of the request header that carries the API key, as in the welcome e-mail."
@@ -78,25 +128,35 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
                 "the connector is used."
             ),
         },
-        "max_requests_per_second": {
-            "type": "number",
-            "title": "Max requests per second",
+        "max_requests_per_second": _number(
+            "Max requests per second",
+            "Most requests sent in any rolling second, shared by every thread of the "
+            "process. Moovago answers 429 above 5 per second and asks bulk imports to keep "
+            "to about 1 per second.",
+            default_rate,
+            exclusiveMinimum=0,
+            maximum=MAX_REQUESTS_PER_SECOND,
+        ),
+        "max_requests_in_flight": {
+            "type": "integer",
+            "title": "Max requests in flight",
             "description": (
-                "Most requests sent in any rolling second, shared by every thread of the "
-                "process. Moovago answers 429 above 5 per second and asks bulk imports to keep "
-                "to about 1 per second."
+                "Requests the connector may have sent and be waiting on at once. The rate "
+                "limit still decides when each one leaves; more in flight only keeps the rate "
+                "in use while answers take time. Default: twice the rate (at least 2), enough "
+                "for answers of up to 2 s."
             ),
-            "default": default_rate,
-            "exclusiveMinimum": 0,
-            "maximum": MAX_REQUESTS_PER_SECOND,
+            "minimum": 1,
+            "maximum": MAX_REQUESTS_IN_FLIGHT,
         },
-        "request_timeout": {
-            "type": "number",
-            "title": "Request timeout",
-            "description": "Seconds to wait for Moovago to answer one request before retrying.",
-            "default": DEFAULT_REQUEST_TIMEOUT,
-            "exclusiveMinimum": 0,
-        },
+        "request_timeout": _number(
+            "Request timeout",
+            "Seconds to wait for Moovago's whole answer to one request (status, headers and "
+            "body) before retrying.",
+            DEFAULT_REQUEST_TIMEOUT,
+            exclusiveMinimum=0,
+            maximum=3600,
+        ),
         "verify_tls": {
             "type": "boolean",
             "title": "Verify TLS",
@@ -111,17 +171,29 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
             "title": "Max retries",
             "description": (
                 "Retries of a request after a 5xx answer, a timeout, a reset connection or a "
-                "body that is not JSON; 429s are waited out within max_retry_seconds."
+                "body that is not JSON (exponential backoff with jitter); 429s are waited out "
+                "within max_retry_seconds."
             ),
             "default": DEFAULT_MAX_RETRIES,
             "minimum": 0,
+            "maximum": 100,
         },
-        "max_retry_seconds": {
-            "type": "number",
-            "title": "Max retry seconds",
-            "description": "Longest time one request may spend being retried before failing.",
-            "default": DEFAULT_MAX_RETRY_SECONDS,
-            "minimum": 0,
+        "max_retry_seconds": _number(
+            "Max retry seconds",
+            "Longest time one request may spend being retried before failing.",
+            DEFAULT_MAX_RETRY_SECONDS,
+            minimum=0,
+            maximum=86400,
+        ),
+        "max_response_bytes": {
+            "type": "integer",
+            "title": "Max response bytes",
+            "description": (
+                "Largest answer read, in bytes once decompressed (default 64 MiB); a larger "
+                "one is refused with an error instead of filling memory."
+            ),
+            "default": DEFAULT_MAX_RESPONSE_BYTES,
+            "minimum": 1024,
         },
     }
 
@@ -129,111 +201,123 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
 def client_from_config(
     config: Mapping[str, Any], *, default_rate: float, logger: logging.Logger | None = None
 ) -> MoovagoClient:
-    """A client for these settings; ConfigError with one sentence per problem found."""
-    problems: list[str] = []
+    """A client for these settings; ConfigError with one sentence per problem found.
 
-    def check(name: str, value: Any, parse: Any) -> Any:
-        try:
-            return parse(value)
-        except ConfigError as err:
-            problems.append(str(err))
-        except (TypeError, ValueError):
-            problems.append(f"{name} must be {_KINDS[name]}, got {value!r}.")
-        return None
-
-    api_url = config.get("api_url")
-    if api_url in (None, ""):
-        problems.append(
-            "api_url is missing: set it to the Moovago GraphQL endpoint given with your API key "
-            "(https://<api-backend>/graphql), or to the URL the local sandbox prints."
-        )
-    else:
-        check("api_url", api_url, check_api_url)
-    header = config.get("api_key_header") or DEFAULT_API_KEY_HEADER
-    check("api_key", config.get("api_key"), lambda key: parse_api_key(key, header))
-    rate = check(
-        "max_requests_per_second",
-        config.get("max_requests_per_second", default_rate),
-        lambda v: check_rate(_number(v)),
-    )
-    timeout = check(
-        "request_timeout",
-        config.get("request_timeout", DEFAULT_REQUEST_TIMEOUT),
-        lambda v: _positive(_number(v)),
-    )
-    verify = check("verify_tls", config.get("verify_tls", True), _boolean)
-    retries = check("max_retries", config.get("max_retries", DEFAULT_MAX_RETRIES), _count)
-    retry_seconds = check(
-        "max_retry_seconds",
-        config.get("max_retry_seconds", DEFAULT_MAX_RETRY_SECONDS),
-        lambda v: _not_negative(_number(v)),
-    )
-    schema_path = config.get("schema_path")
-    if schema_path:
-        problem = _unreadable(schema_path)
-        if problem:
-            problems.append(problem)
-    if problems:
-        raise ConfigError(" ".join(problems))
-    return MoovagoClient(
-        api_url=str(api_url),
-        api_key=str(config["api_key"]),
-        api_key_header=header,
+    Also installs the process's log redaction for the configured key, before anything is
+    checked, so no log line of the process can print it from then on.
+    """
+    raw_key = config.get("api_key")
+    if isinstance(raw_key, str):
+        install_log_redaction(raw_key)
+    properties = connection_properties(default_rate=default_rate)
+    given = {name: value for name, value in config.items() if value is not None and value != ""}
+    settings = {
+        name: _from_text(prop, given[name] if name in given else prop.get("default"))
+        for name, prop in properties.items()
+        if name in given or "default" in prop
+    }
+    problems = _schema_problems(settings, properties)
+    # What JSON Schema cannot say.
+    if "api_url" not in problems:
+        problems["api_url"] = _problem(check_api_url, settings["api_url"])
+    if "api_key" not in problems and "api_key_header" not in problems:
+        problems["api_key"] = _problem(parse_api_key, raw_key, settings["api_key_header"])
+    if "schema_path" not in problems and settings.get("schema_path"):
+        problems["schema_path"] = _unreadable(settings["schema_path"])
+    sentences = [problem for problem in problems.values() if problem]
+    if sentences:
+        raise ConfigError(" ".join(sentences))
+    rate = float(settings["max_requests_per_second"])
+    client = MoovagoClient(
+        api_url=settings["api_url"],
+        api_key=settings["api_key"],
+        api_key_header=settings["api_key_header"],
         max_requests_per_second=rate,
-        request_timeout=timeout,
-        verify_tls=verify,
-        max_retries=retries,
-        max_retry_seconds=retry_seconds,
+        request_timeout=float(settings["request_timeout"]),
+        verify_tls=settings["verify_tls"],
+        max_retries=int(settings["max_retries"]),
+        max_retry_seconds=float(settings["max_retry_seconds"]),
+        max_requests_in_flight=settings.get("max_requests_in_flight"),
+        max_response_bytes=int(settings["max_response_bytes"]),
         logger=logger,
     )
+    install_log_redaction(*client.secrets)
+    (logger or logging.getLogger(__name__)).info(
+        "Moovago connection: %s, at most %g requests/s and %d in flight%s, whole answers "
+        "within %g s and %d bytes, %d retries within %g s, TLS %s.",
+        client.api_url,
+        client.max_requests_per_second,
+        client.max_requests_in_flight,
+        "" if "max_requests_in_flight" in settings else " (default)",
+        client.request_timeout,
+        client.max_response_bytes,
+        client.max_retries,
+        client.max_retry_seconds,
+        "verified" if client.verify_tls else "NOT verified",
+    )
+    return client
 
 
-_KINDS = {
-    "api_url": "a URL",
-    "api_key": "a string",
-    "max_requests_per_second": "a number above 0 and at most 5",
-    "request_timeout": "a number of seconds above 0",
-    "verify_tls": "true or false",
-    "max_retries": "a whole number, 0 or more",
-    "max_retry_seconds": "a number of seconds, 0 or more",
+def _from_text(prop: Mapping[str, Any], value: Any) -> Any:
+    """A number or boolean given as text (an environment variable), as its value; else as is."""
+    if not isinstance(value, str):
+        return value
+    types = prop.get("type")
+    if types == "boolean" and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    if isinstance(types, list) and "number" in types and _NUMBER.match(value):
+        return float(value)
+    return value
+
+
+def _schema_problems(
+    settings: Mapping[str, Any], properties: Mapping[str, Any]
+) -> dict[str, str | None]:
+    """One sentence per setting the connection schema refuses."""
+    schema = {"type": "object", "properties": properties, "required": list(CONNECTION_REQUIRED)}
+    problems: dict[str, str | None] = {}
+    for error in jsonschema.Draft7Validator(schema).iter_errors(dict(settings)):
+        if error.validator == "required":
+            for name in CONNECTION_REQUIRED:
+                if name not in settings:
+                    problems.setdefault(name, _MISSING[name])
+            continue
+        name = str(error.path[0]) if error.path else ""
+        problems.setdefault(name, _sentence(name, error.validator, settings.get(name)))
+    return problems
+
+
+_MISSING = {
+    "api_url": (
+        "api_url is missing: set it to the Moovago GraphQL endpoint given with your API key "
+        "(https://<api-backend>/graphql), or to the URL the local sandbox prints."
+    ),
+    "api_key": (
+        "api_key is missing: set it to the API key from your Moovago welcome e-mail "
+        "(ask support@moovago.com if you have none)."
+    ),
 }
 
 
-def _number(value: Any) -> float:
-    """Numbers may arrive as strings from environment variables."""
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a number")
-    number = float(value)
-    if math.isnan(number):
-        raise ValueError("NaN")
-    return number
+def _sentence(name: str, rule: Any, value: Any) -> str:
+    if name in _MISSING and rule == "minLength":
+        return _MISSING[name]
+    if name == "api_key":  # never echo the value
+        return f"api_key must be {_MUST['api_key']}."
+    if name == "max_requests_per_second" and rule == "maximum":
+        return (
+            "max_requests_per_second must be at most 5 "
+            "(Moovago answers 429 above 5 requests per second)."
+        )
+    return f"{name} must be {_MUST.get(name, 'valid')}, got {value!r}."
 
 
-def _positive(value: float) -> float:
-    if not 0 < value < math.inf:
-        raise ValueError(value)
-    return value
-
-
-def _not_negative(value: float) -> float:
-    if not 0 <= value < math.inf:
-        raise ValueError(value)
-    return value
-
-
-def _count(value: Any) -> int:
-    number = _number(value)
-    if number < 0 or number != int(number):
-        raise ValueError(value)
-    return int(number)
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
-        return value.strip().lower() in ("true", "1")
-    raise ValueError(value)
+def _problem(check: Any, *args: Any) -> str | None:
+    try:
+        check(*args)
+    except ConfigError as err:
+        return str(err)
+    return None
 
 
 def _unreadable(schema_path: Any) -> str | None:

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
+import sys
+import threading
+import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,3 +130,85 @@ def _redact(value: Any, forms: tuple[str, ...]) -> Any:
     if isinstance(value, list | tuple):
         return [_redact(v, forms) for v in value]
     return value
+
+
+# -- redaction of every log line and traceback of the process ---------------------------------
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs the secrets it was given from a log record: message, traceback and stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: tuple[str, ...] = ()
+
+    def add(self, forms: Iterable[str]) -> None:
+        self.forms = tuple(sorted({*self.forms, *forms}, key=len, reverse=True))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        forms = self.forms
+        if not forms:
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError, KeyError):  # a bad format string: keep its parts
+            message = f"{record.msg} {record.args!r}"
+        clean = _redact(message, forms)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = record.exc_text or "".join(traceback.format_exception(*record.exc_info))
+            record.exc_text = _redact(text, forms)
+        if record.stack_info:
+            record.stack_info = _redact(record.stack_info, forms)
+        return True
+
+
+_log_filter = RedactingFilter()
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install_log_redaction(*secrets: str | None) -> RedactingFilter:
+    """Scrub these secrets (each in every form of `secret_forms`) from every log record the
+    process creates from now on, whatever its logger or handler, and from uncaught tracebacks.
+
+    Installed once per process (a wrapped log record factory and exception hooks); later calls
+    add secrets. Returns the filter, for handlers that want it explicitly.
+    """
+    global _installed
+    _log_filter.add(secret_forms(*secrets))
+    with _install_lock:
+        if not _installed:
+            _installed = True
+            make_record = logging.getLogRecordFactory()
+
+            def scrubbed_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+                record = make_record(*args, **kwargs)
+                _log_filter.filter(record)
+                return record
+
+            logging.setLogRecordFactory(scrubbed_record)
+            previous_hook = sys.excepthook
+
+            def scrubbed_hook(kind: Any, value: Any, tb: Any) -> None:
+                text = "".join(traceback.format_exception(kind, value, tb))
+                if _redact(text, _log_filter.forms) == text:
+                    previous_hook(kind, value, tb)
+                else:
+                    sys.stderr.write(_redact(text, _log_filter.forms))
+
+            sys.excepthook = scrubbed_hook
+            previous_thread_hook = threading.excepthook
+
+            def scrubbed_thread_hook(args: Any) -> None:
+                text = "".join(
+                    traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+                )
+                if _redact(text, _log_filter.forms) == text:
+                    previous_thread_hook(args)
+                else:
+                    sys.stderr.write(_redact(text, _log_filter.forms))
+
+            threading.excepthook = scrubbed_thread_hook
+    return _log_filter

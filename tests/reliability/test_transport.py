@@ -1,14 +1,17 @@
-"""Transport: plain http only to loopback, TLS verified unless `verify_tls` is false, and every
-request bounded by `request_timeout` (a server that never answers, or answers a byte at a time)."""
+"""Transport: plain http only to loopback, TLS verified unless `verify_tls` is false, every
+answer bounded by `request_timeout` as a whole (a server that never answers, or trickles its
+status line, headers or body) and by `max_response_bytes` once decoded (a gzip bomb)."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from pathlib import Path
 import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
-from moovago_api.errors import ConfigError, TransientError
+from moovago_api.errors import ConfigError, ResponseTooLarge, TransientError
 from moovago_api.settings import client_from_config, connection_properties
 from tests.reliability.helpers import (
     SECRET,
@@ -142,6 +145,7 @@ def test_plain_http_to_loopback_is_allowed(url):
     _client(url).close()
 
 
+@pytest.mark.slow
 def test_connectors_refuse_plain_http_to_a_remote_host_before_any_request(tmp_path):
     class Remote:
         url = "http://10.20.30.40/graphql"
@@ -239,6 +243,7 @@ def test_a_server_that_trickles_its_answer_is_cut_at_request_timeout():
     assert elapsed < 10, f"one request took {elapsed:.0f} s with request_timeout=1"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_connectors_facing_a_silent_server_stop_after_their_timeouts(tmp_path):
     with serve(never_answers) as port:
@@ -256,3 +261,128 @@ def test_connectors_facing_a_silent_server_stop_after_their_timeouts(tmp_path):
     for run in (target, tap):
         assert run.returncode != 0
         assert "timed out" in run.stderr
+
+
+# ---- the whole answer under one deadline, a bounded body ---------------------------------------
+
+
+def trickles_headers(conn: socket.socket, stop: threading.Event) -> None:
+    """The status line, then one byte of a header every 0.2 s: no single read ever times out."""
+    _read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(150):  # 30 s at most
+        if stop.wait(0.2):
+            return
+        conn.sendall(b"X")
+
+
+def trickles_status_line(conn: socket.socket, stop: threading.Event) -> None:
+    _read_request(conn)
+    for byte in b"HTTP/1.1 200 OK" * 10:
+        if stop.wait(0.2):
+            return
+        conn.sendall(bytes([byte]))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("handler", [trickles_headers, trickles_status_line])
+def test_a_server_trickling_status_line_or_headers_is_cut_at_request_timeout(handler):
+    with serve(handler) as port:
+        client = _client(f"http://127.0.0.1:{port}/graphql", request_timeout=1, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(TransientError) as caught:
+            client.execute("query { team { id } }")
+        elapsed = time.monotonic() - started
+    assert elapsed < 1 + 1, f"one request took {elapsed:.1f} s with request_timeout=1"
+    assert "request_timeout" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def _gzip_bomb(decoded: int, member: int = 8 << 20) -> bytes:
+    """A gzip body of about decoded/1000 bytes that inflates to `decoded` zero bytes (gzip
+    members concatenated decode as one stream, so one small member is repeated)."""
+    one = gzip.compress(bytes(member), compresslevel=9)
+    return one * (decoded // member)
+
+
+def serve_bytes(body: bytes, headers: dict[str, str]) -> Callable[..., None]:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        _read_request(conn)
+        length = f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        conn.sendall(f"HTTP/1.1 200 OK\r\n{head}{length}".encode() + body)
+        stop.wait(5)
+
+    return handler
+
+
+_PEAK_RSS = """
+import json, resource, sys
+from moovago_api.errors import ResponseTooLarge
+from moovago_api.settings import client_from_config
+config = json.loads(sys.argv[1])
+client = client_from_config(config, default_rate=5)
+try:
+    client.execute("query { team { id } }")
+    outcome = "answered"
+except ResponseTooLarge as err:
+    outcome = str(err)
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_kib": peak_kib, "outcome": outcome}))
+"""
+
+
+def _peak_rss_client(config: dict[str, object]) -> dict[str, object]:
+    """Run one request in a fresh interpreter; its peak RSS (KiB) and how the request ended."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_gzip_bomb_is_refused_with_memory_under_200_mb():
+    bomb = _gzip_bomb(1 << 30)  # 1 GiB once inflated
+    assert len(bomb) < 1_500_000
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with serve(serve_bytes(bomb, headers)) as port:
+        got = _peak_rss_client(
+            {"api_url": f"http://127.0.0.1:{port}/graphql", "api_key": SECRET, "max_retries": 0}
+        )
+    assert "max_response_bytes" in str(got["outcome"])
+    assert str(64 * 1024 * 1024) in str(got["outcome"])
+    assert int(got["peak_kib"]) < 200 * 1024, f"peak RSS {int(got['peak_kib']) // 1024} MB"
+
+
+def test_an_answer_over_max_response_bytes_is_refused_not_retried():
+    big = json.dumps({"data": {"team": {"id": "t1", "name": "x" * 5000}}}).encode()
+    served: list[int] = []
+
+    def handler(conn: socket.socket, stop: threading.Event) -> None:
+        served.append(1)
+        serve_bytes(big, {"Content-Type": "application/json"})(conn, stop)
+
+    with serve(handler) as port:
+        client = _client(f"http://127.0.0.1:{port}/graphql", max_response_bytes=4096)
+        with pytest.raises(ResponseTooLarge) as caught:
+            client.execute("query { team { id } }")
+        small = _client(f"http://127.0.0.1:{port}/graphql", max_response_bytes=8192)
+        assert small.execute("query { team { id } }")["team"]["id"] == "t1"
+    assert "max_response_bytes (4096 bytes" in str(caught.value)
+    assert caught.value.limit == 4096
+    assert len(served) == 2  # refused once, not retried; the larger cap reads it
+
+
+def test_a_gzip_answer_under_the_cap_is_decoded():
+    body = gzip.compress(TEAM_BODY)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with serve(serve_bytes(body, headers)) as port:
+        client = _client(f"http://127.0.0.1:{port}/graphql", max_response_bytes=1024)
+        assert client.execute("query { team { id } }") == {"team": {"id": "t1"}}

@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     action: str | None = None
+    date: str | None = "now"  # the Date header: "now", this text, or None for none at all
 
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -53,10 +55,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class StubServer:
+    """Answers each POST with the next scripted reply, else with `responder(request)` when set,
+    else with `default`. `in_flight_peak` is the most requests it was answering at once."""
+
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.replies: deque[Reply] = deque()
         self.default = Reply()
+        self.responder: Callable[[Received], Reply] | None = None
         self.received: list[Received] = []
+        self.in_flight = 0
+        self.in_flight_peak = 0
         self._lock = threading.Lock()
         stub = self
 
@@ -70,11 +78,24 @@ class StubServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                request = Received(time.monotonic(), self.path, dict(self.headers.items()), body)
                 with stub._lock:
-                    stub.received.append(
-                        Received(time.monotonic(), self.path, dict(self.headers.items()), body)
-                    )
-                    reply = stub.replies.popleft() if stub.replies else stub.default
+                    stub.received.append(request)
+                    if stub.replies:
+                        reply = stub.replies.popleft()
+                    elif stub.responder is not None:
+                        reply = stub.responder(request)
+                    else:
+                        reply = stub.default
+                    stub.in_flight += 1
+                    stub.in_flight_peak = max(stub.in_flight_peak, stub.in_flight)
+                try:
+                    self._answer(reply)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+            def _answer(self, reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.action == "reset":
@@ -85,7 +106,10 @@ class StubServer:
                     self.close_connection = True
                     return
                 payload = reply.encoded()
-                self.send_response(reply.status)
+                self.send_response_only(reply.status)
+                if reply.date is not None:
+                    date = self.date_time_string() if reply.date == "now" else reply.date
+                    self.send_header("Date", date)
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for name, value in headers.items():
                     self.send_header(name, value)

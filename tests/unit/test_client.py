@@ -26,7 +26,7 @@ from moovago_api.errors import (
     RateLimited,
     TransientError,
 )
-from moovago_api.governor import RateGovernor
+from moovago_api.governor import ARRIVAL_MARGIN, RateGovernor
 from tests.unit.stub_server import Reply, StubServer
 
 KEY = "sk-live-7f3a9c1e5b2d4f60-SECRET"
@@ -705,3 +705,218 @@ def test_tls_handshake_cut_short_is_retried_as_not_applied():
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+# -- the retry schedule is backoff's -----------------------------------------------------------
+
+
+def test_transient_retries_follow_backoffs_full_jitter_exponential(stub, monkeypatch):
+    import backoff
+
+    ceilings: list[float] = []
+
+    def no_wait(ceiling: float) -> float:
+        ceilings.append(ceiling)
+        return 0.0
+
+    monkeypatch.setattr(backoff, "full_jitter", no_wait)
+    stub.default = Reply(503, "busy")
+    client = make_client(stub, max_retries=5, backoff_base=0.01, backoff_max=0.05)
+    with pytest.raises(TransientError, match="after 6 attempts"):
+        client.execute(TEAM_QUERY)
+    # Exponential from backoff_base, capped at backoff_max, each jittered over [0, ceiling].
+    assert ceilings == pytest.approx([0.01, 0.02, 0.04, 0.05, 0.05])
+    assert len(stub.received) == 6
+
+
+# -- execute_many: several requests in flight under the one governor --------------------------
+
+
+def _numbered(n: int) -> list[tuple[str, dict[str, int]]]:
+    return [("query Q($n: Int) { team { id } }", {"n": i}) for i in range(n)]
+
+
+def _echo_n(delays: dict[int, float] | None = None, default_delay: float = 0.0):
+    def respond(request) -> Reply:
+        n = request.json["variables"]["n"]
+        return Reply(body={"data": {"n": n}}, delay=(delays or {}).get(n, default_delay))
+
+    return respond
+
+
+def test_execute_many_yields_results_in_input_order(stub):
+    # Later requests answer first: the results still come in the order they were given.
+    stub.responder = _echo_n({i: 0.05 * (6 - i) for i in range(6)})
+    client = make_client(stub, governor=RateGovernor(100), max_requests_in_flight=6)
+    results = list(client.execute_many(_numbered(12)))
+    assert results == [{"n": i} for i in range(12)]
+    assert stub.in_flight_peak > 1  # they really were in flight together
+    assert stub.in_flight_peak <= 6
+
+
+def test_execute_many_gives_each_request_its_own_result_or_error(stub):
+    def respond(request) -> Reply:
+        n = request.json["variables"]["n"]
+        if n == 2:
+            return Reply(body={"data": None, "errors": [{"message": "bad n", "path": ["team"]}]})
+        if n == 3:
+            return Reply(500, "down")
+        return Reply(body={"data": {"n": n}})
+
+    stub.responder = respond
+    client = make_client(stub, governor=RateGovernor(100), max_retries=0)
+    results = list(client.execute_many(_numbered(6)))
+    assert [r for i, r in enumerate(results) if i not in (2, 3)] == [{"n": i} for i in (0, 1, 4, 5)]
+    assert isinstance(results[2], QueryError)
+    assert results[2].paths() == [("team",)]
+    assert isinstance(results[3], TransientError)
+
+
+def test_execute_many_never_exceeds_the_rate_at_the_server(stub):
+    from moovago_api.governor import max_in_any_window
+
+    stub.responder = _echo_n(default_delay=0.3)  # answers take longer than the gap between sends
+    # As the shared governor: each window widened by the arrival margin.
+    governor = RateGovernor(5, margin=ARRIVAL_MARGIN)
+    client = make_client(stub, governor=governor, max_requests_in_flight=8)
+    results = list(client.execute_many(_numbered(16)))
+    assert results == [{"n": i} for i in range(16)]
+    assert max_in_any_window([r.at for r in stub.received]) <= 5
+    assert stub.in_flight_peak >= 2
+
+
+def test_execute_many_window_caps_requests_in_flight(stub):
+    stub.responder = _echo_n(default_delay=0.1)
+    client = make_client(stub, governor=RateGovernor(100), max_requests_in_flight=8)
+    assert list(client.execute_many(_numbered(8), window=2)) == [{"n": i} for i in range(8)]
+    assert stub.in_flight_peak <= 2
+    stub.in_flight_peak = 0
+    assert list(client.execute_many(_numbered(4), window=1)) == [{"n": i} for i in range(4)]
+    assert stub.in_flight_peak == 1
+    with pytest.raises(ValueError, match="window"):
+        next(client.execute_many(_numbered(1), window=0))
+
+
+def test_a_429_pauses_every_request_in_flight(stub):
+    state = {"first": True}
+
+    def respond(request) -> Reply:
+        if state["first"]:
+            state["first"] = False
+            return Reply(429, "", {"Retry-After": "1"})
+        return Reply(body={"data": {"n": request.json["variables"]["n"]}}, delay=0.05)
+
+    stub.responder = respond
+    client = make_client(stub, governor=RateGovernor(100), max_requests_in_flight=4)
+    results = list(client.execute_many(_numbered(12)))
+    assert results == [{"n": i} for i in range(12)]
+    times = sorted(r.at for r in stub.received)
+    first = times[0]
+    # The first window went out together; after the 429 nothing left for Retry-After's second.
+    later = [at - first for at in times[4:]]
+    assert len(times) == 13
+    assert all(delta >= 0.95 for delta in later), later
+
+
+def test_closing_the_client_with_requests_in_flight_ends_every_one(stub):
+    stub.responder = _echo_n(default_delay=0.4)
+    client = make_client(stub, governor=RateGovernor(100), max_requests_in_flight=3)
+    results = client.execute_many(_numbered(10))
+    first = next(results)
+    client.close()  # two in flight finish; the rest are never sent
+    rest = list(results)
+    assert first == {"n": 0}
+    assert len(rest) == 9
+    sent = len(stub.received)
+    assert sent <= 5
+    assert all(isinstance(r, (dict, MoovagoError)) for r in rest)
+    assert sum(isinstance(r, MoovagoError) and "closed" in str(r) for r in rest) >= 10 - sent
+    assert [r for r in rest if isinstance(r, dict)] == [{"n": i} for i in range(1, sent)]
+
+
+def test_closing_ends_a_wait_on_the_governor_at_once(stub):
+    governor = RateGovernor(5)
+    governor.pause_until(governor.now() + 30)  # as after a 429 with Retry-After: 30
+    client = make_client(stub, governor=governor)
+    worker = threading.Thread(target=lambda: list(client.execute_many(_numbered(3))))
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.2)
+    client.close()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 5
+    assert stub.received == []
+
+
+def test_requests_in_flight_default_from_the_rate():
+    url = "https://api.example.test/graphql"
+    assert (
+        MoovagoClient(api_url=url, api_key=KEY, max_requests_per_second=4).max_requests_in_flight
+        == 8
+    )
+    assert (
+        MoovagoClient(api_url=url, api_key=KEY, max_requests_per_second=1).max_requests_in_flight
+        == 2
+    )
+    assert (
+        MoovagoClient(api_url=url, api_key=KEY, max_requests_in_flight=3).max_requests_in_flight
+        == 3
+    )
+    with pytest.raises(ConfigError, match="max_requests_in_flight"):
+        MoovagoClient(api_url=url, api_key=KEY, max_requests_in_flight=0)
+
+
+# -- the server's clock ------------------------------------------------------------------------
+
+
+def test_server_time_is_the_last_date_header_plus_the_time_since(stub):
+    client = make_client(stub)
+    assert client.server_time() is None  # no answer yet
+    stub.script(Reply(date=None))
+    client.execute(TEAM_QUERY)
+    assert client.server_time() is None  # an answer without a Date header
+    stub.script(Reply(date="Tue, 01 Dec 2026 10:00:00 GMT"))
+    client.execute(TEAM_QUERY)
+    seen = client.server_time()
+    assert seen is not None
+    assert seen.tzinfo is not None
+    assert (
+        timedelta(0) <= seen - datetime(2026, 12, 1, 10, tzinfo=timezone.utc) < timedelta(seconds=2)
+    )
+    time.sleep(0.3)
+    later = client.server_time()
+    assert later is not None
+    assert later - seen >= timedelta(seconds=0.25)
+    client.execute(TEAM_QUERY)  # the stub's own clock, now
+    now = client.server_time()
+    assert now is not None
+    assert abs((now - datetime.now(timezone.utc)).total_seconds()) < 2
+
+
+# -- keys that cannot be sent ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api_key", "kind"),
+    [
+        ("sk-ключ-12345678", "outside Latin-1"),
+        ("sk-🔑-12345678", "outside Latin-1"),
+        ("sk-\x07-12345678", "a control character"),
+        ("sk-\x7f-12345678", "a control character"),
+    ],
+)
+def test_a_key_that_cannot_go_in_a_header_is_a_config_error_without_the_key(api_key, kind):
+    with pytest.raises(ConfigError) as caught:
+        MoovagoClient(api_url="https://api.example.test/graphql", api_key=api_key)
+    message = str(caught.value)
+    assert message.startswith("api_key cannot be sent in an HTTP header: character 4")
+    assert kind in message
+    assert api_key not in message
+    assert "12345678" not in message
+
+
+def test_a_latin_1_key_is_sent_as_is(stub):
+    client = make_client(stub, api_key="sk-clé-12345678")
+    client.execute(TEAM_QUERY)
+    assert client._api_key == "sk-clé-12345678"

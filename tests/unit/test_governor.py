@@ -273,3 +273,20 @@ def test_no_window_ever_holds_more_than_the_limit(rate, steps):
     times = governor.send_times
     if times:
         assert busiest_window(times, governor.window) <= governor.limit
+
+
+def test_a_send_that_left_late_is_counted_from_when_it_left():
+    clock = FakeClock()
+    governor = RateGovernor(5, clock=clock, sleep=clock.sleep)
+    slots = [governor.acquire() for _ in range(5)]
+    clock.now += 0.5  # the first request's connection took half a second to open
+    governor.sent(slots[0])
+    later = [governor.acquire() for _ in range(5)]
+    times = governor.send_times
+    assert 1000.5 in times
+    assert busiest_window(times) == 5
+    # Four slots free at 1001.0; the fifth only a window after the late send.
+    assert later[:4] == [1001.0] * 4
+    assert later[4] == pytest.approx(1001.5)
+    governor.sent(later[0] - 10)  # an unknown or earlier slot changes nothing
+    assert governor.send_times == times

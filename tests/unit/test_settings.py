@@ -38,7 +38,10 @@ def test_every_property_is_documented():
     for name, prop in properties.items():
         assert prop["title"], name
         assert len(prop["description"]) > 20, name
-        assert prop["type"] in ("string", "number", "integer", "boolean"), name
+        # Numbers with a fraction are ["string", "number"]: an environment variable is text.
+        types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+        assert types, name
+        assert set(types) <= {"string", "number", "integer", "boolean"}, name
 
 
 def test_only_the_key_is_secret():
@@ -184,3 +187,89 @@ def test_several_problems_are_reported_together_without_the_key():
     assert "schema_path" in message
     assert message.count(".") >= 3
     assert KEY not in message
+
+
+# -- what the schema says, and numbers given as text -----------------------------------------
+
+
+def test_the_schema_says_every_range_and_form_it_can():
+    properties = connection_properties(default_rate=4)
+    assert properties["api_url"]["minLength"] == 1
+    assert properties["api_key"]["minLength"] == 1
+    assert "pattern" in properties["api_key_header"]
+    for name in ("request_timeout", "max_retry_seconds", "max_retries"):
+        assert "maximum" in properties[name], name
+    assert properties["max_requests_in_flight"]["minimum"] == 1
+    assert properties["max_requests_in_flight"]["maximum"] == 16
+    assert "default" not in properties["max_requests_in_flight"]  # derived from the rate
+    assert properties["max_response_bytes"]["default"] == 64 * 1024 * 1024
+    schema = config_schema()
+    for bad in (
+        {"max_requests_in_flight": 0},
+        {"max_requests_in_flight": 2.5},
+        {"max_response_bytes": 10},
+        {"request_timeout": 4000},
+        {"request_timeout": "soon"},
+        {"api_key_header": "X API KEY"},
+        {"api_key": ""},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**GOOD, **bad}, schema)
+
+
+@pytest.mark.parametrize(
+    "name", ["max_requests_per_second", "request_timeout", "max_retry_seconds"]
+)
+def test_fractional_number_settings_also_take_text_as_environment_variables_give(name):
+    prop = connection_properties(default_rate=4)[name]
+    assert prop["type"] == ["string", "number"]  # string first: Meltano `kind: string`
+    jsonschema.validate({**GOOD, name: "2.5"}, config_schema())
+    jsonschema.validate({**GOOD, name: 2.5}, config_schema())
+    client = client_from_config({**GOOD, name: " 2.5 "}, default_rate=4)
+    assert getattr(client, name) == 2.5
+
+
+def test_numbers_given_as_text_are_held_to_the_same_ranges():
+    with pytest.raises(ConfigError) as caught:
+        client_from_config({**GOOD, "max_requests_per_second": "6"}, default_rate=4)
+    assert str(caught.value) == (
+        "max_requests_per_second must be at most 5 "
+        "(Moovago answers 429 above 5 requests per second)."
+    )
+    with pytest.raises(ConfigError, match="request_timeout must be a number of seconds above 0"):
+        client_from_config({**GOOD, "request_timeout": "0"}, default_rate=4)
+    with pytest.raises(ConfigError, match="max_retry_seconds must be"):
+        client_from_config({**GOOD, "max_retry_seconds": "-1"}, default_rate=4)
+
+
+def test_requests_in_flight_and_response_cap_settings():
+    client = client_from_config(GOOD, default_rate=4)
+    assert client.max_requests_in_flight == 8  # twice the rate
+    assert client.max_response_bytes == 64 * 1024 * 1024
+    assert client_from_config(GOOD, default_rate=1).max_requests_in_flight == 2
+    client = client_from_config(
+        {**GOOD, "max_requests_in_flight": 3, "max_response_bytes": 2048}, default_rate=4
+    )
+    assert (client.max_requests_in_flight, client.max_response_bytes) == (3, 2048)
+    for name, value in (("max_requests_in_flight", 17), ("max_response_bytes", 100)):
+        with pytest.raises(ConfigError, match=f"^{name} must be a whole number"):
+            client_from_config({**GOOD, name: value}, default_rate=4)
+
+
+@pytest.mark.parametrize("key", ["sk-ключ-0123456789", "sk-\x1b[31m-0123456789", "sk-🔑-0123"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_by_the_config_check(key):
+    with pytest.raises(ConfigError) as caught:
+        client_from_config({**GOOD, "api_key": key}, default_rate=4)
+    assert str(caught.value).startswith("api_key cannot be sent in an HTTP header")
+    assert key not in str(caught.value)
+
+
+def test_the_connection_in_effect_is_logged_once(caplog):
+    caplog.set_level(logging.INFO)
+    client_from_config(
+        {**GOOD, "max_requests_per_second": "2", "request_timeout": 7}, default_rate=4
+    )
+    (line,) = [r.getMessage() for r in caplog.records if "Moovago connection" in r.getMessage()]
+    assert "at most 2 requests/s and 4 in flight (default)" in line
+    assert "within 7 s" in line
+    assert KEY not in line
