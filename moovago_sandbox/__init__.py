@@ -1,4 +1,4 @@
-"""moovago_sandbox: a local Moovago-compatible GraphQL server built from the bundled schema.
+"""moovago_sandbox: a local Moovago-compatible GraphQL server generated from a schema file.
 
 It behaves the way Moovago's getting-started page says Moovago behaves, so the tap and the
 target are tested against the same rules they meet in production, without a key or a network:
@@ -17,7 +17,17 @@ target are tested against the same rules they meet in production, without a key 
 - Control endpoints: `GET /_sandbox/stats`, `POST /_sandbox/reset`, `GET /_sandbox/export`,
   `GET /_sandbox/requests`.
 
-Modules: `cli` (command line), `app` (HTTP server, auth, limits, faults, statistics), `engine`
-(GraphQL execution: graphql-core plus a fast path for plain list queries), `store` (SQLite),
-`seed` (generated data), `scalars`, `faults`, `ratelimit`, `testing` (start it from tests).
+Everything it serves comes from the SDL it is given (`--schema FILE`, the bundled one by
+default): entities, paging shapes, filters, mutation layouts and payloads, seed values valid
+for every field's type. Server modes imitate servers that differ (`--max-page-size`,
+`--ignore-limit`, `--unstable-order`, `--fault-churn`, `--no-date-header`, `--clock-offset`,
+`--latency-read/--latency-mutation/--latency-jitter`, `--max-body-bytes`).
+
+Modules: `cli` (command line), `app` (HTTP server, auth, limits, faults, statistics),
+`responses` (body decoding, JSON answers), `model` (what the SDL declares: entities, lists,
+paging) and `writes` (its mutations), `engine` (schema built once, document cache),
+`resolvers` (team, lists in every paging shape, mutations), `fastpath` (plain lists as JSON
+printed by SQLite), `store` (SQLite, one transaction per write), `seed` and `values` (generated
+data checked against the file's types), `scalars`, `faults` (faults, modes, churn),
+`ratelimit`, `testing` (start it from tests).
 """

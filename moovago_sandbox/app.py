@@ -8,14 +8,13 @@ error in a 200 with `errors` (the bad-key shape copied from the page), introspec
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,23 @@ from moovago_sandbox.engine import (
     Answer,
     Engine,
     RequestContext,
-    dump_json,
     graphql_error,
 )
-from moovago_sandbox.faults import KINDS, FaultInjector, FaultProfile
+from moovago_sandbox.faults import KINDS, Churn, FaultInjector, FaultProfile, inject_partial_error
+from moovago_sandbox.model import build_model
 from moovago_sandbox.ratelimit import PeakMeter, RollingLimiter
+from moovago_sandbox.resolvers import ListModes
+from moovago_sandbox.responses import (
+    drop,
+    json_response,
+    json_text_response,
+    parse_body,
+    request_error,
+)
 from moovago_sandbox.scalars import format_datetime
 from moovago_sandbox.seed import COMPANIES_OTHER_TEAMS, TeamPlan, generate_chunks, id_salt
-from moovago_sandbox.store import Store, build_models
+from moovago_sandbox.store import Store
+from moovago_sandbox.values import ValueMaker
 
 log = logging.getLogger("moovago_sandbox")
 
@@ -43,6 +51,7 @@ DEFAULT_KEY = "sandbox-key"
 DEFAULT_HEADER = "X-API-KEY"
 REQUEST_LOG_SIZE = 1000
 MUTATION_KINDS = ("create", "update", "delete")
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
 
 def load_sdl(path: Path | None = None) -> str:
@@ -71,10 +80,38 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        sdl = load_sdl(config.schema_path)
-        models = build_models(build_schema(sdl))
-        self.store = Store(models, config.db, id_salt=id_salt(config.seed))
-        self.engine = Engine(self.store, sdl, fast_path=config.fast_path)
+        profile = config.faults
+        # The SDL checked by the core's loader, then built once here: resolvers get bound to
+        # this schema object, never to the loader's shared one.
+        self.schema = build_schema(load_sdl(config.schema_path))
+        self.model = build_model(self.schema)
+        self.store = Store(
+            self.model.entities,
+            config.db,
+            id_salt=id_salt(config.seed),
+            clock_offset=profile.clock_offset,
+        )
+        churn_plan = profile.churn_plan
+        self.churn = (
+            Churn(churn_plan, profile.seed, self.store, ValueMaker(self.schema, profile.seed))
+            if churn_plan
+            else None
+        )
+        modes = ListModes(
+            max_page_size=profile.max_page_size,
+            ignore_limit=profile.ignore_limit,
+            default_page_size=profile.default_page_size,
+            unstable_order=profile.unstable_order,
+            seed=profile.seed,
+        )
+        self.engine = Engine(
+            self.store,
+            self.schema,
+            model=self.model,
+            fast_path=config.fast_path,
+            modes=modes,
+            before_read=self.churn,
+        )
         # One team per key; keys naming the same team share it.
         slots: list[str | None] = []
         slot_of_key: dict[str, int] = {}
@@ -104,6 +141,8 @@ class Sandbox:
         self.requests = 0
         self.rate_limited = 0
         self.errors = 0
+        self.too_large = 0
+        self.mutation_requests = 0
         self.statuses: dict[str, int] = {}
         self.mutations = {e: dict.fromkeys(MUTATION_KINDS, 0) for e in self.engine.models}
         self.peak = PeakMeter()
@@ -112,6 +151,9 @@ class Sandbox:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.limiter.reset()
         self.faults.reset()
+        self.engine.reader.reset()
+        if self.churn is not None:
+            self.churn.reset()
 
     def stats(self) -> dict[str, Any]:
         """Counters since start or reset.
@@ -120,7 +162,9 @@ class Sandbox:
         limit (injected ones are under faults.burst_429); errors: error entries sent in 200s;
         responses: answers by status ("dropped" for dropped connections); mutations: applied
         create/update/delete per entity; peak_requests_per_second: most requests seen in any
-        rolling second, overall and per team.
+        rolling second, overall and per team; churn: rows the churn mode deleted and
+        inserted; too_large: bodies refused with 413; mutation_requests: requests whose
+        operation is a mutation, applied or not (a read-only client sends none).
         """
         return {
             "requests": self.requests,
@@ -131,6 +175,12 @@ class Sandbox:
             "mutations_total": sum(sum(kinds.values()) for kinds in self.mutations.values()),
             "peak_requests_per_second": self.peak.peak,
             "faults": {kind: self.faults.counts[kind] for kind in KINDS},
+            "churn": {
+                "deleted": self.churn.deleted if self.churn else 0,
+                "inserted": self.churn.inserted if self.churn else 0,
+            },
+            "too_large": self.too_large,
+            "mutation_requests": self.mutation_requests,
             "teams": {
                 team: {
                     "requests": count,
@@ -147,7 +197,7 @@ class Sandbox:
         teams: list[dict[str, Any]] = []
         if load:
             self.store.clear()
-        for chunk, id_counter in generate_chunks(self.config.seed, self.plans, self.engine.models):
+        for chunk, id_counter in generate_chunks(self.config.seed, self.plans, self.model):
             teams += chunk["team"]
             if load:
                 self.store.load(chunk, id_counter=id_counter)
@@ -160,13 +210,23 @@ class Sandbox:
     # -- HTTP -------------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=32 * 1024 * 1024)
+        limit = self.config.faults.max_body_bytes
+        app = web.Application(client_max_size=limit + 1 if limit else DEFAULT_MAX_BODY)
+        app.on_response_prepare.append(self._date_header)
         app.router.add_post("/graphql", self.handle_graphql)
         app.router.add_get("/_sandbox/stats", self.handle_stats)
         app.router.add_post("/_sandbox/reset", self.handle_reset)
         app.router.add_get("/_sandbox/export", self.handle_export)
         app.router.add_get("/_sandbox/requests", self.handle_requests)
         return app
+
+    async def _date_header(self, _request: web.Request, response: web.StreamResponse) -> None:
+        """`--no-date-header` drops the Date header; `--clock-offset` moves it."""
+        if self.config.faults.no_date_header:
+            response.headers.popall("Date", None)
+        elif self.config.faults.clock_offset:
+            offset = self.config.faults.clock_offset
+            response.headers["Date"] = formatdate(time.time() + offset, usegmt=True)
 
     async def handle_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(self.stats())
@@ -176,10 +236,10 @@ class Sandbox:
         return web.json_response({"reset": True})
 
     async def handle_export(self, _request: web.Request) -> web.Response:
-        return _json(self.store.export())
+        return json_response(self.store.export())
 
     async def handle_requests(self, _request: web.Request) -> web.Response:
-        return _json(list(self.request_log))
+        return json_response(list(self.request_log))
 
     async def handle_graphql(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -191,7 +251,7 @@ class Sandbox:
             self.team_requests[team] = self.team_requests.get(team, 0) + 1
             self.team_peaks.setdefault(team, PeakMeter()).hit()
         entry: dict[str, Any] = {
-            "time": format_datetime_now(),
+            "time": format_datetime(self.store.now()),
             "operationName": None,
             "query": "",
             "variables": None,
@@ -201,6 +261,19 @@ class Sandbox:
         self.request_log.append(entry)
         try:
             response = await self._graphql(request, key, team, entry)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:  # never a 500: whatever a body does, the answer is a JSON error
+            log.exception("POST /graphql failed")
+            response = self._answer(
+                entry,
+                {
+                    "data": None,
+                    "errors": [
+                        graphql_error("The server could not answer", error_type="InternalError")
+                    ],
+                },
+            )
         finally:
             elapsed = (time.monotonic() - started) * 1000
             log.info(
@@ -215,19 +288,23 @@ class Sandbox:
     async def _graphql(
         self, request: web.Request, key: str, team: str | None, entry: dict[str, Any]
     ) -> web.StreamResponse:
-        raw = await request.read()
-        body: Any = None
+        limit = self.config.faults.max_body_bytes
+        if limit and (request.content_length or 0) > limit:
+            return self._too_large(entry, limit)
         try:
-            body = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(entry, limit or DEFAULT_MAX_BODY)
+        if limit and len(raw) > limit:
+            return self._too_large(entry, limit)
+        body, problem = parse_body(raw)
         query = body.get("query") if isinstance(body, dict) else None
         variables = body.get("variables") if isinstance(body, dict) else None
         operation_name = body.get("operationName") if isinstance(body, dict) else None
         entry.update(
             operationName=operation_name if isinstance(operation_name, str) else None,
             query=query if isinstance(query, str) else "",
-            variables=variables,
+            variables=variables if problem is None else None,
         )
 
         wait = self.limiter.acquire(key or f"anonymous:{request.remote}")
@@ -238,23 +315,34 @@ class Sandbox:
         if fault == "drop_connection":
             entry["status"] = "dropped"
             self.statuses["dropped"] = self.statuses.get("dropped", 0) + 1
-            return _drop(request)
+            return drop(request)
         if fault == "error_5xx":
             return self._status(entry, self.faults.error_status())
         if fault == "burst_429":
             return self._too_many(entry, 1.0)
-        delay = self.faults.latency_seconds()
+        kind = (
+            self.engine.operation_type(
+                query, operation_name if isinstance(operation_name, str) else None
+            )
+            if isinstance(query, str)
+            else "query"
+        )
+        if kind == "mutation":
+            self.mutation_requests += 1
+        delay = self.faults.latency_seconds() + self.faults.kind_latency_seconds(kind)
         if delay:
             await asyncio.sleep(delay)
 
+        if problem is not None:
+            return self._answer(entry, request_error(problem))
         if not isinstance(body, dict) or not isinstance(query, str):
             return self._answer(
-                entry, _request_error("The body must be a JSON object with a 'query' string")
+                entry, request_error("The body must be a JSON object with a 'query' string")
             )
         if variables is not None and not isinstance(variables, dict):
-            return self._answer(entry, _request_error("'variables' must be a JSON object"))
+            return self._answer(entry, request_error("'variables' must be a JSON object"))
         if operation_name is not None and not isinstance(operation_name, str):
-            return self._answer(entry, _request_error("'operationName' must be a string"))
+            return self._answer(entry, request_error("'operationName' must be a string"))
         if team is None:
             paths: list[str | None] = [*self.engine.root_keys(query, operation_name)] or [None]
             return self._answer(
@@ -280,14 +368,25 @@ class Sandbox:
             return self._status(entry, 502)
         if not is_mutation and answer.error_count == 0 and self.faults.partial_error():
             body = answer.as_dict()
-            self.engine.inject_partial_error(body, query, operation_name, self.faults.rng)
+            inject_partial_error(self.engine, body, query, operation_name, self.faults.rng)
             answer = Answer(body=body)
         self.errors += answer.error_count
-        return self._count(entry, _json_text(answer.as_text()))
+        return self._count(entry, json_text_response(answer.as_text()))
 
     def _answer(self, entry: dict[str, Any], result: dict[str, Any]) -> web.Response:
         self.errors += len(result.get("errors") or ())
-        return self._count(entry, _json(result))
+        return self._count(entry, json_response(result))
+
+    def _too_large(self, entry: dict[str, Any], limit: int) -> web.Response:
+        self.too_large += 1
+        message = f"Request body too large: the limit is {limit} bytes"
+        return self._count(
+            entry,
+            json_response(
+                {"data": None, "errors": [graphql_error(message, error_type="PayloadTooLarge")]},
+                status=413,
+            ),
+        )
 
     def _status(self, entry: dict[str, Any], status: int) -> web.Response:
         return self._count(
@@ -298,7 +397,7 @@ class Sandbox:
         limit = self.config.rate_limit
         message = f"Too Many Requests: more than {limit} requests per second"
         headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.config.retry_after else {}
-        response = _json(
+        response = json_response(
             {"data": None, "errors": [graphql_error(message, error_type="RateLimited")]},
             status=429,
             headers=headers,
@@ -310,37 +409,3 @@ class Sandbox:
         status = str(response.status)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         return response
-
-
-def format_datetime_now() -> str:
-    return format_datetime(datetime.now(timezone.utc))
-
-
-def _request_error(message: str) -> dict[str, Any]:
-    return {"data": None, "errors": [graphql_error(message, error_type="InvalidSyntax")]}
-
-
-def _json(
-    payload: Any, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return _json_text(dump_json(payload), status=status, headers=headers)
-
-
-def _json_text(
-    text: str, *, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=text.encode("utf-8"),
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        headers=headers,
-    )
-
-
-def _drop(request: web.Request) -> web.StreamResponse:
-    """Close the socket without a byte of answer."""
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    raise asyncio.CancelledError

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from moovago_api.errors import SchemaFileError
-from moovago_sandbox.faults import FaultProfile, FaultProfileError
+from moovago_sandbox.faults import FaultProfile, FaultProfileError, parse_churn
 
 
 def _api_key(text: str) -> tuple[str, str | None]:
@@ -40,6 +40,34 @@ def _latency(text: str) -> tuple[float, float]:
         return _rate(prob), float(ms or 0)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected PROBABILITY:MS, got {text!r}") from exc
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text}")
+    return value
+
+
+def _ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
+def _churn(text: str) -> str:
+    try:
+        parse_churn(text)
+    except FaultProfileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +103,51 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--fault-partial", type=_rate, metavar="RATE")
     serve.add_argument("--fault-commit-then-fail", type=_rate, metavar="RATE")
     serve.add_argument("--fault-seed", type=int)
+    serve.add_argument(
+        "--fault-churn",
+        type=_churn,
+        metavar="N:D:I",
+        help="before every Nth list read of an entity, delete D and insert I rows of it",
+    )
+    modes = serve.add_argument_group("server modes (also keys of a --faults profile)")
+    modes.add_argument(
+        "--max-page-size", type=_positive, metavar="N", help="silently cap every list page at N"
+    )
+    modes.add_argument(
+        "--ignore-limit",
+        action="store_const",
+        const=True,
+        help="ignore the page-size argument: pages of --default-page-size rows",
+    )
+    modes.add_argument("--default-page-size", type=_positive, metavar="N", help="default 50")
+    modes.add_argument(
+        "--unstable-order",
+        action="store_const",
+        const=True,
+        help="list rows in another (seeded) order at each read unless a sort is given",
+    )
+    modes.add_argument(
+        "--no-date-header", action="store_const", const=True, help="answer without a Date header"
+    )
+    modes.add_argument(
+        "--clock-offset",
+        type=float,
+        metavar="SECONDS",
+        help="the server's clock runs this far from the real one (timestamps, Date header)",
+    )
+    modes.add_argument("--latency-read", type=_ms, metavar="MS", help="latency of every query")
+    modes.add_argument(
+        "--latency-mutation", type=_ms, metavar="MS", help="latency of every mutation"
+    )
+    modes.add_argument(
+        "--latency-jitter",
+        type=_ms,
+        metavar="SIGMA",
+        help="lognormal spread of --latency-read/--latency-mutation (0 = fixed)",
+    )
+    modes.add_argument(
+        "--max-body-bytes", type=_positive, metavar="N", help="answer 413 to larger bodies"
+    )
     serve.add_argument("--db", default=":memory:", help="SQLite file (default: in memory)")
     serve.add_argument("--schema", type=Path, help="SDL file (default: the bundled one)")
     serve.add_argument(
@@ -99,6 +172,17 @@ def fault_profile(args: argparse.Namespace) -> FaultProfile:
         partial_error=args.fault_partial,
         commit_then_fail=args.fault_commit_then_fail,
         seed=args.fault_seed,
+        churn=args.fault_churn,
+        max_page_size=args.max_page_size,
+        ignore_limit=args.ignore_limit,
+        default_page_size=args.default_page_size,
+        unstable_order=args.unstable_order,
+        no_date_header=args.no_date_header,
+        clock_offset=args.clock_offset,
+        latency_read=args.latency_read,
+        latency_mutation=args.latency_mutation,
+        latency_jitter=args.latency_jitter,
+        max_body_bytes=args.max_body_bytes,
     )
 
 
@@ -166,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = f"`serve` needs {exc.name}: pip install 'moovago-connectors[sandbox]'"
         print(f"moovago-sandbox: {msg}", file=sys.stderr)  # noqa: T201
         return 1
-    except (SchemaFileError, OSError) as exc:
+    except (SchemaFileError, OSError, UnicodeDecodeError) as exc:
         print(f"moovago-sandbox: {exc}", file=sys.stderr)  # noqa: T201
         return 1
     return 0

@@ -8,39 +8,21 @@ every write and strictly increases from one write to the next.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from graphql import (
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLSchema,
-    get_named_type,
-    is_leaf_type,
-    is_list_type,
-    is_non_null_type,
-)
-
+from moovago_sandbox.model import EntityModel
 from moovago_sandbox.scalars import UTC, format_datetime
 
 TEAM = "team"
-
-# Fields the server computes instead of storing: deprecated mirrors of a renamed field, and
-# object lists resolved from a list of ids.
-MIRRORS: dict[tuple[str, str], str] = {
-    ("Company", "zipCode"): "postalCode",
-    ("CompanyContact", "function"): "position",
-}
-# Values a create takes when the input omits the field; `ownerIds` falls back to the key's user.
-CREATE_DEFAULTS: dict[tuple[str, str], Any] = {
-    ("Company", "status"): "PROSPECT",
-    ("Turnover", "currency"): "EUR",
-}
+CURSOR_PREFIX = "cursor:"
 
 
 class StoreError(Exception):
@@ -51,101 +33,23 @@ class NotFoundError(StoreError):
     """No row with that id in the caller's team (rows of other teams included)."""
 
 
-@dataclass(frozen=True)
-class EntityModel:
-    """What the store needs to know about one entity, read from the schema."""
-
-    name: str  # 'company'
-    type_name: str  # 'Company'
-    table: str
-    stored_fields: tuple[str, ...]
-    non_null: frozenset[str]
-    list_fields: frozenset[str]
-    references: Mapping[str, str]  # 'companyId' -> 'company', 'mandatorIds' -> 'mandator'
-    computed: Mapping[str, tuple[str, str]] = field(
-        default_factory=dict
-    )  # 'mandators' -> (ids field, entity)
-    mirrors: Mapping[str, str] = field(default_factory=dict)
-    json_fields: frozenset[str] = frozenset()  # lists, objects and floats, kept as JSON text
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Columns holding the row's values (JSON text for `json_fields`)."""
-        return (*self.stored_fields, *self.mirrors)
-
-    @property
-    def json_shadows(self) -> tuple[str, ...]:
-        """Columns holding the JSON text of each plain value (`"Niort"`, `null`), so SQL can
-        print a row as JSON without quoting every value on every read."""
-        return tuple(json_shadow(c) for c in self.columns if c not in self.json_fields)
+def cursor_of(record_id: str) -> str:
+    """The opaque cursor of a row: its id, base64 encoded (rows are sorted by id)."""
+    return base64.b64encode((CURSOR_PREFIX + record_id).encode()).decode()
 
 
-def json_shadow(column: str) -> str:
-    return column + ":json"
+def id_of_cursor(cursor: str) -> str:
+    try:
+        text = base64.b64decode(cursor.encode(), validate=True).decode()
+    except (ValueError, UnicodeError) as exc:
+        raise StoreError(f"Invalid cursor {cursor[:40]!r}") from exc
+    if not text.startswith(CURSOR_PREFIX):
+        raise StoreError(f"Invalid cursor {cursor[:40]!r}")
+    return text[len(CURSOR_PREFIX) :]
 
 
-def build_models(schema: GraphQLSchema) -> dict[str, EntityModel]:
-    """One model per `<name>List` root field whose type is a list of an object type."""
-    assert schema.query_type is not None
-    entity_types: dict[str, str] = {}  # type name -> entity name
-    for field_name, field_def in schema.query_type.fields.items():
-        named = get_named_type(field_def.type)
-        if field_name.endswith("List") and is_list_type(_nullable(field_def.type)):
-            entity_types[named.name] = field_name[: -len("List")]
-    models: dict[str, EntityModel] = {}
-    for type_name, name in entity_types.items():
-        obj = schema.type_map[type_name]
-        assert isinstance(obj, GraphQLObjectType)
-        stored, non_null, lists, json_fields = [], set(), set(), set()
-        references: dict[str, str] = {}
-        computed: dict[str, tuple[str, str]] = {}
-        mirrors: dict[str, str] = {}
-        for fname, fdef in obj.fields.items():
-            named = get_named_type(fdef.type)
-            if (type_name, fname) in MIRRORS:
-                mirrors[fname] = MIRRORS[(type_name, fname)]
-                continue
-            if named.name in entity_types:
-                ids_field = entity_types[named.name] + "Ids"
-                if ids_field in obj.fields:
-                    computed[fname] = (ids_field, entity_types[named.name])
-                    continue
-            stored.append(fname)
-            if is_non_null_type(fdef.type):
-                non_null.add(fname)
-            if is_list_type(_nullable(fdef.type)):
-                lists.add(fname)
-            # Floats too: SQLite would print them with 15 digits, JSON text keeps them exact.
-            if (
-                is_list_type(_nullable(fdef.type))
-                or not is_leaf_type(named)
-                or named.name == "Float"
-            ):
-                json_fields.add(fname)
-            for target in entity_types.values():
-                if fname in (target + "Id", target + "Ids"):
-                    references[fname] = target
-        models[name] = EntityModel(
-            name=name,
-            type_name=type_name,
-            table=_table_name(name),
-            stored_fields=tuple(stored),
-            non_null=frozenset(non_null),
-            list_fields=frozenset(lists),
-            references=references,
-            computed=computed,
-            mirrors=mirrors,
-            json_fields=frozenset(json_fields),
-        )
-    return models
-
-
-def _nullable(type_: Any) -> Any:
-    return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-
-
-def _table_name(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+def _order_key(record_id: str, salt: int) -> int:
+    return zlib.crc32(f"{salt}:{record_id}".encode())
 
 
 class IdFactory:
@@ -171,17 +75,25 @@ class Store:
     """Rows of every team, in SQLite (`:memory:` by default).
 
     Every stored field is a column (lists and objects as JSON text), so a page of rows costs
-    one `dict(zip(...))` each instead of decoding a whole JSON document per row.
+    one `dict(zip(...))` each instead of decoding a whole JSON document per row. Every write
+    runs in one transaction that is rolled back when any part of it fails.
     """
 
     def __init__(
-        self, models: Mapping[str, EntityModel], path: str = ":memory:", *, id_salt: int = 0
+        self,
+        models: Mapping[str, EntityModel],
+        path: str = ":memory:",
+        *,
+        id_salt: int = 0,
+        clock_offset: float = 0.0,
     ) -> None:
         self.models = dict(models)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=" + ("MEMORY" if path == ":memory:" else "WAL"))
         self.db.execute("PRAGMA synchronous=OFF")
+        self.db.create_function("sandbox_order", 2, _order_key, deterministic=True)
         self.ids = IdFactory(id_salt)
+        self.clock_offset = clock_offset
         self._last_write_ms = 0
         self._select = {
             name: "SELECT " + ", ".join(_q(c) for c in m.columns) + f" FROM {m.table}"  # noqa: S608 (names from the SDL; values are always bound)
@@ -215,18 +127,31 @@ class Store:
             [("id_counter", str(self.ids.counter)), ("last_write_ms", str(self._last_write_ms))],
         )
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, or ROLLBACK (ids and clock too) when the block raises."""
+        counter, last_ms = self.ids.counter, self._last_write_ms
+        self.db.execute("BEGIN")
+        try:
+            yield
+            self._save_meta()
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            self.ids.counter, self._last_write_ms = counter, last_ms
+            raise
+        self.db.execute("COMMIT")
+
     def is_empty(self) -> bool:
         return self.db.execute("SELECT count(*) FROM team").fetchone()[0] == 0
 
     def clear(self) -> None:
-        self.db.execute("BEGIN")
-        self.db.execute("DELETE FROM team")
-        self.db.execute("DELETE FROM meta")
-        for model in self.models.values():
-            self.db.execute(f"DELETE FROM {model.table}")  # noqa: S608
-        self.db.execute("COMMIT")
-        self.ids.counter = 0
-        self._last_write_ms = 0
+        with self.transaction():
+            self.db.execute("DELETE FROM team")
+            self.db.execute("DELETE FROM meta")
+            for model in self.models.values():
+                self.db.execute(f"DELETE FROM {model.table}")  # noqa: S608
+            self.ids.counter = 0
+            self._last_write_ms = 0
 
     def _encode(self, model: EntityModel, row: Mapping[str, Any]) -> tuple[Any, ...]:
         json_fields = model.json_fields
@@ -264,22 +189,20 @@ class Store:
 
     def load(self, dataset: Mapping[str, Sequence[Mapping[str, Any]]], *, id_counter: int) -> None:
         """Bulk insert seed rows (already complete, ids and timestamps included)."""
-        self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT INTO team (id, data) VALUES (?, ?)",
-            [(t["id"], json.dumps(t, ensure_ascii=False)) for t in dataset.get(TEAM, ())],
-        )
-        last = ""
-        for name, model in self.models.items():
-            rows = dataset.get(name, ())
-            self.db.executemany(self._insert_sql(model), [self._encode(model, r) for r in rows])
-            last = max([last, *(r["updatedAt"] for r in rows)])
-        if last:
-            stamp = datetime.fromisoformat(last.replace("Z", "+00:00"))
-            self._last_write_ms = max(self._last_write_ms, int(stamp.timestamp() * 1000))
-        self.ids.counter = max(self.ids.counter, id_counter)
-        self._save_meta()
-        self.db.execute("COMMIT")
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO team (id, data) VALUES (?, ?)",
+                [(t["id"], json.dumps(t, ensure_ascii=False)) for t in dataset.get(TEAM, ())],
+            )
+            last = ""
+            for name, model in self.models.items():
+                rows = dataset.get(name, ())
+                self.db.executemany(self._insert_sql(model), [self._encode(model, r) for r in rows])
+                last = max([last, *(r.get("updatedAt") or "" for r in rows)])
+            if last:
+                stamp = datetime.fromisoformat(last.replace("Z", "+00:00"))
+                self._last_write_ms = max(self._last_write_ms, int(stamp.timestamp() * 1000))
+            self.ids.counter = max(self.ids.counter, id_counter)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -291,65 +214,72 @@ class Store:
         self,
         model: EntityModel,
         team_id: str,
-        updated_since: str | None,
-        ids: Sequence[str] | None,
-        equals: Mapping[str, Any] | None,
-        skip: int,
-        limit: int | None,
+        *,
+        updated_since: str | None = None,
+        ids: Sequence[str] | None = None,
+        equals: Mapping[str, Any] | None = None,
+        after_id: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        order_salt: int | None = None,
     ) -> tuple[str, list[Any]]:
         where: list[str] = ["teamId = ?"]
         params: list[Any] = [team_id]
-        if updated_since is not None:
+        if updated_since is not None and model.has_updated_at:
             where.append("updatedAt >= ?")
             params.append(updated_since)
         if ids is not None:
             where.append("id IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(list(ids)))
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
         for fname, value in (equals or {}).items():
             if fname not in model.stored_fields or fname in model.json_fields:
                 raise StoreError(f"Unknown filter field {fname!r}")
-            where.append(f"{_q(fname)} = ?")
-            params.append(value)
-        sql = f" WHERE {' AND '.join(where)} ORDER BY id"
+            if isinstance(value, list):
+                where.append(f"{_q(fname)} IN (SELECT value FROM json_each(?))")  # noqa: S608
+                params.append(json.dumps(value))
+            else:
+                where.append(f"{_q(fname)} = ?")
+                params.append(value)
+        sql = f" WHERE {' AND '.join(where)} ORDER BY "
+        if order_salt is None:
+            sql += "id"
+        else:
+            sql += "sandbox_order(id, ?), id"
+            params.append(order_salt)
         if limit is not None or skip:
             sql += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else limit, skip]
         return sql, params
 
-    def select(
-        self,
-        entity: str,
-        team_id: str,
-        *,
-        updated_since: str | None = None,
-        ids: Sequence[str] | None = None,
-        equals: Mapping[str, Any] | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Rows of one team, sorted by id, filtered and paged."""
+    def select(self, entity: str, team_id: str, **query: Any) -> list[dict[str, Any]]:
+        """Rows of one team, sorted by id (or shuffled by `order_salt`), filtered and paged:
+        keywords updated_since, ids, equals, after_id, skip, limit, order_salt."""
         model = self.models[entity]
-        where, params = self._where(model, team_id, updated_since, ids, equals, skip, limit)
+        where, params = self._where(model, team_id, **query)
         return self._decode(model, self.db.execute(self._select[entity] + where, params))
 
-    def select_json(
-        self,
-        entity: str,
-        team_id: str,
-        projection: str,
-        *,
-        updated_since: str | None = None,
-        ids: Sequence[str] | None = None,
-        equals: Mapping[str, Any] | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ) -> list[str]:
+    def select_json(self, entity: str, team_id: str, projection: str, **query: Any) -> list[str]:
         """Like `select`, but each row as the JSON text SQL expression `projection` builds
         (over the table aliased `t`), so no row passes through Python objects."""
         model = self.models[entity]
-        where, params = self._where(model, team_id, updated_since, ids, equals, skip, limit)
+        where, params = self._where(model, team_id, **query)
         sql = f"SELECT {projection} FROM {model.table} AS t{where}"  # noqa: S608
         return [text for (text,) in self.db.execute(sql, params)]
+
+    def count(self, entity: str, team_id: str, **query: Any) -> int:
+        model = self.models[entity]
+        where, params = self._where(model, team_id, **query)
+        where = where.split(" ORDER BY ")[0]
+        sql = f"SELECT count(*) FROM {model.table}{where}"  # noqa: S608
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    def ids_of(self, entity: str, team_id: str) -> list[str]:
+        model = self.models[entity]
+        sql = f"SELECT id FROM {model.table} WHERE teamId = ? ORDER BY id"  # noqa: S608
+        return [i for (i,) in self.db.execute(sql, (team_id,))]
 
     def by_ids(self, entity: str, team_id: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Rows of `ids` that exist in the team, in the order of `ids`."""
@@ -368,9 +298,13 @@ class Store:
 
     # -- writes -----------------------------------------------------------------------------
 
+    def now(self) -> datetime:
+        """The server's clock (the real one plus `clock_offset`)."""
+        return datetime.fromtimestamp(time.time() + self.clock_offset, tz=UTC)
+
     def _now(self) -> datetime:
         """Now, in whole milliseconds, strictly after the previous write."""
-        now_ms = max(int(time.time() * 1000), self._last_write_ms + 1)
+        now_ms = max(int((time.time() + self.clock_offset) * 1000), self._last_write_ms + 1)
         self._last_write_ms = now_ms
         return datetime.fromtimestamp(now_ms / 1000, tz=UTC)
 
@@ -400,7 +334,8 @@ class Store:
                 raise StoreError(
                     f"Field {fname!r}: no {target} with id {missing[0]!r} in this team"
                 )
-        if {"startDate", "endDate"} <= row.keys() and row["endDate"] < row["startDate"]:
+        start, end = row.get("startDate"), row.get("endDate")
+        if isinstance(start, str) and isinstance(end, str) and end < start:
             raise StoreError("Field 'endDate' is before 'startDate'")
 
     def _write(self, model: EntityModel, row: dict[str, Any], *, insert: bool) -> None:
@@ -410,32 +345,42 @@ class Store:
     def _with_mirrors(self, model: EntityModel, row: dict[str, Any]) -> dict[str, Any]:
         for mirror, source in model.mirrors.items():
             row[mirror] = row.get(source)
+        if model.cursor_field and row.get("id"):
+            row[model.cursor_field] = cursor_of(row["id"])
         return row
+
+    def _stamp(self, model: EntityModel, row: dict[str, Any], *, created: bool) -> datetime:
+        now = self._now()
+        stamp = format_datetime(now)
+        if "updatedAt" in model.stored_fields:
+            row["updatedAt"] = stamp
+        if created and "createdAt" in model.stored_fields:
+            row["createdAt"] = stamp
+        return now
 
     def create(
         self, entity: str, team_id: str, values: Mapping[str, Any], *, owner_id: str | None
     ) -> dict[str, Any]:
         model = self.models[entity]
-        now = self._now()
-        stamp = format_datetime(now)
         row: dict[str, Any] = {}
         for fname in model.stored_fields:
             value = values.get(fname)
             if value is None:
-                value = CREATE_DEFAULTS.get((model.type_name, fname))
+                value = model.create_defaults.get(fname)
             if value is None and fname == "ownerIds" and owner_id:
                 value = [owner_id]
             if value is None and fname in model.list_fields and fname in model.non_null:
                 value = []
             row[fname] = value
-        row.update(id="", teamId=team_id, createdAt=stamp, updatedAt=stamp)
-        row = self._with_mirrors(model, row)
-        self._check(model, team_id, row)
-        row["id"] = self.ids.next(now)
-        self.db.execute("BEGIN")
-        self._write(model, row, insert=True)
-        self._save_meta()
-        self.db.execute("COMMIT")
+        unknown = sorted(set(values) - set(model.stored_fields))
+        if unknown:
+            raise StoreError(f"Field {unknown[0]!r} cannot be set on a {model.name}")
+        with self.transaction():
+            now = self._stamp(model, row, created=True)
+            row.update(id="pending", teamId=team_id)
+            self._check(model, team_id, self._with_mirrors(model, row))
+            row["id"] = self.ids.next(now)
+            self._write(model, self._with_mirrors(model, row), insert=True)
         return row
 
     def update(
@@ -449,26 +394,25 @@ class Store:
             row[fname] = value
         row = self._with_mirrors(model, row)
         self._check(model, team_id, row)
-        row["updatedAt"] = format_datetime(self._now())
-        self.db.execute("BEGIN")
-        self._write(model, row, insert=False)
-        self._save_meta()
-        self.db.execute("COMMIT")
+        with self.transaction():
+            self._stamp(model, row, created=False)
+            self._write(model, row, insert=False)
         return row
 
     def delete(self, entity: str, team_id: str, record_id: str) -> dict[str, Any]:
         """Delete a row; rows that cannot live without it go too, lists of ids forget it."""
         model = self.models[entity]
         row = self._get(model, team_id, record_id)
-        self.db.execute("BEGIN")
+        with self.transaction():
+            self._delete(model, team_id, record_id)
+        return row
+
+    def _delete(self, model: EntityModel, team_id: str, record_id: str) -> None:
         self.db.execute(f"DELETE FROM {model.table} WHERE id = ?", (record_id,))  # noqa: S608
         for other in self.models.values():
             for fname, target in other.references.items():
-                if target == entity:
+                if target == model.name:
                     self._forget(other, team_id, fname, record_id)
-        self._save_meta()
-        self.db.execute("COMMIT")
-        return row
 
     def _forget(self, model: EntityModel, team_id: str, fname: str, record_id: str) -> None:
         if fname in model.list_fields:
@@ -485,9 +429,9 @@ class Store:
             if fname in model.list_fields:
                 row[fname] = [v for v in row[fname] if v != record_id]
             elif fname in model.non_null:
-                self.db.execute(f"DELETE FROM {model.table} WHERE id = ?", (row["id"],))  # noqa: S608
+                self._delete(model, team_id, row["id"])
                 continue
             else:
                 row[fname] = None
-            row["updatedAt"] = format_datetime(self._now())
+            self._stamp(model, row, created=False)
             self._write(model, row, insert=False)

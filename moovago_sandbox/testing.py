@@ -24,6 +24,20 @@ from pathlib import Path
 from typing import Any
 
 STARTUP_TIMEOUT = 120.0
+MODE_FLAGS = (
+    "schema",
+    "max_page_size",
+    "ignore_limit",
+    "default_page_size",
+    "unstable_order",
+    "fault_churn",
+    "no_date_header",
+    "clock_offset",
+    "latency_read",
+    "latency_mutation",
+    "latency_jitter",
+    "max_body_bytes",
+)
 FIRST_LINE_PREFIX = "moovago-sandbox listening on "
 
 
@@ -86,7 +100,12 @@ def sandbox_command(
     faults: str | Path | Mapping[str, Any] | None = None,
     retry_after: bool = False,
     extra_args: Sequence[str] = (),
+    **modes: Any,
 ) -> list[str]:
+    """The `moovago-sandbox serve` command line; `modes` are the server-mode flags by their
+    Python names: schema (a path), max_page_size, ignore_limit, default_page_size,
+    unstable_order, fault_churn ("N:D:I"), no_date_header, clock_offset, latency_read,
+    latency_mutation, latency_jitter, max_body_bytes (None or False leaves a flag out)."""
     cmd = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", "0", "--seed", str(seed), "--companies", str(companies)]
     cmd += ["--rate-limit", str(rate_limit)]
@@ -99,6 +118,15 @@ def sandbox_command(
         ]
     if retry_after:
         cmd.append("--retry-after")
+    unknown = sorted(set(modes) - set(MODE_FLAGS))
+    if unknown:
+        raise TypeError(f"sandbox_command: unknown keyword {unknown[0]!r}")
+    for name in MODE_FLAGS:
+        value = modes.get(name)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        cmd += [flag] if value is True else [flag, str(value)]
     return [*cmd, *extra_args]
 
 
@@ -112,8 +140,10 @@ def start_sandbox(
     faults: str | Path | dict | None = None,
     retry_after: bool = False,
     extra_args: Sequence[str] = (),
+    **modes: Any,
 ) -> Iterator[SandboxHandle]:
-    """Run `moovago-sandbox serve` on a free port until the block ends."""
+    """Run `moovago-sandbox serve` on a free port until the block ends (`modes`: the
+    server-mode flags, as in `sandbox_command`)."""
     cmd = sandbox_command(
         companies=companies,
         seed=seed,
@@ -122,6 +152,7 @@ def start_sandbox(
         faults=faults,
         retry_after=retry_after,
         extra_args=extra_args,
+        **modes,
     )
     log_fd, log_name = tempfile.mkstemp(prefix="moovago-sandbox-", suffix=".log")
     log_path = Path(log_name)
