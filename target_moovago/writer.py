@@ -17,8 +17,10 @@ from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
+from target_moovago.window import Answer, Sent, send_window
 
 if t.TYPE_CHECKING:
+    from moovago_api.client import Request
     from moovago_api.schema import Entity
     from target_moovago.run import Run
 
@@ -147,8 +149,12 @@ class BatchWriter:
         if self.run.dry_run:
             self._dry_run(actions)
             return
-        for chunk in chunks(actions, self.run.mutations_per_request):
-            self._send(chunk, depth=0)
+        send_window(self, self.run, list(chunks(actions, self.run.mutations_per_request)))
+
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[str]]:
+        """The request of one chunk for `send_window`, and the alias of each action."""
+        document, variables, aliases = mutation_document(self.entity, chunk)
+        return (document, variables, operation_name(document)), aliases
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
         """The actions with real ids in place of pending ones; one naming a create that was
@@ -167,22 +173,17 @@ class BatchWriter:
         return ready
 
     def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
-        chunk = self._resolved(chunk)
-        if not chunk:
-            return
-        self.run.check_stop()
-        document, variables, aliases = mutation_document(self.entity, chunk)
+        send_window(self, self.run, [chunk], depth, rounds)
+
+    def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
+        """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
+        chunk, aliases, started = sent.chunk, sent.aliases, sent.started
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        # The real time, not the injectable business-hours clock: it bounds a query on the server.
-        started = dt.datetime.now(dt.timezone.utc)
         errors: dict[str, str] = {}
         try:
-            data = self.run.remote.client.execute(
-                document,
-                variables,
-                operation_name=operation_name(document),
-                retry_ambiguous=not has_creates,
-            )
+            if isinstance(answer, BaseException):
+                raise answer
+            data = answer
         except QueryError as err:
             field_data = (err.data or {}).get(self.entity.mutation_field or "")
             if field_data is None:
