@@ -292,7 +292,9 @@ def section(
             f"{'met' if fast >= 100 else 'NOT met'}. The previous run predates the engine split "
             "(model, resolvers, fast path and faults in their own modules) and the sandbox "
             "generated from the SDL (seed values checked against the file's types at start-up). "
-            "Connections and unions are served by graphql-core: the fast path covers plain lists.",
+            "Connections and unions are served by graphql-core: the fast path covers plain lists. "
+            "The figures move with the machine's load (other work shares the 2 cores): the "
+            "same-moment table below is the fair comparison with the code before this change.",
             "",
             *compare_lines(args.compare_ref, compared),
         ]

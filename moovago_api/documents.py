@@ -1,23 +1,51 @@
-"""GraphQL documents as graphql-core ASTs: values only ever travel in `variables`.
+"""GraphQL documents, built with gql.dsl from the loaded schema: values only ever in `variables`.
 
-The tap's list queries, the target's index queries and its batched mutations are all built here,
-from the schema file, so nobody concatenates query text and every argument is a variable typed
-as the schema declares it.
+Every read (the tap's lists, the target's index, the team query) is built here by
+`list_document`, from a selection spec checked against the schema file by gql.dsl (an unknown
+field fails at build time), and every argument is a variable typed as the schema declares it.
+
+A selection spec is a sequence of items, each:
+- `"name"`: a field; an object, union or interface field gets its full default selection;
+- `("name", [items])`: a field with the sub-selection `items`;
+- `{"TypeName": [items]}` (under a union or interface field): an inline fragment
+  `... on TypeName { items }`; `__typename` is always selected on union and interface fields.
+
+The hand-built AST helpers at the end (`field`, `operation`, `type_node`, `list_query`) are
+what the target still uses for its index queries and mutation batches; they go once the target
+reads through `moovago_api.pager` and writes through `moovago_api.mutations`.
 """
 
 from __future__ import annotations
 
+import functools
+import typing as t
 from collections.abc import Mapping, Sequence
 
+from gql.dsl import (
+    DSLField,
+    DSLInlineFragment,
+    DSLMetaField,
+    DSLQuery,
+    DSLSchema,
+    DSLSelectable,
+    DSLType,
+    DSLVariableDefinitions,
+    dsl_gql,
+)
 from graphql import (
     ArgumentNode,
     DocumentNode,
     FieldNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLSchema,
     GraphQLType,
+    GraphQLUnionType,
     ListTypeNode,
     NamedTypeNode,
     NameNode,
@@ -29,12 +57,287 @@ from graphql import (
     VariableDefinitionNode,
     VariableNode,
     get_named_type,
+    is_non_null_type,
 )
+from graphql.pyutils import Undefined
 
 from moovago_api.errors import ConfigError
 from moovago_api.schema import Entity, MoovagoSchema
 
-__all__ = ["field", "list_query", "operation", "operation_name", "type_node"]
+__all__ = [
+    "ANCHOR_ALIAS",
+    "Selection",
+    "default_selection",
+    "field",
+    "has_aliases",
+    "list_document",
+    "list_query",
+    "operation",
+    "operation_name",
+    "page_variables",
+    "restore_aliases",
+    "type_node",
+]
+
+#: One item of a selection spec (see the module docstring).
+Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
+
+#: Alias of the one-row read that checks the previous page's last row (page-number paging).
+ANCHOR_ALIAS = "anchor"
+#: Variables of that read; they cannot clash with an argument name (those are the schema's).
+ANCHOR_PAGE_VAR = "anchorPage"
+ANCHOR_SIZE_VAR = "anchorSize"
+
+
+@functools.lru_cache(maxsize=16)
+def _dsl(schema: MoovagoSchema) -> DSLSchema:
+    return DSLSchema(schema.graphql)
+
+
+def _root_field(schema: MoovagoSchema, entity: Entity) -> GraphQLField:
+    query_type = schema.graphql.query_type
+    root = query_type.fields.get(entity.root_field) if query_type else None
+    if root is None:
+        msg = f"the schema file {schema.path} has no Query.{entity.root_field}"
+        raise ConfigError(msg)
+    return root
+
+
+def page_variables(entity: Entity) -> list[str]:
+    """Argument names of `entity`'s root field that `list_document` turns into variables."""
+    paging = entity.paging
+    names = [entity.filter_arg] if entity.filter_arg else []
+    if paging.kind == "offset":
+        names += [t.cast("str", paging.offset_arg), t.cast("str", paging.size_arg)]
+    elif paging.kind == "page":
+        names += [t.cast("str", paging.page_arg), t.cast("str", paging.size_arg)]
+    elif paging.kind == "cursor":
+        names += [t.cast("str", paging.after_arg), t.cast("str", paging.size_arg)]
+    if paging.sort_arg and paging.sort_value is not None:
+        names.append(paging.sort_arg)
+    return names
+
+
+def list_document(
+    schema: MoovagoSchema,
+    entity: Entity,
+    fields: Sequence[Selection],
+    *,
+    name: str,
+    paged: bool = True,
+) -> DocumentNode:
+    """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`, via gql.dsl.
+
+    The rows get `fields` (plus `id`, and the row cursor when the paging needs one); a
+    connection adds `pageInfo { hasNextPage endCursor }`. With page-number paging the document
+    also reads the row before the page (alias `anchor`, id only) in the same request, so the
+    pager can check that nothing moved between pages. `paged=False` leaves paging out.
+    """
+    dsl = _dsl(schema)
+    root = _root_field(schema, entity)
+    row_type = getattr(dsl, entity.type_name)
+    node_type = schema.graphql.get_type(entity.type_name)
+    if not isinstance(node_type, GraphQLObjectType):
+        msg = f"Query.{entity.root_field} in {schema.path} does not return objects"
+        raise ConfigError(msg)
+    paging = entity.paging
+    if entity.filter_arg is None and entity.paging.kind == "none" and not root.args:
+        variables = None
+        names: list[str] = []
+    else:
+        variables = DSLVariableDefinitions()
+        names = (
+            page_variables(entity) if paged else [entity.filter_arg] if entity.filter_arg else []
+        )
+    row_items: list[Selection] = list(fields)
+    needed = ["id"]
+    if paged and paging.kind == "cursor" and paging.rows == "list" and paging.row_cursor:
+        needed.append(paging.row_cursor)
+    for extra in needed:
+        if not any(item == extra for item in row_items):
+            row_items.insert(0, extra)
+    try:
+        rows = _select(dsl, node_type, row_type, row_items, (node_type.name,))
+    except (AttributeError, GraphQLError) as err:
+        msg = f"Query.{entity.root_field}: cannot select {err} in {schema.path}"
+        raise ConfigError(msg) from None
+    query_root = getattr(dsl, schema.graphql.query_type.name)  # type: ignore[union-attr]
+    root_field = getattr(query_root, entity.root_field)
+    if variables is not None:
+        root_field = root_field.args(**{arg: getattr(variables, arg) for arg in names})
+    root_field.select(*_wrap_rows(dsl, schema, entity, rows))
+    selections: list[DSLField] = [root_field]
+    if paged and paging.kind == "page" and variables is not None:
+        anchor_args = {arg: getattr(variables, arg) for arg in names}
+        anchor_args[t.cast("str", paging.page_arg)] = getattr(variables, ANCHOR_PAGE_VAR)
+        anchor_args[t.cast("str", paging.size_arg)] = getattr(variables, ANCHOR_SIZE_VAR)
+        anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**anchor_args)
+        anchor.select(*_wrap_rows(dsl, schema, entity, [row_type.id]))
+        selections.append(anchor)
+    operation_node = DSLQuery(*selections)
+    if variables is not None:
+        operation_node.variable_definitions = variables
+    return dsl_gql(**{name: operation_node}).document
+
+
+def _wrap_rows(
+    dsl: DSLSchema, schema: MoovagoSchema, entity: Entity, rows: list[DSLSelectable]
+) -> list[DSLSelectable]:
+    """The rows' selection inside the connection (`nodes`, `edges { node }`) when there is one."""
+    paging = entity.paging
+    if paging.rows == "list":
+        return rows
+    connection = get_named_type(_root_field(schema, entity).type)
+    conn = getattr(dsl, connection.name)
+    wrapped: list[DSLSelectable] = []
+    if paging.rows == "nodes":
+        wrapped.append(conn.nodes.select(*rows))
+    else:
+        edge_type = get_named_type(t.cast("GraphQLObjectType", connection).fields["edges"].type)
+        edge = getattr(dsl, edge_type.name)
+        edge_items: list[DSLSelectable] = [edge.node.select(*rows)]
+        if paging.row_cursor:
+            edge_items.insert(0, getattr(edge, paging.row_cursor))
+        wrapped.append(conn.edges.select(*edge_items))
+    if paging.page_info:
+        info_field = t.cast("GraphQLObjectType", connection).fields[paging.page_info]
+        info = getattr(dsl, get_named_type(info_field.type).name)
+        wrapped.append(getattr(conn, paging.page_info).select(info.hasNextPage, info.endCursor))
+    return wrapped
+
+
+def default_selection(
+    graphql_schema: GraphQLSchema,
+    gql_type: GraphQLNamedType,
+    seen: tuple[str, ...] = (),
+    *,
+    include_deprecated: bool = False,
+) -> list[Selection]:
+    """Every field of a type a read can ask for, nested ones included (cycles stop).
+
+    A union or interface gets an inline fragment per possible type.
+    """
+    if isinstance(gql_type, (GraphQLUnionType, GraphQLInterfaceType)):
+        return [
+            {
+                member.name: default_selection(
+                    graphql_schema,
+                    member,
+                    (*seen, member.name),
+                    include_deprecated=include_deprecated,
+                )
+            }
+            for member in graphql_schema.get_possible_types(gql_type)
+            if member.name not in seen
+        ]
+    if not isinstance(gql_type, GraphQLObjectType):
+        return []
+    items: list[Selection] = []
+    for name, gql_field in gql_type.fields.items():
+        if gql_field.deprecation_reason is not None and not include_deprecated:
+            continue
+        if any(
+            is_non_null_type(arg.type) and arg.default_value is Undefined
+            for arg in gql_field.args.values()
+        ):
+            continue
+        named = get_named_type(gql_field.type)
+        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
+            if named.name in seen:
+                continue
+            sub = default_selection(
+                graphql_schema, named, (*seen, named.name), include_deprecated=include_deprecated
+            )
+            if sub:
+                items.append((name, sub))
+        else:
+            items.append(name)
+    return items
+
+
+def _select(
+    dsl: DSLSchema,
+    gql_type: GraphQLNamedType,
+    dsl_type: DSLType | None,
+    items: Sequence[Selection],
+    seen: tuple[str, ...],
+) -> list[DSLSelectable]:
+    out: list[DSLSelectable] = []
+    abstract = isinstance(gql_type, (GraphQLUnionType, GraphQLInterfaceType))
+    if abstract:
+        out.append(DSLMetaField("__typename"))
+    conflicts = _conflicting_fields(dsl._schema, gql_type) if abstract else set()
+    for item in items:
+        if isinstance(item, Mapping):
+            for type_name, sub in item.items():
+                member = getattr(dsl, type_name)
+                member_type = t.cast("GraphQLNamedType", member._type)
+                fragment = DSLInlineFragment().on(member)
+                selected = _select(dsl, member_type, member, sub, (*seen, type_name))
+                for node in selected:
+                    # Same name, other type on another member: GraphQL needs an alias.
+                    if isinstance(node, DSLField) and node.name in conflicts:
+                        node.alias(f"{node.name}{_ALIAS_MARK}{type_name}")
+                fragment.select(*selected)
+                out.append(fragment)
+            continue
+        if isinstance(item, str):
+            if item == "__typename":
+                if not abstract:
+                    out.append(DSLMetaField("__typename"))
+                continue
+            name, sub_items = item, None
+        else:
+            name, sub_items = item
+        if dsl_type is None:
+            msg = f"field {name!r} directly on union {gql_type.name} (use an inline fragment)"
+            raise ConfigError(msg)
+        dsl_field: DSLField = getattr(dsl_type, name)
+        named = get_named_type(dsl_field.field.type)
+        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
+            if sub_items is None:
+                sub_items = default_selection(dsl._schema, named, (*seen, named.name))
+            # gql.dsl has no DSLType for a union: its items are inline fragments only.
+            sub_type = None if isinstance(named, GraphQLUnionType) else getattr(dsl, named.name)
+            dsl_field.select(*_select(dsl, named, sub_type, sub_items, (*seen, named.name)))
+        out.append(dsl_field)
+    return out
+
+
+_ALIAS_MARK = "__on_"
+
+
+def _conflicting_fields(graphql_schema: GraphQLSchema, gql_type: GraphQLNamedType) -> set[str]:
+    """Field names the possible types of a union or interface declare with different types."""
+    types: dict[str, set[str]] = {}
+    abstract = t.cast("GraphQLUnionType | GraphQLInterfaceType", gql_type)
+    for member in graphql_schema.get_possible_types(abstract):
+        for name, member_field in member.fields.items():
+            types.setdefault(name, set()).add(str(member_field.type))
+    return {name for name, found in types.items() if len(found) > 1}
+
+
+def has_aliases(document: DocumentNode) -> bool:
+    """True when `list_document` had to alias union or interface fields (see restore_aliases)."""
+    from graphql import print_ast
+
+    return _ALIAS_MARK in print_ast(document)
+
+
+def restore_aliases(value: t.Any) -> t.Any:
+    """Give aliased union/interface fields (`lastName__on_TeamMember`) their own names back."""
+    if isinstance(value, list):
+        return [restore_aliases(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, t.Any] = {}
+    for key, item in value.items():
+        name, mark, _ = key.partition(_ALIAS_MARK)
+        out[name if mark else key] = restore_aliases(item)
+    return out
+
+
+# -- legacy hand-built AST helpers (the target's index queries and mutation batches) -----------
 
 
 def _name(value: str) -> NameNode:
@@ -114,9 +417,10 @@ def list_query(
     name: str,
     paged: bool = True,
 ) -> DocumentNode:
-    """`query NAME($filter: FilterMany…!, $skip: Int, $limit: Int) { xList(...) { … } }`.
+    """Legacy: `query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`.
 
-    The filter (and, when `paged` and the list field has them, the paging arguments) become
+    Kept for the target until it reads through `moovago_api.pager`. The filter (and, when
+    `paged` and the list field has them, the paging arguments) become
     variables named after the arguments, typed as the schema declares them. For `team`, which
     takes no argument, the query has no variable.
     """

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from graphql import (
     DocumentNode,
-    FieldNode,
     GraphQLField,
+    GraphQLInterfaceType,
     GraphQLObjectType,
+    GraphQLUnionType,
     get_named_type,
     is_non_null_type,
-    is_object_type,
     print_ast,
 )
 from graphql.pyutils import Undefined
@@ -20,23 +19,23 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.documents import field, list_query
-from moovago_api.errors import ConfigError, MoovagoError, QueryError
+from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
     from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.singerlib import MetadataMapping
 
     from moovago_api.client import MoovagoClient
+    from moovago_api.documents import Selection
     from moovago_api.schema import Entity, MoovagoSchema
     from tap_moovago.tap import TapMoovago
 
-DEFAULT_PAGE_SIZE = 500
-#: A stream whose list field has no paging arguments comes back in one response; past this
-#: many rows the user is told the response may get too big for the server or the tap.
-LARGE_UNPAGED_RESPONSE = 5000
+__all__ = ["DEFAULT_PAGE_SIZE", "PROGRESS_EVERY_PAGES", "MoovagoStream"]
+
 #: An INFO line every this many pages, so a long sync shows it is moving.
 PROGRESS_EVERY_PAGES = 20
 
@@ -62,18 +61,19 @@ class MoovagoStream(Stream):
         self.moovago_tap = tap
         self.entity = entity
         self.moovago_schema = moovago_schema
-        include_deprecated = bool(tap.config.get("include_deprecated_fields", False))
+        # Deprecated fields are always discovered (marked, with the reason); the setting only
+        # decides whether they are selected by default.
         json_schema = moovago_schema.output_json_schema(
-            entity.type_name, include_deprecated=include_deprecated
+            entity.type_name, scalar_types=tap.config.get("scalar_types")
         )
         _describe_deprecations(json_schema)
         super().__init__(tap, schema=json_schema, name=entity.stream_name)
         self.primary_keys = ["id"]
         self.replication_key = entity.replication_key
-        if entity.filter_arg is not None:
+        if entity.name != "team":
             # One bookmark per stream, not one per team context.
             self.state_partitioning_keys = []
-        self._document: DocumentNode | None = None
+        self._pager: Pager | None = None
 
     @classmethod
     def subclass_for(
@@ -101,61 +101,68 @@ class MoovagoStream(Stream):
         return f"TapMoovago{self.entity.type_name}"
 
     @property
+    def metadata(self) -> MetadataMapping:
+        """Standard metadata, with deprecated fields not selected by default (unless set)."""
+        # Only metadata discovery builds: an input catalog's selection is the user's.
+        fresh = self._metadata is None and not self._tap_input_catalog
+        metadata = super().metadata
+        if fresh and not self.config.get("include_deprecated_fields", False):
+            for breadcrumb in _deprecated_breadcrumbs(self.schema.get("properties", {}), ()):
+                entry = metadata.get(breadcrumb)
+                if entry is not None and entry.selected_by_default is None:
+                    entry.selected_by_default = False
+        return metadata
+
+    @property
+    def pager(self) -> Pager:
+        """The list reader for the selected fields, its query checked against the file (once)."""
+        if self._pager is None:
+            self._pager = self.build_pager()
+        return self._pager
+
+    @property
     def document(self) -> DocumentNode:
         """The query for the selected fields, validated against the schema file (built once)."""
-        if self._document is None:
-            self._document = self.build_document()
-        return self._document
+        return self.pager.document
 
-    def build_document(self) -> DocumentNode:
-        """Build the query asking only for the selected fields, values in variables only."""
+    def build_pager(self) -> Pager:
+        """The pager asking only for the selected fields, values in variables only."""
         entity = self.entity
-        query_type = self.moovago_schema.graphql.query_type
-        root = query_type.fields.get(entity.root_field) if query_type else None
-        object_type = get_named_type(root.type) if root else None
+        object_type = self.moovago_schema.graphql.get_type(entity.type_name)
         if not isinstance(object_type, GraphQLObjectType):
             msg = (
                 f"Stream '{self.name}': the schema file {self.moovago_schema.path} has no "
-                f"Query.{entity.root_field} returning objects"
+                f"object type {entity.type_name}"
             )
             raise ConfigError(msg)
-        selections = self._selections(object_type, self.effective_schema.get("properties", {}), ())
-        document = list_query(
-            self.moovago_schema,
-            entity,
-            selections,
-            name=self.operation_name,
-            paged=self.pages_with_arguments,
-        )
-        problems = self.moovago_schema.validate_document(document)
-        if problems:
-            msg = (
-                f"Stream '{self.name}': the query built for the selected fields does not "
-                f"validate against {self.moovago_schema.path}: {'; '.join(problems)}"
+        fields = self._selections(object_type, self.effective_schema.get("properties", {}), ())
+        try:
+            pager = Pager(
+                self.moovago_schema,
+                entity,
+                fields,
+                operation_name=self.operation_name,
+                label=f"Stream '{self.name}'",
+                logger=self.logger,
             )
-            raise ConfigError(msg)
-        self.logger.debug("Query for stream '%s': %s", self.name, print_ast(document))
-        return document
-
-    @property
-    def pages_with_arguments(self) -> bool:
-        """True when the list field takes both a skip and a limit argument."""
-        return bool(self.entity.skip_arg and self.entity.limit_arg)
+        except ConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        self.logger.debug("Query for stream '%s': %s", self.name, print_ast(pager.document))
+        return pager
 
     def _selections(
         self,
-        object_type: GraphQLObjectType,
+        object_type: GraphQLObjectType | GraphQLInterfaceType,
         properties: Mapping[str, t.Any],
         breadcrumb: tuple[str, ...],
-    ) -> list[FieldNode]:
-        """Field nodes for the selected properties of `object_type`, nested ones included."""
-        include_deprecated = bool(self.config.get("include_deprecated_fields", False))
-        nodes: list[FieldNode] = []
+    ) -> list[Selection]:
+        """The selection spec of the selected properties of `object_type`, nested ones too."""
+        items: list[Selection] = []
         for prop_name, prop_schema in properties.items():
             prop_breadcrumb = (*breadcrumb, "properties", prop_name)
             # A deselected parent still syncs for its children, which need its id.
             is_key = not breadcrumb and prop_name in self.primary_keys
-            if not (self.mask[prop_breadcrumb] or is_key):
+            if not (self.mask[prop_breadcrumb] or is_key) or prop_name == "__typename":
                 continue
             path = ".".join(prop_breadcrumb[1::2])
             gql_field = object_type.fields.get(prop_name)
@@ -172,55 +179,52 @@ class MoovagoStream(Stream):
                 )
                 continue
             if gql_field.deprecation_reason is not None:
-                if not include_deprecated:
-                    self.logger.warning(
-                        "Stream '%s': field '%s' is deprecated (%s) and is not extracted; "
-                        "set include_deprecated_fields to keep it until it is removed",
-                        self.name,
-                        path,
-                        gql_field.deprecation_reason,
-                    )
-                    continue
                 self.logger.warning(
-                    "Stream '%s': field '%s' is deprecated (%s); stop using it before it is "
-                    "removed",
+                    "Stream '%s': field '%s' is selected but deprecated (%s); stop using it "
+                    "before it is removed",
                     self.name,
                     path,
                     gql_field.deprecation_reason,
                 )
-            named = get_named_type(gql_field.type)
-            if is_object_type(named):
-                sub_properties = _object_properties(prop_schema)
-                sub_nodes = self._selections(
-                    t.cast("GraphQLObjectType", named), sub_properties, prop_breadcrumb
-                )
-                if not sub_nodes:
-                    continue
-                nodes.append(field(prop_name, sub_nodes))
-            else:
-                nodes.append(field(prop_name))
-        return nodes
+            item = self._selection(prop_name, gql_field, prop_schema, prop_breadcrumb)
+            if item is not None:
+                items.append(item)
+        return items
+
+    def _selection(
+        self,
+        prop_name: str,
+        gql_field: GraphQLField,
+        prop_schema: Mapping[str, t.Any],
+        breadcrumb: tuple[str, ...],
+    ) -> Selection | None:
+        named = get_named_type(gql_field.type)
+        sub_properties = _object_properties(prop_schema)
+        if isinstance(named, GraphQLObjectType):
+            sub = self._selections(named, sub_properties, breadcrumb)
+            return (prop_name, sub) if sub else None
+        if isinstance(named, (GraphQLUnionType, GraphQLInterfaceType)):
+            # `__typename` and, per possible type, the selected properties it declares.
+            fragments: list[Selection] = []
+            for member in self.moovago_schema.graphql.get_possible_types(named):
+                own = {k: v for k, v in sub_properties.items() if k in member.fields}
+                sub = self._selections(member, own, breadcrumb)
+                if sub:
+                    fragments.append({member.name: sub})
+            return (prop_name, fragments)
+        return prop_name
 
     # ---- records ----------------------------------------------------------------------------
 
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Rows of the entity for the team in `context` (the team itself for `team`)."""
-        if self.entity.filter_arg is None:
+        if self.entity.name == "team" and self.entity.root_field == "team":
             yield from self._get_single(self.entity.root_field)
             return
         yield from self._get_list(context)
 
-    def _execute(self, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
-        try:
-            return self.client.execute(self.document, variables, self.operation_name)
-        except QueryError as exc:
-            where = ", ".join(".".join(str(p) for p in path) or "(no path)" for path in exc.paths())
-            messages = "; ".join(str(err.get("message", "")) for err in exc.errors)
-            msg = f"Stream '{self.name}': the API returned errors at {where}: {messages}"
-            raise QueryError(msg, exc.errors, exc.data) from exc
-
     def _get_single(self, root_field: str) -> Iterator[Record]:
-        data = self._execute({})
+        data = self.pager.execute(self.client, {})
         row = data.get(root_field)
         if row is None:
             msg = f"Stream '{self.name}': the API returned no {root_field} for this API key"
@@ -261,64 +265,14 @@ class MoovagoStream(Stream):
         return filter_value
 
     def _get_list(self, context: Context | None) -> Iterator[Record]:
-        entity = self.entity
-        filter_arg = t.cast("str", entity.filter_arg)
-        variables: dict[str, t.Any] = {filter_arg: self._filter(context)}
-        if not self.pages_with_arguments:
-            rows = self._execute(variables)[entity.root_field] or []
-            if len(rows) > LARGE_UNPAGED_RESPONSE:
-                self.logger.warning(
-                    "Stream '%s': %d rows in one response because Query.%s has no paging "
-                    "arguments in the schema file; large teams may hit server limits",
-                    self.name,
-                    len(rows),
-                    entity.root_field,
-                )
-            yield from rows
-            return
-
-        skip_arg, limit_arg = t.cast("str", entity.skip_arg), t.cast("str", entity.limit_arg)
-        skip = 0
-        previous_ids: set[t.Any] = set()
-        for pages, rows in enumerate(self._pages(variables), start=1):
-            ids = {row.get("id") for row in rows}
-            if rows and ids & previous_ids:
-                msg = (
-                    f"Stream '{self.name}': the API returned rows of the previous page again "
-                    f"at {skip_arg}={skip}; it does not honour {skip_arg}/{limit_arg} paging"
-                )
-                raise MoovagoError(msg)
-            previous_ids = ids
-            yield from rows
-            skip += len(rows)
-            if pages % PROGRESS_EVERY_PAGES == 0:
-                self.logger.info("Stream '%s': %d rows in %d pages so far", self.name, skip, pages)
-
-    def _pages(self, variables: Mapping[str, t.Any]) -> Iterator[list[Record]]:
-        """Pages in skip order until a short one; each page is asked for once.
-
-        The next page is fetched while the caller handles the current one: the SDK's work per
-        record would otherwise leave the rate budget unused between requests.
-        """
-        entity = self.entity
         page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
-        skip_arg, limit_arg = t.cast("str", entity.skip_arg), t.cast("str", entity.limit_arg)
+        yield from self.pager.read(
+            self.client, filter=self._filter(context), page_size=page_size, on_page=self._progress
+        )
 
-        def fetch(skip: int) -> list[Record]:
-            page = self._execute({**variables, skip_arg: skip, limit_arg: page_size})
-            return t.cast("list[Record]", page[entity.root_field] or [])
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tap-moovago-{self.name}")
-        try:
-            pending: Future[list[Record]] | None = pool.submit(fetch, 0)
-            skip = 0
-            while pending is not None:
-                rows = pending.result()
-                skip += len(rows)
-                pending = pool.submit(fetch, skip) if len(rows) >= page_size else None
-                yield rows
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+    def _progress(self, pages: int, rows: int) -> None:
+        if pages % PROGRESS_EVERY_PAGES == 0:
+            self.logger.info("Stream '%s': %d rows in %d pages so far", self.name, rows, pages)
 
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
@@ -350,3 +304,14 @@ def _describe_deprecations(schema: dict[str, t.Any]) -> None:
             )
         _describe_deprecations(prop)
         _describe_deprecations(prop.get("items") or {})
+
+
+def _deprecated_breadcrumbs(
+    properties: Mapping[str, t.Any], breadcrumb: tuple[str, ...]
+) -> Iterator[tuple[str, ...]]:
+    """Breadcrumbs of every deprecated property, nested ones included."""
+    for name, prop in properties.items():
+        here = (*breadcrumb, "properties", name)
+        if prop.get("deprecated"):
+            yield here
+        yield from _deprecated_breadcrumbs(prop.get("properties") or {}, here)

@@ -12,7 +12,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
-from moovago_api.schema import load_schema
+from moovago_api.schema import SCALAR_KINDS, load_schema
 from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
@@ -59,8 +59,21 @@ _TAP_PROPERTIES = th.PropertiesList(
         default=False,
         title="Include deprecated fields",
         description=(
-            "Also discover and extract fields the schema file marks @deprecated. Moovago "
-            "removes them after notice: a warning names each one used."
+            "Select by default the fields the schema file marks @deprecated. Discovery always "
+            "lists them, marked deprecated with the schema's reason, and not selected unless "
+            "this is set or the catalog selects them. Moovago removes them after notice: a "
+            "warning names each one extracted."
+        ),
+    ),
+    th.Property(
+        "scalar_types",
+        th.ObjectType(additional_properties=th.StringType(allowed_values=list(SCALAR_KINDS))),
+        title="Scalar types",
+        description=(
+            "JSON Schema kind of custom scalars the schema file defines, by scalar name, e.g. "
+            '{"JSON": "object", "Money": "number"}. Kinds: ' + ", ".join(SCALAR_KINDS) + ". "
+            "Defaults: DateTime date-time, Date date, JSON any, JSONObject object; other "
+            "custom scalars string."
         ),
     ),
 ).to_dict()["properties"]
@@ -86,7 +99,8 @@ class TapMoovago(Tap):
         if errors:
             return errors
         try:
-            load_schema(self.config.get("schema_path"))
+            schema = load_schema(self.config.get("schema_path"))
+            schema.scalar_kinds(self.config.get("scalar_types"))
             self._client = client_from_config(
                 self.config, default_rate=DEFAULT_RATE, logger=self.logger
             )
@@ -123,6 +137,7 @@ class TapMoovago(Tap):
         """One stream per entity of the schema file; `team` is the parent of the others."""
         moovago_schema = self.moovago_schema
         entities = moovago_schema.entities()
+        self._log_discovery(moovago_schema)
         parent: type[MoovagoStream] | None = None
         streams: list[MoovagoStream] = []
         for entity in entities:
@@ -141,6 +156,31 @@ class TapMoovago(Tap):
                 )
             streams.append(stream_class(self, entity=entity, moovago_schema=moovago_schema))
         return streams
+
+    def _log_discovery(self, moovago_schema: MoovagoSchema) -> None:
+        """One line per root field not taken, per list refused, per scalar typed by guess."""
+        where = moovago_schema.path.name
+        for skipped in moovago_schema.skipped_fields():
+            self.logger.info(
+                "Schema file %s: %s is not a stream: %s", where, skipped.coordinate, skipped.reason
+            )
+        for entity in moovago_schema.entities():
+            if entity.paging.kind == "unsupported":
+                self.logger.warning(
+                    "Schema file %s: stream '%s' is listed but a sync of it fails: %s",
+                    where,
+                    entity.stream_name,
+                    entity.paging.problem,
+                )
+        kinds = moovago_schema.scalar_kinds(self.config.get("scalar_types"))
+        for name in moovago_schema.custom_scalars():
+            if name not in kinds:
+                self.logger.info(
+                    "Schema file %s: custom scalar %s is extracted as a string; set "
+                    "scalar_types to type it otherwise",
+                    where,
+                    name,
+                )
 
     def run_team_check(self) -> None:
         """Run the `team` query once and emit its record: proves URL, key and schema agree."""
@@ -161,6 +201,15 @@ class TapMoovago(Tap):
         except MoovagoError as exc:
             cls.logger.error("%s", exc)  # the message says what to change; no traceback
             raise click.exceptions.Exit(1) from None
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """`--discover`: a setting or schema file discovery cannot use is one line, exit 1."""
+        try:
+            super().cb_discover(ctx, param, value)
+        except MoovagoError as exc:
+            cls.logger.error("%s", exc)  # the message says what to change; no traceback
+            ctx.exit(1)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:

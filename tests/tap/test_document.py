@@ -39,7 +39,15 @@ def test_discovery_has_one_stream_per_entity_with_keys_from_the_schema() -> None
     company = stream_entry(catalog, "company")["schema"]["properties"]
     assert company["coordinates"]["properties"]["latitude"]["type"] == "number"
     assert company["status"]["enum"] == ["CLIENT", "PROSPECT", "SUSPECT"]
-    assert "zipCode" not in company, "deprecated fields are left out by default"
+    # Deprecated fields are discovered, marked with the reason, and not selected by default.
+    assert company["zipCode"]["deprecated"] is True
+    assert "DEPRECATED: Use postalCode" in company["zipCode"]["description"]
+    zip_metadata = next(
+        item["metadata"]
+        for item in stream_entry(catalog, "company")["metadata"]
+        if item["breadcrumb"] == ["properties", "zipCode"]
+    )
+    assert zip_metadata["selected-by-default"] is False
 
 
 def test_list_stream_parents_are_the_team_stream() -> None:
@@ -122,19 +130,31 @@ def test_deprecated_fields_are_marked_and_warned_about_when_included(
     assert "Use postalCode; zipCode will be removed on 2027-03-31." in warnings[0]
 
 
-def test_deprecated_field_selected_by_an_old_catalog_is_skipped_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    old_catalog = _tap(include_deprecated_fields=True).catalog_dict
-    tap = _tap(old_catalog)
+def test_deprecated_fields_are_not_selected_by_default(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        query = _query(tap, "company")
+        query = _query(_tap(), "company")
     assert "zipCode" not in query
     assert "postalCode" in query
-    assert any(
-        "zipCode" in r.getMessage() and "include_deprecated_fields" in r.getMessage()
-        for r in caplog.records
-    )
+    assert not any("zipCode" in r.getMessage() for r in caplog.records)
+
+
+def test_deprecated_field_selected_by_a_catalog_is_extracted_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # include_deprecated_fields selects them by default; so does a catalog that selects them.
+    for tap in (
+        _tap(include_deprecated_fields=True),
+        _tap(_tap(include_deprecated_fields=True).catalog_dict),
+    ):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            query = _query(tap, "company")
+        assert "zipCode" in query
+        assert "postalCode" in query
+        assert any(
+            "'zipCode' is selected but deprecated (Use postalCode" in r.getMessage()
+            for r in caplog.records
+        )
 
 
 def test_a_selected_field_missing_from_the_schema_file_fails_naming_stream_and_field() -> None:

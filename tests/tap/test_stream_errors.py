@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -81,7 +82,7 @@ def test_partial_data_fails_the_run_naming_the_error_path() -> None:
         _run_mandators(ScriptedClient(answer))
 
 
-def test_paging_stops_on_a_short_page_and_logs_progress(
+def test_paging_overlaps_one_row_never_ends_on_a_short_page_and_logs_progress(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [_mandator(n) for n in range(23)]
@@ -95,22 +96,60 @@ def test_paging_stops_on_a_short_page_and_logs_progress(
         records = _run_mandators(client, page_size=5)
     assert len(records) == 23
     pages = [(v["skip"], v["limit"]) for name, v in client.calls if name == "TapMoovagoMandator"]
-    assert pages == [(0, 5), (5, 5), (10, 5), (15, 5), (20, 5)]
+    # Each page starts at the last row read (advance by rows received - 1); the short page
+    # (rows 20-22) is not the end: the empty page past row 22 is, checked from row 22.
+    assert pages == [(0, 5), (4, 5), (8, 5), (12, 5), (16, 5), (20, 5), (23, 5), (22, 5)]
     progress = [r.getMessage() for r in caplog.records if "pages so far" in r.getMessage()]
-    assert progress == [
-        "Stream 'mandator': 10 rows in 2 pages so far",
-        "Stream 'mandator': 20 rows in 4 pages so far",
+    assert progress[:2] == [
+        "Stream 'mandator': 9 rows in 2 pages so far",
+        "Stream 'mandator': 17 rows in 4 pages so far",
     ]
 
 
-def test_a_full_last_page_costs_one_empty_request_only() -> None:
+def test_a_full_last_page_costs_the_overlap_and_two_end_requests() -> None:
     rows = [_mandator(n) for n in range(10)]
     client = ScriptedClient(lambda v: {"mandatorList": rows[v["skip"] : v["skip"] + v["limit"]]})
     assert len(_run_mandators(client, page_size=5)) == 10
-    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 5, 10]
+    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 4, 8, 10, 9]
 
 
 def test_a_server_that_ignores_skip_is_caught_instead_of_looping() -> None:
     rows = [_mandator(n) for n in range(5)]
     with pytest.raises(Exception, match=r"Stream 'mandator'.*previous page again"):
         _run_mandators(ScriptedClient(lambda v: {"mandatorList": rows}), page_size=5)
+
+
+class _CappedChurningServer:
+    """mandatorList as a server capping pages at `cap` and moving rows before some reads."""
+
+    def __init__(self, rows: int, *, cap: int, churn_every: int = 0, seed: int = 0) -> None:
+        from tests.unit.test_pager import FakeList
+
+        churn = (churn_every, 1, 1) if churn_every else None
+        self.fake = FakeList(None, rows, cap=cap, churn=churn, seed=seed, entity="mandator")
+        for row in self.fake.rows:
+            row.update(teamId="team-1", updatedAt="2026-01-02T00:00:00.000Z")
+
+    def execute(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
+        if operation_name == "TapMoovagoTeam":
+            return {"team": TEAM}
+        answer = self.fake.execute(document, variables, operation_name)
+        for row in answer["mandatorList"]:
+            row.setdefault("teamId", "team-1")
+            row.setdefault("updatedAt", "2026-01-02T00:00:00.000Z")
+        return answer
+
+
+@pytest.mark.parametrize("cap", [100, 1])
+def test_the_tap_extracts_every_row_from_a_server_capping_pages(cap: int) -> None:
+    server = _CappedChurningServer(250 if cap > 1 else 30, cap=cap)
+    records = _run_mandators(server, page_size=500)  # type: ignore[arg-type]
+    assert len(records) == len(server.fake.initial)
+
+
+def test_the_tap_never_misses_a_row_that_stayed_while_rows_move() -> None:
+    for seed in range(20):
+        server = _CappedChurningServer(120, cap=1000, churn_every=2, seed=seed)
+        records = _run_mandators(server, page_size=10)  # type: ignore[arg-type]
+        got = {json.loads(line)["record"]["id"] for line in records}
+        assert server.fake.survivors() <= got, f"seed {seed}"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from graphql import print_ast
 
+from moovago_api import pager as pager_module
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, load_schema
-from tap_moovago import streams as streams_module
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import (
     discover,
@@ -87,6 +87,12 @@ def user_schema(tmp_path: Path, *, paging: bool = True) -> Path:
     return path
 
 
+def _selected_by_default(catalog: dict, name: str) -> bool | None:
+    entry = stream_entry(catalog, "company")
+    item = next(i for i in entry["metadata"] if i["breadcrumb"] == ["properties", name])
+    return item["metadata"].get("selected-by-default")
+
+
 def test_discovery_follows_the_user_schema_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -111,13 +117,17 @@ def test_discovery_follows_the_user_schema_file(
 
     company = stream_entry(catalog, "company")["schema"]["properties"]
     assert "website" not in company
-    assert "customerCode" not in company, "newly deprecated: left out by default"
+    # Newly deprecated: discovered, marked with the reason, not selected by default.
+    assert company["customerCode"]["deprecated"] is True
+    assert "Use erpCode" in company["customerCode"]["description"]
+    assert _selected_by_default(catalog, "customerCode") is False
     with_deprecated = discover(
         {**OFFLINE, "schema_path": str(path), "include_deprecated_fields": True}
     )
     code = stream_entry(with_deprecated, "company")["schema"]["properties"]["customerCode"]
     assert code["deprecated"] is True
     assert "Use erpCode" in code["description"]
+    assert _selected_by_default(with_deprecated, "customerCode") is None
 
 
 def test_new_entity_gets_a_valid_query_without_paging_arguments(tmp_path: Path) -> None:
@@ -154,7 +164,7 @@ def test_list_without_paging_arguments_is_one_request_with_a_warning_when_large(
     sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = user_schema(tmp_path, paging=False)
-    monkeypatch.setattr(streams_module, "LARGE_UNPAGED_RESPONSE", 5)
+    monkeypatch.setattr(pager_module, "LARGE_UNPAGED_RESPONSE", 5)
     config = tap_config(sandbox, schema_path=str(path), page_size=3)
     catalog = only_streams(discover(config), {"company"})
     before = len(sandbox.requests())

@@ -11,8 +11,8 @@ from graphql import parse
 from graphql.execution.values import get_variable_values
 from graphql.language import OperationDefinitionNode
 
-from moovago_api.errors import SchemaFileError
-from moovago_api.schema import DEFAULT_SCHEMA_PATH, Deprecation, Entity, load_schema
+from moovago_api.errors import ConfigError, SchemaFileError
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, Deprecation, Entity, Paging, load_schema
 
 # Request bodies exactly as the vendor's getting-started page prints them (JSON, as sent).
 VENDOR_BODIES = [
@@ -324,6 +324,7 @@ def test_bundled_entities(bundled):
         update_input="CompanyUpdateInput",
         update_data_input="CompanyUpdateDataInput",
         delete_input="CompanyDeleteInput",
+        paging=Paging(kind="offset", offset_arg="skip", size_arg="limit"),
     )
     contact = bundled.entity("contact")
     assert bundled.entity("companyContact") is contact
@@ -355,9 +356,9 @@ scalar DateTime
 type Query {
   team: Team
   visitReportList(filter: FilterManyVisitReportInput!, offset: Int, first: Int): [VisitReport!]!
-  "Not an entity: no FilterMany<Name>Input! argument."
+  "Not an entity: a required argument outside any filter."
   noteList(teamId: ID!): [Note!]!
-  "Not an entity: the filter is nullable."
+  "An entity although its filter is nullable."
   routeList(filter: FilterManyRouteInput): [Route!]!
 }
 type Mutation { visitReport: VisitReportMutation }
@@ -377,7 +378,11 @@ def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
     path = tmp_path / "user.gql"
     path.write_text(USER_SDL, encoding="utf-8")
     schema = load_schema(path)
-    assert [e.stream_name for e in schema.entities()] == ["team", "visit_report"]
+    assert [e.stream_name for e in schema.entities()] == ["team", "visit_report", "route"]
+    assert [(f.coordinate, f.reason) for f in schema.skipped_fields()] == [
+        ("Query.noteList", "required argument teamId: ID! the tap cannot fill")
+    ]
+    assert schema.entity("route").team_filter_field == "teamId"
     visit = schema.entity("visit_report")
     assert schema.entity("visitReport") is visit
     assert visit.type_name == "VisitReport"
@@ -488,3 +493,218 @@ def test_deprecations_of_every_kind(tmp_path):
         Deprecation("enum_value", "E.OFF", "gone"),
         Deprecation("input_field", "I.drop", "use keep"),
     ]
+
+
+# -- entity detection from the shape of the file (shape variants) -----------------------------
+
+SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
+BUNDLED_STREAMS = ["team", "company", "contact", "mandator", "turnover"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "kind", "rows", "row_cursor"),
+    [
+        ("connection_nodes.gql", "cursor", "nodes", None),
+        ("connection_edges.gql", "cursor", "edges", "cursor"),
+        ("cursor_paging.gql", "cursor", "list", "cursor"),
+        ("page_paging.gql", "page", "list", None),
+        ("offset_first.gql", "offset", "list", None),
+        ("renamed_roots.gql", "offset", "list", None),
+    ],
+)
+def test_every_paging_shape_variant_keeps_every_stream(variant, kind, rows, row_cursor):
+    schema = load_schema(SHAPES / variant)
+    assert [e.stream_name for e in schema.entities()] == BUNDLED_STREAMS
+    assert schema.skipped_fields() == []
+    for entity in schema.entities()[1:]:
+        assert (entity.paging.kind, entity.paging.rows, entity.paging.row_cursor) == (
+            kind,
+            rows,
+            row_cursor,
+        ), entity.name
+        assert entity.team_filter_field == "teamId"
+        assert entity.replication_key == "updatedAt"
+        assert entity.mutation_field == entity.name
+    company = schema.entity("company").paging
+    if kind == "cursor":
+        assert (company.after_arg, company.size_arg) == ("after", "first")
+        assert company.page_info == (None if rows == "list" else "pageInfo")
+    if kind == "page":
+        assert (company.page_arg, company.size_arg, company.first_page) == ("page", "perPage", 1)
+    if variant == "offset_first.gql":
+        assert (company.offset_arg, company.size_arg) == ("offset", "first")
+        assert (schema.entity("company").skip_arg, schema.entity("company").limit_arg) == (
+            "offset",
+            "first",
+        )
+
+
+def test_filters_are_found_by_type_nullable_renamed_or_absent():
+    nullable = load_schema(SHAPES / "nullable_filter.gql")
+    assert [e.stream_name for e in nullable.entities()] == BUNDLED_STREAMS
+    company = nullable.entity("company")
+    assert (company.filter_arg, company.filter_type, company.team_filter_field) == (
+        "where",
+        "CompanyWhere",
+        "teamId",
+    )
+    assert nullable.entity("turnover").filter_type == "TurnoverQueryInput"
+    teamless = load_schema(SHAPES / "teamless_filter.gql")
+    assert [e.stream_name for e in teamless.entities()] == BUNDLED_STREAMS
+    for entity in teamless.entities()[1:]:
+        assert entity.filter_arg == "filter"
+        assert entity.team_filter_field is None
+        assert entity.updated_since_field == "updatedSince"
+
+
+def test_a_list_the_pager_cannot_drive_is_kept_with_its_refusal():
+    schema = load_schema(SHAPES / "unsupported_paging.gql")
+    paging = schema.entity("mandator").paging
+    assert paging.kind == "unsupported"
+    assert paging.problem == (
+        "Query.mandatorList(filter: FilterManyMandatorInput!, limit: Int = 100) has paging-like "
+        "arguments the tap cannot drive: it pages with skip/offset + limit/first/take, page + "
+        "perPage/pageSize, or after + first/limit with a cursor"
+    )
+    assert schema.entity("company").paging.kind == "offset"
+
+
+SHAPE_SDL = """
+type Query {
+  team: Team
+  allCompanies(where: CompanyQuery, first: Int!, after: String, orderBy: CompanyOrder): CompanyPage
+  company(id: ID!): Company
+  tags: [String!]!
+  events(take: Int, skip: Int, sort: [EventSort!]): [Event!]!
+  logs(page: Int, pageSize: Int, order: LogOrder): [Log]
+  notes: [Note!]!
+  moreCompanies(offset: Int, limit: Int): [Company!]!
+  old(skip: Int, limit: Int): [Note] @deprecated(reason: "gone")
+  widgets(skip: Int, limit: Int, filter: WidgetFilter!): [Widget!]!
+  backwards(before: String!, last: Int): [Memo!]!
+  anonymous: [Thing]
+}
+type Team { id: ID! }
+type Company { id: ID! name: String }
+type Event { id: ID! }
+type Log { id: ID! }
+type Note { id: ID! }
+type Memo { id: ID! }
+type Widget { id: ID! }
+type Thing { name: String }
+type PageInfo { hasNextPage: Boolean! endCursor: String }
+type CompanyEdge { node: Company! cursor: String! }
+type CompanyPage { edges: [CompanyEdge!]! pageInfo: PageInfo! }
+input CompanyQuery { teamId: ID, updatedAfter: String }
+input WidgetFilter { kind: String! }
+enum CompanyOrder { NAME_ASC ID_ASC ID_DESC }
+enum EventSort { id_DESC id_ASC }
+enum Direction { ASC DESC }
+enum LogField { ID CREATED }
+input LogOrder { field: LogField! direction: Direction! }
+"""
+
+
+def test_entities_come_from_shapes_not_spellings(tmp_path):
+    path = tmp_path / "shapes.gql"
+    path.write_text(SHAPE_SDL, encoding="utf-8")
+    schema = load_schema(path)
+    streams = ["team", "company", "event", "log", "note", "memo"]
+    assert [e.stream_name for e in schema.entities()] == streams
+    company = schema.entity("company")
+    assert (company.root_field, company.filter_arg, company.team_filter_field) == (
+        "allCompanies",
+        "where",
+        "teamId",
+    )
+    assert company.updated_since_field == "updatedAfter"
+    assert company.replication_key is None, "Company has no updatedAt"
+    assert company.paging == Paging(
+        kind="cursor",
+        rows="edges",
+        after_arg="after",
+        size_arg="first",
+        row_cursor="cursor",
+        page_info="pageInfo",
+        sort_arg="orderBy",
+        sort_value="ID_ASC",
+    )
+    event = schema.entity("event").paging
+    assert (event.kind, event.offset_arg, event.size_arg) == ("offset", "skip", "take")
+    assert (event.sort_arg, event.sort_value) == ("sort", ["id_ASC"])
+    log = schema.entity("log").paging
+    assert (log.kind, log.page_arg, log.size_arg, log.first_page) == ("page", "page", "pageSize", 1)
+    assert log.sort_value == {"field": "ID", "direction": "ASC"}
+    assert schema.entity("note").paging.kind == "none"
+    memo = schema.entity("memo").paging
+    assert memo.kind == "unsupported"
+    assert memo.problem == (
+        "Query.backwards(before: String!, last: Int) requires backward paging (before/last), "
+        "which the tap does not do"
+    )
+    assert {f.coordinate: f.reason for f in schema.skipped_fields()} == {
+        "Query.company": "returns one Company, not a list or a connection of rows",
+        "Query.tags": "returns a list of String, not of object rows",
+        "Query.moreCompanies": "Query.allCompanies already reads Company",
+        "Query.old": "deprecated (gone)",
+        "Query.widgets": "argument filter: WidgetFilter! requires kind, which the tap cannot fill",
+        "Query.anonymous": "Thing has no id field",
+    }
+
+
+def test_a_single_object_root_field_is_skipped_with_its_reason(tmp_path):
+    path = tmp_path / "single.gql"
+    path.write_text("type Query { me: User }\ntype User { id: ID! }\n", encoding="utf-8")
+    schema = load_schema(path)
+    assert schema.entities() == []
+    assert [(f.coordinate, f.reason) for f in schema.skipped_fields()] == [
+        ("Query.me", "returns one User, not a list or a connection of rows")
+    ]
+
+
+# -- types: unions, interfaces, custom scalars ------------------------------------------------
+
+
+def test_unions_and_interfaces_are_objects_with_typename_and_every_possible_field():
+    schema = load_schema(SHAPES / "unions.gql")
+    company = schema.output_json_schema("Company")["properties"]
+    party = company["mainParty"]
+    assert party["type"] == ["object", "null"]
+    assert party["properties"]["__typename"] == {
+        "type": "string",
+        "enum": ["CompanyContact", "TeamMember"],
+    }
+    assert {"lastName", "alias", "companyId"} <= set(party["properties"])
+    activity = company["activities"]["items"]
+    assert activity["type"] == "object"
+    assert activity["properties"]["__typename"]["enum"] == ["Visit", "Call"]
+    assert {"id", "at", "durationMinutes", "phoneNumber", "answered"} == (
+        set(activity["properties"]) - {"__typename"}
+    )
+
+
+def test_custom_scalars_follow_the_default_mapping_and_the_setting():
+    schema = load_schema(SHAPES / "json_scalar.gql")
+    assert schema.custom_scalars() == ["DateTime", "Date", "JSON"]
+    fields = schema.output_json_schema("Company")["properties"]
+    assert fields["customFields"]["type"] == [
+        "object",
+        "array",
+        "string",
+        "number",
+        "boolean",
+        "null",
+    ]
+    assert fields["createdAt"] == {
+        "type": "string",
+        "format": "date-time",
+        "description": "[reconstruction]",
+    }
+    mapped = schema.output_json_schema("Company", scalar_types={"JSON": "object", "Date": "string"})
+    assert mapped["properties"]["customFields"]["type"] == ["object", "null"]
+    create = schema.input_json_schema("CompanyCreateInput", scalar_types={"JSON": "object"})
+    assert create["properties"]["customFields"]["type"] == ["object", "null"]
+    with pytest.raises(ConfigError, match=r"scalar_types: 'Money' is not a custom scalar of"):
+        schema.scalar_kinds({"Money": "number"})
+    with pytest.raises(ConfigError, match=r"scalar_types: 'JSON' maps to 'blob'; use one of"):
+        schema.scalar_kinds({"JSON": "blob"})

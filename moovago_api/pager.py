@@ -1,0 +1,548 @@
+"""The one way to read a list: every paging shape the SDL declares, checked page by page.
+
+Rules (README, "Paging"):
+- advance by the rows actually received, never by the size asked for;
+- a short page is never the end: the end is an empty page, or an end the server declares
+  (`hasNextPage: false`);
+- each page after the first re-reads at least one row of the previous one (offset paging asks
+  from one row before; page-number paging reads the previous page beside the next one in the
+  same request; cursor paging starts after the second-to-last row when rows carry cursors), and
+  must find a row it already has. When none is there, rows moved under the pager: it re-reads
+  from a safe point (further back each round, at worst the start) and emits only rows it has
+  not emitted yet. Too many re-reads end the read with a PagingError naming the stream;
+- rows come in a stable order: the pager asks for ascending ids when the field has a sort
+  argument, and otherwise assumes the server's order does not change between reads;
+- a list whose paging arguments the pager cannot drive is refused, never read once.
+
+`read_all` is what the tap's streams, the target's index and any other list read use.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from moovago_api.documents import (
+    ANCHOR_ALIAS,
+    ANCHOR_PAGE_VAR,
+    ANCHOR_SIZE_VAR,
+    has_aliases,
+    list_document,
+    restore_aliases,
+)
+from moovago_api.errors import ConfigError, MoovagoError, QueryError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from graphql import DocumentNode
+
+    from moovago_api.documents import Selection
+    from moovago_api.schema import Entity, MoovagoSchema
+
+__all__ = ["DEFAULT_PAGE_SIZE", "Pager", "PagingError", "read_all"]
+
+DEFAULT_PAGE_SIZE = 500
+#: Re-reads from a safe point in a row (no page in order between them) before a read gives up.
+MAX_ROUNDS = 5
+#: Re-reads from a safe point a read may make in all before it gives up.
+MAX_RESYNCS = 200
+#: A list read in one request (no paging argument) past this many rows gets a warning.
+LARGE_UNPAGED_RESPONSE = 5000
+
+Row = dict[str, t.Any]
+OnPage = t.Callable[[int, int], None]
+
+_log = logging.getLogger(__name__)
+
+
+class PagingError(MoovagoError):
+    """A list cannot be read completely: unsupported paging, or rows that keep moving."""
+
+
+class _Client(t.Protocol):
+    def execute(
+        self,
+        document: DocumentNode,
+        variables: Mapping[str, t.Any] | None = ...,
+        operation_name: str | None = ...,
+    ) -> dict[str, t.Any]: ...
+
+
+@dataclass
+class _Page:
+    rows: list[Row]
+    cursors: list[str | None] = field(default_factory=list)
+    has_next: bool | None = None
+    end_cursor: str | None = None
+    anchor: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class _Ask:
+    """One request of the read: what it is for, and where it starts."""
+
+    purpose: str  # 'first' | 'next' | 'confirm' | 'verify' | 'resync'
+    start: int = 0  # offset paging: first row position; page paging: page number
+    after: str | None = None  # cursor paging
+    expect: str | None = None  # cursor paging: id of the row the page must begin with
+
+
+class Pager:
+    """Reads one entity's list with the document built for `fields` (built and checked once)."""
+
+    def __init__(
+        self,
+        schema: MoovagoSchema,
+        entity: Entity,
+        fields: Sequence[Selection],
+        *,
+        operation_name: str | None = None,
+        label: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.schema = schema
+        self.entity = entity
+        self.label = label or f"Stream '{entity.stream_name}'"
+        self.logger = logger or _log
+        self.operation_name = operation_name or f"MoovagoRead{entity.type_name}"
+        self.document = list_document(schema, entity, fields, name=self.operation_name)
+        problems = schema.validate_document(self.document)
+        if problems:
+            msg = (
+                f"{self.label}: the query built for the selected fields does not validate "
+                f"against {schema.path}: {'; '.join(problems)}"
+            )
+            raise ConfigError(msg)
+        self._aliased = has_aliases(self.document)
+
+    def read(
+        self,
+        client: _Client,
+        *,
+        filter: Mapping[str, t.Any] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        on_page: OnPage | None = None,
+    ) -> Iterator[Row]:
+        """Every row of the list, each once, in the server's order (see the module rules)."""
+        paging = self.entity.paging
+        if paging.kind == "unsupported":
+            msg = f"{self.label} cannot be read: {paging.problem}"
+            raise PagingError(msg)
+        if page_size < 1:
+            msg = f"{self.label}: page size must be at least 1, not {page_size}"
+            raise ConfigError(msg)
+        base: dict[str, t.Any] = {}
+        if self.entity.filter_arg is not None:
+            base[self.entity.filter_arg] = dict(filter or {})
+        if paging.sort_arg and paging.sort_value is not None:
+            base[paging.sort_arg] = paging.sort_value
+        elif paging.sort_arg:
+            self.logger.warning(
+                "%s: cannot ask Query.%s(%s:) for ascending ids; assuming the server's own "
+                "order does not change between pages",
+                self.label,
+                self.entity.root_field,
+                paging.sort_arg,
+            )
+        read = _Read(self, client, base, page_size, on_page)
+        if paging.kind == "none":
+            return read.unpaged()
+        return read.run()
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def execute(self, client: _Client, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
+        try:
+            return client.execute(self.document, variables, self.operation_name)
+        except QueryError as exc:
+            where = ", ".join(".".join(str(p) for p in path) or "(no path)" for path in exc.paths())
+            messages = "; ".join(str(err.get("message", "")) for err in exc.errors)
+            msg = f"{self.label}: the API returned errors at {where}: {messages}"
+            raise QueryError(msg, exc.errors, exc.data) from exc
+
+    def page(self, data: Mapping[str, t.Any]) -> _Page:
+        """The rows (and cursors, pageInfo, anchor rows) of one answer."""
+        paging = self.entity.paging
+        root = self.entity.root_field
+        value = data.get(root)
+        page = _Page(rows=[])
+        if value is None:
+            return page
+        if paging.rows == "list":
+            page.rows = self._rows(value, root)
+            if paging.row_cursor:
+                page.cursors = [row.get(paging.row_cursor) for row in page.rows]
+        else:
+            if not isinstance(value, dict):
+                raise self._bad(f"{root} is not a connection object")
+            if paging.rows == "nodes":
+                page.rows = self._rows(value.get("nodes") or [], f"{root}.nodes")
+            else:
+                edges = value.get("edges") or []
+                if not isinstance(edges, list) or not all(isinstance(e, dict) for e in edges):
+                    raise self._bad(f"{root}.edges is not a list of edges")
+                page.rows = self._rows([e.get("node") for e in edges], f"{root}.edges.node")
+                if paging.row_cursor:
+                    page.cursors = [e.get(paging.row_cursor) for e in edges]
+            if paging.page_info:
+                info = value.get(paging.page_info) or {}
+                has_next = info.get("hasNextPage")
+                page.has_next = has_next if isinstance(has_next, bool) else None
+                page.end_cursor = info.get("endCursor")
+        anchor = data.get(ANCHOR_ALIAS)
+        if anchor is not None:
+            anchor_value = anchor
+            if paging.rows == "nodes":
+                anchor_value = anchor.get("nodes") or []
+            elif paging.rows == "edges":
+                anchor_value = [e.get("node") for e in anchor.get("edges") or []]
+            page.anchor = self._rows(anchor_value, ANCHOR_ALIAS)
+        return page
+
+    def _rows(self, value: t.Any, where: str) -> list[Row]:
+        if not isinstance(value, list):
+            raise self._bad(f"{where} is not a list")
+        for index, row in enumerate(value):
+            if not isinstance(row, dict) or row.get("id") is None:
+                raise self._bad(f"row {index} of {where} has no id")
+        if self._aliased:
+            return [restore_aliases(row) for row in value]
+        return value
+
+    def _bad(self, what: str) -> PagingError:
+        return PagingError(f"{self.label}: the API answered a list the pager cannot read: {what}")
+
+
+def read_all(
+    client: _Client,
+    schema: MoovagoSchema,
+    entity: Entity,
+    fields: Sequence[Selection],
+    *,
+    filter: Mapping[str, t.Any] | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    on_page: OnPage | None = None,
+    operation_name: str | None = None,
+    label: str | None = None,
+) -> Iterator[Row]:
+    """Every row of `entity`'s list for `filter`, each once: the one way to read a list."""
+    pager = Pager(schema, entity, fields, operation_name=operation_name, label=label)
+    return pager.read(client, filter=filter, page_size=page_size, on_page=on_page)
+
+
+class _Read:
+    """The state of one read of one list: what was emitted, where the read stands."""
+
+    def __init__(
+        self,
+        pager: Pager,
+        client: _Client,
+        base: dict[str, t.Any],
+        page_size: int,
+        on_page: OnPage | None,
+    ) -> None:
+        self.pager = pager
+        self.client = client
+        self.base = base
+        self.size = page_size
+        self.on_page = on_page
+        self.paging = pager.entity.paging
+        self.seen: set[t.Any] = set()
+        self.emitted = 0
+        self.pages = 0
+        self.resyncs = 0
+        self.round = 0  # rounds of the current re-read, 0 when the last page was in order
+        # Offset and page paging: rows of the list up to and including `last` (its position + 1).
+        self.pos = 0
+        self.last: t.Any = None
+        self.short_pages = False  # the server sent fewer rows than asked while more existed
+        self.page_rows = 0  # page paging: rows per page as the server cuts them
+        self.previous_short = False
+        self.max_rows = 0  # most rows the server sent in one page
+        self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
+        self.held: list[Row] = []  # offset paging: rows read without overlap, not yet checked
+        self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def unpaged(self) -> Iterator[Row]:
+        entity = self.pager.entity
+        self.pager.logger.info(
+            "%s: Query.%s has no paging argument: read in one request",
+            self.pager.label,
+            entity.root_field,
+        )
+        page = self.pager.page(self.pager.execute(self.client, self.base))
+        if page.has_next:
+            msg = (
+                f"{self.pager.label}: Query.{entity.root_field} says more rows follow "
+                "(hasNextPage) but takes no argument to ask for them"
+            )
+            raise PagingError(msg)
+        if len(page.rows) > LARGE_UNPAGED_RESPONSE:
+            self.pager.logger.warning(
+                "%s: %d rows in one response because Query.%s has no paging arguments in the "
+                "schema file; large teams may hit server limits",
+                self.pager.label,
+                len(page.rows),
+                entity.root_field,
+            )
+        yield from self._emit(page.rows)
+        self._counted()
+
+    def run(self) -> Iterator[Row]:
+        """Each answer decides the next request, which is sent before the rows are handed on.
+
+        One request ahead at most: the next one leaves while the caller handles these rows.
+        """
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moovago-pager")
+        try:
+            ask = _Ask("first", start=self._first_start())
+            pending: Future[_Page] | None = pool.submit(self._fetch, ask)
+            while pending is not None:
+                page = pending.result()
+                rows, following = self._handle(ask, page)
+                pending = None
+                if following is not None:
+                    ask = following
+                    pending = pool.submit(self._fetch, ask)
+                if rows:
+                    yield from self._emit(rows)
+                self._counted()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _first_start(self) -> int:
+        return self.paging.first_page if self.paging.kind == "page" else 0
+
+    def _fetch(self, ask: _Ask) -> _Page:
+        paging = self.paging
+        variables = dict(self.base)
+        size_arg = t.cast("str", paging.size_arg)
+        variables[size_arg] = self.size
+        if paging.kind == "offset":
+            variables[t.cast("str", paging.offset_arg)] = ask.start
+        elif paging.kind == "page":
+            variables[t.cast("str", paging.page_arg)] = ask.start
+            variables[ANCHOR_PAGE_VAR] = max(paging.first_page, ask.start - 1)
+            variables[ANCHOR_SIZE_VAR] = self.size
+        else:
+            variables[t.cast("str", paging.after_arg)] = ask.after
+        return self.pager.page(self.pager.execute(self.client, variables))
+
+    def _emit(self, rows: list[Row]) -> Iterator[Row]:
+        for row in rows:
+            key = row["id"]
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.emitted += 1
+            yield row
+
+    def _counted(self) -> None:
+        self.pages += 1
+        if self.on_page is not None:
+            self.on_page(self.pages, self.emitted)
+
+    def _handle(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
+        if self.paging.kind == "offset":
+            return self._offset(ask, page)
+        if self.paging.kind == "page":
+            return self._page_number(ask, page)
+        return self._cursor(ask, page)
+
+    # -- re-reads ------------------------------------------------------------------------------
+
+    def _resync_back(self, what: str) -> int:
+        """How far back the next re-read starts (rows or pages); raises past MAX_RESYNCS."""
+        self.resyncs += 1
+        self.round += 1
+        if self.round > MAX_ROUNDS or self.resyncs > MAX_RESYNCS:
+            msg = (
+                f"{self.pager.label}: rows kept moving while paging Query."
+                f"{self.pager.entity.root_field} ({what}); re-read from a safe point "
+                f"{self.resyncs - 1} times ({self.round - 1} in a row) without a page in order. "
+                "The server's order may not be stable between reads; run again later"
+            )
+            raise PagingError(msg)
+        self.pager.logger.warning(
+            "%s: %s; re-reading from an earlier point (round %d)",
+            self.pager.label,
+            what,
+            self.round,
+        )
+        return 4 ** (self.round - 1)
+
+    # -- offset paging -------------------------------------------------------------------------
+
+    def _offset(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
+        rows = page.rows
+        self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
+        if ask.purpose == "first":
+            if not rows:
+                return [], None  # an empty first page: the list is empty
+            self.previous_ids = [row["id"] for row in rows]
+            return self._offset_take(ask.start, rows)
+        if ask.purpose == "confirm":
+            return self._offset_confirm(rows)
+        if ask.purpose == "verify":
+            return self._offset_verify(rows)
+        # 'next' reads from the row before the first new one; 'resync' from further back, and
+        # nothing lies before offset 0, so a re-read from there needs no known row.
+        ids = [row["id"] for row in rows]
+        if ask.purpose == "next" and len(ids) >= 2 and ids == self.previous_ids:
+            msg = (
+                f"{self.pager.label}: the API returned the rows of the previous page again at "
+                f"{self.paging.offset_arg}={ask.start}; it does not honour "
+                f"{self.paging.offset_arg}/{self.paging.size_arg} paging"
+            )
+            raise PagingError(msg)
+        self.previous_ids = ids
+        if ask.purpose == "next" and self.last in ids:
+            self.round = 0  # the overlap: the row read last is read again, in its place
+        elif ask.purpose == "resync" and ask.start == 0:
+            pass  # nothing lies before offset 0: any answer there is a safe start
+        elif any(key in self.seen for key in ids):
+            # Any row read before is a safe point when the order holds (rows after it in the
+            # page are new or read before); it only counts as a round of a re-read.
+            if ask.purpose == "next":
+                self._resync_back(f"the page at offset {ask.start} begins with another row")
+        else:
+            if ask.purpose == "next":
+                what = f"the page at offset {ask.start} does not begin with the row read before it"
+            else:
+                what = f"no row read before is at offset {ask.start} any more"
+            return [], self._offset_resync(what)
+        if not rows and ask.start == 0:
+            return [], None  # a re-read from the start found the list empty
+        if len(rows) < self.size and (not rows or rows[-1]["id"] in self.seen):
+            # A short page with nothing after the rows already read: the end, or a server
+            # cutting pages short. Only an empty page past them can tell.
+            if rows:
+                self.pos = ask.start + len(rows)
+                self.last = rows[-1]["id"]
+            return rows, _Ask("confirm", start=self.pos)
+        return self._offset_take(ask.start, rows)
+
+    def _offset_take(self, start: int, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
+        self.pos = start + len(rows)
+        self.last = rows[-1]["id"]
+        if self.short_pages or len(rows) < min(self.size, self.max_rows):
+            # Fewer rows than the server sends in a page: most likely the last page, so look
+            # past it at once (then check `last` stayed) instead of re-reading it first.
+            return rows, _Ask("confirm", start=self.pos)
+        return rows, _Ask("next", start=self.pos - 1)
+
+    def _offset_confirm(self, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
+        """Asked just past `last` because the short page before held nothing after it."""
+        if rows:
+            self.short_pages = True  # fewer rows than asked although more exist
+        # Read without overlap: hold these rows (or this end) until `last` is seen still in
+        # its place, so nothing moved between the two reads.
+        self.held = rows
+        return [], _Ask("verify", start=self.pos - 1)
+
+    def _offset_verify(self, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
+        if not rows or rows[0]["id"] != self.last:
+            self.held = []
+            return [], self._offset_resync(f"the row at offset {self.pos - 1} changed")
+        held, self.held = self.held, []
+        self.round = 0
+        if not held:
+            return [], None  # `last` is still in place and nothing follows it: the end
+        return self._offset_take(self.pos, held)
+
+    def _offset_resync(self, what: str) -> _Ask:
+        back = self._resync_back(what) * max(1, self.max_rows)
+        return _Ask("resync", start=max(0, self.pos - 1 - back))
+
+    # -- page-number paging --------------------------------------------------------------------
+
+    def _page_number(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
+        first = self.paging.first_page
+        rows = page.rows
+        number = ask.start
+        if number != first:
+            anchor_ok = bool(page.anchor) and page.anchor[-1]["id"] == self.last
+            if ask.purpose == "resync":
+                anchor_ok = any(row["id"] in self.seen for row in rows)
+            if not anchor_ok:
+                back = self._resync_back(f"the page before page {number} changed")
+                return [], _Ask("resync", start=max(first, number - 1 - back))
+            if rows and self.previous_short and ask.purpose == "next":
+                msg = (
+                    f"{self.pager.label}: page {number - 1} of Query."
+                    f"{self.pager.entity.root_field} was short but page {number} is not: the "
+                    "server's page sizes vary, so pages cannot be read safely"
+                )
+                raise PagingError(msg)
+        if not rows:
+            return [], None
+        if number == first or ask.purpose == "resync":
+            self.page_rows = max(self.page_rows, len(rows))
+        self.round = 0
+        self.previous_short = len(rows) < self.page_rows
+        self.pos = (number - first) * self.page_rows + len(rows)
+        self.last = rows[-1]["id"]
+        return rows, _Ask("next", start=number + 1)
+
+    # -- cursor paging -------------------------------------------------------------------------
+
+    def _cursor(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
+        rows = page.rows
+        self.max_rows = max(self.max_rows, len(rows))
+        if ask.expect is not None and not any(row["id"] in self.seen for row in rows):
+            if ask.purpose == "next":
+                what = (
+                    f"the page after cursor {ask.after!r} does not begin with the row read before"
+                )
+            else:
+                what = f"no row read before follows cursor {ask.after!r} any more"
+            back = self._resync_back(what) * max(1, self.max_rows)
+            # The cursor of a row read `back` rows earlier, or the start of the list.
+            older = self.history[:-1]
+            after = older[len(older) - back] if back <= len(older) else None
+            return [], _Ask("resync", after=after, expect=None if after is None else "known")
+        if ask.purpose == "next" and ask.expect is not None:
+            self.round = 0
+        if page.has_next is False:
+            return rows, None  # the server declares the end
+        if not rows:
+            if page.has_next and page.end_cursor not in (None, ask.after):
+                return rows, _Ask("next", after=page.end_cursor)
+            if page.has_next:
+                raise self._stuck(ask)
+            return rows, None  # an empty page: the end
+        cursors: list[str] = []
+        if self.paging.row_cursor:
+            cursors = [self._cursor_of(page, i) for i in range(len(rows))]
+            self.history = (self.history + cursors)[-4 * self.size :]
+        if len(cursors) >= 2:
+            # Start after the second-to-last row: the next page must begin with the last one.
+            return rows, _Ask("next", after=cursors[-2], expect=rows[-1]["id"])
+        after = self._cursor_of(page, len(rows) - 1)
+        if after == ask.after:
+            raise self._stuck(ask)
+        return rows, _Ask("next", after=after)
+
+    def _stuck(self, ask: _Ask) -> PagingError:
+        return PagingError(
+            f"{self.pager.label}: Query.{self.pager.entity.root_field} says more rows follow "
+            f"but its cursor does not move past {ask.after!r}"
+        )
+
+    def _cursor_of(self, page: _Page, index: int) -> str:
+        if self.paging.row_cursor:
+            cursor = page.cursors[index] if index < len(page.cursors) else None
+        else:
+            cursor = page.end_cursor if index == len(page.rows) - 1 else None
+        if cursor is None:
+            msg = (
+                f"{self.pager.label}: Query.{self.pager.entity.root_field} sent a page without "
+                "the cursor needed to ask for the next one"
+            )
+            raise PagingError(msg)
+        return cursor

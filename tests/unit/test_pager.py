@@ -1,0 +1,364 @@
+"""The pager against scripted fake servers: capped and short pages, rows moving between reads.
+
+Each fake answers the variables of the document the pager built for a shape variant, from a
+list of rows sorted by id, the way a server that honours (or caps, or ignores) the paging
+arguments would. Churn deletes and inserts random rows (anywhere in the order) before reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import print_ast
+
+from moovago_api.documents import ANCHOR_ALIAS, ANCHOR_PAGE_VAR, ANCHOR_SIZE_VAR
+from moovago_api.errors import ConfigError
+from moovago_api.pager import Pager, PagingError, read_all
+from moovago_api.schema import load_schema
+
+SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
+FIELDS = ["name"]
+
+
+class FakeList:
+    """One list root field answering like a server; records the variables of each request."""
+
+    def __init__(
+        self,
+        variant: str | None,
+        rows: int,
+        *,
+        cap: int | None = None,
+        ignore_size: int | None = None,
+        churn: tuple[int, int, int] | None = None,
+        seed: int = 0,
+        short: bool = False,
+        unstable: bool = False,
+        offset_cursors: bool = False,
+        entity: str = "company",
+    ) -> None:
+        self.schema = load_schema(SHAPES / variant if variant else None)
+        self.entity = self.schema.entity(entity)
+        self.paging = self.entity.paging
+        self.rows = [{"id": f"r{k * 10:05d}", "name": f"row {k}"} for k in range(rows)]
+        self.initial = {row["id"] for row in self.rows}
+        self.deleted: set[str] = set()
+        self.cap = cap
+        self.ignore_size = ignore_size
+        self.churn = churn
+        self.rng = random.Random(seed)
+        self.short = short
+        self.unstable = unstable
+        self.offset_cursors = offset_cursors
+        self.calls: list[dict[str, Any]] = []
+        self.inserted = 0
+
+    # -- the whole read must hold every row that existed from start to end ------------------
+
+    def survivors(self) -> set[str]:
+        return self.initial - self.deleted
+
+    def _mutate(self) -> None:
+        if self.churn is None:
+            return
+        every, deletes, inserts = self.churn
+        if len(self.calls) % every:
+            return
+        for _ in range(min(deletes, len(self.rows))):
+            row = self.rows.pop(self.rng.randrange(len(self.rows)))
+            self.deleted.add(row["id"])
+        for _ in range(inserts):
+            self.inserted += 1
+            key = f"r{self.rng.randrange(100000):05d}i{self.inserted}"
+            self.rows.append({"id": key, "name": "inserted"})
+        self.rows.sort(key=lambda row: row["id"])
+
+    def _size(self, asked: int) -> int:
+        if self.ignore_size is not None:
+            asked = self.ignore_size
+        if self.cap is not None:
+            asked = min(asked, self.cap)
+        if self.short and asked > 1:
+            asked = self.rng.randint(1, asked)
+        return asked
+
+    def _ordered(self) -> list[dict[str, Any]]:
+        if not self.unstable:
+            return self.rows
+        shuffled = list(self.rows)
+        self.rng.shuffle(shuffled)
+        return shuffled
+
+    def execute(
+        self, document: Any, variables: dict[str, Any] | None = None, operation_name: Any = None
+    ) -> dict[str, Any]:
+        variables = dict(variables or {})
+        self.calls.append(variables)
+        self._mutate()
+        rows = self._ordered()
+        root = self.entity.root_field
+        paging = self.paging
+        if paging.kind == "offset":
+            start = variables[paging.offset_arg]
+            return {root: rows[start : start + self._size(variables[paging.size_arg])]}
+        if paging.kind == "page":
+            per = self._size(variables[paging.size_arg])
+            first = paging.first_page
+
+            def window(number: int) -> list[dict[str, Any]]:
+                return rows[(number - first) * per : (number - first + 1) * per]
+
+            anchor_per = self._size(variables[ANCHOR_SIZE_VAR])
+            anchor_start = (variables[ANCHOR_PAGE_VAR] - first) * anchor_per
+            return {
+                root: window(variables[paging.page_arg]),
+                ANCHOR_ALIAS: rows[anchor_start : anchor_start + anchor_per],
+            }
+        if paging.kind == "cursor":
+            after = variables[paging.after_arg]
+            if self.offset_cursors:
+                start = 0 if after is None else int(after) + 1
+            else:
+                start = 0 if after is None else sum(1 for row in rows if row["id"] <= after)
+            size = self._size(variables[paging.size_arg])
+            chunk = rows[start : start + size]
+
+            def cursor(index: int) -> str:
+                return str(start + index) if self.offset_cursors else chunk[index]["id"]
+
+            has_next = start + len(chunk) < len(rows)
+            end_cursor = cursor(len(chunk) - 1) if chunk else after
+            if paging.rows == "list":
+                return {root: [{**row, "cursor": cursor(i)} for i, row in enumerate(chunk)]}
+            info = {"hasNextPage": has_next, "endCursor": end_cursor}
+            if paging.rows == "nodes":
+                return {root: {"nodes": chunk, "pageInfo": info}}
+            edges = [{"cursor": cursor(i), "node": row} for i, row in enumerate(chunk)]
+            return {root: {"edges": edges, "pageInfo": info}}
+        return {root: rows}
+
+    def read(self, page_size: int = 500) -> list[str]:
+        ids = [
+            row["id"]
+            for row in read_all(self, self.schema, self.entity, FIELDS, page_size=page_size)
+        ]
+        assert len(ids) == len(set(ids)), "a row came twice"
+        return ids
+
+
+VARIANTS = [
+    None,
+    "offset_first.gql",
+    "page_paging.gql",
+    "cursor_paging.gql",
+    "connection_nodes.gql",
+    "connection_edges.gql",
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("cap", [100, 7, 1])
+def test_a_capped_server_still_gives_every_row(variant, cap):
+    fake = FakeList(variant, 300 if cap > 1 else 40, cap=cap)
+    assert fake.read(page_size=500) == sorted(fake.initial)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_short_pages_are_never_taken_as_the_end(variant):
+    fake = FakeList(variant, 120, short=True, seed=3)
+    if variant == "page_paging.gql":
+        # Page numbers with varying page sizes cannot be read safely: refused, not guessed.
+        with pytest.raises(PagingError, match=r"page sizes vary"):
+            fake.read(page_size=10)
+        return
+    assert fake.read(page_size=10) == sorted(fake.initial)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_server_ignoring_the_size_argument_still_gives_every_row(variant):
+    fake = FakeList(variant, 130, ignore_size=50)
+    assert fake.read(page_size=500) == sorted(fake.initial)
+
+
+def test_offset_pages_advance_by_rows_received_and_overlap_by_one():
+    fake = FakeList(None, 250, cap=100)
+    assert len(fake.read(page_size=500)) == 250
+    offsets = [(call["skip"], call["limit"]) for call in fake.calls]
+    # 100 rows, then from row 99 (the overlap) 100 more, ..., then the end: an empty page.
+    # 52 rows where the server sends 100: look past them at once (the empty page), then check
+    # that row 249 is still in place, which proves nothing moved before the end.
+    assert offsets == [(0, 500), (99, 500), (198, 500), (250, 500), (249, 500)]
+
+
+def test_the_end_of_a_list_that_fits_one_page_costs_three_more_requests():
+    fake = FakeList(None, 10)
+    assert len(fake.read(page_size=500)) == 10
+    assert [call["skip"] for call in fake.calls] == [0, 9, 10, 9]
+
+
+def test_an_empty_list_is_one_request():
+    fake = FakeList(None, 0)
+    assert fake.read() == []
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("variant", "offset_cursors"),
+    [
+        (None, False),
+        ("offset_first.gql", False),
+        ("page_paging.gql", False),
+        ("cursor_paging.gql", True),
+        ("connection_edges.gql", True),
+        ("connection_nodes.gql", False),  # keyset cursors: rows moving do not shift a page
+    ],
+)
+@pytest.mark.parametrize("cap", [None, 1])
+def test_rows_moving_between_reads_never_lose_a_row_that_stayed(variant, offset_cursors, cap):
+    if cap == 1 and offset_cursors:
+        pytest.skip("pages of one row cannot overlap: cursors are trusted not to shift (README)")
+    for seed in range(20):
+        fake = FakeList(
+            variant,
+            60 if cap else 200,
+            cap=cap,
+            churn=(10, 1, 1) if cap else (2, 2, 2),
+            seed=seed,
+            offset_cursors=offset_cursors,
+        )
+        got = set(fake.read(page_size=25))
+        missing = fake.survivors() - got
+        assert not missing, f"seed {seed}: rows that stayed were never read: {sorted(missing)}"
+        assert got <= fake.initial | {row["id"] for row in fake.rows} | fake.deleted
+
+
+def test_a_server_whose_order_changes_at_every_read_is_refused_naming_the_stream():
+    fake = FakeList(None, 200, unstable=True, seed=1)
+    with pytest.raises(PagingError, match=r"Stream 'company': rows kept moving while paging"):
+        fake.read(page_size=20)
+    assert len(fake.calls) < 100, "bounded re-reads"
+
+
+def test_a_list_the_pager_cannot_drive_is_refused_with_one_line():
+    fake = FakeList("unsupported_paging.gql", 10, entity="mandator")
+    with pytest.raises(PagingError) as caught:
+        fake.read()
+    assert str(caught.value) == (
+        "Stream 'mandator' cannot be read: Query.mandatorList(filter: FilterManyMandatorInput!, "
+        "limit: Int = 100) has paging-like arguments the tap cannot drive: it pages with "
+        "skip/offset + limit/first/take, page + perPage/pageSize, or after + first/limit with a "
+        "cursor"
+    )
+    assert fake.calls == [], "never read once and taken as complete"
+
+
+UNPAGED_SDL = """
+type Query {
+  noteList: [Note!]!
+  eventList(orderBy: EventOrder, skip: Int, limit: Int): [Event!]!
+  feed: FeedPage
+}
+type Note { id: ID! }
+type Event { id: ID! }
+enum EventOrder { CREATED_DESC ID_ASC }
+type PageInfo { hasNextPage: Boolean! endCursor: String }
+type FeedPage { nodes: [Note!]! pageInfo: PageInfo! }
+"""
+
+
+class Scripted:
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    def execute(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
+        self.calls.append(dict(variables or {}))
+        return self.answer(dict(variables or {}))
+
+
+def test_a_list_without_paging_is_read_once_and_logged(tmp_path, caplog):
+    path = tmp_path / "unpaged.gql"
+    path.write_text(UNPAGED_SDL, encoding="utf-8")
+    schema = load_schema(path)
+    client = Scripted(lambda _: {"noteList": [{"id": "a"}, {"id": "b"}]})
+    with caplog.at_level(logging.INFO):
+        rows = list(read_all(client, schema, schema.entity("note"), ["id"]))
+    assert [row["id"] for row in rows] == ["a", "b"]
+    assert client.calls == [{}]
+    assert "Stream 'note': Query.noteList has no paging argument: read in one request" in (
+        caplog.text
+    )
+
+
+def test_an_unpaged_connection_that_says_more_follows_is_refused(tmp_path):
+    path = tmp_path / "unpaged.gql"
+    path.write_text(UNPAGED_SDL.replace("noteList: [Note!]!\n", ""), encoding="utf-8")
+    schema = load_schema(path)
+    client = Scripted(
+        lambda _: {"feed": {"nodes": [{"id": "a"}], "pageInfo": {"hasNextPage": True}}}
+    )
+    with pytest.raises(PagingError, match=r"Query\.feed says more rows follow"):
+        list(read_all(client, schema, schema.entity("note"), ["id"]))
+
+
+def test_the_sort_argument_asks_for_ascending_ids(tmp_path):
+    path = tmp_path / "sorted.gql"
+    path.write_text(UNPAGED_SDL, encoding="utf-8")
+    schema = load_schema(path)
+    client = Scripted(lambda v: {"eventList": [{"id": "e1"}] if v["skip"] == 0 else []})
+    rows = list(read_all(client, schema, schema.entity("event"), ["id"], page_size=5))
+    assert [row["id"] for row in rows] == ["e1"]
+    assert {call["orderBy"] for call in client.calls} == {"ID_ASC"}
+    document = print_ast(Pager(schema, schema.entity("event"), ["id"]).document)
+    assert "eventList(skip: $skip, limit: $limit, orderBy: $orderBy)" in document
+
+
+def test_rows_without_an_id_are_an_error_not_a_skip():
+    fake = FakeList(None, 3)
+    fake.rows[1] = {"id": None, "name": "x"}
+    with pytest.raises(PagingError, match=r"row 1 of companyList has no id"):
+        fake.read()
+
+
+def test_a_cursor_that_does_not_move_is_an_error():
+    schema = load_schema(SHAPES / "connection_nodes.gql")
+    entity = schema.entity("company")
+    client = Scripted(
+        lambda v: {
+            "companyList": {
+                "nodes": [] if v["after"] else [{"id": "a", "name": "A"}],
+                "pageInfo": {"hasNextPage": True, "endCursor": "a"},
+            }
+        }
+    )
+    with pytest.raises(PagingError, match=r"cursor does not move past 'a'"):
+        list(read_all(client, schema, entity, FIELDS))
+
+
+def test_page_size_below_one_is_a_config_error():
+    fake = FakeList(None, 3)
+    with pytest.raises(ConfigError, match="at least 1"):
+        list(read_all(fake, fake.schema, fake.entity, FIELDS, page_size=0))
+
+
+def test_on_page_reports_pages_and_rows():
+    fake = FakeList(None, 23)
+    seen: list[tuple[int, int]] = []
+    rows = list(
+        read_all(
+            fake,
+            fake.schema,
+            fake.entity,
+            FIELDS,
+            page_size=5,
+            on_page=lambda p, n: seen.append((p, n)),
+        )
+    )
+    assert len(rows) == 23
+    assert seen[0] == (1, 5)
+    assert seen[-1][1] == 23
+    assert [p for p, _ in seen] == list(range(1, len(seen) + 1))
