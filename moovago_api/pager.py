@@ -20,10 +20,7 @@ Rules (README, "Paging"):
 from __future__ import annotations
 
 import logging
-import math
-import time
 import typing as t
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -72,21 +69,6 @@ class _Client(t.Protocol):
         variables: Mapping[str, t.Any] | None = ...,
         operation_name: str | None = ...,
     ) -> dict[str, t.Any]: ...
-
-
-class _Raise:
-    """A client whose answer is an error already received: `Pager.execute` words it."""
-
-    def __init__(self, error: MoovagoError) -> None:
-        self.error = error
-
-    def execute(
-        self,
-        document: DocumentNode,
-        variables: Mapping[str, t.Any] | None = None,
-        operation_name: str | None = None,
-    ) -> dict[str, t.Any]:
-        raise self.error
 
 
 @dataclass
@@ -283,7 +265,6 @@ class _Read:
         self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
         self.held: list[Row] = []  # offset paging: rows read without overlap, not yet checked
         self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
-        self.answer_time = 0.0  # seconds the latest answer asked alone took
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -313,66 +294,10 @@ class _Read:
         self._counted()
 
     def run(self) -> Iterator[Row]:
-        """Each answer decides the next request; with offset and page-number paging, the pages
-        that follow a page in order are asked ahead (`_ahead`), otherwise one at a time."""
-        many = getattr(self.client, "execute_many", None)
-        if self.paging.kind == "cursor" or many is None:
-            yield from self._one_ahead()
-            return
-        ask: _Ask | None = _Ask("first", start=self._first_start())
-        while ask is not None:
-            # One at a time once rows moved under this read: guesses only hold for pages in order.
-            window = self._window() if self._guess(ask) and not self.resyncs else 1
-            issued: deque[_Ask] = deque()
-            sent = time.monotonic()
-            answers = many(self._asks(ask, window, issued), window=window)
-            try:
-                for answer in answers:
-                    current = issued.popleft()
-                    if window == 1:
-                        self.answer_time = time.monotonic() - sent
-                    if isinstance(answer, MoovagoError):
-                        self.pager.execute(_Raise(answer), {})  # the same message as one read
-                    rows, ask = self._handle(current, self.pager.page(answer))
-                    if rows:
-                        yield from self._emit(rows)
-                    self._counted()
-                    if ask is None or (issued and issued[0] != ask):
-                        break  # the end, or not the page guessed: those asked ahead go unused
-            finally:
-                t.cast("t.Generator[t.Any, None, None]", answers).close()
+        """Each answer decides the next request, which is sent before the rows are handed on.
 
-    def _window(self) -> int:
-        """Requests in flight: enough to use the rate while answers take as long as the last
-        single one did (a quarter more), within the client's `max_requests_in_flight`. One
-        when answers come faster than the rate allows sends: then nothing is asked ahead. About
-        one answer's worth of requests is spent past the end of the list."""
-        most = int(getattr(self.client, "max_requests_in_flight", 1))
-        rate = float(getattr(self.client, "max_requests_per_second", 1.0))
-        return max(1, min(most, math.ceil(rate * self.answer_time * 1.25)))
-
-    def _guess(self, ask: _Ask) -> _Ask | None:
-        """The ask that follows `ask` if its page comes back in order and as long as the pages
-        before it; None where only the answer can tell (cursor paging, re-reads, the end)."""
-        if ask.purpose not in ("first", "next"):
-            return None
-        if self.paging.kind == "page":
-            return _Ask("next", start=ask.start + 1)
-        rows = self.max_rows or self.size
-        if self.paging.kind == "offset" and rows >= 2:
-            return _Ask("next", start=ask.start + rows - 1)
-        return None
-
-    def _asks(self, ask: _Ask, window: int, issued: deque[_Ask]) -> Iterator[tuple]:
-        """`ask`'s request, then (with a window) those of the guessed asks after it."""
-        current: _Ask | None = ask
-        while current is not None:
-            issued.append(current)
-            yield self.pager.document, self._variables(current), self.pager.operation_name
-            current = self._guess(current) if window > 1 else None
-
-    def _one_ahead(self) -> Iterator[Row]:
-        """One request ahead at most: the next one leaves while the caller handles these rows."""
+        One request ahead at most: the next one leaves while the caller handles these rows.
+        """
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moovago-pager")
         try:
             ask = _Ask("first", start=self._first_start())
@@ -394,9 +319,6 @@ class _Read:
         return self.paging.first_page if self.paging.kind == "page" else 0
 
     def _fetch(self, ask: _Ask) -> _Page:
-        return self.pager.page(self.pager.execute(self.client, self._variables(ask)))
-
-    def _variables(self, ask: _Ask) -> dict[str, t.Any]:
         paging = self.paging
         variables = dict(self.base)
         size_arg = t.cast("str", paging.size_arg)
@@ -409,7 +331,7 @@ class _Read:
             variables[ANCHOR_SIZE_VAR] = self.size
         else:
             variables[t.cast("str", paging.after_arg)] = ask.after
-        return variables
+        return self.pager.page(self.pager.execute(self.client, variables))
 
     def _emit(self, rows: list[Row]) -> Iterator[Row]:
         for row in rows:
