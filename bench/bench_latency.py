@@ -285,11 +285,13 @@ def report(results: dict[str, list[tuple[Run, Run]]], runs: int, load: tuple) ->
                 )
     lines += [
         "",
-        "Tap: with offset and page-number paging the pager asks the pages after a page in "
-        "order ahead (`moovago_api/pager.py`, through `execute_many`), as many as the rate "
-        "uses while answers take as long as the first one did (x1.25, within "
-        "`max_requests_in_flight`), one at a time once rows moved under the read; about one "
-        "answer's worth of requests is spent past the end of each list (not in these rates). "
+        "Tap: measured with the fetch-ahead pager of branch `latency-tap` (not merged: with "
+        "offset and page-number paging it asks the pages after a page in order ahead through "
+        "`execute_many`, as many as the rate uses while answers take as long as the first one "
+        "did, x1.25; about one answer's worth of requests is spent past the end of each list, "
+        "not in these rates). On `main` the pager sends one request after another, so its "
+        "rate stays at min(rate, page_size / latency), as the in-flight-1 rows show. "
+        "The tap rows ran while the tap test suite ran beside them (load above 4). "
         "Target: the chunks of one planned batch are key-disjoint, so the writer keeps several "
         "in flight (`target_moovago/window.py`); at the default 1 request/s the default window "
         "is 2, which covers answers up to 2 s. The target's 1,500 ms baseline is bound by "

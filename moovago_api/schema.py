@@ -7,6 +7,7 @@ copy through `schema_path`). All GraphQL work is done by graphql-core; nothing h
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import typing as t
@@ -49,6 +50,9 @@ from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
+
+if t.TYPE_CHECKING:
+    from moovago_api.mutations import EntityWrites
 
 __all__ = [
     "DEFAULT_SCALAR_KINDS",
@@ -157,6 +161,8 @@ class Entity:
     skip_arg: str | None = None
     limit_arg: str | None = None
     mutation_field: str | None = None
+    # The write side as the file declares it (moovago_api.mutations), attached by entities().
+    writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
     create_input: str | None = None
     update_input: str | None = None
     update_data_input: str | None = None
@@ -203,7 +209,8 @@ class MoovagoSchema:
         not taken are in `skipped_fields()`, each with its reason.
         """
         if self._entities is None:
-            self._entities, self._skipped = self._find_entities()
+            entities, self._skipped = self._find_entities()
+            self._entities = [_with_writes(self, e) for e in entities]
         return list(self._entities)
 
     def skipped_fields(self) -> list[SkippedField]:
@@ -296,8 +303,8 @@ class MoovagoSchema:
             **inputs,
         )
 
-    def _mutations(self, name: str) -> tuple[str | None, dict[str, str | None]]:
-        inputs: dict[str, str | None] = {
+    def _mutations(self, name: str) -> tuple[str | None, dict[str, Any]]:
+        inputs: dict[str, Any] = {
             "create_input": None,
             "update_input": None,
             "update_data_input": None,
@@ -866,6 +873,12 @@ def _input_arg_type(field: GraphQLField | None) -> str | None:
     if arg is None and len(field.args) == 1:
         arg = next(iter(field.args.values()))
     return get_named_type(arg.type).name if arg is not None else None
+
+
+def _with_writes(schema: MoovagoSchema, entity: Entity) -> Entity:
+    from moovago_api.mutations import describe_writes  # the write side has its own module
+
+    return dataclasses.replace(entity, writes=describe_writes(schema, entity))
 
 
 def _snake_case(name: str) -> str:

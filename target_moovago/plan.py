@@ -110,6 +110,8 @@ class Planner:
     # Fields a NULL may clear on update (nullable scalars or objects of the output type). A NULL
     # in any other field (non-null output, lists) leaves the stored value alone.
     clearable: frozenset[str] | None = None  # None: every field
+    # How to fix a missing key: 'set match_keys, e.g. {...}' (moovago_api.mutations).
+    key_hint: str = "set match_keys"
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order; later rows with the same key supersede earlier."""
@@ -161,7 +163,8 @@ class Planner:
                 return Action(
                     Kind.REJECT,
                     row,
-                    reason=f"no id and no match key ({keys}): cannot tell whether it exists",
+                    reason=f"no id and no match key ({keys}): cannot tell whether it exists; "
+                    f"{self.key_hint}",
                     field=",".join(missing) or None,
                 )
             if len(matches) > 1:

@@ -15,6 +15,7 @@ from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, 
 
 from moovago_api.documents import field, list_query, operation_name
 from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.mutations import EntityWrites, check_writes, match_keys_hint
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from target_moovago.errors import UnsupportedStreamError
@@ -77,6 +78,20 @@ def read_list(
             return
 
 
+def writes_of(entity: Entity) -> EntityWrites:
+    """The write side the schema file declares for `entity` (attached when it was loaded)."""
+    if entity.writes is None:
+        msg = f"entity {entity.name!r} has no write description"
+        raise UnsupportedStreamError(msg)
+    return entity.writes
+
+
+def needed_kinds(mode: Mode, hard_delete: bool) -> list[str]:
+    """The mutations a stream may send: checked against the file before any row is read."""
+    kinds = {Mode.UPSERT: ["create", "update"], Mode.CREATE_ONLY: ["create"]}.get(mode, ["update"])
+    return [*kinds, "delete"] if hard_delete else kinds
+
+
 class Remote:
     """Moovago as one run sees it: loaded once, read on demand."""
 
@@ -87,6 +102,7 @@ class Remote:
         self._client: MoovagoClient | None = None
         self._team_id: str | None = None
         self._indexes: dict[str, RemoteIndex] = {}
+        self._checked: set[str] = set()  # entities whose mutations were validated
 
     @property
     def schema(self) -> MoovagoSchema:
@@ -131,23 +147,38 @@ class Remote:
     # what the config says about an entity ---------------------------------------------------
 
     def entity_for(self, stream_name: str) -> Entity:
-        """The writable entity of a stream; UnsupportedStreamError naming what it can write."""
+        """The writable entity of a stream; UnsupportedStreamError naming what it can write.
+        The mutations its mode needs are built and validated against the file once
+        (MutationShapeError: one line naming the mutation and the file)."""
         try:
             entity = self.schema.entity(stream_name)
         except KeyError:
-            writable = [e.stream_name for e in self.schema.entities() if e.mutation_field]
+            writable = [e.stream_name for e in self.schema.entities() if writes_of(e).shapes]
             msg = (
                 f"stream {stream_name!r} is not a Moovago entity; target-moovago writes "
                 f"{', '.join(writable)}"
             )
             raise UnsupportedStreamError(msg) from None
-        if entity.mutation_field is None or entity.create_input is None:
+        writes = writes_of(entity)
+        if not writes.shapes and not writes.refused:
             msg = (
                 f"stream {stream_name!r} is read-only in the Moovago API (it has no mutations); "
                 "remove it from the target's input"
             )
             raise UnsupportedStreamError(msg)
+        if entity.name not in self._checked:
+            kinds = needed_kinds(self.mode(entity), bool(self.config.get("hard_delete")))
+            check_writes(self.schema, entity, kinds)
+            self._checked.add(entity.name)
         return entity
+
+    def parent_entity(self, stream_name: str) -> Entity | None:
+        """A parent only needs to be readable (its index resolves natural keys); None when
+        the file has no such entity."""
+        try:
+            return self.schema.entity(stream_name)
+        except KeyError:
+            return None
 
     def key_specs(self, entity: Entity) -> list[KeySpec]:
         configured = self.config.get("match_keys") or {}
@@ -155,15 +186,27 @@ class Remote:
         raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
         specs = [KeySpec.parse(list(k)) for k in raw]
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
+        usable = []
         for spec in specs:
-            for name in spec.fields:
-                if name not in known:
-                    msg = (
-                        f"match_keys for {entity.stream_name!r} names {name!r}, "
-                        f"which {entity.type_name} does not have"
-                    )
-                    raise ConfigError(msg)
-        return specs
+            absent = [name for name in spec.fields if name not in known]
+            if absent and names:
+                msg = (
+                    f"match_keys for {entity.stream_name!r} names {absent[0]!r}, "
+                    f"which {entity.type_name} does not have in {self.schema.path}; "
+                    f"{match_keys_hint(self.schema, entity)}"
+                )
+                raise ConfigError(msg)
+            if not absent:  # a default key the file lacks: the sink warns at start
+                usable.append(spec)
+        return usable
+
+    def key_fields(self, entity: Entity) -> list[list[str]]:
+        """The configured (else default) match keys of `entity`, as written (`name?`)."""
+        configured = self.config.get("match_keys") or {}
+        names = configured.get(entity.stream_name) or configured.get(entity.name)
+        if names:
+            return [list(names)]
+        return [list(k) for k in DEFAULT_MATCH_KEYS.get(entity.stream_name, [])]
 
     def mode(self, entity: Entity) -> Mode:
         modes = self.config.get("stream_modes") or {}

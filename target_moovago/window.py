@@ -24,6 +24,7 @@ from target_moovago.plan import Action, Kind
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request
+    from moovago_api.mutations import Alias
     from target_moovago.run import Run
 
 #: What one request ended with: its `data`, or the MoovagoError it raised.
@@ -35,7 +36,7 @@ class Sender(t.Protocol):
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]: ...
 
-    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[str]]: ...
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias]]: ...
 
     def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None: ...
 
@@ -45,7 +46,7 @@ class Sent:
     """A chunk whose request the client has, awaiting its answer."""
 
     chunk: list[Action]
-    aliases: Sequence[str]
+    aliases: Sequence[Alias]
     started: dt.datetime  # before the request left: reconciliation looks back from here
 
 

@@ -9,58 +9,34 @@ import json
 import typing as t
 from collections.abc import Mapping, Sequence
 
-from graphql import DocumentNode, NamedTypeNode, NameNode, NonNullTypeNode, OperationType, TypeNode
+from graphql import DocumentNode
 
-from moovago_api.documents import field, operation, operation_name
-from moovago_api.errors import MoovagoError, QueryError, TransientError
+from moovago_api.documents import operation_name
+from moovago_api.errors import QueryError, TransientError
+from moovago_api.mutations import Alias, batch_document
 from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
+from target_moovago.remote import writes_of
 from target_moovago.window import Answer, Sent, send_window
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request
-    from moovago_api.schema import Entity
+    from moovago_api.schema import Entity, MoovagoSchema
     from target_moovago.run import Run
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
 RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
 SAMPLES_PER_KIND = 3
-_ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
 
 
-def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[DocumentNode, dict, list]:
-    """`mutation X($i0: CreateInput!, ...) { company { c0: create(input: $i0) { recordId } } }`.
-
-    Returns the document, its variables and the alias of each action, in order.
-    """
-    input_types = {
-        Kind.CREATE: entity.create_input,
-        Kind.UPDATE: entity.update_input,
-        Kind.DELETE: entity.delete_input,
-    }
-    variables: dict[str, t.Any] = {}
-    var_types: dict[str, TypeNode] = {}
-    fields = []
-    aliases = []
-    for number, action in enumerate(actions):
-        var = f"i{number}"
-        alias = f"{_ALIAS_PREFIX[action.kind]}{number}"
-        type_name = input_types[action.kind]
-        if entity.mutation_field is None or type_name is None:
-            msg = f"the schema file declares no {action.kind.value} mutation for {entity.name}"
-            raise MoovagoError(msg)
-        var_types[var] = NonNullTypeNode(type=NamedTypeNode(name=NameNode(value=type_name)))
-        variables[var] = action.variables()
-        fields.append(
-            field(action.kind.value, [field("recordId")], alias=alias, arguments={"input": var})
-        )
-        aliases.append(alias)
-    name = f"TargetMoovago{entity.type_name}Batch"
-    root = [field(entity.mutation_field or "", fields)]
-    return operation(OperationType.MUTATION, name, var_types, root), variables, aliases
+def mutation_document(
+    schema: MoovagoSchema, entity: Entity, actions: Sequence[Action]
+) -> tuple[DocumentNode, dict, list[Alias]]:
+    """One aliased batch in the layout the schema file declares (moovago_api.mutations)."""
+    return batch_document(schema, entity, actions)
 
 
 class BatchWriter:
@@ -71,6 +47,7 @@ class BatchWriter:
     ) -> None:
         self.run = run
         self.entity = entity
+        self.writes = writes_of(entity)
         self.label = entity.stream_name
         self.key_specs = key_specs
         self.fields = list(fields)  # what the stream's rows may change, tracked in the index
@@ -151,9 +128,10 @@ class BatchWriter:
             return
         send_window(self, self.run, list(chunks(actions, self.run.mutations_per_request)))
 
-    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[str]]:
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias]]:
         """The request of one chunk for `send_window`, and the alias of each action."""
-        document, variables, aliases = mutation_document(self.entity, chunk)
+        schema = self.run.remote.schema
+        document, variables, aliases = mutation_document(schema, self.entity, chunk)
         return (document, variables, operation_name(document)), aliases
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
@@ -185,27 +163,32 @@ class BatchWriter:
                 raise answer
             data = answer
         except QueryError as err:
-            field_data = (err.data or {}).get(self.entity.mutation_field or "")
-            if field_data is None:
-                self._whole_request_failed(chunk, depth, err)
-                return
             data = err.data or {}
             for error in err.errors:
                 path = error.get("path") or []
-                if len(path) >= 2:
-                    errors[str(path[1])] = str(error.get("message", "error"))
+                owner = next((a for a in aliases if path and a.owns(path)), None)
+                if owner is not None:
+                    errors.setdefault(owner.name, str(error.get("message", "error")))
+            if not errors and all(a.result(data) is None for a in aliases):
+                self._whole_request_failed(chunk, depth, err)
+                return
         except TransientError as err:
             if not (has_creates and err.ambiguous):
                 raise
             self._after_ambiguous_failure(chunk, started, rounds, err)
             return
-        results = data.get(self.entity.mutation_field or "") or {}
         for alias, action in zip(aliases, chunk, strict=True):
-            result = results.get(alias)
-            if result and result.get("recordId"):
-                self._confirm(action, str(result["recordId"]))
+            shape = self.writes.shape(action.kind)
+            result = alias.result(data)
+            written = shape.record_id(result, sent_id=action.record_id)
+            if written is not None:
+                self._confirm(action, written)
             else:
-                reason = errors.get(alias, "the API returned no result for this mutation")
+                reason = (
+                    errors.get(alias.name)
+                    or "; ".join(shape.error_messages(result))
+                    or "the API returned no result for this mutation"
+                )
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         self.run.progress.request_done(self.label)
 
@@ -274,6 +257,10 @@ class BatchWriter:
         elif remaining:
             self._send(remaining, depth=0, rounds=rounds + 1)
 
+    def _arguments(self, action: Action) -> dict[str, t.Any]:
+        """What the call would send, in the file's layout (a dry run shows it)."""
+        return self.writes.shape(action.kind).arguments(action.record_id, action.data)
+
     def _dry_run(self, writes: Sequence[Action]) -> None:
         for action in writes:
             self.run.ledger.add(self.label, COUNTER[action.kind])
@@ -284,7 +271,7 @@ class BatchWriter:
                     "dry run: %s %s %s",
                     self.label,
                     action.kind.value,
-                    json.dumps(action.variables(), default=str, ensure_ascii=False),
+                    json.dumps(self._arguments(action), default=str, ensure_ascii=False),
                 )
 
 

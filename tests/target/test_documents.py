@@ -30,10 +30,10 @@ def test_batch_document_aliases_each_mutation_and_keeps_values_in_variables(sche
         action(Kind.UPDATE, {"city": "Niort"}, "c-1"),
         action(Kind.DELETE, record_id="c-2"),
     ]
-    document, variables, aliases = mutation_document(entity, actions)
+    document, variables, aliases = mutation_document(schema, entity, actions)
     text = print_ast(document)
     assert schema.validate_document(document) == []
-    assert aliases == ["c0", "u1", "d2"]
+    assert [alias.name for alias in aliases] == ["c0", "u1", "d2"]
     assert "c0: create(input: $i0)" in text
     assert "$i1: CompanyUpdateInput!" in text
     assert "Secret Value Co" not in text
