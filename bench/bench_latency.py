@@ -262,8 +262,9 @@ def report(results: dict[str, list[tuple[Run, Run]]], runs: int, load: tuple) ->
         "requests in flight (`max_requests_in_flight` unset: its default from the rate) side by "
         "side with one in flight (`max_requests_in_flight=1`), alternating in the same run. The "
         "sandbox adds a fixed latency to every query (tap) or mutation (target), rate limit "
-        "5/s. Rates are marginal (rows answered after the first answer over the time from the "
-        "first answer to the last); 429s (worst run) and peak requests/s are the sandbox's own "
+        "5/s. Rates are marginal (rows of the full pages or batches answered after the first "
+        "one over the time from the first to the last: a stream's fixed costs left out); "
+        "429s (worst run) and peak requests/s are the sandbox's own "
         "counts; CPU is the connector process's user+system time per row.",
         "",
         f"Median of {runs} runs each, {datetime.date.today().isoformat()}, Python "

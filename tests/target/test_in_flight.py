@@ -15,8 +15,7 @@ import pytest
 
 from moovago_api.client import MoovagoClient
 from moovago_api.errors import AuthError
-from target_moovago.target import TargetMoovago
-from tests.reliability.helpers import (
+from moovago_sandbox.harness.runs import (
     SECRET,
     assert_store,
     company_row,
@@ -27,7 +26,8 @@ from tests.reliability.helpers import (
     target_config,
     team_rows,
 )
-from tests.reliability.helpers import run_target as run_target_cli
+from moovago_sandbox.harness.runs import run_target as run_target_cli
+from target_moovago.target import TargetMoovago
 from tests.target.helpers import entity_rows, mutation_count, stream_messages
 from tests.target.test_batching import loosened_schema
 from tests.target.test_state import StateProbe, state
