@@ -160,13 +160,8 @@ class Entity:
     replication_key: str | None = None
     skip_arg: str | None = None
     limit_arg: str | None = None
-    mutation_field: str | None = None
     # The write side as the file declares it (moovago_api.mutations), attached by entities().
     writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
-    create_input: str | None = None
-    update_input: str | None = None
-    update_data_input: str | None = None
-    delete_input: str | None = None
     paging: Paging = Paging()
 
 
@@ -285,7 +280,6 @@ class MoovagoSchema:
         updated_since = _first_live(filter_fields, _UPDATED_SINCE_FIELDS)
         has_updated_at = _live(node_type.fields.get(_REPLICATION_KEY))
         name = node_type.name[0].lower() + node_type.name[1:]
-        mutation_field, inputs = self._mutations(name)
         return Entity(
             name=name,
             stream_name=_STREAM_NAMES.get(name, _snake_case(name)),
@@ -298,31 +292,8 @@ class MoovagoSchema:
             replication_key=_REPLICATION_KEY if updated_since and has_updated_at else None,
             skip_arg=paging.offset_arg if paging.kind == "offset" else None,
             limit_arg=paging.size_arg if paging.kind == "offset" else None,
-            mutation_field=mutation_field,
             paging=paging,
-            **inputs,
         )
-
-    def _mutations(self, name: str) -> tuple[str | None, dict[str, Any]]:
-        inputs: dict[str, Any] = {
-            "create_input": None,
-            "update_input": None,
-            "update_data_input": None,
-            "delete_input": None,
-        }
-        mutation = self.graphql.mutation_type
-        field = mutation.fields.get(name) if mutation is not None else None
-        namespace = get_named_type(field.type) if field is not None else None
-        if not isinstance(namespace, GraphQLObjectType):
-            return None, inputs
-        for action in ("create", "update", "delete"):
-            inputs[f"{action}_input"] = _input_arg_type(namespace.fields.get(action))
-        update_input = inputs["update_input"]
-        if update_input is not None:
-            update_type = self.graphql.get_type(update_input)
-            if isinstance(update_type, GraphQLInputObjectType) and "input" in update_type.fields:
-                inputs["update_data_input"] = get_named_type(update_type.fields["input"].type).name
-        return name, inputs
 
     # -- JSON Schema -------------------------------------------------------------------------
 
@@ -863,16 +834,6 @@ def _first_live(
 ) -> str | None:
     """The first of `names` present and not deprecated (deprecated spellings are dropped)."""
     return next((name for name in names if _live(items.get(name))), None)
-
-
-def _input_arg_type(field: GraphQLField | None) -> str | None:
-    """Type of a mutation's `input` argument (or of its only argument)."""
-    if field is None:
-        return None
-    arg = field.args.get("input")
-    if arg is None and len(field.args) == 1:
-        arg = next(iter(field.args.values()))
-    return get_named_type(arg.type).name if arg is not None else None
 
 
 def _with_writes(schema: MoovagoSchema, entity: Entity) -> Entity:

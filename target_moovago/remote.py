@@ -6,6 +6,7 @@ made here (one rate governor); `read_list` is the only place that pages through 
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import typing as t
@@ -15,12 +16,19 @@ from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, 
 
 from moovago_api.documents import field, list_query, operation_name
 from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.mutations import EntityWrites, check_writes, match_keys_hint
+from moovago_api.mutations import (
+    EntityWrites,
+    check_writes,
+    match_keys_hint,
+    unclaimed_mutations,
+)
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
+from moovago_api.wire import parse_datetime
 from target_moovago.errors import UnsupportedStreamError
-from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
 from target_moovago.plan import Mode
+from target_moovago.runlock import RunLock
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -102,12 +110,18 @@ class Remote:
         self._client: MoovagoClient | None = None
         self._team_id: str | None = None
         self._indexes: dict[str, RemoteIndex] = {}
+        self._lock: RunLock | None = None
+        # The newest `updatedAt` read this run: the server's clock when no Date header is seen.
+        self.newest_updated_at: dt.datetime | None = None
         self._checked: set[str] = set()  # entities whose mutations were validated
 
     @property
     def schema(self) -> MoovagoSchema:
         if self._schema is None:
             self._schema = load_schema(self.config.get("schema_path"))
+            # Once per run: mutations of the file the target will never call, each with why.
+            for line in unclaimed_mutations(self._schema, self._schema.entities()):
+                self.logger.warning(line)
         return self._schema
 
     @property
@@ -128,8 +142,23 @@ class Remote:
         return {k: getattr(raw, k, 0) for k in ("requests", "retries", "rate_limited")}
 
     def close(self) -> None:
+        self.release_lock()
         if self._client is not None:
             self._client.close()
+
+    # one run at a time per account --------------------------------------------------------------
+
+    def take_lock(self) -> None:
+        """Before the first read of remote records (so before any write): the run lock of
+        this API URL and team, held to the end of the run. A dry run writes nothing: no lock."""
+        if self._lock is not None or self.config.get("dry_run"):
+            return
+        self._lock = RunLock.from_config(self.config, self.team_id, self.logger)
+
+    def release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     @property
     def team_id(self) -> str:
@@ -184,7 +213,8 @@ class Remote:
         configured = self.config.get("match_keys") or {}
         names = configured.get(entity.stream_name) or configured.get(entity.name)
         raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
-        specs = [KeySpec.parse(list(k)) for k in raw]
+        normalize = self._normalize(entity)
+        specs = [KeySpec.parse(list(k), normalize) for k in raw]
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
         usable = []
         for spec in specs:
@@ -208,6 +238,21 @@ class Remote:
             return [list(names)]
         return [list(k) for k in DEFAULT_MATCH_KEYS.get(entity.stream_name, [])]
 
+    def _normalize(self, entity: Entity) -> frozenset[str]:
+        configured = self.config.get("match_normalize") or {}
+        value = configured.get(entity.stream_name, configured.get(entity.name, []))
+        try:
+            return parse_normalize(entity.stream_name, value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def stream_setting(self, name: str, entity: Entity) -> t.Any:
+        """A per-stream setting's entry for `entity` (by stream or entity name), else None."""
+        configured = self.config.get(name) or {}
+        if isinstance(configured, list):
+            return entity.stream_name in configured or entity.name in configured
+        return configured.get(entity.stream_name, configured.get(entity.name))
+
     def mode(self, entity: Entity) -> Mode:
         modes = self.config.get("stream_modes") or {}
         return Mode(modes.get(entity.stream_name) or modes.get(entity.name) or "upsert")
@@ -219,6 +264,7 @@ class Remote:
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
+        self.take_lock()
         previous = index
         tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
         index = RemoteIndex(tracked, self.key_specs(entity))
@@ -240,8 +286,20 @@ class Remote:
         self, entity: Entity, fields: Sequence[str], **filters: t.Any
     ) -> Iterator[dict[str, t.Any]]:
         """Every record of the team (paged, values only in variables), with extra filters."""
-        document = list_document(self.schema, entity, fields)
+        clock = entity.replication_key
+        document = list_document(self.schema, entity, [*fields, *([clock] if clock else [])])
         flt: dict[str, t.Any] = dict(filters)
         if entity.team_filter_field:
             flt[entity.team_filter_field] = self.team_id
-        return read_list(self.client, entity, document, flt)
+        for record in read_list(self.client, entity, document, flt):
+            if clock:
+                self._saw_update(record.get(clock))
+            yield record
+
+    def _saw_update(self, value: t.Any) -> None:
+        try:
+            seen = parse_datetime(value)
+        except ValueError:
+            return
+        if self.newest_updated_at is None or seen > self.newest_updated_at:
+            self.newest_updated_at = seen

@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
-from moovago_api.drift import DEPRECATED, field_report
+from moovago_api.deprecations import DEPRECATED, field_report
 from moovago_api.mutations import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
-from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator
-from target_moovago.plan import WRITES, Planner, Row
+from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
+from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
 from target_moovago.remote import writes_of
 from target_moovago.run import HasRun
 from target_moovago.writer import BatchWriter
@@ -74,7 +74,15 @@ class MoovagoSink(BatchSink):
         parents = self._parents(props)
         # The streams whose pending rows the target drains before this one's batch.
         self.parent_streams = tuple(stream for stream, _ in parents.values())
-        self.mapper = FieldMapper(props, output, parents)
+        self.mapper = FieldMapper(
+            props,
+            output,
+            parents,
+            id_fields=id_input_fields(
+                api_schema.graphql, [entity.create_input, entity.update_data_input]
+            ),
+            keep_empty=remote.stream_setting("keep_empty_strings", entity) or (),
+        )
         self.key_specs = remote.key_specs(entity)
         self.output_fields = set(output)
         clearable = frozenset(
@@ -89,6 +97,7 @@ class MoovagoSink(BatchSink):
             mode=remote.mode(entity),
             hard_delete=self.run.hard_delete,
             clearable=clearable,
+            keyless_creates=bool(remote.stream_setting(KEYLESS_SETTING, entity)),
             key_hint=match_keys_hint(api_schema, entity),
         )
         # The SDK would parse date strings with `format` into datetimes and stop the whole run

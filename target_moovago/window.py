@@ -21,6 +21,7 @@ from moovago_api.errors import MoovagoError
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingId
 from target_moovago.plan import Action, Kind
+from target_moovago.reconcile import server_clock
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request
@@ -36,7 +37,11 @@ class Sender(t.Protocol):
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]: ...
 
-    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias]]: ...
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias], int]: ...
+
+    def _too_large(
+        self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
+    ) -> None: ...
 
     def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None: ...
 
@@ -47,7 +52,8 @@ class Sent:
 
     chunk: list[Action]
     aliases: Sequence[Alias]
-    started: dt.datetime  # before the request left: reconciliation looks back from here
+    reference: dt.datetime | None  # the server's clock before it left: reconciliation's start
+    size: int  # bytes of the request body
 
 
 def send_window(
@@ -70,7 +76,8 @@ def send_window(
         # One retry rule per call: a chunk with creates is never retried blind.
         creates = _has_creates(todo[0])
         answers = run.remote.client.execute_many(
-            _requests(sender, run, todo, sent, creates, failures), retry_ambiguous=not creates
+            _requests(sender, run, todo, sent, creates, failures, depth, rounds),
+            retry_ambiguous=not creates,
         )
         with contextlib.closing(t.cast("Generator[Answer, None, None]", answers)):
             for answer in answers:
@@ -90,6 +97,8 @@ def _requests(
     sent: deque[Sent],
     creates: bool,
     failures: list[Exception],
+    depth: int,
+    rounds: int,
 ) -> Iterator[Request]:
     """The requests, taken from `todo` as slots free up, each noted in `sent`; ends at a chunk
     of the other retry rule, one that must wait for the answers in flight, a failure or a stop.
@@ -104,14 +113,19 @@ def _requests(
             todo.appendleft(chunk)  # resolving it again changes nothing
             return
         try:
-            request, aliases = sender._request(chunk)
+            request, aliases, size = sender._request(chunk)
         except MoovagoError:
             if not sent:
                 raise
             todo.appendleft(chunk)  # raised again once nothing is in flight
             return
-        # The real time, not the injectable business-hours clock: it bounds a query on the server.
-        sent.append(Sent(chunk, aliases, dt.datetime.now(dt.timezone.utc)))
+        if size > run.request_limit:  # split (by sends of their own) once nothing is in flight
+            if sent:
+                todo.appendleft(chunk)
+                return
+            sender._too_large(chunk, depth, rounds, size, refused=False)
+            continue
+        sent.append(Sent(chunk, aliases, server_clock(run.remote), size))
         yield request
 
 

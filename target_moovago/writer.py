@@ -1,23 +1,24 @@
 """The batch writer of one stream: project planned writes into the index, send them as aliased
-mutation batches, halve a batch refused as a whole, reconcile after an ambiguous failure,
-confirm or undo each row, and account every row in the ledger."""
+mutation batches, halve a batch refused as a whole or over the size limit (or HTTP 413),
+reconcile after an ambiguous failure, confirm or undo each row, account every row."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from graphql import DocumentNode
 
 from moovago_api.documents import operation_name
-from moovago_api.errors import QueryError, TransientError
+from moovago_api.errors import QueryError, RequestTooLarge, TransientError
 from moovago_api.mutations import Alias, batch_document
-from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
+from target_moovago.integrity import largest_field, request_bytes, too_large_reason
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
+from target_moovago.reconcile import landed_creates
 from target_moovago.remote import writes_of
 from target_moovago.window import Answer, Sent, send_window
 
@@ -28,7 +29,6 @@ if t.TYPE_CHECKING:
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
-RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
 SAMPLES_PER_KIND = 3
 
 
@@ -128,11 +128,12 @@ class BatchWriter:
             return
         send_window(self, self.run, list(chunks(actions, self.run.mutations_per_request)))
 
-    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias]]:
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias], int]:
         """The request of one chunk for `send_window`, and the alias of each action."""
         schema = self.run.remote.schema
         document, variables, aliases = mutation_document(schema, self.entity, chunk)
-        return (document, variables, operation_name(document)), aliases
+        name = operation_name(document)
+        return (document, variables, name), aliases, request_bytes(document, variables, name)
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
         """The actions with real ids in place of pending ones; one naming a create that was
@@ -155,13 +156,16 @@ class BatchWriter:
 
     def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
         """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
-        chunk, aliases, started = sent.chunk, sent.aliases, sent.started
+        chunk, aliases, reference = sent.chunk, sent.aliases, sent.reference
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
         errors: dict[str, str] = {}
         try:
             if isinstance(answer, BaseException):
                 raise answer
             data = answer
+        except RequestTooLarge:
+            self._too_large(chunk, depth, rounds, sent.size, refused=True)
+            return
         except QueryError as err:
             data = err.data or {}
             for error in err.errors:
@@ -175,7 +179,7 @@ class BatchWriter:
         except TransientError as err:
             if not (has_creates and err.ambiguous):
                 raise
-            self._after_ambiguous_failure(chunk, started, rounds, err)
+            self._after_ambiguous_failure(chunk, reference, rounds, err)
             return
         for alias, action in zip(aliases, chunk, strict=True):
             shape = self.writes.shape(action.kind)
@@ -192,48 +196,57 @@ class BatchWriter:
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         self.run.progress.request_done(self.label)
 
+    def _too_large(
+        self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
+    ) -> None:
+        """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
+        by rows down to one; a row too large alone is rejected naming its size and the limit."""
+        if refused:
+            self.run.progress.request_done(self.label)
+            self.run.request_limit = min(self.run.request_limit, size - 1)
+        if len(chunk) > 1:
+            self._halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
+            return
+        (action,) = chunk
+        self._undo(action)
+        reason = too_large_reason(action, size, self.run, refused=refused)
+        self.reject(action.row, reason, largest_field(action))
+
+    def _halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
+        self.logger.info(
+            "Stream %s: request of %d mutations %s; splitting", self.label, len(chunk), why
+        )
+        middle = len(chunk) // 2
+        self._send(chunk[:middle], depth, rounds)
+        self._send(chunk[middle:], depth, rounds)
+
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
         self.run.progress.request_done(self.label)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
-            middle = len(chunk) // 2
-            self.logger.info(
-                "Stream %s: request of %d mutations refused as a whole; splitting",
-                self.label,
-                len(chunk),
-            )
-            self._send(chunk[:middle], depth + 1)
-            self._send(chunk[middle:], depth + 1)
+            self._halve(chunk, depth + 1, 0, "refused as a whole")
             return
         messages = "; ".join(str(e.get("message", "")) for e in err.errors) or str(err)
         for action in chunk:
             self._refuse(action, f"{action.kind.value} refused: {messages}")
 
     def _after_ambiguous_failure(
-        self, chunk: list[Action], started: dt.datetime, rounds: int, err: TransientError
+        self,
+        chunk: list[Action],
+        reference: dt.datetime | None,
+        rounds: int,
+        err: TransientError,
     ) -> None:
         """The request may have been applied: find the creates that landed, resend the rest."""
-        fields = list(self.index.fields)
-        recent = RemoteIndex(fields, self.key_specs)
-        extra: dict[str, t.Any] = {}
-        if self.entity.updated_since_field:
-            since = started - RECONCILE_MARGIN
-            extra[self.entity.updated_since_field] = format_datetime(since)
-        found: dict[str, dict[str, t.Any]] = {}
-        for record in self.run.remote.list_records(self.entity, fields, **extra):
-            record_id = str(record["id"])
-            if record_id not in self.index:
-                recent.add(record_id, record)
-                found[record_id] = record
         creates = [a for a in chunk if a.kind is Kind.CREATE]
         remaining = [a for a in chunk if a.kind is not Kind.CREATE]
-        for action in creates:
-            match = _find_landed(recent, found, action)
+        landed = landed_creates(
+            self.run.remote, self.entity, self.index, self.key_specs, creates, reference
+        )
+        for action, match in zip(creates, landed, strict=True):
             if match is None:
                 remaining.append(action)
             else:
-                recent.remove(match)
-                found.pop(match, None)
                 self._confirm(action, match)
         order = {id(a): n for n, a in enumerate(chunk)}
         remaining.sort(key=lambda a: order[id(a)])
@@ -273,15 +286,3 @@ class BatchWriter:
                     action.kind.value,
                     json.dumps(self._arguments(action), default=str, ensure_ascii=False),
                 )
-
-
-def _find_landed(
-    recent: RemoteIndex, records: Mapping[str, Mapping[str, t.Any]], action: Action
-) -> str | None:
-    spec, ids = recent.find(action.data)
-    if spec is not None:
-        return ids[0] if ids else None
-    for record_id, record in records.items():  # no key: the same values mean the same row
-        if all(record.get(k) == v for k, v in action.data.items() if k in record):
-            return record_id
-    return None
