@@ -79,7 +79,8 @@ class MoovagoSink(BatchSink):
             output,
             parents,
             id_fields=id_input_fields(
-                api_schema.graphql, [entity.create_input, entity.update_data_input]
+                api_schema.graphql,
+                [s.data_type or s.input_type for s in self.writes.shapes.values()],
             ),
             keep_empty=remote.stream_setting("keep_empty_strings", entity) or (),
         )
