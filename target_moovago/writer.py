@@ -18,10 +18,12 @@ from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.integrity import largest_field, request_bytes, too_large_reason
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
-from target_moovago.reconcile import landed_creates, server_clock
+from target_moovago.reconcile import landed_creates
 from target_moovago.remote import writes_of
+from target_moovago.window import Answer, Sent, send_window
 
 if t.TYPE_CHECKING:
+    from moovago_api.client import Request
     from moovago_api.schema import Entity, MoovagoSchema
     from target_moovago.run import Run
 
@@ -124,8 +126,14 @@ class BatchWriter:
         if self.run.dry_run:
             self._dry_run(actions)
             return
-        for chunk in chunks(actions, self.run.mutations_per_request):
-            self._send(chunk, depth=0)
+        send_window(self, self.run, list(chunks(actions, self.run.mutations_per_request)))
+
+    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias], int]:
+        """The request of one chunk for `send_window`, and the alias of each action."""
+        schema = self.run.remote.schema
+        document, variables, aliases = mutation_document(schema, self.entity, chunk)
+        name = operation_name(document)
+        return (document, variables, name), aliases, request_bytes(document, variables, name)
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
         """The actions with real ids in place of pending ones; one naming a create that was
@@ -144,25 +152,19 @@ class BatchWriter:
         return ready
 
     def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
-        chunk = self._resolved(chunk)
-        if not chunk:
-            return
-        self.run.check_stop()
-        document, variables, aliases = mutation_document(self.run.remote.schema, self.entity, chunk)
-        name = operation_name(document)
-        size = request_bytes(document, variables, name)
-        if size > self.run.request_limit:
-            self._too_large(chunk, depth, rounds, size, refused=False)
-            return
+        send_window(self, self.run, [chunk], depth, rounds)
+
+    def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
+        """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
+        chunk, aliases, reference = sent.chunk, sent.aliases, sent.reference
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        reference = server_clock(self.run.remote)  # before sending: a create lands after it
         errors: dict[str, str] = {}
         try:
-            data = self.run.remote.client.execute(
-                document, variables, operation_name=name, retry_ambiguous=not has_creates
-            )
+            if isinstance(answer, BaseException):
+                raise answer
+            data = answer
         except RequestTooLarge:
-            self._too_large(chunk, depth, rounds, size, refused=True)
+            self._too_large(chunk, depth, rounds, sent.size, refused=True)
             return
         except QueryError as err:
             data = err.data or {}

@@ -36,7 +36,10 @@ def new_companies(n, prefix="B"):
 
 def test_rows_travel_in_batches_of_mutations_per_request(box, run_target):
     result = run_target(
-        box, stream_messages("company", new_companies(30)), mutations_per_request=25
+        box,
+        stream_messages("company", new_companies(30)),
+        mutations_per_request=25,
+        max_requests_in_flight=1,  # the sandbox logs requests as they end: one at a time
     )
     assert result.counts("company")["created"] == 30
     sent = batch_requests(box)
