@@ -13,25 +13,23 @@ import argparse
 import json
 import random
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from moovago_sandbox.testing import start_sandbox  # noqa: E402
-from tests.reliability.crash import kill_points, tap_crash_resume, target_crash_resume  # noqa: E402
-from tests.reliability.helpers import (  # noqa: E402
+from moovago_sandbox.harness.crash import kill_points, tap_crash_resume, target_crash_resume
+from moovago_sandbox.harness.runs import (
     SECRET,
     company_row,
     tap_config,
     target_config,
     team_rows,
 )
+from moovago_sandbox.testing import start_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 BEGIN, END = "<!-- crash_resume:begin -->", "<!-- crash_resume:end -->"
 STATE_EVERY = 100

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import meltano_project
-from tests.e2e.pg import PgServer, fresh_database, postgres_server
+from moovago_sandbox.harness import meltano_project
+from moovago_sandbox.harness.pg import PgServer, fresh_database, postgres_server
 
 
 @pytest.fixture(scope="session")

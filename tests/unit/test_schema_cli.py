@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from singer_sdk.singerlib import MetadataMapping
 
-from moovago_api.drift import (
+from moovago_api.deprecations import field_report
+from moovago_api.schema import load_schema
+from moovago_schema.cli import main, render_table
+from moovago_schema.drift import (
     Usage,
     check_catalog,
     diff_schemas,
-    field_report,
     selected_fields,
     target_streams_from_config,
     usage_index,
 )
-from moovago_api.schema import load_schema
-from moovago_api.schema_cli import main, render_table
 
 VARIANTS = Path(__file__).resolve().parent.parent / "schema_variants"
 BASE = VARIANTS / "base.gql"

@@ -3,7 +3,8 @@
 Pure functions over loaded schemas (no I/O): which streams use each type, field and argument
 (`usage_index`), the breaking, dangerous and newly deprecated elements between two files grouped
 by stream (`diff_schemas`), and the catalog fields a tap selects or the input fields a target
-writes held against a file (`check_catalog`, `check_target_fields`, `field_report`).
+writes held against a file (`check_catalog`, `check_target_fields`; the per-field check,
+`field_report`, lives in the core, `moovago_api.deprecations`, since the target uses it).
 
 Sides: `read` is the list query and its record types (the tap, and the target's lookups of
 existing rows); `write` is the mutations and their input types (the target).
@@ -11,6 +12,7 @@ existing rows); `write` is the mutations and their input types (the target).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +34,15 @@ from graphql import (
 )
 from singer_sdk.singerlib import MetadataMapping
 
+from moovago_api.deprecations import DEPRECATED, MISSING, FieldIssue, field_report
 from moovago_api.schema import MoovagoSchema
+from moovago_schema.view import (
+    ViewChange,
+    connector_view,
+    root_mapped,
+    view_changes,
+    write_shapes,
+)
 
 __all__ = [
     "CheckIssue",
@@ -57,10 +67,8 @@ WRITE = "write"
 
 BREAKING = "breaking"
 DANGEROUS = "dangerous"
-DEPRECATED = "deprecated"
 NEW_ENTITY = "new_entity"
 
-MISSING = "missing"
 CHANGED = "changed"
 NEW = "new"
 
@@ -199,19 +207,24 @@ def usage_index(schema: MoovagoSchema) -> UsageIndex:
             for arg in root.args.values():
                 index._walk_input(arg.type, read)
             index._walk_output(root.type, read)
-        if mutation is None or entity.mutation_field is None:
+        if mutation is None:
             continue
         write = Usage(entity.stream_name, WRITE)
-        namespace_field = mutation.fields[entity.mutation_field]
-        index.root_fields.setdefault((mutation.name, entity.mutation_field), set()).add(write)
-        namespace = get_named_type(namespace_field.type)
-        index._add_type(namespace, write)
-        if isinstance(namespace, GraphQLObjectType):
-            for action in namespace.fields.values():
-                for arg in action.args.values():
-                    index._walk_input(arg.type, write)
-                # The payload only: the target reads `recordId`; its `record` is the read side.
-                index._add_type(get_named_type(action.type), write)
+        writes = entity.writes
+        for shape in writes.shapes.values() if writes is not None else ():
+            index.root_fields.setdefault((mutation.name, shape.path[0]), set()).add(write)
+            parent = gql.get_type(shape.parent_type)
+            if len(shape.path) > 1 and parent is not None:
+                index._add_type(parent, write)  # the namespace: CompanyMutation
+            action = (
+                parent.fields.get(shape.path[-1]) if isinstance(parent, GraphQLObjectType) else None
+            )
+            if action is None:
+                continue
+            for arg in action.args.values():
+                index._walk_input(arg.type, write)
+            # The payload only: the target reads the id; a record in it is the read side.
+            index._add_type(get_named_type(action.type), write)
     return index
 
 
@@ -228,10 +241,12 @@ class SchemaChange:
     description: str
     usages: tuple[Usage, ...] = ()
     note: str = ""  # the deprecation reason, or the old one when a deprecated element went away
+    #: Why the connector's view absorbs this change (it adapts: e.g. pages by cursor instead).
+    adapted: str = ""
 
     @property
     def breaks_connector(self) -> bool:
-        return self.severity == BREAKING and bool(self.usages)
+        return self.severity == BREAKING and bool(self.usages) and not self.adapted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -241,6 +256,7 @@ class SchemaChange:
             "description": self.description,
             "streams": [{"stream": u.stream, "side": u.side} for u in self.usages],
             "note": self.note,
+            "adapted": self.adapted,
             "breaks_connector": self.breaks_connector,
         }
 
@@ -251,10 +267,25 @@ class DiffReport:
     new_path: str
     changes: tuple[SchemaChange, ...]
     stream_order: tuple[str, ...]
+    #: What each stream does differently (the connector's view), beside graphql-core's changes.
+    view: tuple[ViewChange, ...] = ()
+    #: Root types of the new file renamed to the old file's names before comparing.
+    root_renames: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def breaks_connector(self) -> bool:
-        return any(change.breaks_connector for change in self.changes)
+        return any(change.breaks_connector for change in self.changes) or any(
+            change.severity == BREAKING for change in self.view
+        )
+
+    def view_not_shown(self) -> list[ViewChange]:
+        """View changes the graphql-core list does not already say, and every stream change."""
+        return [
+            change
+            for change in self.view
+            if not change.covered_by or change.aspect in ("stream", "writable")
+            if change.covered_by != "ENTITY_ADDED"
+        ]
 
     @property
     def exit_code(self) -> int:
@@ -291,6 +322,8 @@ class DiffReport:
             "summary": self.counts(),
             "breaks_connector": self.breaks_connector,
             "changes": [change.to_dict() for change in self.changes],
+            "root_types": dict(self.root_renames),
+            "connector": [change.to_dict() for change in self.view],
         }
 
 
@@ -299,7 +332,10 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
 
     Breaking and dangerous changes are mapped to the streams that use them in `old` (what the
     connector runs against today); new deprecations and entities to the streams of `new`.
+    The root types of `new` are first named as in `old` (`schema { query: RootQuery }` is the
+    same API as `type Query`), and the connector's view of both files is compared too.
     """
+    new, renames = root_mapped(old, new)
     old_index, new_index = usage_index(old), usage_index(new)
     old_deprecations = {d.coordinate: d.reason for d in old.deprecations()}
     changes: list[SchemaChange] = []
@@ -343,9 +379,10 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
             continue
         root = f"{new_index.query_type}.{entity.root_field}"
         usages = [Usage(entity.stream_name, READ)]
-        if entity.mutation_field is not None:
+        can_write = entity.writes is not None and entity.writes.writable
+        if can_write:
             usages.append(Usage(entity.stream_name, WRITE))
-        writable = "read and write" if entity.mutation_field else "read only"
+        writable = "read and write" if can_write else "read only"
         changes.append(
             SchemaChange(
                 severity=NEW_ENTITY,
@@ -358,7 +395,96 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
         )
     stream_order = list(old_index.stream_order)
     stream_order += [name for name in new_index.stream_order if name not in stream_order]
-    return DiffReport(str(old.path), str(new.path), tuple(changes), tuple(stream_order))
+    covered = {
+        change.coordinate: change.kind
+        for change in changes
+        if change.severity in (BREAKING, DANGEROUS)
+    }
+    view = view_changes(old, new, covered)
+    changes = _adapted(changes, view, old)
+    changes = _write_adapted(changes, view, old, new)
+    return DiffReport(
+        str(old.path),
+        str(new.path),
+        tuple(changes),
+        tuple(stream_order),
+        tuple(view),
+        renames,
+    )
+
+
+def _adapted(
+    changes: list[SchemaChange], view: Sequence[ViewChange], old: MoovagoSchema
+) -> list[SchemaChange]:
+    """Paging arguments removed from a list the tap now pages another supported way do not break
+    it: such changes are marked `adapted`, with the new paging shape. (Not when the list loses
+    paging altogether: one request for every row is a risk, not an adaptation.)"""
+    repaged = {
+        change.element: change.new
+        for change in view
+        if change.aspect == "paging" and not change.new.startswith(("none", "unsupported"))
+    }
+    filters = {
+        f"{old.graphql.query_type.name}.{e.root_field}": e.filter_arg
+        for e in old.entities()
+        if old.graphql.query_type is not None
+    }
+    result = []
+    for change in changes:
+        root, _, argument = change.coordinate.partition("(")
+        removed_paging_arg = change.kind == "ARG_REMOVED" and argument.rstrip(":)") != filters.get(
+            root
+        )
+        # A list that became a connection: the rows are read from its nodes or edges.
+        connection = (
+            change.kind == "FIELD_CHANGED_KIND"
+            and not argument
+            and " in " in (repaged.get(root) or "")
+        )
+        if root in repaged and (removed_paging_arg or connection):
+            change = dataclasses.replace(change, adapted=f"the tap pages with {repaged[root]}")
+        result.append(change)
+    return result
+
+
+def _write_adapted(
+    changes: list[SchemaChange],
+    view: Sequence[ViewChange],
+    old: MoovagoSchema,
+    new: MoovagoSchema,
+) -> list[SchemaChange]:
+    """A breaking change that only touches the write side of streams the target still writes
+    the same way (every kind still has a mutation, every write field is still there) is absorbed:
+    e.g. Mutation.company { create } became Mutation.createCompany, or update(input: {id, input})
+    became update(id:, input:). It is marked `adapted` with the mutations the target now calls."""
+    before, after = connector_view(old), connector_view(new)
+    broken = {
+        change.stream for change in view if change.side == WRITE and change.severity == BREAKING
+    }
+    result = []
+    for change in changes:
+        streams = {usage.stream for usage in change.usages}
+        if (
+            change.severity == BREAKING
+            and not change.adapted
+            and change.usages
+            and all(usage.side == WRITE for usage in change.usages)
+            and not streams & broken
+            and all(
+                stream in before
+                and stream in after
+                and before[stream].writes
+                and set(before[stream].writes) <= set(after[stream].writes)
+                for stream in streams
+            )
+        ):
+            calls = "; ".join(
+                f"{stream}: {', '.join(after[stream].writes.values())}"
+                for stream in sorted(streams)
+            )
+            change = dataclasses.replace(change, adapted=f"the target writes with {calls}")
+        result.append(change)
+    return result
 
 
 _KIND_LABELS = {
@@ -385,62 +511,6 @@ def _changed_coordinate(kind: str, description: str, old: GraphQLSchema) -> Coor
 
 
 # -- field checks ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldIssue:
-    """A field a connector uses that the schema file no longer has, or deprecates."""
-
-    type_name: str  # the type the field was looked up in: 'Company'
-    field: str  # a field name, or a dotted path through nested objects: 'coordinates.latitude'
-    status: str  # 'missing' | 'deprecated'
-    coordinate: str  # the element missing or deprecated: 'Company.zipCode', 'Coordinates.lat'
-    detail: str  # the deprecation reason, or where the element was looked for
-
-    @property
-    def reason(self) -> str:
-        """One line for a log or a table: 'Company.zipCode: Use postalCode; ...'."""
-        return f"{self.coordinate}: {self.detail}"
-
-
-def field_report(
-    schema: MoovagoSchema, type_name: str, field_names: Iterable[str]
-) -> list[FieldIssue]:
-    """Each of `field_names` of an object or input type that is missing from or deprecated in
-    `schema`, with the reason, in the order given. Nested fields go as dotted paths
-    ('coordinates.latitude'); fields under a missing parent are not repeated. Callers warn on
-    'deprecated' and fail on 'missing'.
-    """
-    issues: list[FieldIssue] = []
-    missing_parents: list[str] = []
-    root = schema.graphql.get_type(type_name)
-    not_in_file = f"not in {schema.path.name}"
-    for name in field_names:
-        if any(name.startswith(f"{parent}.") for parent in missing_parents):
-            continue
-        if root is None:
-            issues.append(FieldIssue(type_name, name, MISSING, type_name, f"type {not_in_file}"))
-            continue
-        owner: GraphQLNamedType = root
-        parts = name.split(".")
-        for depth, part in enumerate(parts):
-            fields = getattr(owner, "fields", None)
-            element = fields.get(part) if isinstance(fields, dict) else None
-            coordinate = f"{owner.name}.{part}"
-            if element is None:
-                missing_parents.append(".".join(parts[: depth + 1]))
-                issues.append(FieldIssue(type_name, name, MISSING, coordinate, not_in_file))
-                break
-            if depth == len(parts) - 1:
-                if element.deprecation_reason is not None:
-                    issues.append(
-                        FieldIssue(
-                            type_name, name, DEPRECATED, coordinate, element.deprecation_reason
-                        )
-                    )
-                break
-            owner = get_named_type(element.type)
-    return issues
 
 
 @dataclass(frozen=True)
@@ -569,14 +639,16 @@ def check_target_fields(
     by_name = {entity.name: entity for entity in schema.entities()}
     for stream, fields in written.items():
         entity = known.get(stream) or by_name.get(stream)
-        if entity is None or entity.mutation_field is None:
+        shapes = write_shapes(entity) if entity is not None else []
+        if entity is None or not shapes:
             why = "no stream" if entity is None else "no mutation for stream"
             issues.append(
                 CheckIssue("target", stream, "", MISSING, f"{why} {stream!r} in {schema.path.name}")
             )
             continue
-        inputs = [name for name in (entity.create_input, entity.update_data_input) if name]
-        names = list(fields) if fields is not None else _input_fields(schema, inputs)
+        inputs = list(dict.fromkeys(s.data_type for s in shapes if s.data_type))
+        writable = [f.name for shape in shapes for f in shape.fields]
+        names = list(fields) if fields is not None else list(dict.fromkeys(writable))
         reports = {name: field_report(schema, name, names) for name in inputs}
         for field_name in names:
             per_input = [i for report in reports.values() for i in report if i.field == field_name]
@@ -625,15 +697,6 @@ def _joined(issues: Sequence[FieldIssue]) -> str:
     if len({i.detail for i in issues}) == 1:
         return " and ".join(i.coordinate for i in issues) + f": {issues[0].detail}"
     return "; ".join(i.reason for i in issues)
-
-
-def _input_fields(schema: MoovagoSchema, type_names: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    for type_name in type_names:
-        gql_type = schema.graphql.get_type(type_name)
-        if isinstance(gql_type, GraphQLInputObjectType):
-            names += [name for name in gql_type.fields if name not in names]
-    return names
 
 
 def _property(json_schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:

@@ -1,9 +1,10 @@
-"""`moovago-schema`: deprecations in a schema file, drift between two files, and whether a tap
-catalog and a target config still fit a file.
+"""`moovago-schema`: deprecations in a schema file, drift between two files, whether a tap
+catalog and a target config still fit a file, and (`doctor`) whether the live API behaves as the
+connectors assume.
 
-Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, or `check` found
-a missing stream or field; 2 a file cannot be read or parsed (one line naming file:line) or the
-command line is wrong.
+Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, `check` found
+a missing stream or field, or `doctor` found an assumption that does not hold; 2 a file cannot be
+read or parsed (one line naming file:line), a setting is wrong, or the command line is wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from moovago_api.drift import (
+from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
+from moovago_schema.drift import (
     BREAKING,
     CHANGED,
     DANGEROUS,
@@ -31,8 +34,6 @@ from moovago_api.drift import (
     target_streams_from_config,
     usage_index,
 )
-from moovago_api.errors import SchemaFileError
-from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 
 PROG = "moovago-schema"
 BUNDLED = "bundled"
@@ -53,9 +54,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     command: Callable[[argparse.Namespace, TextIO], int] = args.command
     try:
         return command(args, out)
-    except (SchemaFileError, InputFileError) as err:
+    except (SchemaFileError, InputFileError, ConfigError) as err:
         sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")
         return 2
+    except MoovagoError as err:  # the API failed past its retries: one line, no traceback
+        sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,6 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--target-config", metavar="CONFIG.json", help="target-moovago config")
     _format_option(check)
     check.set_defaults(command=_check)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="read-only check of the live API against what the connectors assume (page cap,"
+        " order, limit, latency, rate limit, clock, the schema file); exit 1 when one fails",
+    )
+    doctor.add_argument(
+        "--config",
+        required=True,
+        metavar="CONFIG.json|ENV",
+        help="the tap's config file, or ENV for the TAP_MOOVAGO_* variables",
+    )
+    _format_option(doctor)
+    doctor.set_defaults(command=_doctor)
     return parser
 
 
@@ -149,9 +167,14 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def render_diff(report: DiffReport) -> str:
-    lines = [f"old: {report.old_path}", f"new: {report.new_path}", ""]
+    lines = [f"old: {report.old_path}", f"new: {report.new_path}"]
+    if report.root_renames:
+        renamed = ", ".join(f"{new} as {old}" for new, old in report.root_renames.items())
+        lines.append(f"root types compared by role: {renamed} (documents never name them)")
+    lines.append("")
     groups = report.by_stream()
-    if not groups:
+    view = report.view_not_shown()
+    if not groups and not view:
         lines += ["No breaking or dangerous changes, new deprecations or new entities.", ""]
     for stream, rows in groups.items():
         lines.append(f"stream {stream}" if stream else "not used by the connector")
@@ -161,17 +184,38 @@ def render_diff(report: DiffReport) -> str:
                 change.kind,
                 change.coordinate,
                 sides or "-",
-                change.description + (f" ({change.note})" if change.note else ""),
+                change.description
+                + (f" ({change.note})" if change.note else "")
+                + (f" (adapted: {change.adapted})" if change.adapted else ""),
             ]
             for change, sides in rows
         ]
         lines.append(render_table(["severity", "change", "element", "side", "detail"], table))
+    if view:
+        lines.append("connector view (what tap and target do differently)")
+        table = [
+            [
+                change.severity,
+                change.stream,
+                change.aspect,
+                change.element,
+                f"{change.old} -> {change.new}",
+                change.detail,
+            ]
+            for change in view
+        ]
+        headers = ["severity", "stream", "aspect", "element", "change", "detail"]
+        lines.append(render_table(headers, table))
     counts = report.counts()
     lines.append(
         f"{counts[BREAKING]} breaking ({counts['breaking_used']} used by the connector),"
         f" {counts[DANGEROUS]} dangerous, {counts[DEPRECATED]} newly deprecated,"
         f" {counts[NEW_ENTITY]} new entities."
     )
+    if view:
+        breaking = sum(change.severity == BREAKING for change in view)
+        plural = "s" if len(view) != 1 else ""
+        lines.append(f"Connector view: {len(view)} more change{plural} ({breaking} breaking).")
     if report.breaks_connector:
         lines.append(
             "Result: BREAKING. The new file removes or changes what the connector uses;"
@@ -204,8 +248,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
             raise InputFileError(f"Invalid target config {args.target_config}: not a JSON object")
         entities = [*schema.entities(), *load_schema().entities()]
         names = {name for e in entities for name in (e.stream_name, e.name)}
-        writable = [e.stream_name for e in schema.entities() if e.mutation_field]
-        # The target's own defaults (imported here: the core must not need the target).
+        writable = [e.stream_name for e in schema.entities() if e.writes and e.writes.writable]
+        # The target's own defaults; imported here so the other commands never load the target.
         from target_moovago.plan import DEFAULT_MATCH_KEYS
 
         written, match_keys = target_streams_from_config(
@@ -279,6 +323,40 @@ def _read_catalog(path: str) -> dict[str, Any]:
                 " entry without breadcrumb or metadata"
             )
     return catalog
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from moovago_schema.doctor import load_config, run_doctor
+
+    report = run_doctor(load_config(args.config))
+    if args.format == "json":
+        _write_json(out, report.to_dict())
+        return report.exit_code
+    settings = report.settings
+    out.write(
+        f"schema: {report.schema_path}\n"
+        f"page_size {settings['page_size']}, max_requests_per_second"
+        f" {settings['max_requests_per_second']:g}, request_timeout"
+        f" {settings['request_timeout']:g} s; {report.requests['total']} requests, none a write\n\n"
+    )
+    table = [
+        [row.assumption, row.assumes, row.observed, row.verdict, row.change or "-"]
+        for row in report.rows
+    ]
+    headers = ["assumption", "connector assumes", "server did", "verdict", "what to change"]
+    out.write(render_table(headers, table) + "\n")
+    failing = [row for row in report.rows if row.verdict != "holds"]
+    if failing:
+        out.write(
+            f"Result: {len(failing)} of {len(report.rows)} assumptions do not hold: change what"
+            " the last column says before moving data.\n"
+        )
+    else:
+        out.write(f"Result: all {len(report.rows)} assumptions hold.\n")
+    return report.exit_code
 
 
 # -- output ----------------------------------------------------------------------------------

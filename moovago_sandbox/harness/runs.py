@@ -1,4 +1,5 @@
-"""Running the connectors as real processes against a sandbox, and checking what they leave."""
+"""Running the connectors as real processes against a sandbox, and checking what they leave
+(tests/reliability, bench/ and scripts/ share these)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ BIN = Path(sys.executable).parent
 TARGET_CLI = str(BIN / "target-moovago")
 TAP_CLI = str(BIN / "tap-moovago")
 #: A key that cannot appear in any output by chance: every check greps for it.
-SECRET = "sk-live-SECRET-0123456789"
+SECRET = "sk-live-SECRET-0123456789"  # noqa: S105 (a marker, not a credential)
 COMPANY_COLUMNS = ("customerCode", "name", "city")
 
 

@@ -1,0 +1,527 @@
+"""What `moovago-schema doctor` asks the live API, and what it sees: read-only, governed.
+
+Every request goes through `moovago_api.client` (its governor keeps the configured rate, its
+retry policy applies); every document is a query built with gql.dsl from the schema file in use,
+values only in variables. Per list stream at most 6 requests: a small page twice (answers as
+the file declares, limit honoured, same order twice), a page larger than `page_size` (the cap;
+`page_size` itself when the larger one is refused), when that one comes back short the next page
+(more rows: a cap; none: the end), and a small page at skip=small, held against the large page
+(skip honoured), unless the page after a cap showed it already.
+
+Nothing read here leaves the process but counts, type names and schema coordinates: no record
+value, no key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from gql.dsl import DSLField, DSLQuery, DSLSchema, DSLVariableDefinitions, dsl_gql
+from graphql import (
+    DocumentNode,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLUnionType,
+    get_named_type,
+)
+from graphql.pyutils import Undefined
+
+from moovago_api.client import MoovagoClient
+from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError
+from moovago_api.schema import Entity, MoovagoSchema
+from moovago_api.wire import is_datetime_text
+
+__all__ = ["Answer", "Probe", "StreamProbe", "probe"]
+
+#: Rows of the small page read twice: enough to see an order change, cheap on any server.
+SMALL_PAGE = 5
+#: Nested objects are selected this deep (the tap selects every level; the doctor samples).
+MAX_DEPTH = 3
+
+#: A selection: field name -> nested selection (None for a leaf).
+Selection = dict[str, "Selection | None"]
+
+
+@dataclass
+class Answer:
+    """One HTTP answer as the client received it (headers only, never the body's values)."""
+
+    status: int
+    seconds: float  # from sending the request to the whole body read
+    received: datetime  # this machine's clock when it arrived
+    date: datetime | None  # the server's `Date` header
+    retry_after: str | None
+    shape: str = ""  # for non-200 answers: content type and top-level JSON keys
+
+
+@dataclass
+class Page:
+    rows: int
+    ids: list[str]
+    seconds: float | None
+
+
+@dataclass
+class StreamProbe:
+    """What one stream's requests showed."""
+
+    stream: str
+    entity: str
+    paging: str  # 'skip/limit', 'none (one request)', 'single object', or why not supported
+    paged: bool
+    requests: int = 0
+    small_asked: int = 0
+    small: Page | None = None
+    small_again: Page | None = None
+    big_asked: int = 0
+    big: Page | None = None
+    big_refused: str = ""  # the server's error when it refused the large page
+    after_big: Page | None = None  # the page after a short large page: more rows, or the end
+    offset_page: Page | None = None  # `small` rows from skip=`small`: held against `big`
+    problems: dict[str, int] = field(default_factory=dict)  # answer vs file: coordinate: count
+    error: str = ""  # the request failed: why (one line, no key)
+    auth_error: str = ""  # the key was refused half-way: nothing more is asked
+    unsupported: str = ""  # the doctor cannot read this stream: why
+
+    @property
+    def after_big_rows(self) -> int:
+        return self.after_big.rows if self.after_big is not None else 0
+
+
+@dataclass
+class Probe:
+    """Everything the doctor saw, for the verdicts."""
+
+    schema: MoovagoSchema
+    page_size: int
+    team_error: str = ""  # the team query got no answer, or no team
+    team_query_error: str = ""  # the team query was answered with errors
+    team_requests: int = 0
+    team_problems: dict[str, int] = field(default_factory=dict)
+    streams: list[StreamProbe] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)  # empty when they could not be observed
+    auth_error: str = ""
+    server_offset: float | None = None  # seconds, from the client's server_time(), if it has it
+
+
+class _Observer:
+    """Records the status, timing and headers of each answer the client receives.
+
+    The client keeps one HTTP path; this wraps the method that reads an answer (on this client
+    instance only), so the doctor sees `Date` and `Retry-After` without sending anything itself.
+    """
+
+    def __init__(self, client: MoovagoClient, answers: list[Answer]) -> None:
+        self.answers = answers
+        post = getattr(client, "_post", None)
+        if callable(post):
+            client._post = self._wrap(post)  # type: ignore[method-assign]
+
+    def _wrap(self, post: Callable[..., Any]) -> Callable[..., Any]:
+        def observed(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            answer = post(*args, **kwargs)
+            seconds = time.monotonic() - started
+            headers = answer.headers
+            self.answers.append(
+                Answer(
+                    status=int(answer.status_code),
+                    seconds=seconds,
+                    received=datetime.now(timezone.utc),
+                    date=_http_date(headers.get("Date")),
+                    retry_after=headers.get("Retry-After"),
+                    shape=_shape(answer) if answer.status_code != 200 else "",
+                )
+            )
+            return answer
+
+        return observed
+
+
+def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any]) -> Probe:
+    """Run the doctor's requests: the team, then each entity stream of `schema`."""
+    page_size = int(config["page_size"])
+    result = Probe(schema=schema, page_size=page_size)
+    _Observer(client, result.answers)
+    include_deprecated = bool(config.get("include_deprecated_fields", False))
+    reader = _Reader(client, schema, include_deprecated, result.answers)
+    entities = schema.entities()
+    team_entity = next((e for e in entities if e.filter_arg is None and e.name == "team"), None)
+    team_id = config.get("team_id")
+    if team_entity is None:
+        result.team_error = f"no `team` query in {schema.path.name}"
+    else:
+        before = reader.requests
+        try:
+            row, problems = reader.single(team_entity)
+            result.team_problems = problems
+            if isinstance(row, Mapping) and row.get("id") is not None:
+                team_id = team_id or str(row["id"])
+            else:
+                result.team_error = "the team query answered no team for this API key"
+        except AuthError as err:
+            result.auth_error = str(err)
+            return result
+        except QueryError as err:  # answered, with errors: the file asks what is not served
+            result.team_query_error = _one_line(err)
+        except MoovagoError as err:
+            result.team_error = _one_line(err)
+        result.team_requests = reader.requests - before
+    for entity in entities:
+        if entity is team_entity:
+            continue
+        stream = _stream_probe(reader, entity, team_id, page_size)
+        result.streams.append(stream)
+        if stream.auth_error:
+            result.auth_error = stream.auth_error
+            break
+    server_time = getattr(client, "server_time", None)  # the client's own view, where it has one
+    seen = server_time() if callable(server_time) else None
+    if isinstance(seen, datetime):
+        result.server_offset = (seen - datetime.now(timezone.utc)).total_seconds()
+    return result
+
+
+def _stream_probe(
+    reader: _Reader, entity: Entity, team_id: str | None, page_size: int
+) -> StreamProbe:
+    paging, why_not = reader.paging(entity)
+    stream = StreamProbe(entity.stream_name, entity.name, paging, paged=paging == "skip/limit")
+    if why_not:
+        stream.unsupported = why_not
+        return stream
+    if entity.team_filter_field and team_id is None:
+        stream.error = "no team id to scope the list by (the team query failed)"
+        return stream
+    before = reader.requests
+    try:
+        if not stream.paged:
+            stream.small = reader.page(entity, team_id, None, None, stream.problems)
+            return stream
+        small = min(SMALL_PAGE, page_size)
+        stream.small_asked = small
+        stream.small = reader.page(entity, team_id, 0, small, stream.problems)
+        stream.small_again = reader.page(entity, team_id, 0, small, stream.problems)
+        stream.big_asked = 2 * page_size
+        try:
+            stream.big = reader.page(entity, team_id, 0, stream.big_asked, stream.problems)
+        except QueryError as err:
+            # Refused rather than capped: then is page_size itself accepted?
+            stream.big_refused = _one_line(err)
+            stream.big_asked = page_size
+            stream.big = reader.page(entity, team_id, 0, page_size, stream.problems)
+        if stream.big.rows < stream.big_asked:
+            stream.after_big = reader.page(entity, team_id, stream.big.rows, small, stream.problems)
+        if stream.big.rows > small and not stream.after_big_rows:
+            stream.offset_page = reader.page(entity, team_id, small, small, stream.problems)
+    except AuthError as err:
+        stream.auth_error = stream.error = _one_line(err)
+    except (MoovagoError, ConfigError) as err:
+        stream.error = _one_line(err)
+    finally:
+        stream.requests = reader.requests - before
+    return stream
+
+
+class _Reader:
+    """Builds the doctor's queries with gql.dsl and checks each answer against the file."""
+
+    def __init__(
+        self,
+        client: MoovagoClient,
+        schema: MoovagoSchema,
+        deprecated: bool,
+        answers: list[Answer],
+    ) -> None:
+        self.client = client
+        self.answers = answers
+        self.schema = schema
+        self.deprecated = deprecated
+        self.dsl = DSLSchema(schema.graphql)
+        self.requests = 0
+        self._documents: dict[tuple[str, bool], tuple[DocumentNode, Selection]] = {}
+
+    def paging(self, entity: Entity) -> tuple[str, str]:
+        """How the doctor reads this list, and why it cannot ('' when it can)."""
+        query = self.schema.graphql.query_type
+        root = query.fields.get(entity.root_field) if query else None
+        if root is None:
+            return "-", f"Query.{entity.root_field} is not in {self.schema.path.name}"
+        shape = getattr(entity, "paging", None)  # the core's paging shape, where it has one
+        kind = getattr(shape, "kind", None)
+        if kind == "unsupported":
+            problem = getattr(shape, "problem", None) or "paging the connectors cannot drive"
+            return "-", f"{self._query_name()}.{entity.root_field}: {problem}"
+        if not _is_list_of_objects(root.type):
+            return "-", (
+                f"{query.name if query else 'Query'}.{entity.root_field} does not return a"
+                f" plain list ({root.type}): the doctor reads only skip/limit and unpaged lists"
+            )
+        if entity.skip_arg and entity.limit_arg:
+            return "skip/limit", ""
+        if kind in ("page", "cursor"):
+            return f"{kind} (first page only: not measured)", ""
+        return "none (one request)", ""
+
+    def single(self, entity: Entity) -> tuple[Any, dict[str, int]]:
+        document, selection = self._document(entity, paged=False)
+        self.requests += 1
+        data = self.client.execute(document, {}, _operation(entity))
+        problems: dict[str, int] = {}
+        root = self._root_field(entity)
+        row = data.get(entity.root_field)
+        _check(row, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems)
+        return row, problems
+
+    def page(
+        self,
+        entity: Entity,
+        team_id: str | None,
+        skip: int | None,
+        limit: int | None,
+        problems: dict[str, int],
+    ) -> Page:
+        document, selection = self._document(entity, paged=limit is not None)
+        variables: dict[str, Any] = {}
+        if entity.filter_arg:
+            variables[entity.filter_arg] = (
+                {entity.team_filter_field: team_id} if entity.team_filter_field else {}
+            )
+        if limit is not None and entity.skip_arg and entity.limit_arg:
+            variables[entity.skip_arg] = skip or 0
+            variables[entity.limit_arg] = limit
+        sort_arg, sort_value = _sort(entity)
+        if sort_arg:
+            variables[sort_arg] = sort_value  # the order the tap asks for, as the tap sends it
+        self.requests += 1
+        seen = len(self.answers)
+        started = time.monotonic()
+        data = self.client.execute(document, variables, _operation(entity))
+        # The answer's own time when the observer saw it; else the call's (governor wait too).
+        answers = self.answers[seen:]
+        seconds = answers[-1].seconds if answers else time.monotonic() - started
+        rows = data.get(entity.root_field)
+        root = self._root_field(entity)
+        _check(rows, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems)
+        rows = rows if isinstance(rows, list) else []
+        ids = [str(row.get("id")) for row in rows if isinstance(row, Mapping)]
+        return Page(len(rows), ids, seconds)
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def _query_name(self) -> str:
+        query = self.schema.graphql.query_type
+        return query.name if query else "Query"
+
+    def _root_field(self, entity: Entity) -> GraphQLField:
+        query = self.schema.graphql.query_type
+        if query is None or entity.root_field not in query.fields:
+            raise ConfigError(f"Query.{entity.root_field} is not in {self.schema.path}")
+        return query.fields[entity.root_field]
+
+    def _document(self, entity: Entity, *, paged: bool) -> tuple[DocumentNode, Selection]:
+        key = (entity.root_field, paged)
+        if key not in self._documents:
+            root_type = getattr(self.dsl, self._query_name())
+            root: DSLField = getattr(root_type, entity.root_field)
+            variables = DSLVariableDefinitions()
+            names = [entity.filter_arg] if entity.filter_arg else []
+            if paged and entity.skip_arg and entity.limit_arg:
+                names += [entity.skip_arg, entity.limit_arg]
+            sort_arg, _ = _sort(entity)
+            if sort_arg:
+                names.append(sort_arg)
+            if names:
+                root = root.args(**{name: getattr(variables, name) for name in names})
+            object_type = get_named_type(self._root_field(entity).type)
+            selection: Selection = {}
+            fields = self._selections(object_type, selection, (), 0)
+            if not fields:
+                raise ConfigError(f"{object_type.name} has no field the doctor can select")
+            operation = DSLQuery(root.select(*fields))
+            operation.variable_definitions = variables
+            request = dsl_gql(**{_operation(entity): operation})
+            self._documents[key] = (request.document, selection)
+        return self._documents[key]
+
+    def _selections(
+        self, gql_type: Any, selection: Selection, seen: tuple[str, ...], depth: int
+    ) -> list[DSLField]:
+        if not isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
+            return []
+        dsl_type = getattr(self.dsl, gql_type.name)
+        fields: list[DSLField] = []
+        for name, gql_field in gql_type.fields.items():
+            if gql_field.deprecation_reason is not None and not self.deprecated:
+                continue
+            if any(_required(arg) for arg in gql_field.args.values()):
+                continue
+            named = get_named_type(gql_field.type)
+            if isinstance(named, GraphQLUnionType):
+                continue  # members differ per row; the tap's own reading covers them
+            if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
+                if named.name in seen or depth >= MAX_DEPTH:
+                    continue
+                nested: Selection = {}
+                children = self._selections(named, nested, (*seen, gql_type.name), depth + 1)
+                if not children:
+                    continue
+                fields.append(getattr(dsl_type, name).select(*children))
+                selection[name] = nested
+            else:
+                fields.append(getattr(dsl_type, name))
+                selection[name] = None
+        return fields
+
+
+def _sort(entity: Entity) -> tuple[str | None, Any]:
+    """The sort argument and value the tap sends for this list, if the file declares one."""
+    shape = getattr(entity, "paging", None)
+    sort_arg = getattr(shape, "sort_arg", None)
+    sort_value = getattr(shape, "sort_value", None)
+    return (sort_arg, sort_value) if sort_arg and sort_value is not None else (None, None)
+
+
+def _operation(entity: Entity) -> str:
+    return f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}"
+
+
+def _required(arg: Any) -> bool:
+    return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
+
+
+def _is_list_of_objects(gql_type: GraphQLOutputType) -> bool:
+    if isinstance(gql_type, GraphQLNonNull):
+        gql_type = gql_type.of_type
+    return isinstance(gql_type, GraphQLList) and isinstance(
+        get_named_type(gql_type), (GraphQLObjectType, GraphQLInterfaceType)
+    )
+
+
+# -- answers against the file --------------------------------------------------------------
+
+
+def _check(
+    value: Any,
+    gql_type: GraphQLOutputType,
+    selection: Selection | None,
+    where: str,
+    problems: dict[str, int],
+) -> None:
+    """Count each way `value` differs from `gql_type` (coordinate: what), never the value."""
+
+    def problem(text: str) -> None:
+        problems[f"{where}: {text}"] = problems.get(f"{where}: {text}", 0) + 1
+
+    if isinstance(gql_type, GraphQLNonNull):
+        if value is None:
+            problem(f"null, but the file declares {gql_type}")
+            return
+        gql_type = gql_type.of_type
+    if value is None:
+        return
+    if isinstance(gql_type, GraphQLList):
+        if not isinstance(value, list):
+            problem(f"{_json_kind(value)}, but the file declares a list {gql_type}")
+            return
+        for item in value:
+            _check(item, gql_type.of_type, selection, where, problems)
+        return
+    if isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
+        if not isinstance(value, Mapping):
+            problem(f"{_json_kind(value)}, but the file declares an object {gql_type.name}")
+            return
+        for name, nested in (selection or {}).items():
+            coordinate = f"{gql_type.name}.{name}"
+            if name not in value:
+                problems[f"{coordinate}: missing from the answer"] = (
+                    problems.get(f"{coordinate}: missing from the answer", 0) + 1
+                )
+                continue
+            _check(value[name], gql_type.fields[name].type, nested, coordinate, problems)
+        return
+    if isinstance(gql_type, GraphQLEnumType):
+        if not isinstance(value, str) or value not in gql_type.values:
+            problem(f"a value that is not in enum {gql_type.name}")
+        return
+    if isinstance(gql_type, GraphQLScalarType):
+        expected = _SCALAR_KINDS.get(gql_type.name)
+        if expected is not None and not expected(value):
+            problem(f"{_json_kind(value)}, but the file declares {gql_type.name}")
+
+
+_SCALAR_KINDS: dict[str, Callable[[Any], bool]] = {
+    "Int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "String": lambda v: isinstance(v, str),
+    "Boolean": lambda v: isinstance(v, bool),
+    "ID": lambda v: isinstance(v, (str, int)) and not isinstance(v, bool),
+    "DateTime": is_datetime_text,  # the wire form the tap's bookmarks parse
+    "Date": lambda v: isinstance(v, str),
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "a value"
+
+
+# -- headers ---------------------------------------------------------------------------------
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _shape(answer: Any) -> str:
+    """'application/json {errors}' for a non-200 answer: its form, never its text."""
+    content_type = str(answer.headers.get("Content-Type") or "no content type").split(";")[0]
+    try:
+        payload = json.loads(answer.content)
+    except (ValueError, TypeError):
+        return f"{content_type}, not JSON"
+    if isinstance(payload, dict):
+        keys = sorted(payload)
+        codes = sorted(
+            {
+                str(err.get("extensions", {}).get("code"))
+                for err in payload.get("errors") or []
+                if isinstance(err, dict) and isinstance(err.get("extensions"), dict)
+                if err["extensions"].get("code")
+            }
+        )
+        text = f"{content_type} {{{', '.join(keys)}}}"
+        return text + (f" codes {', '.join(codes)}" if codes else "")
+    return f"{content_type} {type(payload).__name__}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 300 else text[:297] + "..."
