@@ -47,8 +47,12 @@ __all__ = ["DEFAULT_PAGE_SIZE", "Pager", "PagingError", "read_all"]
 DEFAULT_PAGE_SIZE = 500
 #: Re-reads from a safe point in a row (no page in order between them) before a read gives up.
 MAX_ROUNDS = 5
-#: Re-reads from a safe point a read may make in all before it gives up.
+#: Re-reads from a safe point a read may make in all before it gives up, beside the ones that
+#: pages bringing new rows pay for (RESYNCS_PER_FRESH_PAGE each): a long list under steady
+#: churn keeps going while it makes progress, a server that never settles meets MAX_ROUNDS.
 MAX_RESYNCS = 200
+#: Re-reads each page bringing rows not emitted before adds to the budget of the read.
+RESYNCS_PER_FRESH_PAGE = 2
 #: A list read in one request (no paging argument) past this many rows gets a warning.
 LARGE_UNPAGED_RESPONSE = 5000
 
@@ -254,6 +258,7 @@ class _Read:
         self.emitted = 0
         self.pages = 0
         self.resyncs = 0
+        self.fresh_pages = 0  # pages that brought rows not emitted before: the read's progress
         self.round = 0  # rounds of the current re-read, 0 when the last page was in order
         # Offset and page paging: rows of the list up to and including `last` (its position + 1).
         self.pos = 0
@@ -334,6 +339,8 @@ class _Read:
         return self.pager.page(self.pager.execute(self.client, variables))
 
     def _emit(self, rows: list[Row]) -> Iterator[Row]:
+        if any(row["id"] not in self.seen for row in rows):
+            self.fresh_pages += 1
         for row in rows:
             key = row["id"]
             if key in self.seen:
@@ -360,11 +367,13 @@ class _Read:
         """How far back the next re-read starts (rows or pages); raises past MAX_RESYNCS."""
         self.resyncs += 1
         self.round += 1
-        if self.round > MAX_ROUNDS or self.resyncs > MAX_RESYNCS:
+        budget = MAX_RESYNCS + RESYNCS_PER_FRESH_PAGE * self.fresh_pages
+        if self.round > MAX_ROUNDS or self.resyncs > budget:
             msg = (
                 f"{self.pager.label}: rows kept moving while paging Query."
                 f"{self.pager.entity.root_field} ({what}); re-read from a safe point "
-                f"{self.resyncs - 1} times ({self.round - 1} in a row) without a page in order. "
+                f"{self.resyncs - 1} times ({self.round - 1} in a row, {self.fresh_pages} pages of "
+                "new rows). "
                 "The server's order may not be stable between reads; run again later"
             )
             raise PagingError(msg)

@@ -1,20 +1,19 @@
 """The remote side of a run: schema, client, team, entity and key resolution, index reads.
 
 What target-postgres calls its connector. Every request of the run goes through the one client
-made here (one rate governor); `read_list` is the only place that pages through a list.
+made here (one rate governor); lists are read only through the shared pager (`list_pager`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import typing as t
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, is_leaf_type
+from graphql import DocumentNode, GraphQLObjectType, get_named_type, is_leaf_type
 
-from moovago_api.documents import field, list_query, operation_name
+from moovago_api.documents import Selection, field, list_query
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.mutations import (
     EntityWrites,
@@ -22,6 +21,7 @@ from moovago_api.mutations import (
     match_keys_hint,
     unclaimed_mutations,
 )
+from moovago_api.pager import Pager
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
@@ -36,54 +36,44 @@ if t.TYPE_CHECKING:
 PAGE_SIZE = 1000
 
 
-def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[FieldNode]:
+def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[Selection]:
     """Fields to read for `names`: leaves as is, objects with their leaf sub-fields."""
-    selected = []
+    selected: list[Selection] = []
     for name in names:
         gql_field = gql_type.fields.get(name)
         if gql_field is None:
             continue
         named = get_named_type(gql_field.type)
         if is_leaf_type(named):
-            selected.append(field(name))
+            selected.append(name)
         elif isinstance(named, GraphQLObjectType):
             leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
-            selected.append(field(name, [field(n) for n in leaves]))
+            selected.append((name, leaves))
     return selected
 
 
-def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
-    """`query($filter: FilterMany...!, $skip: Int, $limit: Int) { xList(...) { id ... } }`."""
+def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> Pager:
+    """The shared pager reading `entity`'s `id` and `fields` (the index and reconciliation)."""
+    if not entity.filter_arg:
+        msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
+        raise MoovagoError(msg)
     gql_type = schema.graphql.get_type(entity.type_name)
     if not isinstance(gql_type, GraphQLObjectType):
         msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
         raise MoovagoError(msg)
     names = ["id", *(f for f in fields if f != "id")]
-    return list_query(
-        schema, entity, _selection(gql_type, names), name=f"TargetMoovago{entity.type_name}Index"
+    return Pager(
+        schema,
+        entity,
+        _selection(gql_type, names),
+        operation_name=f"TargetMoovago{entity.type_name}Index",
+        label=f"Stream '{entity.stream_name}' (target index)",
     )
 
 
-def read_list(
-    client: MoovagoClient, entity: Entity, document: DocumentNode, flt: Mapping[str, t.Any]
-) -> Iterator[dict[str, t.Any]]:
-    """Every record `document` lists under `flt`, page by page (skip/limit when the list takes
-    them). The one paging loop of the target: the shared pager replaces it."""
-    if not entity.filter_arg:
-        msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
-        raise MoovagoError(msg)
-    name = operation_name(document)
-    paged = bool(entity.skip_arg and entity.limit_arg)
-    for skip in itertools.count(0, PAGE_SIZE):
-        variables: dict[str, t.Any] = {entity.filter_arg: dict(flt)}
-        if entity.skip_arg and entity.limit_arg:
-            variables[entity.limit_arg] = PAGE_SIZE
-            variables[entity.skip_arg] = skip
-        data = client.execute(document, variables, operation_name=name)
-        page: list[dict[str, t.Any]] = data.get(entity.root_field) or []
-        yield from page
-        if not paged or len(page) < PAGE_SIZE:
-            return
+def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
+    """The document `list_pager` sends: `query($filter: ..., $skip: Int, $limit: Int) {...}`."""
+    return list_pager(schema, entity, fields).document
 
 
 def writes_of(entity: Entity) -> EntityWrites:
@@ -287,11 +277,11 @@ class Remote:
     ) -> Iterator[dict[str, t.Any]]:
         """Every record of the team (paged, values only in variables), with extra filters."""
         clock = entity.replication_key
-        document = list_document(self.schema, entity, [*fields, *([clock] if clock else [])])
+        pager = list_pager(self.schema, entity, [*fields, *([clock] if clock else [])])
         flt: dict[str, t.Any] = dict(filters)
         if entity.team_filter_field:
             flt[entity.team_filter_field] = self.team_id
-        for record in read_list(self.client, entity, document, flt):
+        for record in pager.read(self.client, filter=flt, page_size=PAGE_SIZE):
             if clock:
                 self._saw_update(record.get(clock))
             yield record

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from graphql import print_ast
 
+from moovago_api import pager as pager_module
 from moovago_api.documents import ANCHOR_ALIAS, ANCHOR_PAGE_VAR, ANCHOR_SIZE_VAR
 from moovago_api.errors import ConfigError
 from moovago_api.pager import Pager, PagingError, read_all
@@ -241,6 +242,27 @@ def test_a_server_whose_order_changes_at_every_read_is_refused_naming_the_stream
     with pytest.raises(PagingError, match=r"Stream 'company': rows kept moving while paging"):
         fake.read(page_size=20)
     assert len(fake.calls) < 100, "bounded re-reads"
+
+
+@pytest.mark.parametrize("variant", [None, "page_paging.gql", "cursor_paging.gql"])
+@pytest.mark.parametrize("per_page", [2, 0])
+def test_a_long_list_under_steady_churn_is_read_past_the_fixed_re_read_budget(
+    variant, per_page, monkeypatch
+):
+    # Rows move before every second read, for far more re-reads than the fixed budget (10
+    # here): each page of new rows pays for re-reads, so the read goes on; without that (0 per
+    # page) the same read is refused loudly, never cut short.
+    monkeypatch.setattr(pager_module, "MAX_RESYNCS", 10)
+    monkeypatch.setattr(pager_module, "RESYNCS_PER_FRESH_PAGE", per_page)
+    fake = FakeList(
+        variant, 1500, churn=(2, 1, 1), seed=5, offset_cursors=variant == "cursor_paging.gql"
+    )
+    if per_page == 0:
+        with pytest.raises(PagingError, match=r"re-read from a safe point 10 times"):
+            fake.read(page_size=10)
+        return
+    got = set(fake.read(page_size=10))
+    assert not fake.survivors() - got
 
 
 def test_a_list_the_pager_cannot_drive_is_refused_with_one_line():
