@@ -465,7 +465,7 @@ def test_without_observed_answers_nothing_is_claimed() -> None:
     assert found["latency"]["verdict"] == "unproven"
     for key in ("page_cap", "limit", "skip", "order"):
         assert found[key]["verdict"] == "unproven"
-        assert found[key]["server_did"].startswith("no stream paged by skip/limit answered")
+        assert found[key]["server_did"].startswith("no paged stream answered")
 
 
 def test_team_query_the_server_does_not_serve(
@@ -487,7 +487,18 @@ def test_team_query_the_server_does_not_serve(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", ["renamed_roots", "offset_first", "deprecated_discovery"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "renamed_roots",
+        "offset_first",
+        "deprecated_discovery",
+        "connection_nodes",
+        "connection_edges",
+        "cursor_paging",
+        "page_paging",
+    ],
+)
 def test_a_variant_served_from_its_own_file_holds(
     capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_path: Path, shape: str
 ) -> None:
@@ -497,3 +508,41 @@ def test_a_variant_served_from_its_own_file_holds(
     code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
     assert (code, failing(report)) == (0, [])
     assert report["schema"] == str(path)
+
+
+PAGED_SHAPES = ["connection_nodes", "connection_edges", "cursor_paging", "page_paging"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", PAGED_SHAPES)
+@pytest.mark.parametrize("breaks", ["page_cap", "order", "limit"])
+def test_every_paging_shape_is_measured(
+    capsys: pytest.CaptureFixture[str],
+    sandbox_factory: Any,
+    tmp_path: Path,
+    shape: str,
+    breaks: str,
+) -> None:
+    """Cursor, page-number and connection lists: each breaking sandbox fails its own row."""
+    flags = {
+        "page_cap": ["--max-page-size", "8"],
+        "order": ["--unstable-order"],
+        "limit": ["--ignore-limit", "--default-page-size", "7"],
+    }[breaks]
+    require_flag(flags[0])
+    path = VARIANTS / "shapes" / f"{shape}.gql"
+    box = sandbox_factory(companies=30, extra_args=["--schema", str(path), *flags])
+    code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
+    assert code == 1
+    found = rows(report)
+    assert found[breaks]["verdict"] == "FAILS", found[breaks]
+    assert found[breaks]["what_to_change"]
+    # The lists themselves were read and validated: no schema row fails for the shape.
+    assert [key for key in failing(report) if key.startswith("schema:")] == []
+    if breaks == "page_cap":
+        assert report["measured"]["page_cap"] == 8
+        assert found["page_cap"]["what_to_change"] == "set page_size to 8 or less (now 10)"
+    elif breaks == "limit":
+        assert report["measured"]["fixed_page_size"] == 7
+    else:
+        assert report["measured"]["stable_order"] is False
