@@ -108,7 +108,7 @@ def load_config(source: str, environ: Mapping[str, str] | None = None) -> dict[s
         environ = os.environ if environ is None else environ
         names = TapMoovago.config_jsonschema["properties"]
         config: dict[str, Any] = {
-            name: environ[f"{ENV_PREFIX}{name.upper()}"]
+            name: _env_value(environ[f"{ENV_PREFIX}{name.upper()}"], names[name])
             for name in names
             if f"{ENV_PREFIX}{name.upper()}" in environ
         }
@@ -127,6 +127,27 @@ def load_config(source: str, environ: Mapping[str, str] | None = None) -> dict[s
     if not isinstance(config, dict):
         raise ConfigError(f"Invalid config {source}: not a JSON object")
     return config
+
+
+def _env_value(text: str, prop: Mapping[str, Any]) -> Any:
+    """A TAP_MOOVAGO_* text as the tap reads it: numbers and objects by their declared type.
+
+    Text that does not parse stays text, so the setting's own check names it in one line.
+    """
+    kinds = prop.get("type") or [
+        kind for option in prop.get("anyOf", []) for kind in [option.get("type")] if kind
+    ]
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    try:
+        if "integer" in kinds and text.strip().lstrip("-").isdigit():
+            return int(text)
+        if "number" in kinds:
+            return float(text)
+        if "object" in kinds or "array" in kinds:
+            return json.loads(text)
+    except ValueError:
+        return text
+    return text
 
 
 def _page_size(value: Any) -> int:

@@ -164,6 +164,25 @@ def test_config_from_the_environment(
     assert sandbox.stats()["mutations_total"] == before
 
 
+def test_environment_settings_are_typed_as_the_tap_declares() -> None:
+    """Meltano passes every setting as text (`meltano invoke tap-moovago:doctor`)."""
+    from moovago_api.settings import client_from_config
+    from moovago_schema.doctor import load_config
+
+    environ = {
+        "TAP_MOOVAGO_API_URL": "http://127.0.0.1:9/graphql",
+        "TAP_MOOVAGO_API_KEY": SECRET,
+        "TAP_MOOVAGO_MAX_RETRIES": "8",
+        "TAP_MOOVAGO_MAX_RESPONSE_BYTES": "67108864",
+        "TAP_MOOVAGO_SCALAR_TYPES": '{"JSON": "object"}',
+    }
+    config = load_config("ENV", environ)
+    assert config["max_retries"] == 8
+    assert config["max_response_bytes"] == 67108864
+    assert config["scalar_types"] == {"JSON": "object"}
+    client_from_config(config, default_rate=4).close()  # the settings' own checks accept them
+
+
 @pytest.mark.slow
 def test_a_page_size_above_every_stream_is_unproven_not_holding(
     capsys: pytest.CaptureFixture[str], sandbox: SandboxHandle, tmp_path: Path
