@@ -50,6 +50,7 @@ from moovago_api.errors import (
     MoovagoError,
     QueryError,
     RateLimited,
+    RequestTooLarge,
     ResponseTooLarge,
     TransientError,
 )
@@ -615,6 +616,9 @@ class _Attempts:
             )
         if status in (401, 403):
             raise self._auth_error(f"HTTP {status}")
+        if status == 413:  # refused before reading the body: nothing was applied, not retried
+            size = len(self.body)
+            raise RequestTooLarge(f"HTTP 413 to {self.label}: {size} bytes refused", size=size)
         try:
             payload = json.loads(response.content)
         except ValueError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from graphql import GraphQLNamedType, get_named_type
+from graphql import GraphQLNamedType, get_named_type, is_abstract_type
 
 from moovago_api.schema import MoovagoSchema
 
@@ -60,6 +60,14 @@ def field_report(
             fields = getattr(owner, "fields", None)
             element = fields.get(part) if isinstance(fields, dict) else None
             coordinate = f"{owner.name}.{part}"
+            if element is None and is_abstract_type(owner):
+                # A union or interface: the tap reads `__typename` and each member's fields.
+                if part == "__typename" and depth == len(parts) - 1:
+                    break
+                for member in schema.graphql.get_possible_types(owner):
+                    if part in member.fields:
+                        element, coordinate = member.fields[part], f"{member.name}.{part}"
+                        break
             if element is None:
                 missing_parents.append(".".join(parts[: depth + 1]))
                 issues.append(FieldIssue(type_name, name, MISSING, coordinate, not_in_file))

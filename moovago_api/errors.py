@@ -7,6 +7,7 @@ MoovagoError
   RateLimited        HTTP 429 (or a throttling error in a 200) that outlived its retries
   TransientError     5xx, timeout, reset, non-JSON body that outlived its retries
   QueryError         HTTP 200 with `errors`: keeps `errors` (with paths) and partial `data`
+  RequestTooLarge    HTTP 413: the body is over the server's limit; nothing was applied
   ResponseTooLarge   the decoded answer is over `max_response_bytes`; not retried
 """
 
@@ -89,3 +90,12 @@ class ResponseTooLarge(MoovagoError):
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class RequestTooLarge(MoovagoError):
+    """HTTP 413: the server (or a proxy before it) refused to read a body that large; nothing
+    was applied. `size` is the body's length in bytes."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size

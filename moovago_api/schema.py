@@ -7,6 +7,7 @@ copy through `schema_path`). All GraphQL work is done by graphql-core; nothing h
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import typing as t
@@ -49,6 +50,9 @@ from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
+
+if t.TYPE_CHECKING:
+    from moovago_api.mutations import EntityWrites
 
 __all__ = [
     "DEFAULT_SCALAR_KINDS",
@@ -156,11 +160,8 @@ class Entity:
     replication_key: str | None = None
     skip_arg: str | None = None
     limit_arg: str | None = None
-    mutation_field: str | None = None
-    create_input: str | None = None
-    update_input: str | None = None
-    update_data_input: str | None = None
-    delete_input: str | None = None
+    # The write side as the file declares it (moovago_api.mutations), attached by entities().
+    writes: EntityWrites | None = dataclasses.field(default=None, compare=False, repr=False)
     paging: Paging = Paging()
 
 
@@ -203,7 +204,8 @@ class MoovagoSchema:
         not taken are in `skipped_fields()`, each with its reason.
         """
         if self._entities is None:
-            self._entities, self._skipped = self._find_entities()
+            entities, self._skipped = self._find_entities()
+            self._entities = [_with_writes(self, e) for e in entities]
         return list(self._entities)
 
     def skipped_fields(self) -> list[SkippedField]:
@@ -278,7 +280,6 @@ class MoovagoSchema:
         updated_since = _first_live(filter_fields, _UPDATED_SINCE_FIELDS)
         has_updated_at = _live(node_type.fields.get(_REPLICATION_KEY))
         name = node_type.name[0].lower() + node_type.name[1:]
-        mutation_field, inputs = self._mutations(name)
         return Entity(
             name=name,
             stream_name=_STREAM_NAMES.get(name, _snake_case(name)),
@@ -291,31 +292,8 @@ class MoovagoSchema:
             replication_key=_REPLICATION_KEY if updated_since and has_updated_at else None,
             skip_arg=paging.offset_arg if paging.kind == "offset" else None,
             limit_arg=paging.size_arg if paging.kind == "offset" else None,
-            mutation_field=mutation_field,
             paging=paging,
-            **inputs,
         )
-
-    def _mutations(self, name: str) -> tuple[str | None, dict[str, str | None]]:
-        inputs: dict[str, str | None] = {
-            "create_input": None,
-            "update_input": None,
-            "update_data_input": None,
-            "delete_input": None,
-        }
-        mutation = self.graphql.mutation_type
-        field = mutation.fields.get(name) if mutation is not None else None
-        namespace = get_named_type(field.type) if field is not None else None
-        if not isinstance(namespace, GraphQLObjectType):
-            return None, inputs
-        for action in ("create", "update", "delete"):
-            inputs[f"{action}_input"] = _input_arg_type(namespace.fields.get(action))
-        update_input = inputs["update_input"]
-        if update_input is not None:
-            update_type = self.graphql.get_type(update_input)
-            if isinstance(update_type, GraphQLInputObjectType) and "input" in update_type.fields:
-                inputs["update_data_input"] = get_named_type(update_type.fields["input"].type).name
-        return name, inputs
 
     # -- JSON Schema -------------------------------------------------------------------------
 
@@ -858,14 +836,10 @@ def _first_live(
     return next((name for name in names if _live(items.get(name))), None)
 
 
-def _input_arg_type(field: GraphQLField | None) -> str | None:
-    """Type of a mutation's `input` argument (or of its only argument)."""
-    if field is None:
-        return None
-    arg = field.args.get("input")
-    if arg is None and len(field.args) == 1:
-        arg = next(iter(field.args.values()))
-    return get_named_type(arg.type).name if arg is not None else None
+def _with_writes(schema: MoovagoSchema, entity: Entity) -> Entity:
+    from moovago_api.mutations import describe_writes  # the write side has its own module
+
+    return dataclasses.replace(entity, writes=describe_writes(schema, entity))
 
 
 def _snake_case(name: str) -> str:

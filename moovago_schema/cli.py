@@ -248,7 +248,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
             raise InputFileError(f"Invalid target config {args.target_config}: not a JSON object")
         entities = [*schema.entities(), *load_schema().entities()]
         names = {name for e in entities for name in (e.stream_name, e.name)}
-        writable = [e.stream_name for e in schema.entities() if e.mutation_field]
+        writable = [e.stream_name for e in schema.entities() if e.writes and e.writes.writable]
         # The target's own defaults; imported here so the other commands never load the target.
         from target_moovago.plan import DEFAULT_MATCH_KEYS
 

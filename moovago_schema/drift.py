@@ -36,7 +36,13 @@ from singer_sdk.singerlib import MetadataMapping
 
 from moovago_api.deprecations import DEPRECATED, MISSING, FieldIssue, field_report
 from moovago_api.schema import MoovagoSchema
-from moovago_schema.view import ViewChange, root_mapped, view_changes
+from moovago_schema.view import (
+    ViewChange,
+    connector_view,
+    root_mapped,
+    view_changes,
+    write_shapes,
+)
 
 __all__ = [
     "CheckIssue",
@@ -201,19 +207,24 @@ def usage_index(schema: MoovagoSchema) -> UsageIndex:
             for arg in root.args.values():
                 index._walk_input(arg.type, read)
             index._walk_output(root.type, read)
-        if mutation is None or entity.mutation_field is None:
+        if mutation is None:
             continue
         write = Usage(entity.stream_name, WRITE)
-        namespace_field = mutation.fields[entity.mutation_field]
-        index.root_fields.setdefault((mutation.name, entity.mutation_field), set()).add(write)
-        namespace = get_named_type(namespace_field.type)
-        index._add_type(namespace, write)
-        if isinstance(namespace, GraphQLObjectType):
-            for action in namespace.fields.values():
-                for arg in action.args.values():
-                    index._walk_input(arg.type, write)
-                # The payload only: the target reads `recordId`; its `record` is the read side.
-                index._add_type(get_named_type(action.type), write)
+        writes = entity.writes
+        for shape in writes.shapes.values() if writes is not None else ():
+            index.root_fields.setdefault((mutation.name, shape.path[0]), set()).add(write)
+            parent = gql.get_type(shape.parent_type)
+            if len(shape.path) > 1 and parent is not None:
+                index._add_type(parent, write)  # the namespace: CompanyMutation
+            action = (
+                parent.fields.get(shape.path[-1]) if isinstance(parent, GraphQLObjectType) else None
+            )
+            if action is None:
+                continue
+            for arg in action.args.values():
+                index._walk_input(arg.type, write)
+            # The payload only: the target reads the id; a record in it is the read side.
+            index._add_type(get_named_type(action.type), write)
     return index
 
 
@@ -368,9 +379,10 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
             continue
         root = f"{new_index.query_type}.{entity.root_field}"
         usages = [Usage(entity.stream_name, READ)]
-        if entity.mutation_field is not None:
+        can_write = entity.writes is not None and entity.writes.writable
+        if can_write:
             usages.append(Usage(entity.stream_name, WRITE))
-        writable = "read and write" if entity.mutation_field else "read only"
+        writable = "read and write" if can_write else "read only"
         changes.append(
             SchemaChange(
                 severity=NEW_ENTITY,
@@ -390,6 +402,7 @@ def diff_schemas(old: MoovagoSchema, new: MoovagoSchema) -> DiffReport:
     }
     view = view_changes(old, new, covered)
     changes = _adapted(changes, view, old)
+    changes = _write_adapted(changes, view, old, new)
     return DiffReport(
         str(old.path),
         str(new.path),
@@ -430,6 +443,46 @@ def _adapted(
         )
         if root in repaged and (removed_paging_arg or connection):
             change = dataclasses.replace(change, adapted=f"the tap pages with {repaged[root]}")
+        result.append(change)
+    return result
+
+
+def _write_adapted(
+    changes: list[SchemaChange],
+    view: Sequence[ViewChange],
+    old: MoovagoSchema,
+    new: MoovagoSchema,
+) -> list[SchemaChange]:
+    """A breaking change that only touches the write side of streams the target still writes
+    the same way (every kind still has a mutation, every write field is still there) is absorbed:
+    e.g. Mutation.company { create } became Mutation.createCompany, or update(input: {id, input})
+    became update(id:, input:). It is marked `adapted` with the mutations the target now calls."""
+    before, after = connector_view(old), connector_view(new)
+    broken = {
+        change.stream for change in view if change.side == WRITE and change.severity == BREAKING
+    }
+    result = []
+    for change in changes:
+        streams = {usage.stream for usage in change.usages}
+        if (
+            change.severity == BREAKING
+            and not change.adapted
+            and change.usages
+            and all(usage.side == WRITE for usage in change.usages)
+            and not streams & broken
+            and all(
+                stream in before
+                and stream in after
+                and before[stream].writes
+                and set(before[stream].writes) <= set(after[stream].writes)
+                for stream in streams
+            )
+        ):
+            calls = "; ".join(
+                f"{stream}: {', '.join(after[stream].writes.values())}"
+                for stream in sorted(streams)
+            )
+            change = dataclasses.replace(change, adapted=f"the target writes with {calls}")
         result.append(change)
     return result
 
@@ -586,14 +639,16 @@ def check_target_fields(
     by_name = {entity.name: entity for entity in schema.entities()}
     for stream, fields in written.items():
         entity = known.get(stream) or by_name.get(stream)
-        if entity is None or entity.mutation_field is None:
+        shapes = write_shapes(entity) if entity is not None else []
+        if entity is None or not shapes:
             why = "no stream" if entity is None else "no mutation for stream"
             issues.append(
                 CheckIssue("target", stream, "", MISSING, f"{why} {stream!r} in {schema.path.name}")
             )
             continue
-        inputs = [name for name in (entity.create_input, entity.update_data_input) if name]
-        names = list(fields) if fields is not None else _input_fields(schema, inputs)
+        inputs = list(dict.fromkeys(s.data_type for s in shapes if s.data_type))
+        writable = [f.name for shape in shapes for f in shape.fields]
+        names = list(fields) if fields is not None else list(dict.fromkeys(writable))
         reports = {name: field_report(schema, name, names) for name in inputs}
         for field_name in names:
             per_input = [i for report in reports.values() for i in report if i.field == field_name]
@@ -642,15 +697,6 @@ def _joined(issues: Sequence[FieldIssue]) -> str:
     if len({i.detail for i in issues}) == 1:
         return " and ".join(i.coordinate for i in issues) + f": {issues[0].detail}"
     return "; ".join(i.reason for i in issues)
-
-
-def _input_fields(schema: MoovagoSchema, type_names: Sequence[str]) -> list[str]:
-    names: list[str] = []
-    for type_name in type_names:
-        gql_type = schema.graphql.get_type(type_name)
-        if isinstance(gql_type, GraphQLInputObjectType):
-            names += [name for name in gql_type.fields if name not in names]
-    return names
 
 
 def _property(json_schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:

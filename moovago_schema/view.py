@@ -19,7 +19,6 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
-    GraphQLInputObjectType,
     GraphQLNamedType,
     NamedTypeNode,
     NameNode,
@@ -33,6 +32,7 @@ from graphql import (
     visit,
 )
 
+from moovago_api.mutations import MutationShape
 from moovago_api.schema import Entity, MoovagoSchema
 
 __all__ = [
@@ -134,7 +134,9 @@ class EntityView:
     write_coordinates: dict[str, list[str]] = field(default_factory=dict)
     paging: str = "none"
     incremental: str = "none"
-    mutation: str | None = None  # 'Mutation.company' when writable
+    mutation: str | None = None  # 'Mutation.company' when writable (top-level: each, joined)
+    #: kind -> the mutation the target calls: {'create': 'Mutation.company.create', ...}
+    writes: dict[str, str] = field(default_factory=dict)
 
 
 def connector_view(schema: MoovagoSchema) -> dict[str, EntityView]:
@@ -149,13 +151,12 @@ def connector_view(schema: MoovagoSchema) -> dict[str, EntityView]:
         _walk_output(gql.get_type(entity.type_name), "", read_fields, read_coordinates, ())
         write_fields: dict[str, str] = {}
         write_coordinates: dict[str, list[str]] = {}
-        for input_name in (entity.create_input, entity.update_data_input):
-            input_type = gql.get_type(input_name) if input_name else None
-            if not isinstance(input_type, GraphQLInputObjectType):
-                continue
-            for name, input_field in input_type.fields.items():
-                write_fields.setdefault(name, str(input_field.type))
-                write_coordinates.setdefault(name, []).append(f"{input_type.name}.{name}")
+        for shape in write_shapes(entity):
+            for input_field in shape.fields:
+                name = input_field.name
+                write_fields.setdefault(name, input_field.type)
+                write_coordinates.setdefault(name, []).append(f"{shape.data_type}.{name}")
+        writes = _writes(entity, mutation_name)
         views[entity.stream_name] = EntityView(
             stream=entity.stream_name,
             entity=entity.name,
@@ -167,9 +168,34 @@ def connector_view(schema: MoovagoSchema) -> dict[str, EntityView]:
             write_coordinates=write_coordinates,
             paging=_paging(entity),
             incremental=_incremental(entity),
-            mutation=f"{mutation_name}.{entity.mutation_field}" if entity.mutation_field else None,
+            mutation=_mutation(entity, mutation_name),
+            writes=writes,
         )
     return views
+
+
+def write_shapes(entity: Entity) -> list[MutationShape]:
+    """The create and update mutations of a writable entity (what the target sends fields to)."""
+    writes = entity.writes
+    if writes is None or not writes.writable:
+        return []
+    return [writes.shapes[kind] for kind in ("create", "update") if kind in writes.shapes]
+
+
+def _writes(entity: Entity, mutation_name: str) -> dict[str, str]:
+    writes = entity.writes
+    if writes is None or not writes.writable:
+        return {}
+    return {kind: ".".join((mutation_name, *shape.path)) for kind, shape in writes.shapes.items()}
+
+
+def _mutation(entity: Entity, mutation_name: str) -> str | None:
+    """'Mutation.company' (a namespace), or the top-level mutations joined; None: read only."""
+    writes = entity.writes
+    if writes is None or not writes.writable:
+        return None
+    roots = dict.fromkeys(shape.path[0] for shape in writes.shapes.values())
+    return ", ".join(f"{mutation_name}.{root}" for root in roots)
 
 
 def _walk_output(
@@ -241,7 +267,7 @@ class ViewChange:
 
     @property
     def side(self) -> str:
-        return "write" if self.aspect in ("write field", "writable") else "read"
+        return "write" if self.aspect in ("write field", "writable", "writes") else "read"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -298,6 +324,8 @@ def view_changes(
                     covered.get(was.mutation or "", ""),
                 )
             )
+        elif was.writes != now.writes:
+            changes.append(_writes_change(was, now))
     for stream, now in after.items():
         if stream not in before:
             changes.append(
@@ -313,6 +341,29 @@ def view_changes(
                 )
             )
     return changes
+
+
+def _writes_change(was: EntityView, now: EntityView) -> ViewChange:
+    """The stream stays writable through other mutations: a kind lost breaks the target."""
+    lost = [kind for kind in was.writes if kind not in now.writes]
+    moved = ", ".join(
+        f"{kind} {was.writes[kind]} -> {now.writes[kind]}"
+        for kind in was.writes
+        if kind in now.writes and was.writes[kind] != now.writes[kind]
+    )
+    detail = f"target-moovago can no longer {' or '.join(lost)} this stream" if lost else ""
+    if not lost:
+        detail = f"target-moovago writes with the new mutations ({moved})" if moved else ""
+    return ViewChange(
+        was.stream,
+        "writes",
+        was.mutation or "",
+        ", ".join(sorted(was.writes)),
+        ", ".join(sorted(now.writes)),
+        BREAKING if lost else INFO,
+        tuple(was.writes[kind] for kind in lost),
+        detail,
+    )
 
 
 def _not_detected(was: EntityView, new: MoovagoSchema, covered: Mapping[str, str]) -> ViewChange:

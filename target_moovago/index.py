@@ -1,33 +1,69 @@
 """The index of remote records: match keys, the stored values of tracked fields, and the
-pending ids of planned creates. Pure data: nothing here does I/O."""
+pending ids of planned creates. Pure data: nothing here does I/O.
+
+Match-key values compare exactly: `abc` and `ABC` are two records. A stream may opt in to
+normalisation (`trim`, `case`: str.strip, str.casefold), which also merges `Straße`/`STRASSE`
+and the Kelvin sign with `K`. A value that cannot be a key (object, list, NaN, a boolean in a
+field that is not one) rejects its row; a stored record with such a value is not indexed."""
 
 from __future__ import annotations
 
+import decimal
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+NORMALIZATIONS = ("trim", "case")
+
+
+class BadKeyError(ValueError):
+    """A value that cannot be (part of) a match key: an object, a list, NaN or Infinity."""
+
+
+def parse_normalize(stream: str, value: Any) -> frozenset[str]:
+    """The `match_normalize` entry of one stream, e.g. ["trim", "case"]; ValueError with a
+    sentence for anything else."""
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        msg = f"match_normalize: {stream!r} must be a list of {', '.join(NORMALIZATIONS)}"
+        raise ValueError(msg)
+    unknown = [v for v in value if v not in NORMALIZATIONS]
+    if unknown:
+        msg = (
+            f"match_normalize: {stream!r} names {', '.join(map(repr, unknown))}; "
+            f"use {' and/or '.join(NORMALIZATIONS)}"
+        )
+        raise ValueError(msg)
+    return frozenset(value)
+
 
 @dataclass(frozen=True)
 class KeySpec:
-    """One match key: its fields, and those of them that may be null (written `field?`)."""
+    """One match key: its fields, those of them that may be null (written `field?`), and the
+    normalisation its text values get before comparing (none by default: exact)."""
 
     fields: tuple[str, ...]
     optional: frozenset[str] = frozenset()
+    normalize: frozenset[str] = frozenset()
 
     @classmethod
-    def parse(cls, names: Sequence[str]) -> KeySpec:
+    def parse(cls, names: Sequence[str], normalize: Iterable[str] = ()) -> KeySpec:
         fields = tuple(n.rstrip("?") for n in names)
-        return cls(fields, frozenset(n.rstrip("?") for n in names if n.endswith("?")))
+        optional = frozenset(n.rstrip("?") for n in names if n.endswith("?"))
+        return cls(fields, optional, frozenset(normalize))
 
     def __str__(self) -> str:
         return "+".join(f + ("?" if f in self.optional else "") for f in self.fields)
 
     def value(self, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """The key of a row or record, or None when a required part is empty."""
+        """The key of a row or record, or None when a required part is empty or cannot be a
+        key (the planner rejects such rows before asking; such stored records stay unindexed)."""
         parts = []
         for name in self.fields:
-            part = key_part(values.get(name))
+            try:
+                part = key_part(values.get(name), self.normalize)
+            except BadKeyError:
+                return None
             if part is None and name not in self.optional:
                 return None
             parts.append(part)
@@ -36,21 +72,50 @@ class KeySpec:
         return tuple(parts)
 
     def missing(self, values: Mapping[str, Any]) -> list[str]:
-        return [
-            n for n in self.fields if n not in self.optional and key_part(values.get(n)) is None
-        ]
+        return [n for n in self.fields if n not in self.optional and _empty(values.get(n))]
 
 
-def key_part(value: Any) -> Any:
-    """Keys match case-insensitively and ignore surrounding blanks (codes, e-mails)."""
+def _empty(value: Any) -> bool:
+    try:
+        return key_part(value) is None
+    except BadKeyError:
+        return False
+
+
+def key_part(value: Any, normalize: Iterable[str] = ()) -> Any:
+    """One part of a key, compared exactly unless the stream opts in to `trim`/`case`.
+
+    '' is no value; 1.0 and 1 are the same number; BadKeyError for what cannot be a key."""
     if value is None:
         return None
     if isinstance(value, str):
-        text = value.strip().casefold()
-        return text or None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+        if "trim" in normalize:
+            value = value.strip()
+        if "case" in normalize:
+            value = value.casefold()
+        return value or None
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float | decimal.Decimal):
+        if not (value.is_finite() if isinstance(value, decimal.Decimal) else math.isfinite(value)):
+            raise BadKeyError("NaN and Infinity cannot be key values")
+        return int(value) if value == int(value) else float(value)
+    kinds = {dict: "an object", list: "a list"}
+    kind = next((k for t, k in kinds.items() if isinstance(value, t)), type(value).__name__)
+    raise BadKeyError(f"{kind} cannot be a key value")
+
+
+def key_value_problem(value: Any, prop: Mapping[str, Any]) -> str | None:
+    """Why `value` cannot be a match-key value of the input field `prop`, else None."""
+    try:
+        key_part(value)
+    except BadKeyError as exc:
+        return f"{exc}; a match key must be one text or number"
+    kind = prop.get("type", [])
+    types = {kind} if isinstance(kind, str) else set(kind)
+    if isinstance(value, bool) and types and "boolean" not in types:
+        return "a boolean cannot be a key value of a field that is not a boolean"
+    return None
 
 
 DEFAULT_MATCH_KEYS: dict[str, list[list[str]]] = {
@@ -143,16 +208,18 @@ class RemoteIndex:
 
     def lookup_field(self, name: str, value: Any) -> list[str]:
         """Ids whose `name` equals `value` (as keys compare), e.g. a parent's customerCode."""
-        key = key_part(value)
+        normalize = next((s.normalize for s in self.key_specs if name in s.fields), frozenset())
+        single = KeySpec((name,), normalize=normalize)
+        key = single.value({name: value})
         if key is None:
             return []
         for number, spec in enumerate(self.key_specs):
             if spec.fields == (name,):
-                return self.lookup(number, (key,))
+                return self.lookup(number, key)
         if name not in self.fields:
             return []
         position = self.fields.index(name)
-        return [i for i, v in self._values.items() if key_part(v[position]) == key]
+        return [i for i, v in self._values.items() if single.value({name: v[position]}) == key]
 
     def find(self, values: Mapping[str, Any]) -> tuple[KeySpec | None, list[str]]:
         """Ids matching the first key spec the values fill; (None, []) when none applies."""

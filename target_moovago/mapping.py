@@ -1,21 +1,47 @@
 """Warehouse row -> Moovago mutation input: column names, values, validation. Pure, no I/O.
 
 Column names are compared case- and separator-insensitively with the fields of the entity's
-input types, so `postal_code`, `postalcode` and `POSTAL_CODE` all land on `postalCode`.
+input types, so `postal_code`, `postalcode` and `POSTAL_CODE` all land on `postalCode`; two
+such columns holding different values reject the row. Values JSON cannot carry (NaN,
+Infinity), an `_sdc_deleted_at` that is not a timestamp and `''` in a non-string field are
+decided here, row by row: `''` means "no value" there unless the stream keeps it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 
-from moovago_api.wire import format_datetime, is_datetime_text, normalise_datetime_text
+from moovago_api.wire import format_datetime
+from target_moovago.values import (
+    FORMAT_CHECKER,
+    comparable,
+    deletion_time,
+    id_input_fields,
+    non_finite,
+    takes_text,
+    to_api_value,
+)
+
+__all__ = [  # the value rules are part of the mapping's vocabulary
+    "DELETED_AT",
+    "SDC_PREFIX",
+    "ColumnMap",
+    "FieldMapper",
+    "InputValidator",
+    "MappedRow",
+    "Problem",
+    "Reference",
+    "comparable",
+    "format_datetime",
+    "id_input_fields",
+    "normalise_name",
+    "to_api_value",
+]
 
 _SEPARATORS = re.compile(r"[^0-9a-z]")
 SDC_PREFIX = "_sdc_"
@@ -25,80 +51,6 @@ DELETED_AT = "_sdc_deleted_at"
 def normalise_name(name: str) -> str:
     """`Postal_Code`, `postal-code`, `POSTALCODE` -> `postalcode`."""
     return _SEPARATORS.sub("", name.casefold())
-
-
-def _is_datetime_string(value: object) -> bool:
-    return not isinstance(value, str) or is_datetime_text(value)
-
-
-def _is_date_string(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return len(value) == 10
-
-
-FORMAT_CHECKER = FormatChecker()
-FORMAT_CHECKER.checks("date-time")(_is_datetime_string)
-FORMAT_CHECKER.checks("date", raises=())(_is_date_string)
-
-
-def _formats(prop: Mapping[str, Any]) -> str | None:
-    fmt = prop.get("format")
-    return fmt if isinstance(fmt, str) else None
-
-
-def _types(prop: Mapping[str, Any]) -> set[str]:
-    kind = prop.get("type", [])
-    return {kind} if isinstance(kind, str) else set(kind)
-
-
-def to_api_value(value: Any, prop: Mapping[str, Any]) -> Any:
-    """Serialise one Python value the way the API expects it for the input field `prop`."""
-    fmt = _formats(prop)
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if fmt == "date" else format_datetime(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str) and fmt == "date-time":
-        try:
-            return normalise_datetime_text(value)
-        except ValueError:
-            return value  # left as is: validation rejects it with the field's name
-    if isinstance(value, decimal.Decimal):
-        if "integer" in _types(prop) and value == value.to_integral_value():
-            return int(value)
-        return float(value)
-    if isinstance(value, list):
-        items = prop.get("items", {})
-        return [to_api_value(item, items) for item in value]
-    if isinstance(value, dict):
-        props = prop.get("properties", {})
-        return {k: to_api_value(v, props.get(k, {})) for k, v in value.items()}
-    return value
-
-
-def comparable(value: Any) -> Any:
-    """A form in which an input value and the stored value compare equal when they mean the same.
-
-    Lists of ids are sets to the API (order carries no meaning), numbers compare by value.
-    """
-    if isinstance(value, list):
-        items = [comparable(v) for v in value]
-        try:
-            return tuple(sorted(items))
-        except TypeError:
-            return tuple(items)
-    if isinstance(value, dict):
-        return tuple(sorted((k, comparable(v)) for k, v in value.items()))
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float | decimal.Decimal):
-        return float(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -127,6 +79,9 @@ class FieldMapper:
     `input_props`: the union of the create and update-data input JSON Schema properties.
     `output_fields`: fields of the entity's object type (read-only columns are not unknown).
     `parents`: for reference columns, {input field: (parent stream, parent key fields)}.
+    `id_fields`: input fields of GraphQL type ID (JSON Schema says only "string").
+    `keep_empty`: input fields where `''` stays a value (`"*"`: every field); elsewhere `''`
+    in a field that does not take free text (enum, number, date, ID, list) means no value.
     """
 
     def __init__(
@@ -134,8 +89,19 @@ class FieldMapper:
         input_props: Mapping[str, Mapping[str, Any]],
         output_fields: Iterable[str] = (),
         parents: Mapping[str, tuple[str, Iterable[str]]] | None = None,
+        *,
+        id_fields: Iterable[str] = (),
+        keep_empty: Iterable[str] = (),
     ) -> None:
         self.input_props = dict(input_props)
+        ids = set(id_fields)
+        keep = set(keep_empty)
+        # Input fields where '' is no value; every other '' is sent as it is.
+        self._empty_is_none = frozenset(
+            name
+            for name, prop in self.input_props.items()
+            if "*" not in keep and name not in keep and not takes_text(prop, is_id=name in ids)
+        )
         self._by_norm = {normalise_name(name): name for name in self.input_props}
         self._output = {normalise_name(name) for name in output_fields}
         self._refs: dict[str, Reference] = {}
@@ -192,25 +158,82 @@ class FieldMapper:
         return [name for name in self.input_props if name in hit]
 
     def convert(self, record: Mapping[str, Any]) -> MappedRow:
-        """Split one record into its API payload, id, references, delete flag and unknowns."""
+        """Split one record into its API payload, id, references, delete flag and unknowns;
+        what makes the row unwritable is in `problems`, each naming its column."""
         row = MappedRow()
         for column, value in record.items():
             kind, detail = self.classify(column)
             if kind == "field":
-                if detail in row.payload and row.payload[detail] is not None and value is None:
-                    continue  # two spellings of one field: a value wins over an empty one
-                row.payload[detail] = to_api_value(value, self.input_props[detail])
+                if value == "" and detail in self._empty_is_none:
+                    value = None
+                bad = non_finite(value, column)
+                if bad is not None:
+                    row.problems.append(Problem(bad, _NON_FINITE))
+                    continue
+                converted = to_api_value(value, self.input_props[detail])
+                earlier = row.sources.get(detail)
+                if earlier is not None:
+                    held = row.payload[detail]
+                    if converted is None:
+                        continue  # two spellings of one field: a value wins over an empty one
+                    if held is not None and comparable(held) != comparable(converted):
+                        row.problems.append(_conflict(detail, earlier, column, held, converted))
+                        continue
+                row.payload[detail] = converted
                 row.sources[detail] = column
             elif kind == "ref":
+                if non_finite(value, column) is not None:
+                    row.problems.append(Problem(column, _NON_FINITE))
+                    continue
                 row.references[column] = (detail, value)
             elif kind == "id":
-                row.record_id = None if value in (None, "") else str(value)
+                self._convert_id(row, column, value)
             elif kind == "sdc":
-                if column == DELETED_AT and value not in (None, ""):
-                    row.deleted = True
+                if column == DELETED_AT:
+                    try:
+                        row.deleted = deletion_time(value) is not None
+                    except ValueError:
+                        row.problems.append(Problem(column, _not_a_timestamp(value)))
             elif kind == "unknown":
                 row.unknown.append(column)
         return row
+
+    @staticmethod
+    def _convert_id(row: MappedRow, column: str, value: Any) -> None:
+        if value in (None, ""):
+            return
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            shown = _shown(value)
+            row.problems.append(Problem(column, f"an id must be a string, got {shown}"))
+            row.record_id = str(value)  # only to name the row in messages
+            return
+        if row.id_column is not None and row.record_id != str(value):
+            row.problems.append(_conflict("id", row.id_column, column, row.record_id, str(value)))
+            return
+        row.record_id, row.id_column = str(value), column
+
+
+_NON_FINITE = "NaN and Infinity are not JSON numbers, so the API cannot be sent this value"
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def _not_a_timestamp(value: Any) -> str:
+    return (
+        f"{_shown(value)} is not a timestamp; _sdc_deleted_at deletes a record only when it "
+        "holds an ISO-8601 date-time with a time zone (null or '' mean not deleted)"
+    )
+
+
+def _conflict(name: str, first: str, second: str, one: Any, other: Any) -> Problem:
+    return Problem(
+        f"{first},{second}",
+        f"columns {first} and {second} both fill {name} with different values "
+        f"({_shown(one)} and {_shown(other)}); keep one of them",
+    )
 
 
 @dataclass
@@ -219,8 +242,10 @@ class MappedRow:
     sources: dict[str, str] = field(default_factory=dict)  # input field -> column it came from
     references: dict[str, tuple[Reference, Any]] = field(default_factory=dict)
     record_id: str | None = None
+    id_column: str | None = None
     deleted: bool = False
     unknown: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # each rejects the row
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,7 @@ class InputValidator:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        self.properties: Mapping[str, Mapping[str, Any]] = schema.get("properties", {})
 
     def problems(self, payload: Mapping[str, Any]) -> list[Problem]:
         found = [

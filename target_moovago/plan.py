@@ -1,6 +1,9 @@
 """Pure planning: mapped rows + an index of remote records -> create/update/delete/unchanged/reject.
 
 Nothing here does I/O; the sink feeds it rows and an index and sends what it returns.
+
+A row that cannot be written (a mapping problem, a value that cannot be a key, no key at all
+in create_only/upsert unless keyless creates are allowed) is rejected before any write.
 """
 
 from __future__ import annotations
@@ -10,14 +13,26 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, key_part
-from target_moovago.mapping import InputValidator, MappedRow, comparable
+from target_moovago.index import (
+    DEFAULT_MATCH_KEYS,
+    BadKeyError,
+    KeySpec,
+    RemoteIndex,
+    key_part,
+    key_value_problem,
+    parse_normalize,
+)
+from target_moovago.mapping import InputValidator, MappedRow, Problem, comparable
+
+KEYLESS_SETTING = "allow_keyless_creates"
 
 __all__ = [  # the index's names are re-exported: the planner's vocabulary
     "COUNTER",
     "DEFAULT_MATCH_KEYS",
+    "KEYLESS_SETTING",
     "WRITES",
     "Action",
+    "BadKeyError",
     "KeySpec",
     "Kind",
     "Mode",
@@ -26,6 +41,7 @@ __all__ = [  # the index's names are re-exported: the planner's vocabulary
     "Row",
     "chunks",
     "key_part",
+    "parse_normalize",
 ]
 
 
@@ -78,6 +94,17 @@ class Row:
                 return ",".join(f"{f}={self.payload.get(f)!r}" for f in spec.fields)
         return f"row #{self.position}"
 
+    def problem(self, specs: Sequence[KeySpec], props: Mapping[str, Any]) -> Problem | None:
+        """What makes this row unwritable before planning: a mapping problem (NaN, a bad
+        `_sdc_deleted_at`, conflicting columns) or a match-key value that cannot be a key."""
+        if self.mapped.problems:
+            return self.mapped.problems[0]
+        for name in dict.fromkeys(f for spec in specs for f in spec.fields):
+            reason = key_value_problem(self.payload.get(name), props.get(name) or {})
+            if reason is not None:
+                return Problem(name, reason)
+        return None
+
 
 @dataclass
 class Action:
@@ -110,12 +137,24 @@ class Planner:
     # Fields a NULL may clear on update (nullable scalars or objects of the output type). A NULL
     # in any other field (non-null output, lists) leaves the stored value alone.
     clearable: frozenset[str] | None = None  # None: every field
+    # Create rows with neither id nor match key (create_only, upsert): a create that fails
+    # ambiguously cannot be found again, so a crash and resume may duplicate it.
+    keyless_creates: bool = False
+    # How to fix a missing key: 'set match_keys, e.g. {...}' (moovago_api.mutations).
+    key_hint: str = "set match_keys"
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order; later rows with the same key supersede earlier."""
         actions: list[Action | None] = [None] * len(rows)
         last_by_key: dict[tuple[Any, ...], int] = {}
+        props = {**self.update_validator.properties, **self.create_validator.properties}
         for number, row in enumerate(rows):
+            problem = row.problem(self.index.key_specs, props)
+            if problem is not None:
+                actions[number] = Action(
+                    Kind.REJECT, row, reason=problem.reason, field=problem.field
+                )
+                continue
             identity = self.identity(row)
             if identity is not None:
                 earlier = last_by_key.get(identity)
@@ -142,7 +181,6 @@ class Planner:
         return None
 
     def _plan_one(self, row: Row) -> Action:
-        specs = self.index.key_specs
         if row.mapped.deleted and not self.hard_delete:
             return Action(Kind.SKIP_DELETE, row, reason="_sdc_deleted_at is set, hard_delete off")
         record_id = row.mapped.record_id
@@ -155,15 +193,8 @@ class Planner:
             matches = [record_id]
         else:
             spec, matches = self.index.find(row.payload)
-            if spec is None and self.mode is not Mode.CREATE_ONLY and not row.mapped.deleted:
-                missing = sorted({m for s in specs for m in s.missing(row.payload)})
-                keys = " or ".join(str(s) for s in specs)
-                return Action(
-                    Kind.REJECT,
-                    row,
-                    reason=f"no id and no match key ({keys}): cannot tell whether it exists",
-                    field=",".join(missing) or None,
-                )
+            if spec is None and not (self.keyless_creates and self.mode is not Mode.UPDATE_ONLY):
+                return self._keyless(row)
             if len(matches) > 1:
                 return Action(
                     Kind.REJECT,
@@ -185,6 +216,28 @@ class Planner:
                 Kind.REJECT, row, record_id=matches[0], reason="already exists (create_only)"
             )
         return self._update(row, matches[0])
+
+    def _keyless(self, row: Row) -> Action:
+        """A row with neither id nor match key: it cannot be found again, so it is refused."""
+        specs = self.index.key_specs
+        missing = sorted({m for s in specs for m in s.missing(row.payload)})
+        keys = " or ".join(str(s) for s in specs) or "none configured"
+        if row.mapped.deleted:
+            why = "cannot tell which record to delete"
+        elif self.mode is Mode.UPDATE_ONLY:
+            why = f"cannot tell whether it exists; {self.key_hint}"
+        else:
+            why = (
+                "a create without a key cannot be found again after a failure, so a resume "
+                f"could duplicate it; fill the key, {self.key_hint}, or opt in with "
+                f"{KEYLESS_SETTING}"
+            )
+        return Action(
+            Kind.REJECT,
+            row,
+            reason=f"no id and no match key ({keys}): {why}",
+            field=",".join(missing) or None,
+        )
 
     def _create(self, row: Row) -> Action:
         data = {k: v for k, v in row.payload.items() if v is not None}

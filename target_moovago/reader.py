@@ -1,13 +1,21 @@
 """Reads the Singer input: a broken line is one clear fatal error naming the input line and,
 where it has one, the stream (never a traceback); a termination signal stops reading between
-two lines."""
+two lines.
+
+Checked for every message type the SDK accepts (SCHEMA, RECORD, STATE, ACTIVATE_VERSION,
+BATCH): its shape, that its stream had a SCHEMA first, and a nesting depth of at most
+MAX_DEPTH levels. A BATCH's files are read and checked like RECORD lines before any of its
+rows is handed on, so a missing file or a bad line in one writes nothing of that message.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
 import typing as t
 from collections import Counter
 
+import fsspec
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
@@ -19,15 +27,37 @@ _REQUIRED: dict[str, dict[str, type | None]] = {
     "SCHEMA": {"stream": str, "schema": None},  # checked with its "properties" below
     "RECORD": {"stream": str, "record": dict},
     "STATE": {"value": None},
-    "ACTIVATE_VERSION": {"stream": str, "version": None},
+    "ACTIVATE_VERSION": {"stream": str, "version": int},
     "BATCH": {"stream": str, "encoding": dict, "manifest": list},
 }
-__all__ = ["InputError", "MoovagoReader", "RecordBeforeSchemaError"]
-_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+__all__ = ["MAX_DEPTH", "InputError", "MoovagoReader", "RecordBeforeSchemaError"]
+# Optional parts the SDK reads, when present: (JSON type, type of each item or None).
+_OPTIONAL: dict[str, dict[str, tuple[type, type | None]]] = {
+    "SCHEMA": {"key_properties": (list, str), "bookmark_properties": (list, None)},
+    "RECORD": {"time_extracted": (str, None), "version": (int, None)},
+    "ACTIVATE_VERSION": {"version": (int, None)},
+}
+_JSON_NAMES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+}
+# Deeper than this is refused as broken input: the row-level checks (mapping, validation,
+# the rejects file) stay within Python's recursion limit below it, and no Moovago input type
+# nests more than a few levels.
+MAX_DEPTH = 256
+BATCH_FORMATS = ("jsonl",)
+BATCH_COMPRESSIONS = (None, "none", "gzip")
 
 
 class ReadInterrupted(Exception):
     """Raised by a signal handler while the reader waits for the next line."""
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "AEIOU" else f"a {kind}"
 
 
 def _json_name(value: t.Any) -> str:
@@ -38,12 +68,45 @@ def _json_name(value: t.Any) -> str:
     return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
+_TOO_DEEP = f"more than {MAX_DEPTH} levels of objects and arrays"
+
+
+def _check_depth(value: t.Any, limit: int) -> None:
+    """RecursionError when `value` nests objects and arrays deeper than `limit` (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise RecursionError
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _batch_file_problem(path: str, *, gzipped: bool) -> str | None:
+    """What is wrong with one BATCH file's lines (None: every line is a record object)."""
+    with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = deserialize_json(line)
+                _check_depth(record, MAX_DEPTH - 1)
+            except RecursionError:
+                return f"line {number} is nested too deeply ({_TOO_DEEP})"
+            except (ValueError, UnicodeDecodeError):
+                return f"line {number} is not valid JSON"
+            if not isinstance(record, dict):
+                return f"line {number} is {_json_name(record)}, not a record object"
+    return None
+
+
 class MoovagoReader(SingerReader):
     """The SDK's reader, checking each message's shape before the target handles it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.streams: set[str] = set()  # streams whose SCHEMA was handled
+        self.on_failure: t.Callable[[], None] = lambda: None  # the run ends on broken input
         self.waiting = False  # blocked reading the next line: no message is half handled
         self.stop_requested = False
         self.reading = False  # the input is not all read yet
@@ -63,6 +126,9 @@ class MoovagoReader(SingerReader):
         self.reading = True
         try:
             return self._process_lines(file_input, callbacks)
+        except BaseException:
+            self.on_failure()
+            raise
         finally:
             self.reading = False
 
@@ -84,6 +150,9 @@ class MoovagoReader(SingerReader):
             self._current_message = line
             message = self._message(line)
             kind = message["type"]
+            self._check_order(message)
+            if kind == "BATCH":
+                self._check_batch_files(message)
             try:
                 callbacks[kind](message)
             except RecordsWithoutSchemaException:
@@ -92,8 +161,47 @@ class MoovagoReader(SingerReader):
             except UnsupportedStreamError as exc:
                 msg = f"input line {self.line_number}: {exc}"  # it names the stream
                 raise UnsupportedStreamError(msg) from None
+            if kind == "SCHEMA":
+                self.streams.add(message["stream"])
             stats[kind] += 1
         return stats
+
+    def _check_order(self, message: dict[str, t.Any]) -> None:
+        """ACTIVATE_VERSION and BATCH name a stream whose SCHEMA came first (RECORD: the SDK
+        raises its own exception, kept for callers that catch it)."""
+        kind = message["type"]
+        if kind in {"ACTIVATE_VERSION", "BATCH"} and message["stream"] not in self.streams:
+            msg = self._where(message, f"{_a(kind)} before the SCHEMA of {message['stream']!r}")
+            raise InputError(msg)
+
+    def _check_batch_files(self, message: dict[str, t.Any]) -> None:
+        """Read every file of a BATCH and check its lines before any row of it is written."""
+        encoding = message["encoding"]
+        fmt, compression = encoding.get("format"), encoding.get("compression")
+        extra = sorted(set(encoding) - {"format", "compression"})
+        if fmt not in BATCH_FORMATS or compression not in BATCH_COMPRESSIONS or extra:
+            msg = self._where(
+                message,
+                f"unsupported BATCH encoding {json.dumps(encoding, default=str)[:200]}; "
+                'target-moovago reads {"format": "jsonl"} files, plain or gzip',
+            )
+            raise InputError(msg)
+        for path in message["manifest"]:
+            if not isinstance(path, str) or not path:
+                got = _json_name(path)
+                msg = self._where(message, f"a BATCH manifest entry must be a file URL, not {got}")
+                raise InputError(msg)
+            self._check_batch_file(message, path, gzipped=compression == "gzip")
+
+    def _check_batch_file(self, message: dict[str, t.Any], path: str, *, gzipped: bool) -> None:
+        try:
+            problem = _batch_file_problem(path, gzipped=gzipped)
+        except FileNotFoundError:
+            problem = "does not exist"
+        except (OSError, EOFError) as exc:
+            problem = f"cannot be read ({exc})"
+        if problem is not None:
+            raise InputError(self._where(message, f"BATCH file {path} {problem}"))
 
     def _next_line(self, lines: t.Iterator[str]) -> str | None:
         try:
@@ -113,6 +221,10 @@ class MoovagoReader(SingerReader):
         """Parse one line; the SDK's version logs the whole line with a traceback."""
         try:
             value = deserialize_json(line)
+            _check_depth(value, MAX_DEPTH)
+        except RecursionError:
+            msg = f"input line {self.line_number} is nested too deeply ({_TOO_DEEP})"
+            raise InputError(msg) from None
         except json.JSONDecodeError as exc:
             msg = (
                 f"input line {self.line_number} is not valid JSON "
@@ -148,8 +260,23 @@ class MoovagoReader(SingerReader):
             if expected is not None and not isinstance(value, expected):
                 msg = self._where(
                     message,
-                    f'the "{part}" of a {kind} message must be {_JSON_NAMES[expected]}, '
+                    f'the "{part}" of {_a(kind)} message must be {_JSON_NAMES[expected]}, '
                     f"not {_json_name(value)}",
+                )
+                raise InputError(msg)
+        for part, (expected, item) in _OPTIONAL.get(kind, {}).items():
+            value = message.get(part)
+            if value is None:
+                continue
+            wrong = not isinstance(value, expected) or isinstance(value, bool)
+            if not wrong and item is not None:
+                wrong = not all(isinstance(v, item) for v in value)
+            if wrong:
+                what = _JSON_NAMES[expected] + (f" of {item.__name__}s" if item else "")
+                what = what.replace(" of strs", " of strings")
+                msg = self._where(
+                    message,
+                    f'the "{part}" of {_a(kind)} message must be {what}, not {_json_name(value)}',
                 )
                 raise InputError(msg)
         schema = message.get("schema")

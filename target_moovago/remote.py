@@ -6,6 +6,7 @@ made here (one rate governor); `read_list` is the only place that pages through 
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import typing as t
@@ -15,11 +16,19 @@ from graphql import DocumentNode, FieldNode, GraphQLObjectType, get_named_type, 
 
 from moovago_api.documents import field, list_query, operation_name
 from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.mutations import (
+    EntityWrites,
+    check_writes,
+    match_keys_hint,
+    unclaimed_mutations,
+)
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
+from moovago_api.wire import parse_datetime
 from target_moovago.errors import UnsupportedStreamError
-from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
 from target_moovago.plan import Mode
+from target_moovago.runlock import RunLock
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -77,6 +86,20 @@ def read_list(
             return
 
 
+def writes_of(entity: Entity) -> EntityWrites:
+    """The write side the schema file declares for `entity` (attached when it was loaded)."""
+    if entity.writes is None:
+        msg = f"entity {entity.name!r} has no write description"
+        raise UnsupportedStreamError(msg)
+    return entity.writes
+
+
+def needed_kinds(mode: Mode, hard_delete: bool) -> list[str]:
+    """The mutations a stream may send: checked against the file before any row is read."""
+    kinds = {Mode.UPSERT: ["create", "update"], Mode.CREATE_ONLY: ["create"]}.get(mode, ["update"])
+    return [*kinds, "delete"] if hard_delete else kinds
+
+
 class Remote:
     """Moovago as one run sees it: loaded once, read on demand."""
 
@@ -87,11 +110,18 @@ class Remote:
         self._client: MoovagoClient | None = None
         self._team_id: str | None = None
         self._indexes: dict[str, RemoteIndex] = {}
+        self._lock: RunLock | None = None
+        # The newest `updatedAt` read this run: the server's clock when no Date header is seen.
+        self.newest_updated_at: dt.datetime | None = None
+        self._checked: set[str] = set()  # entities whose mutations were validated
 
     @property
     def schema(self) -> MoovagoSchema:
         if self._schema is None:
             self._schema = load_schema(self.config.get("schema_path"))
+            # Once per run: mutations of the file the target will never call, each with why.
+            for line in unclaimed_mutations(self._schema, self._schema.entities()):
+                self.logger.warning(line)
         return self._schema
 
     @property
@@ -112,8 +142,23 @@ class Remote:
         return {k: getattr(raw, k, 0) for k in ("requests", "retries", "rate_limited")}
 
     def close(self) -> None:
+        self.release_lock()
         if self._client is not None:
             self._client.close()
+
+    # one run at a time per account --------------------------------------------------------------
+
+    def take_lock(self) -> None:
+        """Before the first read of remote records (so before any write): the run lock of
+        this API URL and team, held to the end of the run. A dry run writes nothing: no lock."""
+        if self._lock is not None or self.config.get("dry_run"):
+            return
+        self._lock = RunLock.from_config(self.config, self.team_id, self.logger)
+
+    def release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     @property
     def team_id(self) -> str:
@@ -131,39 +176,82 @@ class Remote:
     # what the config says about an entity ---------------------------------------------------
 
     def entity_for(self, stream_name: str) -> Entity:
-        """The writable entity of a stream; UnsupportedStreamError naming what it can write."""
+        """The writable entity of a stream; UnsupportedStreamError naming what it can write.
+        The mutations its mode needs are built and validated against the file once
+        (MutationShapeError: one line naming the mutation and the file)."""
         try:
             entity = self.schema.entity(stream_name)
         except KeyError:
-            writable = [e.stream_name for e in self.schema.entities() if e.mutation_field]
+            writable = [e.stream_name for e in self.schema.entities() if writes_of(e).shapes]
             msg = (
                 f"stream {stream_name!r} is not a Moovago entity; target-moovago writes "
                 f"{', '.join(writable)}"
             )
             raise UnsupportedStreamError(msg) from None
-        if entity.mutation_field is None or entity.create_input is None:
+        writes = writes_of(entity)
+        if not writes.shapes and not writes.refused:
             msg = (
                 f"stream {stream_name!r} is read-only in the Moovago API (it has no mutations); "
                 "remove it from the target's input"
             )
             raise UnsupportedStreamError(msg)
+        if entity.name not in self._checked:
+            kinds = needed_kinds(self.mode(entity), bool(self.config.get("hard_delete")))
+            check_writes(self.schema, entity, kinds)
+            self._checked.add(entity.name)
         return entity
+
+    def parent_entity(self, stream_name: str) -> Entity | None:
+        """A parent only needs to be readable (its index resolves natural keys); None when
+        the file has no such entity."""
+        try:
+            return self.schema.entity(stream_name)
+        except KeyError:
+            return None
 
     def key_specs(self, entity: Entity) -> list[KeySpec]:
         configured = self.config.get("match_keys") or {}
         names = configured.get(entity.stream_name) or configured.get(entity.name)
         raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
-        specs = [KeySpec.parse(list(k)) for k in raw]
+        normalize = self._normalize(entity)
+        specs = [KeySpec.parse(list(k), normalize) for k in raw]
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
+        usable = []
         for spec in specs:
-            for name in spec.fields:
-                if name not in known:
-                    msg = (
-                        f"match_keys for {entity.stream_name!r} names {name!r}, "
-                        f"which {entity.type_name} does not have"
-                    )
-                    raise ConfigError(msg)
-        return specs
+            absent = [name for name in spec.fields if name not in known]
+            if absent and names:
+                msg = (
+                    f"match_keys for {entity.stream_name!r} names {absent[0]!r}, "
+                    f"which {entity.type_name} does not have in {self.schema.path}; "
+                    f"{match_keys_hint(self.schema, entity)}"
+                )
+                raise ConfigError(msg)
+            if not absent:  # a default key the file lacks: the sink warns at start
+                usable.append(spec)
+        return usable
+
+    def key_fields(self, entity: Entity) -> list[list[str]]:
+        """The configured (else default) match keys of `entity`, as written (`name?`)."""
+        configured = self.config.get("match_keys") or {}
+        names = configured.get(entity.stream_name) or configured.get(entity.name)
+        if names:
+            return [list(names)]
+        return [list(k) for k in DEFAULT_MATCH_KEYS.get(entity.stream_name, [])]
+
+    def _normalize(self, entity: Entity) -> frozenset[str]:
+        configured = self.config.get("match_normalize") or {}
+        value = configured.get(entity.stream_name, configured.get(entity.name, []))
+        try:
+            return parse_normalize(entity.stream_name, value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def stream_setting(self, name: str, entity: Entity) -> t.Any:
+        """A per-stream setting's entry for `entity` (by stream or entity name), else None."""
+        configured = self.config.get(name) or {}
+        if isinstance(configured, list):
+            return entity.stream_name in configured or entity.name in configured
+        return configured.get(entity.stream_name, configured.get(entity.name))
 
     def mode(self, entity: Entity) -> Mode:
         modes = self.config.get("stream_modes") or {}
@@ -176,6 +264,7 @@ class Remote:
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
+        self.take_lock()
         previous = index
         tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
         index = RemoteIndex(tracked, self.key_specs(entity))
@@ -197,8 +286,20 @@ class Remote:
         self, entity: Entity, fields: Sequence[str], **filters: t.Any
     ) -> Iterator[dict[str, t.Any]]:
         """Every record of the team (paged, values only in variables), with extra filters."""
-        document = list_document(self.schema, entity, fields)
+        clock = entity.replication_key
+        document = list_document(self.schema, entity, [*fields, *([clock] if clock else [])])
         flt: dict[str, t.Any] = dict(filters)
         if entity.team_filter_field:
             flt[entity.team_filter_field] = self.team_id
-        return read_list(self.client, entity, document, flt)
+        for record in read_list(self.client, entity, document, flt):
+            if clock:
+                self._saw_update(record.get(clock))
+            yield record
+
+    def _saw_update(self, value: t.Any) -> None:
+        try:
+            seen = parse_datetime(value)
+        except ValueError:
+            return
+        if self.newest_updated_at is None or seen > self.newest_updated_at:
+            self.newest_updated_at = seen

@@ -16,6 +16,7 @@ from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.bulk import BulkGate
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingIds
+from target_moovago.integrity import DEFAULT_MAX_REQUEST_BYTES
 from target_moovago.ledger import Ledger
 from target_moovago.progress import Progress, Tally
 from target_moovago.remote import Remote
@@ -55,6 +56,8 @@ class Run:
         self.dry_run = bool(config.get("dry_run"))
         self.hard_delete = bool(config.get("hard_delete"))
         self.mutations_per_request = int(config.get("mutations_per_request", 25))
+        self.max_request_bytes = int(config.get("max_request_bytes") or DEFAULT_MAX_REQUEST_BYTES)
+        self.request_limit = self.max_request_bytes  # lowered when the server answers 413
         self.remote = Remote(config, logger)
         self.ledger = Ledger(
             config.get("rejects_path") or "moovago-rejects.jsonl",

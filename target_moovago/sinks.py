@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
-from moovago_api.drift import DEPRECATED, field_report
+from moovago_api.deprecations import DEPRECATED, field_report
+from moovago_api.mutations import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
-from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator
-from target_moovago.plan import WRITES, Planner, Row
+from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
+from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
+from target_moovago.remote import writes_of
 from target_moovago.run import HasRun
 from target_moovago.writer import BatchWriter
 
@@ -64,19 +66,23 @@ class MoovagoSink(BatchSink):
         self.entity = entity = remote.entity_for(stream_name)
         self.label = entity.stream_name
         api_schema = remote.schema
-        create_schema = api_schema.input_json_schema(entity.create_input or "")
-        update_schema = api_schema.input_json_schema(entity.update_data_input or "")
+        self.writes = writes_of(entity)
+        create_schema = self._input_schema("create")
+        update_schema = self._input_schema("update")
         props = {**update_schema["properties"], **create_schema["properties"]}
         output = api_schema.output_json_schema(entity.type_name)["properties"]
-        parents = {}
-        for name, parent_stream in PARENT_FIELDS.items():
-            if name in props and parent_stream != entity.stream_name:
-                parent = remote.entity_for(parent_stream)
-                keys = [f for s in remote.key_specs(parent) for f in s.fields]
-                parents[name] = (parent_stream, keys)
+        parents = self._parents(props)
         # The streams whose pending rows the target drains before this one's batch.
         self.parent_streams = tuple(stream for stream, _ in parents.values())
-        self.mapper = FieldMapper(props, output, parents)
+        self.mapper = FieldMapper(
+            props,
+            output,
+            parents,
+            id_fields=id_input_fields(
+                api_schema.graphql, [entity.create_input, entity.update_data_input]
+            ),
+            keep_empty=remote.stream_setting("keep_empty_strings", entity) or (),
+        )
         self.key_specs = remote.key_specs(entity)
         self.output_fields = set(output)
         clearable = frozenset(
@@ -91,6 +97,8 @@ class MoovagoSink(BatchSink):
             mode=remote.mode(entity),
             hard_delete=self.run.hard_delete,
             clearable=clearable,
+            keyless_creates=bool(remote.stream_setting(KEYLESS_SETTING, entity)),
+            key_hint=match_keys_hint(api_schema, entity),
         )
         # The SDK would parse date strings with `format` into datetimes and stop the whole run
         # on a bad one; we keep the strings and validate them per row against the API input type.
@@ -110,15 +118,55 @@ class MoovagoSink(BatchSink):
             )
         self._warned_unknown = bool(cmap.unknown)
         self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
+        written = None
+        if not cmap.id_column:
+            written = {*cmap.fields.values(), *(r.target_field for r in cmap.references.values())}
+        keys = remote.key_fields(entity)
+        for problem in match_key_problems(api_schema, entity, keys, written=written):
+            self.logger.warning("Stream %s: %s", self.label, problem)
         fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
         self.writer = BatchWriter(self.run, entity, self.key_specs, fields)
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self.tally = self.run.tally(self.label)
 
+    def _input_schema(self, kind: str) -> dict[str, t.Any]:
+        """JSON Schema of what a `kind` call writes; empty when the file has no such call
+        (the stream's mode never sends it: checked at start)."""
+        if kind not in self.writes.shapes:
+            return {"type": "object", "properties": {}, "additionalProperties": False}
+        return self.writes.json_schema(self.run.remote.schema, kind)
+
+    def _parents(self, props: Mapping[str, t.Any]) -> dict[str, tuple[str, list[str]]]:
+        """Parents a row may name by their match key (`companyCustomerCode`). A parent the
+        file lacks, or whose keys it cannot read, only disables that, with a warning."""
+        remote = self.run.remote
+        parents = {}
+        for name, parent_stream in PARENT_FIELDS.items():
+            if name not in props or parent_stream == self.entity.stream_name:
+                continue
+            parent = remote.parent_entity(parent_stream)
+            keys = [f for s in remote.key_specs(parent) for f in s.fields] if parent else []
+            if keys:
+                parents[name] = (parent_stream, keys)
+                continue
+            why = "no such entity" if parent is None else "no usable match key"
+            self.logger.warning(
+                "Stream %s: %s cannot be resolved by natural key (%s has %s in %s); rows must "
+                "give %s",
+                self.label,
+                name,
+                parent_stream,
+                why,
+                remote.schema.path,
+                name,
+            )
+        return parents
+
     def _warn_deprecated(self, entity: Entity, written: Sequence[str]) -> None:
         """One warning per written field the schema file deprecates, with Moovago's reason."""
         reasons: dict[str, str] = {}
-        for type_name in (entity.create_input, entity.update_data_input):
+        shapes = self.writes.shapes
+        for type_name in [shapes[k].data_type for k in ("create", "update") if k in shapes]:
             if type_name:
                 for issue in field_report(self.run.remote.schema, type_name, written):
                     if issue.status == DEPRECATED:
@@ -213,7 +261,10 @@ class MoovagoSink(BatchSink):
         for column, (ref, value) in row.mapped.references.items():
             if value in (None, "") or row.payload.get(ref.target_field) not in (None, ""):
                 continue
-            parent_index = remote.index(remote.entity_for(ref.parent_stream), [])
+            parent = remote.parent_entity(ref.parent_stream)
+            if parent is None:  # mapped only for parents the file has
+                continue
+            parent_index = remote.index(parent, [])
             ids = parent_index.lookup_field(ref.parent_key_field, value)
             if len(ids) != 1:
                 what = "no" if not ids else f"{len(ids)}"

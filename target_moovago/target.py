@@ -18,6 +18,7 @@ from moovago_api.errors import MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.bulk import POLICIES
 from target_moovago.errors import TargetStopped
+from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
 from target_moovago.reader import MoovagoReader
 from target_moovago.run import Run
@@ -57,13 +58,15 @@ _TARGET_SETTINGS = th.PropertiesList(
             '{"contact": "update_only"}.'
         ),
     ),
+    *INTEGRITY_PROPERTIES,
     th.Property(
         "hard_delete",
         th.BooleanType,
         default=False,
         title="Hard delete",
-        description="Delete the remote record of rows whose `_sdc_deleted_at` is set. When "
-        "false such rows are skipped and counted.",
+        description="Delete the remote record of rows whose `_sdc_deleted_at` holds a "
+        "timestamp. When false such rows are skipped and counted. A value that is not a "
+        "timestamp (`NULL`, `false`) rejects the row.",
     ),
     th.Property(
         "mutations_per_request",
@@ -174,6 +177,8 @@ class TargetMoovago(Target):
             drain_streams=self._drain_streams,
             emit_state=self.emit_settled_state,
         )
+        if isinstance(self.message_reader, MoovagoReader):  # broken input: let the lock go
+            self.message_reader.on_failure = self.run.remote.release_lock
         # STATE messages received and not emitted yet, each with the rows every sink had
         # received before it: it is emitted once all those rows are settled.
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
@@ -266,6 +271,7 @@ class TargetMoovago(Target):
             self.run.gate.end_of_input()
         except BaseException as exc:
             self.run.failed(exc)
+            self.run.remote.release_lock()
             raise
         self.emit_settled_state()
         stopped = self.run.stop_signal

@@ -1,64 +1,40 @@
 """The batch writer of one stream: project planned writes into the index, send them as aliased
-mutation batches, halve a batch refused as a whole, reconcile after an ambiguous failure,
-confirm or undo each row, and account every row in the ledger."""
+mutation batches, halve a batch refused as a whole or over the size limit (or HTTP 413),
+reconcile after an ambiguous failure, confirm or undo each row, account every row."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from graphql import DocumentNode, NamedTypeNode, NameNode, NonNullTypeNode, OperationType, TypeNode
+from graphql import DocumentNode
 
-from moovago_api.documents import field, operation, operation_name
-from moovago_api.errors import MoovagoError, QueryError, TransientError
-from moovago_api.wire import format_datetime
+from moovago_api.documents import operation_name
+from moovago_api.errors import QueryError, RequestTooLarge, TransientError
+from moovago_api.mutations import Alias, batch_document
 from target_moovago.index import KeySpec, RemoteIndex
+from target_moovago.integrity import largest_field, request_bytes, too_large_reason
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
+from target_moovago.reconcile import landed_creates, server_clock
+from target_moovago.remote import writes_of
 
 if t.TYPE_CHECKING:
-    from moovago_api.schema import Entity
+    from moovago_api.schema import Entity, MoovagoSchema
     from target_moovago.run import Run
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
-RECONCILE_MARGIN = dt.timedelta(minutes=5)  # clock skew between us and the server
 SAMPLES_PER_KIND = 3
-_ALIAS_PREFIX = {Kind.CREATE: "c", Kind.UPDATE: "u", Kind.DELETE: "d"}
 
 
-def mutation_document(entity: Entity, actions: Sequence[Action]) -> tuple[DocumentNode, dict, list]:
-    """`mutation X($i0: CreateInput!, ...) { company { c0: create(input: $i0) { recordId } } }`.
-
-    Returns the document, its variables and the alias of each action, in order.
-    """
-    input_types = {
-        Kind.CREATE: entity.create_input,
-        Kind.UPDATE: entity.update_input,
-        Kind.DELETE: entity.delete_input,
-    }
-    variables: dict[str, t.Any] = {}
-    var_types: dict[str, TypeNode] = {}
-    fields = []
-    aliases = []
-    for number, action in enumerate(actions):
-        var = f"i{number}"
-        alias = f"{_ALIAS_PREFIX[action.kind]}{number}"
-        type_name = input_types[action.kind]
-        if entity.mutation_field is None or type_name is None:
-            msg = f"the schema file declares no {action.kind.value} mutation for {entity.name}"
-            raise MoovagoError(msg)
-        var_types[var] = NonNullTypeNode(type=NamedTypeNode(name=NameNode(value=type_name)))
-        variables[var] = action.variables()
-        fields.append(
-            field(action.kind.value, [field("recordId")], alias=alias, arguments={"input": var})
-        )
-        aliases.append(alias)
-    name = f"TargetMoovago{entity.type_name}Batch"
-    root = [field(entity.mutation_field or "", fields)]
-    return operation(OperationType.MUTATION, name, var_types, root), variables, aliases
+def mutation_document(
+    schema: MoovagoSchema, entity: Entity, actions: Sequence[Action]
+) -> tuple[DocumentNode, dict, list[Alias]]:
+    """One aliased batch in the layout the schema file declares (moovago_api.mutations)."""
+    return batch_document(schema, entity, actions)
 
 
 class BatchWriter:
@@ -69,6 +45,7 @@ class BatchWriter:
     ) -> None:
         self.run = run
         self.entity = entity
+        self.writes = writes_of(entity)
         self.label = entity.stream_name
         self.key_specs = key_specs
         self.fields = list(fields)  # what the stream's rows may change, tracked in the index
@@ -171,85 +148,103 @@ class BatchWriter:
         if not chunk:
             return
         self.run.check_stop()
-        document, variables, aliases = mutation_document(self.entity, chunk)
+        document, variables, aliases = mutation_document(self.run.remote.schema, self.entity, chunk)
+        name = operation_name(document)
+        size = request_bytes(document, variables, name)
+        if size > self.run.request_limit:
+            self._too_large(chunk, depth, rounds, size, refused=False)
+            return
         has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        # The real time, not the injectable business-hours clock: it bounds a query on the server.
-        started = dt.datetime.now(dt.timezone.utc)
+        reference = server_clock(self.run.remote)  # before sending: a create lands after it
         errors: dict[str, str] = {}
         try:
             data = self.run.remote.client.execute(
-                document,
-                variables,
-                operation_name=operation_name(document),
-                retry_ambiguous=not has_creates,
+                document, variables, operation_name=name, retry_ambiguous=not has_creates
             )
+        except RequestTooLarge:
+            self._too_large(chunk, depth, rounds, size, refused=True)
+            return
         except QueryError as err:
-            field_data = (err.data or {}).get(self.entity.mutation_field or "")
-            if field_data is None:
-                self._whole_request_failed(chunk, depth, err)
-                return
             data = err.data or {}
             for error in err.errors:
                 path = error.get("path") or []
-                if len(path) >= 2:
-                    errors[str(path[1])] = str(error.get("message", "error"))
+                owner = next((a for a in aliases if path and a.owns(path)), None)
+                if owner is not None:
+                    errors.setdefault(owner.name, str(error.get("message", "error")))
+            if not errors and all(a.result(data) is None for a in aliases):
+                self._whole_request_failed(chunk, depth, err)
+                return
         except TransientError as err:
             if not (has_creates and err.ambiguous):
                 raise
-            self._after_ambiguous_failure(chunk, started, rounds, err)
+            self._after_ambiguous_failure(chunk, reference, rounds, err)
             return
-        results = data.get(self.entity.mutation_field or "") or {}
         for alias, action in zip(aliases, chunk, strict=True):
-            result = results.get(alias)
-            if result and result.get("recordId"):
-                self._confirm(action, str(result["recordId"]))
+            shape = self.writes.shape(action.kind)
+            result = alias.result(data)
+            written = shape.record_id(result, sent_id=action.record_id)
+            if written is not None:
+                self._confirm(action, written)
             else:
-                reason = errors.get(alias, "the API returned no result for this mutation")
+                reason = (
+                    errors.get(alias.name)
+                    or "; ".join(shape.error_messages(result))
+                    or "the API returned no result for this mutation"
+                )
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         self.run.progress.request_done(self.label)
+
+    def _too_large(
+        self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
+    ) -> None:
+        """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
+        by rows down to one; a row too large alone is rejected naming its size and the limit."""
+        if refused:
+            self.run.progress.request_done(self.label)
+            self.run.request_limit = min(self.run.request_limit, size - 1)
+        if len(chunk) > 1:
+            self._halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
+            return
+        (action,) = chunk
+        self._undo(action)
+        reason = too_large_reason(action, size, self.run, refused=refused)
+        self.reject(action.row, reason, largest_field(action))
+
+    def _halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
+        self.logger.info(
+            "Stream %s: request of %d mutations %s; splitting", self.label, len(chunk), why
+        )
+        middle = len(chunk) // 2
+        self._send(chunk[:middle], depth, rounds)
+        self._send(chunk[middle:], depth, rounds)
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
         self.run.progress.request_done(self.label)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
-            middle = len(chunk) // 2
-            self.logger.info(
-                "Stream %s: request of %d mutations refused as a whole; splitting",
-                self.label,
-                len(chunk),
-            )
-            self._send(chunk[:middle], depth + 1)
-            self._send(chunk[middle:], depth + 1)
+            self._halve(chunk, depth + 1, 0, "refused as a whole")
             return
         messages = "; ".join(str(e.get("message", "")) for e in err.errors) or str(err)
         for action in chunk:
             self._refuse(action, f"{action.kind.value} refused: {messages}")
 
     def _after_ambiguous_failure(
-        self, chunk: list[Action], started: dt.datetime, rounds: int, err: TransientError
+        self,
+        chunk: list[Action],
+        reference: dt.datetime | None,
+        rounds: int,
+        err: TransientError,
     ) -> None:
         """The request may have been applied: find the creates that landed, resend the rest."""
-        fields = list(self.index.fields)
-        recent = RemoteIndex(fields, self.key_specs)
-        extra: dict[str, t.Any] = {}
-        if self.entity.updated_since_field:
-            since = started - RECONCILE_MARGIN
-            extra[self.entity.updated_since_field] = format_datetime(since)
-        found: dict[str, dict[str, t.Any]] = {}
-        for record in self.run.remote.list_records(self.entity, fields, **extra):
-            record_id = str(record["id"])
-            if record_id not in self.index:
-                recent.add(record_id, record)
-                found[record_id] = record
         creates = [a for a in chunk if a.kind is Kind.CREATE]
         remaining = [a for a in chunk if a.kind is not Kind.CREATE]
-        for action in creates:
-            match = _find_landed(recent, found, action)
+        landed = landed_creates(
+            self.run.remote, self.entity, self.index, self.key_specs, creates, reference
+        )
+        for action, match in zip(creates, landed, strict=True):
             if match is None:
                 remaining.append(action)
             else:
-                recent.remove(match)
-                found.pop(match, None)
                 self._confirm(action, match)
         order = {id(a): n for n, a in enumerate(chunk)}
         remaining.sort(key=lambda a: order[id(a)])
@@ -273,6 +268,10 @@ class BatchWriter:
         elif remaining:
             self._send(remaining, depth=0, rounds=rounds + 1)
 
+    def _arguments(self, action: Action) -> dict[str, t.Any]:
+        """What the call would send, in the file's layout (a dry run shows it)."""
+        return self.writes.shape(action.kind).arguments(action.record_id, action.data)
+
     def _dry_run(self, writes: Sequence[Action]) -> None:
         for action in writes:
             self.run.ledger.add(self.label, COUNTER[action.kind])
@@ -283,17 +282,5 @@ class BatchWriter:
                     "dry run: %s %s %s",
                     self.label,
                     action.kind.value,
-                    json.dumps(action.variables(), default=str, ensure_ascii=False),
+                    json.dumps(self._arguments(action), default=str, ensure_ascii=False),
                 )
-
-
-def _find_landed(
-    recent: RemoteIndex, records: Mapping[str, Mapping[str, t.Any]], action: Action
-) -> str | None:
-    spec, ids = recent.find(action.data)
-    if spec is not None:
-        return ids[0] if ids else None
-    for record_id, record in records.items():  # no key: the same values mean the same row
-        if all(record.get(k) == v for k, v in action.data.items() if k in record):
-            return record_id
-    return None

@@ -132,6 +132,7 @@ def test_sigterm_during_the_final_drain_stops_after_the_request_in_flight(box, t
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_tap_killed_and_resumed_misses_no_row(sandbox_factory, tmp_path):
     box = sandbox_factory(companies=150, api_keys=[SECRET], rate_limit=0)
     runs, _states = tap_crash_resume(tap_config(box), tmp_path, kill_after=[40, 180])

@@ -47,6 +47,7 @@ TAP_PROFILES = [name for name in RECOVERABLE if name != "commit_then_fail_20pct"
 
 
 @pytest.mark.parametrize("profile", TAP_PROFILES)
+@pytest.mark.slow
 def test_tap_extracts_exactly_the_sandbox_rows(sandbox_factory, tmp_path, profile):
     box = _fault_box(sandbox_factory, profile, TAP_COMPANIES)
     run = run_tap(tap_config(box, request_timeout=10), tmp_path)
@@ -101,6 +102,7 @@ def _target_rows(box, n: int) -> tuple[list[dict], list[dict]]:
 
 
 @pytest.mark.parametrize("profile", RECOVERABLE)
+@pytest.mark.slow
 def test_target_leaves_exactly_the_expected_rows(sandbox_factory, tmp_path, profile):
     box = _fault_box(sandbox_factory, profile, 20)
     before, rows = _target_rows(box, TARGET_ROWS)

@@ -127,9 +127,12 @@ def test_row_case(case, box, tmp_path, capsys, caplog):
                 assert record["customerCode"] not in companies
                 continue
             remote = companies[record["customerCode"]]
+            # "lands": what a hostile but valid row's value becomes ('' in an enum: no value)
+            lands = expected.get("lands", {}) if _is_bad(record) else {}
             for name, value in record.items():
                 if name in COMPANY_OUTPUT:
-                    assert remote.get(name) == value, (name, remote.get(name), value)
+                    want = lands.get(name, value)
+                    assert remote.get(name) == want, (name, remote.get(name), want)
         else:
             if bad_rejected and _is_bad(record):
                 assert record["email"] not in contacts

@@ -87,6 +87,7 @@ def post(box: SandboxHandle, document: str, variables: Any = None) -> dict[str, 
 
 @FUZZ
 @given(document=from_schema(SDL, custom_scalars=SCALARS))
+@pytest.mark.slow
 def test_random_valid_documents_get_data_or_graphql_errors(box, document):
     post(box, str(document))
 

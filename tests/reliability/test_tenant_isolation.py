@@ -87,6 +87,7 @@ def test_reading_team_b_with_team_a_key_returns_nothing_of_b(box):
     assert team["data"]["team"]["id"] == team_a
 
 
+@pytest.mark.slow
 def test_updating_and_deleting_b_rows_by_guessed_ids_fails_and_changes_nothing(box):
     team_a = box.keys[KEY_A]
     before = box.export()

@@ -20,6 +20,7 @@ FIRST_LINE = re.compile(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_first_line_then_one_log_line_per_request_then_clean_stop(sig: signal.Signals) -> None:
     command = [
         sys.executable,

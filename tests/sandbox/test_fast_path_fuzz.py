@@ -6,6 +6,7 @@ import functools
 import json
 from typing import Any
 
+import pytest
 from graphql import (
     ArgumentNode,
     IntValueNode,
@@ -75,6 +76,7 @@ def tame(query: str, team_id: str) -> str:
         allow_x00=False,
     )
 )
+@pytest.mark.slow
 def test_random_queries_answer_the_same_on_both_paths(query: str) -> None:
     local = shared_local()
     document = tame(str(query), local.team_id)

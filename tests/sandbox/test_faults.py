@@ -43,6 +43,7 @@ def query_body(box: SandboxHandle) -> dict:
         ("drop_connection", lambda r: r is None),
     ],
 )
+@pytest.mark.slow
 def test_request_faults_happen_at_their_rate(sandbox_factory, kind: str, observed) -> None:
     n, rate = 300, 0.2
     box = sandbox_factory(companies=5, rate_limit=0, faults={kind: rate, "seed": 3})
@@ -57,6 +58,7 @@ def test_request_faults_happen_at_their_rate(sandbox_factory, kind: str, observe
     assert all("errors" not in r.json() for r in ok)
 
 
+@pytest.mark.slow
 def test_latency_is_added_at_its_rate(sandbox_factory) -> None:
     n, rate, ms = 100, 0.3, 80
     box = sandbox_factory(
@@ -72,6 +74,7 @@ def test_latency_is_added_at_its_rate(sandbox_factory) -> None:
     assert injected <= slow <= injected + 5  # a loaded machine may be slow on its own, rarely
 
 
+@pytest.mark.slow
 def test_partial_errors_null_one_value_and_say_where(sandbox_factory) -> None:
     n, rate = 200, 0.25
     box = sandbox_factory(companies=5, rate_limit=0, faults={"partial_error": rate, "seed": 5})
@@ -92,6 +95,7 @@ def test_partial_errors_null_one_value_and_say_where(sandbox_factory) -> None:
     assert within_bounds(partial, n, rate)
 
 
+@pytest.mark.slow
 def test_commit_then_fail_answers_502_but_keeps_the_row(sandbox_factory) -> None:
     n, rate = 100, 0.3
     box = sandbox_factory(companies=2, rate_limit=0, faults={"commit_then_fail": rate, "seed": 11})
@@ -112,6 +116,7 @@ def test_commit_then_fail_answers_502_but_keeps_the_row(sandbox_factory) -> None
     assert within_bounds(failed, n, rate)
 
 
+@pytest.mark.slow
 def test_queries_never_get_commit_then_fail_and_control_endpoints_never_get_faults(
     sandbox_factory,
 ) -> None:

@@ -283,6 +283,7 @@ def test_control_endpoints_stats_export_requests_and_reset(sandbox_factory) -> N
     assert box.requests() == []
 
 
+@pytest.mark.slow
 def test_tenant_isolation_over_http_with_guessed_ids(sandbox_factory) -> None:
     box = sandbox_factory(companies=3, api_keys=["alice", "bob"], rate_limit=0)
     alice, bob = box.keys["alice"], box.keys["bob"]

@@ -61,6 +61,7 @@ def test_full_sync_extracts_every_sandbox_row_without_a_429(sandbox) -> None:
         assert bookmarks[stream]["replication_key_value"] == newest
 
 
+@pytest.mark.slow
 def test_second_run_returns_only_rows_changed_after_the_bookmark(sandbox_factory) -> None:
     handle = sandbox_factory()
     config = tap_config(handle)

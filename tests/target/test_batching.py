@@ -109,6 +109,7 @@ def test_a_request_refused_as_a_whole_is_split_to_isolate_the_bad_row(box, run_t
     assert {f"SPLIT-{i}" for i in range(8) if i != 5} <= codes
 
 
+@pytest.mark.slow
 def test_parallel_sinks_share_one_governor(box, run_target):
     company = entity_rows(box, "company")[0]
     messages = [

@@ -56,3 +56,23 @@ def test_a_match_key_the_entity_does_not_have_is_refused_when_its_stream_opens()
     text = json.dumps(schema_message("company", ["customerCode", "name"])) + "\n"
     with pytest.raises(ConfigError, match="'nickname', which Company does not have"):
         target.listen(io.StringIO(text))
+
+
+def test_mutations_no_entity_claims_are_logged_once_at_start(tmp_path, caplog) -> None:
+    import logging
+
+    from moovago_api.schema import DEFAULT_SCHEMA_PATH
+    from target_moovago.remote import Remote
+
+    sdl = DEFAULT_SCHEMA_PATH.read_text(encoding="utf-8")
+    path = tmp_path / "extra.gql"
+    path.write_text(sdl + "\nextend type Mutation { sendReport(id: ID!): Boolean }\n", "utf-8")
+    remote = Remote({"schema_path": str(path)}, logging.getLogger("target-moovago-test"))
+    with caplog.at_level(logging.WARNING):
+        remote.schema  # noqa: B018 (the first load logs)
+        remote.schema  # noqa: B018
+    lines = [r.getMessage() for r in caplog.records if "sendReport" in r.getMessage()]
+    assert lines == [
+        f"Mutation.sendReport in {path} is not used: it matches no entity's "
+        "create, update or delete"
+    ]

@@ -57,6 +57,7 @@ def test_rows_without_match_key_are_found_by_their_values(sandbox_factory, run_t
         stream_messages("company", rows),
         mutations_per_request=5,
         stream_modes={"company": "create_only"},
+        allow_keyless_creates=["company"],  # keyless creates are an opt-in now
     )
     names = Counter(
         c["name"] for c in entity_rows(box, "company") if c["name"].startswith("Keyless")
@@ -67,6 +68,7 @@ def test_rows_without_match_key_are_found_by_their_values(sandbox_factory, run_t
     assert box.stats()["faults"]["commit_then_fail"] > 0
 
 
+@pytest.mark.slow
 def test_updates_are_retried_after_server_errors(sandbox_factory, run_target):
     box = sandbox_factory(companies=30, faults={"error_5xx": 0.4, "seed": 5})
     existing = [c for c in entity_rows(box, "company") if c.get("customerCode")][:8]

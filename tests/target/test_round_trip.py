@@ -35,6 +35,7 @@ def box(sandbox_factory):
     return sandbox_factory(companies=12)
 
 
+@pytest.mark.slow
 def test_round_trip(box, run_target):
     messages = tap_output(box)
     streams = {m["stream"] for m in messages if m["type"] == "RECORD"}

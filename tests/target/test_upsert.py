@@ -66,7 +66,10 @@ def test_two_remote_matches_are_rejected_as_ambiguous(box, run_target):
 
 def test_the_later_of_two_rows_with_the_same_key_wins(box, run_target):
     rows = [{"customerCode": "DUP-1", "name": "first"}, {"customerCode": "dup-1", "name": "last"}]
-    result = run_target(box, stream_messages("company", rows))
+    # Keys differing in case are one key only with the opt-in (exact by default).
+    result = run_target(
+        box, stream_messages("company", rows), match_normalize={"company": ["trim", "case"]}
+    )
     assert result.counts("company")["superseded"] == 1
     assert result.counts("company")["created"] == 1
     assert [c["name"] for c in by_code(box, "dup-1")] == ["last"]

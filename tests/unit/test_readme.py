@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_readme_settings_tables_match_the_plugins_about_output():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "readme_settings.py"), "--check"],

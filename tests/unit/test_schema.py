@@ -319,13 +319,18 @@ def test_bundled_entities(bundled):
         replication_key="updatedAt",
         skip_arg="skip",  # not the deprecated 'offset'
         limit_arg="limit",
-        mutation_field="company",
-        create_input="CompanyCreateInput",
-        update_input="CompanyUpdateInput",
-        update_data_input="CompanyUpdateDataInput",
-        delete_input="CompanyDeleteInput",
         paging=Paging(kind="offset", offset_arg="skip", size_arg="limit"),
     )
+    company = bundled.entity("company").writes
+    assert {kind: shape.path for kind, shape in company.shapes.items()} == {
+        "create": ("company", "create"),
+        "update": ("company", "update"),
+        "delete": ("company", "delete"),
+    }
+    assert company.shape("create").input_type == "CompanyCreateInput"
+    assert company.shape("update").input_type == "CompanyUpdateInput"
+    assert company.shape("update").data_type == "CompanyUpdateDataInput"
+    assert company.shape("delete").input_type == "CompanyDeleteInput"
     contact = bundled.entity("contact")
     assert bundled.entity("companyContact") is contact
     assert (contact.name, contact.type_name, contact.root_field) == (
@@ -334,15 +339,15 @@ def test_bundled_entities(bundled):
         "companyContactList",
     )
     assert contact.filter_type == "FilterManyCompanyContactInput"
-    assert contact.mutation_field == "companyContact"
-    assert contact.update_data_input == "CompanyContactUpdateDataInput"
+    assert contact.writes.shape("create").path[0] == "companyContact"
+    assert contact.writes.shape("update").data_type == "CompanyContactUpdateDataInput"
     for name in ("mandator", "turnover"):
         entity = bundled.entity(name)
         title = name.capitalize()
         assert entity.root_field == f"{name}List"
         assert entity.filter_type == f"FilterMany{title}Input"
-        assert entity.create_input == f"{title}CreateInput"
-        assert entity.delete_input == f"{title}DeleteInput"
+        assert entity.writes.shape("create").input_type == f"{title}CreateInput"
+        assert entity.writes.shape("delete").input_type == f"{title}DeleteInput"
         assert entity.replication_key == "updatedAt"
 
 
@@ -390,9 +395,9 @@ def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
     assert visit.updated_since_field == "updatedAfter"
     assert visit.replication_key == "updatedAt"
     assert (visit.skip_arg, visit.limit_arg) == ("offset", "first")
-    assert visit.mutation_field == "visitReport"
-    assert visit.create_input == "VisitReportCreateInput"
-    assert (visit.update_input, visit.update_data_input, visit.delete_input) == (None, None, None)
+    assert visit.writes.shape("create").path == ("visitReport", "create")
+    assert visit.writes.shape("create").input_type == "VisitReportCreateInput"
+    assert set(visit.writes.shapes) == {"create"}
 
 
 def test_entity_without_updated_since_has_no_replication_key(tmp_path):
@@ -409,7 +414,8 @@ def test_entity_without_updated_since_has_no_replication_key(tmp_path):
     assert thing.team_filter_field is None
     assert thing.updated_since_field is None
     assert thing.replication_key is None
-    assert (thing.skip_arg, thing.limit_arg, thing.mutation_field) == (None, None, None)
+    assert (thing.skip_arg, thing.limit_arg) == (None, None)
+    assert dict(thing.writes.shapes) == {}
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -524,7 +530,7 @@ def test_every_paging_shape_variant_keeps_every_stream(variant, kind, rows, row_
         ), entity.name
         assert entity.team_filter_field == "teamId"
         assert entity.replication_key == "updatedAt"
-        assert entity.mutation_field == entity.name
+        assert entity.writes.shape("create").path[0] == entity.name
     company = schema.entity("company").paging
     if kind == "cursor":
         assert (company.after_arg, company.size_arg) == ("after", "first")

@@ -1,0 +1,171 @@
+"""One target run at a time per Moovago account on this machine.
+
+The lock is a file in `lock_dir` named after the API URL and the team, held with an exclusive
+`flock`: the kernel releases it when the process ends however it ends (SIGKILL included), so a
+lock file left by a dead run never blocks the next one. It guards one machine only: two
+machines (or two containers without a shared lock directory) can still run at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from moovago_api.errors import MoovagoError
+
+POLL_SECONDS = 0.2
+
+
+class RunLockError(MoovagoError):
+    """Another run holds the account's lock, or the lock file cannot be used."""
+
+
+def default_lock_dir() -> Path:
+    """The per-user state directory: $XDG_STATE_HOME/target-moovago/locks, else
+    ~/.local/state/target-moovago/locks."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "target-moovago" / "locks"
+
+
+def lock_name(api_url: str, team_id: str) -> str:
+    """A file name for one account: the same for `HTTPS://Host/graphql/` and
+    `https://host/graphql`, different for another URL or team."""
+    parts = urlsplit(api_url.strip())
+    url = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    digest = hashlib.sha256(f"{url}\n{team_id}".encode()).hexdigest()[:20]
+    return f"run-{digest}.lock"
+
+
+class RunLock:
+    """An exclusive lock on (API URL, team); `acquire` waits up to `wait_seconds` (0: refuse
+    at once) and raises RunLockError with one line saying who holds it."""
+
+    def __init__(
+        self,
+        api_url: str,
+        team_id: str,
+        *,
+        lock_dir: str | Path | None = None,
+        wait_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.team_id = team_id
+        self.directory = Path(lock_dir).expanduser() if lock_dir else default_lock_dir()
+        self.path = self.directory / lock_name(api_url, team_id)
+        self.wait_seconds = max(0.0, float(wait_seconds))
+        self._clock = clock
+        self._sleep = sleep
+        self._fd: int | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], team_id: str, logger: logging.Logger
+    ) -> RunLock:
+        """The run lock the settings ask for (`lock_dir`, `lock_wait_seconds`), acquired."""
+        lock = cls(
+            str(config.get("api_url") or ""),
+            team_id,
+            lock_dir=config.get("lock_dir") or None,
+            wait_seconds=float(config.get("lock_wait_seconds") or 0),
+        )
+        if lock.wait_seconds:
+            logger.info("Run lock %s: waiting up to %g s", lock.path, lock.wait_seconds)
+        lock.acquire()
+        return lock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            msg = "the run lock needs POSIX file locks (fcntl), which this platform lacks"
+            raise RunLockError(msg) from None
+        fd = self._open()
+        deadline = self._clock() + self.wait_seconds
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self._clock() >= deadline:
+                        raise RunLockError(self._held_message(fd)) from None
+                    self._sleep(min(POLL_SECONDS, max(0.0, deadline - self._clock())))
+            self._record(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        """Let the next run go. The file stays: removing it would let two runs lock two files."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor of the open file drops the flock
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def _open(self) -> int:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            msg = (
+                f"cannot use the run lock file {self.path} ({exc.strerror or exc}); "
+                "set lock_dir to a directory this user can write"
+            )
+            raise RunLockError(msg) from None
+
+    def _record(self, fd: int) -> None:
+        """Who holds the lock, for the message a second run prints."""
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "team": self.team_id,
+            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+
+    def _held_message(self, fd: int) -> str:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except (OSError, ValueError):
+            holder = {}
+        who = (
+            f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+            if isinstance(holder, dict) and holder.get("pid")
+            else "a process that has not written its name yet"
+        )
+        waited = f" after waiting {self.wait_seconds:g} s" if self.wait_seconds else ""
+        return (
+            f"another target-moovago run for team {self.team_id} at this API URL holds the run "
+            f"lock{waited} ({who}; lock file {self.path}); two runs at once would duplicate "
+            "new rows. Let it finish, or set lock_wait_seconds to wait for it"
+        )
