@@ -167,6 +167,39 @@ class Pager:
             msg = f"{self.label}: the API returned errors at {where}: {messages}"
             raise QueryError(msg, exc.errors, exc.data) from exc
 
+    def page_variables(
+        self,
+        *,
+        filter: Mapping[str, t.Any] | None = None,
+        size: int | None = None,
+        start: int = 0,
+        after: str | None = None,
+    ) -> dict[str, t.Any]:
+        """The variables of one page of `size` rows from row `start` (cursor paging: `after`).
+
+        For readers that pick their own pages (the doctor); `size=None` leaves paging out. With
+        page-number paging `start` must be a whole number of pages.
+        """
+        paging = self.entity.paging
+        variables: dict[str, t.Any] = {}
+        if self.entity.filter_arg is not None:
+            variables[self.entity.filter_arg] = dict(filter or {})
+        if paging.sort_arg and paging.sort_value is not None:
+            variables[paging.sort_arg] = paging.sort_value
+        if size is None or paging.kind in ("none", "unsupported"):
+            return variables
+        variables[t.cast("str", paging.size_arg)] = size
+        if paging.kind == "offset":
+            variables[t.cast("str", paging.offset_arg)] = start
+        elif paging.kind == "page":
+            number = paging.first_page + start // size
+            variables[t.cast("str", paging.page_arg)] = number
+            variables[ANCHOR_PAGE_VAR] = max(paging.first_page, number - 1)
+            variables[ANCHOR_SIZE_VAR] = size
+        else:
+            variables[t.cast("str", paging.after_arg)] = after
+        return variables
+
     def page(self, data: Mapping[str, t.Any]) -> _Page:
         """The rows (and cursors, pageInfo, anchor rows) of one answer."""
         paging = self.entity.paging

@@ -36,9 +36,9 @@ ENV_PREFIX = "TAP_MOOVAGO_"
 LATENCY_SHARE = 1 / 3
 #: The server's clock may differ from ours by this much before bookmarks and windows drift.
 CLOCK_TOLERANCE_SECONDS = 60.0
-#: When no stream pages by skip/limit, the paging rows cannot be measured (other shapes: later).
-NO_OFFSET_STREAM = "no stream paged by skip/limit answered: the doctor measures those only"
-NOT_MEASURED = "see the stream rows; cursor and page-number paging are not measured yet"
+#: When no paged stream answered (offset, page number or cursor), paging cannot be measured.
+NO_OFFSET_STREAM = "no paged stream answered (offset, page number or cursor paging)"
+NOT_MEASURED = "see the stream rows: each paged list that answers is measured"
 _DIFF_HINT = "`moovago-schema diff OLD NEW` shows what changes for the streams"
 
 
@@ -108,7 +108,7 @@ def load_config(source: str, environ: Mapping[str, str] | None = None) -> dict[s
         environ = os.environ if environ is None else environ
         names = TapMoovago.config_jsonschema["properties"]
         config: dict[str, Any] = {
-            name: environ[f"{ENV_PREFIX}{name.upper()}"]
+            name: _env_value(environ[f"{ENV_PREFIX}{name.upper()}"], names[name])
             for name in names
             if f"{ENV_PREFIX}{name.upper()}" in environ
         }
@@ -127,6 +127,27 @@ def load_config(source: str, environ: Mapping[str, str] | None = None) -> dict[s
     if not isinstance(config, dict):
         raise ConfigError(f"Invalid config {source}: not a JSON object")
     return config
+
+
+def _env_value(text: str, prop: Mapping[str, Any]) -> Any:
+    """A TAP_MOOVAGO_* text as the tap reads it: numbers and objects by their declared type.
+
+    Text that does not parse stays text, so the setting's own check names it in one line.
+    """
+    kinds = prop.get("type") or [
+        kind for option in prop.get("anyOf", []) for kind in [option.get("type")] if kind
+    ]
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    try:
+        if "integer" in kinds and text.strip().lstrip("-").isdigit():
+            return int(text)
+        if "number" in kinds:
+            return float(text)
+        if "object" in kinds or "array" in kinds:
+            return json.loads(text)
+    except ValueError:
+        return text
+    return text
 
 
 def _page_size(value: Any) -> int:
@@ -280,8 +301,8 @@ def _schema_rows(seen: Probe, schema: MoovagoSchema) -> list[Row]:
                     "the doctor can read the list",
                     stream.unsupported,
                     FAILS,
-                    "this paging shape is not checked by the doctor: report the file to the"
-                    " connector maintainers",
+                    "the connectors cannot read this list either: fix the schema file or"
+                    " report it to the connector maintainers",
                 )
             )
             continue
@@ -464,7 +485,7 @@ def _skip_row(streams: Sequence[StreamProbe]) -> Row:
             else:
                 proven.append(s.stream)
         elif s.offset_page is not None:
-            start = s.small_asked
+            start = s.offset_page.start or s.small_asked
             expected = s.big.ids[start : start + s.small_asked]
             if s.offset_page.ids != expected:
                 again = len(set(s.offset_page.ids) & set(s.big.ids[:start]))

@@ -2,11 +2,15 @@
 
 Every request goes through `moovago_api.client` (its governor keeps the configured rate, its
 retry policy applies); every document is a query built with gql.dsl from the schema file in use,
-values only in variables. Per list stream at most 6 requests: a small page twice (answers as
-the file declares, limit honoured, same order twice), a page larger than `page_size` (the cap;
-`page_size` itself when the larger one is refused), when that one comes back short the next page
-(more rows: a cap; none: the end), and a small page at skip=small, held against the large page
-(skip honoured), unless the page after a cap showed it already.
+values only in variables. Lists are read with the pager's own documents and answer handling
+(`moovago_api.pager.Pager`: `execute`, `page`, `page_variables`), so every paging shape the
+pager drives is measured the same way: offset (skip/limit), page number and cursor, plain lists
+and connections (`nodes`, `edges`). Per list stream at most 6 requests: a small page twice
+(answers as the file declares, limit honoured, same order twice), a page larger than
+`page_size` (the cap; `page_size` itself when the larger one is refused), when that one comes
+back short the next page (more rows: a cap; none: the end), and the page right after the small
+one, held against the large page (the paging argument honoured), unless the page after a cap
+showed it already.
 
 Nothing read here leaves the process but counts, type names and schema coordinates: no record
 value, no key.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+import typing as t
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,8 +45,12 @@ from graphql.pyutils import Undefined
 
 from moovago_api.client import MoovagoClient
 from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError
+from moovago_api.pager import Pager
 from moovago_api.schema import Entity, MoovagoSchema
 from moovago_api.wire import is_datetime_text
+
+if t.TYPE_CHECKING:
+    from moovago_api.documents import Selection as DocSelection
 
 __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 
@@ -71,6 +80,8 @@ class Page:
     rows: int
     ids: list[str]
     seconds: float | None
+    start: int = 0  # position of its first row in the list
+    next_cursor: str | None = None  # cursor paging: where the page after this one starts
 
 
 @dataclass
@@ -79,7 +90,7 @@ class StreamProbe:
 
     stream: str
     entity: str
-    paging: str  # 'skip/limit', 'none (one request)', 'single object', or why not supported
+    paging: str  # 'offset (skip/limit)', 'page (page/perPage)', 'cursor (after/first)', 'none ...'
     paged: bool
     requests: int = 0
     small_asked: int = 0
@@ -89,7 +100,7 @@ class StreamProbe:
     big: Page | None = None
     big_refused: str = ""  # the server's error when it refused the large page
     after_big: Page | None = None  # the page after a short large page: more rows, or the end
-    offset_page: Page | None = None  # `small` rows from skip=`small`: held against `big`
+    offset_page: Page | None = None  # the page after `small`: held against `big`
     problems: dict[str, int] = field(default_factory=dict)  # answer vs file: coordinate: count
     error: str = ""  # the request failed: why (one line, no key)
     auth_error: str = ""  # the key was refused half-way: nothing more is asked
@@ -198,7 +209,9 @@ def _stream_probe(
     reader: _Reader, entity: Entity, team_id: str | None, page_size: int
 ) -> StreamProbe:
     paging, why_not = reader.paging(entity)
-    stream = StreamProbe(entity.stream_name, entity.name, paging, paged=paging == "skip/limit")
+    stream = StreamProbe(
+        entity.stream_name, entity.name, paging, paged=entity.paging.kind in _PAGED_KINDS
+    )
     if why_not:
         stream.unsupported = why_not
         return stream
@@ -208,24 +221,33 @@ def _stream_probe(
     before = reader.requests
     try:
         if not stream.paged:
-            stream.small = reader.page(entity, team_id, None, None, stream.problems)
+            stream.small = reader.page(entity, team_id, None, stream.problems)
             return stream
         small = min(SMALL_PAGE, page_size)
         stream.small_asked = small
-        stream.small = reader.page(entity, team_id, 0, small, stream.problems)
-        stream.small_again = reader.page(entity, team_id, 0, small, stream.problems)
+        stream.small = reader.page(entity, team_id, small, stream.problems)
+        stream.small_again = reader.page(entity, team_id, small, stream.problems)
         stream.big_asked = 2 * page_size
         try:
-            stream.big = reader.page(entity, team_id, 0, stream.big_asked, stream.problems)
+            stream.big = reader.page(entity, team_id, stream.big_asked, stream.problems)
         except QueryError as err:
             # Refused rather than capped: then is page_size itself accepted?
             stream.big_refused = _one_line(err)
             stream.big_asked = page_size
-            stream.big = reader.page(entity, team_id, 0, page_size, stream.problems)
-        if stream.big.rows < stream.big_asked:
-            stream.after_big = reader.page(entity, team_id, stream.big.rows, small, stream.problems)
-        if stream.big.rows > small and not stream.after_big_rows:
-            stream.offset_page = reader.page(entity, team_id, small, small, stream.problems)
+            stream.big = reader.page(entity, team_id, page_size, stream.problems)
+        if stream.big.rows < stream.big_asked and _can_follow(entity, stream.big):
+            stream.after_big = reader.page(
+                entity, team_id, small, stream.problems, after=stream.big
+            )
+        if (
+            stream.big.rows > small
+            and not stream.after_big_rows
+            and stream.small.rows
+            and _can_follow(entity, stream.small)
+        ):
+            stream.offset_page = reader.page(
+                entity, team_id, small, stream.problems, after=stream.small
+            )
     except AuthError as err:
         stream.auth_error = stream.error = _one_line(err)
     except (MoovagoError, ConfigError) as err:
@@ -233,6 +255,18 @@ def _stream_probe(
     finally:
         stream.requests = reader.requests - before
     return stream
+
+
+_PAGED_KINDS = ("offset", "page", "cursor")
+
+
+def _can_follow(entity: Entity, page: Page) -> bool:
+    """Whether a page after `page` can be asked: cursor paging needs a cursor to ask after.
+
+    Without one the server declared the end (`hasNextPage: false`) or sent an empty page; the
+    cap row then reads `page` as the end, as the pager does.
+    """
+    return entity.paging.kind != "cursor" or page.next_cursor is not None
 
 
 class _Reader:
@@ -252,6 +286,7 @@ class _Reader:
         self.dsl = DSLSchema(schema.graphql)
         self.requests = 0
         self._documents: dict[tuple[str, bool], tuple[DocumentNode, Selection]] = {}
+        self._pagers: dict[str, tuple[Pager, Selection]] = {}
 
     def paging(self, entity: Entity) -> tuple[str, str]:
         """How the doctor reads this list, and why it cannot ('' when it can)."""
@@ -259,21 +294,23 @@ class _Reader:
         root = query.fields.get(entity.root_field) if query else None
         if root is None:
             return "-", f"Query.{entity.root_field} is not in {self.schema.path.name}"
-        shape = getattr(entity, "paging", None)  # the core's paging shape, where it has one
-        kind = getattr(shape, "kind", None)
-        if kind == "unsupported":
-            problem = getattr(shape, "problem", None) or "paging the connectors cannot drive"
+        shape = entity.paging
+        if shape.kind == "unsupported":
+            problem = shape.problem or "paging the connectors cannot drive"
             return "-", f"{self._query_name()}.{entity.root_field}: {problem}"
-        if not _is_list_of_objects(root.type):
+        if shape.rows == "list" and not _is_list_of_objects(root.type):
             return "-", (
-                f"{query.name if query else 'Query'}.{entity.root_field} does not return a"
-                f" plain list ({root.type}): the doctor reads only skip/limit and unpaged lists"
+                f"{self._query_name()}.{entity.root_field} does not return a list of objects"
+                f" ({root.type}) nor a connection the pager reads"
             )
-        if entity.skip_arg and entity.limit_arg:
-            return "skip/limit", ""
-        if kind in ("page", "cursor"):
-            return f"{kind} (first page only: not measured)", ""
-        return "none (one request)", ""
+        where = "" if shape.rows == "list" else f", {shape.rows} connection"
+        if shape.kind == "offset":
+            return f"offset ({shape.offset_arg}/{shape.size_arg}){where}", ""
+        if shape.kind == "page":
+            return f"page ({shape.page_arg}/{shape.size_arg}){where}", ""
+        if shape.kind == "cursor":
+            return f"cursor ({shape.after_arg}/{shape.size_arg}){where}", ""
+        return f"none (one request){where}", ""
 
     def single(self, entity: Entity) -> tuple[Any, dict[str, int]]:
         document, selection = self._document(entity, paged=False)
@@ -289,35 +326,70 @@ class _Reader:
         self,
         entity: Entity,
         team_id: str | None,
-        skip: int | None,
-        limit: int | None,
+        size: int | None,
         problems: dict[str, int],
+        *,
+        after: Page | None = None,
     ) -> Page:
-        document, selection = self._document(entity, paged=limit is not None)
-        variables: dict[str, Any] = {}
-        if entity.filter_arg:
-            variables[entity.filter_arg] = (
-                {entity.team_filter_field: team_id} if entity.team_filter_field else {}
+        """One page of `size` rows (None: the unpaged list), from the start or right `after`.
+
+        The request and the reading of its answer are the pager's own (`Pager.page_variables`,
+        `Pager.execute`, `Pager.page`): the shapes the tap reads are the shapes measured here.
+        """
+        pager, selection = self._pager(entity)
+        filter_value = {entity.team_filter_field: team_id} if entity.team_filter_field else {}
+        start = 0 if after is None else after.start + after.rows
+        variables: dict[str, Any]
+        if size is None:
+            variables = pager.page_variables(filter=filter_value)
+        else:
+            if entity.paging.kind == "page" and start % size:
+                size = start  # page numbers count whole pages: the page after one of `start`
+            cursor = after.next_cursor if after is not None else None
+            variables = pager.page_variables(
+                filter=filter_value, size=size, start=start, after=cursor
             )
-        if limit is not None and entity.skip_arg and entity.limit_arg:
-            variables[entity.skip_arg] = skip or 0
-            variables[entity.limit_arg] = limit
-        sort_arg, sort_value = _sort(entity)
-        if sort_arg:
-            variables[sort_arg] = sort_value  # the order the tap asks for, as the tap sends it
         self.requests += 1
         seen = len(self.answers)
         started = time.monotonic()
-        data = self.client.execute(document, variables, _operation(entity))
+        data = pager.execute(self.client, variables)
         # The answer's own time when the observer saw it; else the call's (governor wait too).
         answers = self.answers[seen:]
         seconds = answers[-1].seconds if answers else time.monotonic() - started
-        rows = data.get(entity.root_field)
         root = self._root_field(entity)
-        _check(rows, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems)
-        rows = rows if isinstance(rows, list) else []
-        ids = [str(row.get("id")) for row in rows if isinstance(row, Mapping)]
-        return Page(len(rows), ids, seconds)
+        where = f"{self._query_name()}.{entity.root_field}"
+        if data.get(entity.root_field) is None and isinstance(root.type, GraphQLNonNull):
+            key = f"{where}: null, but the file declares {root.type}"
+            problems[key] = problems.get(key, 0) + 1
+        answer = pager.page(data)
+        node_type = self.schema.graphql.get_type(entity.type_name)
+        inner = {"list": "", "nodes": ".nodes", "edges": ".edges.node"}[entity.paging.rows]
+        for row in answer.rows:
+            _check(row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems)
+        ids = [str(row.get("id")) for row in answer.rows]
+        next_cursor = answer.end_cursor
+        if entity.paging.row_cursor and answer.cursors and answer.cursors[-1] is not None:
+            next_cursor = answer.cursors[-1]
+        if answer.has_next is False:
+            next_cursor = None  # the server declares the end: nothing to ask after it
+        return Page(len(ids), ids, seconds, start=start, next_cursor=next_cursor)
+
+    def _pager(self, entity: Entity) -> tuple[Pager, Selection]:
+        if entity.root_field not in self._pagers:
+            object_type = self.schema.graphql.get_type(entity.type_name)
+            selection: Selection = {}
+            self._selections(object_type, selection, (), 0)
+            if not selection:
+                raise ConfigError(f"{entity.type_name} has no field the doctor can select")
+            pager = Pager(
+                self.schema,
+                entity,
+                _spec(selection),
+                operation_name=_operation(entity),
+                label=f"Stream '{entity.stream_name}'",
+            )
+            self._pagers[entity.root_field] = (pager, selection)
+        return self._pagers[entity.root_field]
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -338,8 +410,6 @@ class _Reader:
             root: DSLField = getattr(root_type, entity.root_field)
             variables = DSLVariableDefinitions()
             names = [entity.filter_arg] if entity.filter_arg else []
-            if paged and entity.skip_arg and entity.limit_arg:
-                names += [entity.skip_arg, entity.limit_arg]
             sort_arg, _ = _sort(entity)
             if sort_arg:
                 names.append(sort_arg)
@@ -384,6 +454,11 @@ class _Reader:
                 fields.append(getattr(dsl_type, name))
                 selection[name] = None
         return fields
+
+
+def _spec(selection: Selection) -> list[DocSelection]:
+    """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
+    return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
 
 
 def _sort(entity: Entity) -> tuple[str | None, Any]:

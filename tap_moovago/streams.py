@@ -19,6 +19,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
+from moovago_api.doctor_report import widened_start
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
@@ -255,6 +256,7 @@ class MoovagoStream(Stream):
         incremental = self.replication_method == REPLICATION_INCREMENTAL
         if incremental and self.replication_key and entity.updated_since_field:
             start = self.get_starting_timestamp(context)
+            start = widened_start(self.moovago_tap.measured, start)
             if start is not None:
                 filter_value[entity.updated_since_field] = format_datetime(start)
                 self.logger.info(

@@ -11,6 +11,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
+from moovago_api.doctor_report import Measured, load_doctor_report
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.schema import SCALAR_KINDS, load_schema
 from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
@@ -54,6 +55,18 @@ _TAP_PROPERTIES = th.PropertiesList(
         description="Rows asked for per request when the list field takes paging arguments.",
     ),
     th.Property(
+        "doctor_report",
+        th.StringType,
+        title="Doctor report",
+        description=(
+            "Path of the JSON report `moovago-schema doctor --format json` wrote for this "
+            "api_url. The tap then refuses a page_size above the measured page cap and offset "
+            "paging without a sort argument when the order or skip was measured broken, and "
+            "widens incremental starts by a measured clock offset over 60 s. A report of "
+            "another api_url is ignored with a warning."
+        ),
+    ),
+    th.Property(
         "include_deprecated_fields",
         th.BooleanType,
         default=False,
@@ -92,6 +105,8 @@ class TapMoovago(Tap):
     config_jsonschema = _config_jsonschema()
 
     _client: MoovagoClient | None = None
+    #: What the doctor measured at this api_url (setting doctor_report), if given.
+    measured: Measured | None = None
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """JSON Schema checks, then the rules it cannot express, each as one line."""
@@ -107,6 +122,11 @@ class TapMoovago(Tap):
             start_date = self.config.get("start_date")
             if start_date:
                 _parse_start_date(start_date)
+            if self.config.get("doctor_report"):
+                self.measured = load_doctor_report(
+                    self.config["doctor_report"], api_url=self._client.api_url, logger=self.logger
+                )
+                _check_measured(self.measured, self.config, schema)
         except SchemaFileError as exc:
             errors = [f"Setting schema_path: {exc}"]
         except ConfigError as exc:
@@ -234,6 +254,40 @@ class TapMoovago(Tap):
             cls.logger.error("Connection test failed: %s", exc)
             ctx.exit(1)
         ctx.exit()
+
+
+def _check_measured(
+    measured: Measured | None, config: t.Mapping[str, t.Any], schema: MoovagoSchema
+) -> None:
+    """Refuse settings the doctor's report shows unsafe at this api_url (one line each)."""
+    if measured is None:
+        return
+    page_size = int(config.get("page_size", DEFAULT_PAGE_SIZE))
+    if measured.page_cap is not None and page_size > measured.page_cap:
+        msg = (
+            f"Setting page_size {page_size} is above the page cap of {measured.page_cap} rows "
+            f"the doctor measured on {measured.when} ({measured.path}): set page_size to "
+            f"{measured.page_cap} or less"
+        )
+        raise ConfigError(msg)
+    broken = []
+    if measured.stable_order is False:
+        broken.append("the list order is not stable")
+    if measured.skip_honoured is False:
+        broken.append("skip is not honoured")
+    if not broken:
+        return
+    for entity in schema.entities():
+        paging = entity.paging
+        if paging.kind == "offset" and not (paging.sort_arg and paging.sort_value is not None):
+            msg = (
+                f"Stream '{entity.stream_name}' pages Query.{entity.root_field} by "
+                f"{paging.offset_arg}/{paging.size_arg} with no sort argument, and the doctor "
+                f"measured on {measured.when} that {' and '.join(broken)} ({measured.path}): "
+                "offset paging would skip or repeat rows; declare the list's sort argument in "
+                "the schema file (schema_path) or ask Moovago for a stable order"
+            )
+            raise ConfigError(msg)
 
 
 def _parse_start_date(value: str) -> datetime.datetime:

@@ -211,6 +211,21 @@ _HUB_HEADER = (
 )
 
 
+#: Plugin commands (`meltano invoke tap-moovago:doctor`), as in meltano.yml.
+_HUB_COMMANDS: dict[str, dict[str, Any]] = {
+    "tap-moovago": {
+        "doctor": {
+            "executable": "moovago-schema",
+            "args": "doctor --config=ENV",
+            "description": (
+                "Read-only check of what the connectors assume about the live API; add "
+                "--format=json for the report the tap's doctor_report setting reads."
+            ),
+        }
+    }
+}
+
+
 def hub_definition(name: str, about_json: Mapping[str, Any]) -> dict[str, Any]:
     """The Hub-format plugin definition of one of our plugins, from its `--about`."""
     label, description = _HUB_TEXT[name]
@@ -226,6 +241,7 @@ def hub_definition(name: str, about_json: Mapping[str, Any]) -> dict[str, Any]:
         "pip_url": DISTRIBUTION,
         "executable": name,
         "capabilities": list(about_json["capabilities"]),
+        **({"commands": _HUB_COMMANDS[name]} if name in _HUB_COMMANDS else {}),
         "settings_group_validation": [sorted(about_json["settings"].get("required", []))],
         # The Hub spells a secret `sensitive: true` on a string (`kind: password` is deprecated).
         "settings": [

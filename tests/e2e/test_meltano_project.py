@@ -153,3 +153,28 @@ def test_invoke_test_checks_the_key_and_names_the_settings(
     assert "api_key" in message
     assert "api_key_header" in message
     assert bad_key not in message
+
+
+@pytest.mark.slow
+def test_invoke_doctor_runs_the_doctor_with_the_plugins_settings(
+    meltano_installed: Path, e2e_workdir: Path
+) -> None:
+    """README: `meltano invoke tap-moovago:doctor` checks the account with the tap's settings."""
+    with start_sandbox(companies=12) as box:
+        env = {
+            "MOOVAGO_SANDBOX_URL": box.url,
+            "MOOVAGO_SANDBOX_API_KEY": box.api_key,
+            # Small pages so 12 companies can show the page cap holding (exit 0).
+            "TAP_MOOVAGO_PAGE_SIZE": "5",
+        }
+        out = meltano_project.run(
+            ["--environment", "sandbox", "invoke", "tap-moovago:doctor", "--format=json"],
+            meltano_project.base_env(e2e_workdir, env),
+        )
+        assert box.stats()["mutations_total"] == 0
+    report = json.loads(out.stdout[out.stdout.index("{") :])
+    assert report["settings"]["api_url"].startswith(box.url.rstrip("/"))
+    assert report["settings"]["page_size"] == 5
+    assert report["exit_code"] == 0
+    assert {row["verdict"] for row in report["rows"]} == {"holds"}
+    assert box.api_key not in out.stdout + out.stderr

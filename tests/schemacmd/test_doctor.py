@@ -164,6 +164,25 @@ def test_config_from_the_environment(
     assert sandbox.stats()["mutations_total"] == before
 
 
+def test_environment_settings_are_typed_as_the_tap_declares() -> None:
+    """Meltano passes every setting as text (`meltano invoke tap-moovago:doctor`)."""
+    from moovago_api.settings import client_from_config
+    from moovago_schema.doctor import load_config
+
+    environ = {
+        "TAP_MOOVAGO_API_URL": "http://127.0.0.1:9/graphql",
+        "TAP_MOOVAGO_API_KEY": SECRET,
+        "TAP_MOOVAGO_MAX_RETRIES": "8",
+        "TAP_MOOVAGO_MAX_RESPONSE_BYTES": "67108864",
+        "TAP_MOOVAGO_SCALAR_TYPES": '{"JSON": "object"}',
+    }
+    config = load_config("ENV", environ)
+    assert config["max_retries"] == 8
+    assert config["max_response_bytes"] == 67108864
+    assert config["scalar_types"] == {"JSON": "object"}
+    client_from_config(config, default_rate=4).close()  # the settings' own checks accept them
+
+
 @pytest.mark.slow
 def test_a_page_size_above_every_stream_is_unproven_not_holding(
     capsys: pytest.CaptureFixture[str], sandbox: SandboxHandle, tmp_path: Path
@@ -465,7 +484,7 @@ def test_without_observed_answers_nothing_is_claimed() -> None:
     assert found["latency"]["verdict"] == "unproven"
     for key in ("page_cap", "limit", "skip", "order"):
         assert found[key]["verdict"] == "unproven"
-        assert found[key]["server_did"].startswith("no stream paged by skip/limit answered")
+        assert found[key]["server_did"].startswith("no paged stream answered")
 
 
 def test_team_query_the_server_does_not_serve(
@@ -487,7 +506,18 @@ def test_team_query_the_server_does_not_serve(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", ["renamed_roots", "offset_first", "deprecated_discovery"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "renamed_roots",
+        "offset_first",
+        "deprecated_discovery",
+        "connection_nodes",
+        "connection_edges",
+        "cursor_paging",
+        "page_paging",
+    ],
+)
 def test_a_variant_served_from_its_own_file_holds(
     capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_path: Path, shape: str
 ) -> None:
@@ -497,3 +527,41 @@ def test_a_variant_served_from_its_own_file_holds(
     code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
     assert (code, failing(report)) == (0, [])
     assert report["schema"] == str(path)
+
+
+PAGED_SHAPES = ["connection_nodes", "connection_edges", "cursor_paging", "page_paging"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", PAGED_SHAPES)
+@pytest.mark.parametrize("breaks", ["page_cap", "order", "limit"])
+def test_every_paging_shape_is_measured(
+    capsys: pytest.CaptureFixture[str],
+    sandbox_factory: Any,
+    tmp_path: Path,
+    shape: str,
+    breaks: str,
+) -> None:
+    """Cursor, page-number and connection lists: each breaking sandbox fails its own row."""
+    flags = {
+        "page_cap": ["--max-page-size", "8"],
+        "order": ["--unstable-order"],
+        "limit": ["--ignore-limit", "--default-page-size", "7"],
+    }[breaks]
+    require_flag(flags[0])
+    path = VARIANTS / "shapes" / f"{shape}.gql"
+    box = sandbox_factory(companies=30, extra_args=["--schema", str(path), *flags])
+    code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
+    assert code == 1
+    found = rows(report)
+    assert found[breaks]["verdict"] == "FAILS", found[breaks]
+    assert found[breaks]["what_to_change"]
+    # The lists themselves were read and validated: no schema row fails for the shape.
+    assert [key for key in failing(report) if key.startswith("schema:")] == []
+    if breaks == "page_cap":
+        assert report["measured"]["page_cap"] == 8
+        assert found["page_cap"]["what_to_change"] == "set page_size to 8 or less (now 10)"
+    elif breaks == "limit":
+        assert report["measured"]["fixed_page_size"] == 7
+    else:
+        assert report["measured"]["stable_order"] is False
