@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from graphql import DocumentNode, GraphQLObjectType, get_named_type, is_leaf_type
 
-from moovago_api.documents import Selection, field, list_query
+from moovago_api import documents
+from moovago_api.documents import Selection
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.mutations import (
     EntityWrites,
@@ -154,7 +155,9 @@ class Remote:
     def team_id(self) -> str:
         if self._team_id is None:
             entity = self.schema.entity("team")
-            doc = list_query(self.schema, entity, [field("id")], name="TargetMoovagoTeam")
+            doc = documents.list_document(
+                self.schema, entity, ["id"], name="TargetMoovagoTeam", paged=False
+            )
             data = self.client.execute(doc, operation_name="TargetMoovagoTeam")
             team = data.get("team") or {}
             if not team.get("id"):
