@@ -29,6 +29,7 @@ from airbyte_moovago.protocol import (
     emit,
     fail,
     parser,
+    plugin_settings,
     read_config,
     read_json,
     spec_message,
@@ -44,7 +45,7 @@ def spec() -> dict[str, Any]:
     from target_moovago.target import TargetMoovago
 
     return spec_message(
-        TargetMoovago.config_jsonschema,
+        plugin_settings(TargetMoovago),
         title="Moovago destination (target-moovago)",
         supportsIncremental=True,
         supported_destination_sync_modes=list(SUPPORTED_SYNC_MODES),

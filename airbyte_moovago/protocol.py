@@ -7,6 +7,7 @@ LOG, TRACE). Written with the standard library only: no CDK at run time.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import threading
@@ -59,13 +60,23 @@ def fail(text: str) -> int:
     return 1
 
 
+def plugin_settings(plugin: Any) -> dict[str, Any]:
+    """Every setting a Singer SDK plugin class takes, its own and the SDK's built-in ones
+    (stream_maps, batch_config, ...), as its `--about` lists them. A copy: the SDK appends the
+    built-ins to the class's own schema in place once a plugin is made, so the class attribute
+    alone depends on what ran before in the process."""
+    schema = copy.deepcopy(plugin.config_jsonschema)
+    plugin.append_builtin_config(schema)
+    return dict(schema)
+
+
 def spec_message(
     plugin_schema: Mapping[str, Any],
     *,
     title: str,
     **extra: Any,
 ) -> dict[str, Any]:
-    """SPEC: the plugin's own config JSON Schema, its secrets marked `airbyte_secret`."""
+    """SPEC: the plugin's config JSON Schema, its secrets marked `airbyte_secret`."""
     properties = {}
     for name, prop in plugin_schema["properties"].items():
         prop = dict(prop)

@@ -25,6 +25,7 @@ from airbyte_moovago.protocol import (
     log,
     now_ms,
     parser,
+    plugin_settings,
     read_config,
     read_json,
     spec_message,
@@ -38,7 +39,7 @@ def spec() -> dict[str, Any]:
     from tap_moovago.tap import TapMoovago
 
     return spec_message(
-        TapMoovago.config_jsonschema,
+        plugin_settings(TapMoovago),
         title="Moovago source (tap-moovago)",
         supportsIncremental=True,
     )

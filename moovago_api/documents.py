@@ -9,10 +9,7 @@ A selection spec is a sequence of items, each:
 - `("name", [items])`: a field with the sub-selection `items`;
 - `{"TypeName": [items]}` (under a union or interface field): an inline fragment
   `... on TypeName { items }`; `__typename` is always selected on union and interface fields.
-
-The hand-built AST helpers at the end (`field`, `operation`, `type_node`, `list_query`) are
-what the target still uses for its index queries and mutation batches; they go once the target
-reads through `moovago_api.pager` and writes through `moovago_api.mutations`.
+Mutation batches are built in `moovago_api.mutations`, with gql.dsl too.
 """
 
 from __future__ import annotations
@@ -33,29 +30,15 @@ from gql.dsl import (
     dsl_gql,
 )
 from graphql import (
-    ArgumentNode,
     DocumentNode,
-    FieldNode,
     GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
-    GraphQLList,
     GraphQLNamedType,
-    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
-    GraphQLType,
     GraphQLUnionType,
-    ListTypeNode,
-    NamedTypeNode,
-    NameNode,
-    NonNullTypeNode,
     OperationDefinitionNode,
-    OperationType,
-    SelectionSetNode,
-    TypeNode,
-    VariableDefinitionNode,
-    VariableNode,
     get_named_type,
     is_non_null_type,
 )
@@ -66,26 +49,25 @@ from moovago_api.schema import Entity, MoovagoSchema
 
 __all__ = [
     "ANCHOR_ALIAS",
+    "ANCHOR_OFFSET_VAR",
     "Selection",
     "default_selection",
-    "field",
     "has_aliases",
     "list_document",
-    "list_query",
-    "operation",
     "operation_name",
     "page_variables",
     "restore_aliases",
-    "type_node",
 ]
 
 #: One item of a selection spec (see the module docstring).
 Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
 
-#: Alias of the one-row read that checks the previous page's last row (page-number paging).
+#: Alias of the read, in the same request as the page, of the row(s) just before it (offset and
+#: page-number paging, id only): the pager checks it is a row it already has.
 ANCHOR_ALIAS = "anchor"
 #: Variables of that read; they cannot clash with an argument name (those are the schema's).
 ANCHOR_PAGE_VAR = "anchorPage"
+ANCHOR_OFFSET_VAR = "anchorOffset"
 ANCHOR_SIZE_VAR = "anchorSize"
 
 
@@ -129,9 +111,10 @@ def list_document(
     """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`, via gql.dsl.
 
     The rows get `fields` (plus `id`, and the row cursor when the paging needs one); a
-    connection adds `pageInfo { hasNextPage endCursor }`. With page-number paging the document
-    also reads the row before the page (alias `anchor`, id only) in the same request, so the
-    pager can check that nothing moved between pages. `paged=False` leaves paging out.
+    connection adds `pageInfo { hasNextPage endCursor }`. With offset and page-number paging the
+    document also reads what lies just before the page (alias `anchor`, id only: the row before
+    it, or the page before it) in the same request, so the pager knows the page continues the
+    rows it already has. `paged=False` leaves paging out.
     """
     dsl = _dsl(schema)
     root = _root_field(schema, entity)
@@ -167,9 +150,12 @@ def list_document(
         root_field = root_field.args(**{arg: getattr(variables, arg) for arg in names})
     root_field.select(*_wrap_rows(dsl, schema, entity, rows))
     selections: list[DSLField] = [root_field]
-    if paged and paging.kind == "page" and variables is not None:
+    if paged and paging.kind in ("offset", "page") and variables is not None:
         anchor_args = {arg: getattr(variables, arg) for arg in names}
-        anchor_args[t.cast("str", paging.page_arg)] = getattr(variables, ANCHOR_PAGE_VAR)
+        if paging.kind == "page":
+            anchor_args[t.cast("str", paging.page_arg)] = getattr(variables, ANCHOR_PAGE_VAR)
+        else:
+            anchor_args[t.cast("str", paging.offset_arg)] = getattr(variables, ANCHOR_OFFSET_VAR)
         anchor_args[t.cast("str", paging.size_arg)] = getattr(variables, ANCHOR_SIZE_VAR)
         anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**anchor_args)
         anchor.select(*_wrap_rows(dsl, schema, entity, [row_type.id]))
@@ -337,104 +323,9 @@ def restore_aliases(value: t.Any) -> t.Any:
     return out
 
 
-# -- legacy hand-built AST helpers (the target's index queries and mutation batches) -----------
-
-
-def _name(value: str) -> NameNode:
-    return NameNode(value=value)
-
-
-def type_node(gql_type: GraphQLType) -> TypeNode:
-    """The AST form of a schema type, for the variable definition that feeds it."""
-    if isinstance(gql_type, GraphQLNonNull):
-        inner = type_node(gql_type.of_type)
-        assert isinstance(inner, NamedTypeNode | ListTypeNode)
-        return NonNullTypeNode(type=inner)
-    if isinstance(gql_type, GraphQLList):
-        return ListTypeNode(type=type_node(gql_type.of_type))
-    assert isinstance(gql_type, GraphQLNamedType)
-    return NamedTypeNode(name=_name(gql_type.name))
-
-
-def field(
-    name: str,
-    selections: Sequence[FieldNode] = (),
-    *,
-    alias: str | None = None,
-    arguments: Mapping[str, str] | None = None,
-) -> FieldNode:
-    """A field node; `arguments` maps each argument name to the variable that feeds it."""
-    args = tuple(
-        ArgumentNode(name=_name(arg), value=VariableNode(name=_name(var)))
-        for arg, var in (arguments or {}).items()
-    )
-    return FieldNode(
-        alias=_name(alias) if alias else None,
-        name=_name(name),
-        arguments=args,
-        directives=(),
-        selection_set=SelectionSetNode(selections=tuple(selections)) if selections else None,
-    )
-
-
-def operation(
-    kind: OperationType,
-    name: str,
-    variables: Mapping[str, TypeNode],
-    selections: Sequence[FieldNode],
-) -> DocumentNode:
-    """One named operation; `variables` maps variable names to their types."""
-    definitions = tuple(
-        VariableDefinitionNode(variable=VariableNode(name=_name(var)), type=var_type, directives=())
-        for var, var_type in variables.items()
-    )
-    return DocumentNode(
-        definitions=(
-            OperationDefinitionNode(
-                operation=kind,
-                name=_name(name),
-                variable_definitions=definitions,
-                directives=(),
-                selection_set=SelectionSetNode(selections=tuple(selections)),
-            ),
-        )
-    )
-
-
 def operation_name(document: DocumentNode) -> str | None:
     """The name of the document's first operation, if it has one."""
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             return definition.name.value if definition.name else None
     return None
-
-
-def list_query(
-    schema: MoovagoSchema,
-    entity: Entity,
-    selections: Sequence[FieldNode],
-    *,
-    name: str,
-    paged: bool = True,
-) -> DocumentNode:
-    """Legacy: `query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`.
-
-    Kept for the target until it reads through `moovago_api.pager`. The filter (and, when
-    `paged` and the list field has them, the paging arguments) become
-    variables named after the arguments, typed as the schema declares them. For `team`, which
-    takes no argument, the query has no variable.
-    """
-    query_type = schema.graphql.query_type
-    root = query_type.fields.get(entity.root_field) if query_type else None
-    if root is None:
-        msg = f"the schema file {schema.path} has no Query.{entity.root_field}"
-        raise ConfigError(msg)
-    if not isinstance(get_named_type(root.type), GraphQLObjectType):
-        msg = f"Query.{entity.root_field} in {schema.path} does not return objects"
-        raise ConfigError(msg)
-    names = [entity.filter_arg] if entity.filter_arg else []
-    if paged and entity.skip_arg and entity.limit_arg:
-        names += [entity.skip_arg, entity.limit_arg]
-    variables = {arg: type_node(root.args[arg].type) for arg in names}
-    root_node = field(entity.root_field, selections, arguments={arg: arg for arg in names})
-    return operation(OperationType.QUERY, name, variables, [root_node])

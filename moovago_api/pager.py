@@ -4,12 +4,14 @@ Rules (README, "Paging"):
 - advance by the rows actually received, never by the size asked for;
 - a short page is never the end: the end is an empty page, or an end the server declares
   (`hasNextPage: false`);
-- each page after the first re-reads at least one row of the previous one (offset paging asks
-  from one row before; page-number paging reads the previous page beside the next one in the
-  same request; cursor paging starts after the second-to-last row when rows carry cursors), and
-  must find a row it already has. When none is there, rows moved under the pager: it re-reads
-  from a safe point (further back each round, at worst the start) and emits only rows it has
-  not emitted yet. Too many re-reads end the read with a PagingError naming the stream;
+- each page after the first is read with proof that it continues the rows already read:
+  offset paging reads the row just before the page, page-number paging the page before it,
+  both in the same request as the page (alias `anchor`), and that row must be one already
+  emitted; cursor paging starts after the second-to-last row when rows carry cursors and must
+  find a row it already has. So the end (an empty page after a row already read) is proven by
+  one answer. When the proof fails, rows moved under the pager: it re-reads from a safe point
+  (further back each round, at worst the start) and emits only rows it has not emitted yet.
+  Too many re-reads end the read with a PagingError naming the stream;
 - rows come in a stable order: the pager asks for ascending ids when the field has a sort
   argument, and otherwise assumes the server's order does not change between reads;
 - a list whose paging arguments the pager cannot drive is refused, never read once.
@@ -19,13 +21,17 @@ Rules (README, "Paging"):
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
+import math
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from moovago_api.documents import (
     ANCHOR_ALIAS,
+    ANCHOR_OFFSET_VAR,
     ANCHOR_PAGE_VAR,
     ANCHOR_SIZE_VAR,
     has_aliases,
@@ -88,7 +94,7 @@ class _Page:
 class _Ask:
     """One request of the read: what it is for, and where it starts."""
 
-    purpose: str  # 'first' | 'next' | 'confirm' | 'verify' | 'resync'
+    purpose: str  # 'first' | 'next' | 'resync'
     start: int = 0  # offset paging: first row position; page paging: page number
     after: str | None = None  # cursor paging
     expect: str | None = None  # cursor paging: id of the row the page must begin with
@@ -191,6 +197,8 @@ class Pager:
         variables[t.cast("str", paging.size_arg)] = size
         if paging.kind == "offset":
             variables[t.cast("str", paging.offset_arg)] = start
+            variables[ANCHOR_OFFSET_VAR] = max(0, start - 1)
+            variables[ANCHOR_SIZE_VAR] = 1
         elif paging.kind == "page":
             number = paging.first_page + start // size
             variables[t.cast("str", paging.page_arg)] = number
@@ -287,7 +295,9 @@ class _Read:
         self.size = page_size
         self.on_page = on_page
         self.paging = pager.entity.paging
-        self.seen: set[t.Any] = set()
+        self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
+        self.order: list[float] = []  # offset paging: those places, sorted
+        self.ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
         self.emitted = 0
         self.pages = 0
         self.resyncs = 0
@@ -296,12 +306,10 @@ class _Read:
         # Offset and page paging: rows of the list up to and including `last` (its position + 1).
         self.pos = 0
         self.last: t.Any = None
-        self.short_pages = False  # the server sent fewer rows than asked while more existed
         self.page_rows = 0  # page paging: rows per page as the server cuts them
         self.previous_short = False
         self.max_rows = 0  # most rows the server sent in one page
         self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
-        self.held: list[Row] = []  # offset paging: rows read without overlap, not yet checked
         self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
 
     # -- driving -------------------------------------------------------------------------------
@@ -348,7 +356,9 @@ class _Read:
                     ask = following
                     pending = pool.submit(self._fetch, ask)
                 if rows:
-                    yield from self._emit(rows)
+                    yield from self._emit(
+                        rows, self.ranks if self.paging.kind == "offset" else None
+                    )
                 self._counted()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -363,6 +373,8 @@ class _Read:
         variables[size_arg] = self.size
         if paging.kind == "offset":
             variables[t.cast("str", paging.offset_arg)] = ask.start
+            variables[ANCHOR_OFFSET_VAR] = max(0, ask.start - 1)
+            variables[ANCHOR_SIZE_VAR] = 1
         elif paging.kind == "page":
             variables[t.cast("str", paging.page_arg)] = ask.start
             variables[ANCHOR_PAGE_VAR] = max(paging.first_page, ask.start - 1)
@@ -371,16 +383,40 @@ class _Read:
             variables[t.cast("str", paging.after_arg)] = ask.after
         return self.pager.page(self.pager.execute(self.client, variables))
 
-    def _emit(self, rows: list[Row]) -> Iterator[Row]:
+    def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
         if any(row["id"] not in self.seen for row in rows):
             self.fresh_pages += 1
         for row in rows:
             key = row["id"]
             if key in self.seen:
                 continue
-            self.seen.add(key)
+            if ranks is None:
+                self.seen[key] = float(self.emitted)
+            else:
+                self.seen[key] = ranks[key]
+                bisect.insort(self.order, ranks[key])
             self.emitted += 1
             yield row
+
+    def _ranked(self, keys: list[t.Any]) -> dict[t.Any, float] | None:
+        """Offset paging: places in the list's order for the rows of `keys` not read before,
+        between the rows read before around them; None when the rows read before among `keys`
+        are not in their order (rows moving only shift, so in a stable order they always are).
+        """
+        known = [self.seen[key] for key in keys if key in self.seen]
+        if any(a >= b for a, b in itertools.pairwise(known)):
+            return None
+        ranks: dict[t.Any, float] = {}
+        low, pending = -math.inf, []
+        for key in keys:
+            if key not in self.seen:
+                pending.append(key)
+                continue
+            _between(ranks, pending, low, self.seen[key])
+            low, pending = self.seen[key], []
+        above = bisect.bisect_right(self.order, low)
+        _between(ranks, pending, low, self.order[above] if above < len(self.order) else math.inf)
+        return ranks
 
     def _counted(self) -> None:
         self.pages += 1
@@ -421,85 +457,53 @@ class _Read:
     # -- offset paging -------------------------------------------------------------------------
 
     def _offset(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
+        """One answer: the page at `ask.start` and, in the same request, the row before it.
+
+        The page continues what was read when that row is one already emitted (or the page
+        starts the list): rows come in one stable order, every row emitted lies at or before
+        the last one emitted, so a row that stayed and was not emitted yet lies after any
+        emitted row, in this page or past it. Deletes and inserts before the page only move
+        the page's start; an emitted row before it still proves nothing was skipped.
+        """
         rows = page.rows
-        self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
-        if ask.purpose == "first":
-            if not rows:
-                return [], None  # an empty first page: the list is empty
-            self.previous_ids = [row["id"] for row in rows]
-            return self._offset_take(ask.start, rows)
-        if ask.purpose == "confirm":
-            return self._offset_confirm(rows)
-        if ask.purpose == "verify":
-            return self._offset_verify(rows)
-        # 'next' reads from the row before the first new one; 'resync' from further back, and
-        # nothing lies before offset 0, so a re-read from there needs no known row.
+        start = ask.start
+        anchor = page.anchor[0]["id"] if page.anchor else None  # the row at start - 1
         ids = [row["id"] for row in rows]
-        if ask.purpose == "next" and len(ids) >= 2 and ids == self.previous_ids:
+        if (
+            ask.purpose == "next"
+            and len(ids) >= 2
+            and ids == self.previous_ids
+            and anchor == self.previous_ids[0]
+        ):
+            # The page after the last one is that page again, and the row "before" it is its
+            # first row: the server answers every offset from the start.
             msg = (
                 f"{self.pager.label}: the API returned the rows of the previous page again at "
-                f"{self.paging.offset_arg}={ask.start}; it does not honour "
+                f"{self.paging.offset_arg}={start}; it does not honour "
                 f"{self.paging.offset_arg}/{self.paging.size_arg} paging"
             )
             raise PagingError(msg)
+        what = None
+        if start > 0 and anchor is None:
+            what = f"the list no longer reaches offset {start}"
+        elif start > 0 and anchor not in self.seen:
+            what = f"the row before offset {start} is not one read before"
+        ranks = None if what else self._ranked([*([anchor] if start else []), *ids])
+        if what is None and ranks is None:
+            what = f"rows read before came back in another order at offset {start}"
+        if what is not None or ranks is None:
+            back = self._resync_back(str(what)) * max(1, self.max_rows)
+            return [], _Ask("resync", start=max(0, start - back))
+        if ask.purpose == "next" or ranks:
+            self.round = 0  # in order again: a page after the last one, or rows not read before
+        if not rows:
+            return [], None  # nothing after a row already read: the end, in one answer
         self.previous_ids = ids
-        if ask.purpose == "next" and self.last in ids:
-            self.round = 0  # the overlap: the row read last is read again, in its place
-        elif ask.purpose == "resync" and ask.start == 0:
-            pass  # nothing lies before offset 0: any answer there is a safe start
-        elif any(key in self.seen for key in ids):
-            # Any row read before is a safe point when the order holds (rows after it in the
-            # page are new or read before); it only counts as a round of a re-read.
-            if ask.purpose == "next":
-                self._resync_back(f"the page at offset {ask.start} begins with another row")
-        else:
-            if ask.purpose == "next":
-                what = f"the page at offset {ask.start} does not begin with the row read before it"
-            else:
-                what = f"no row read before is at offset {ask.start} any more"
-            return [], self._offset_resync(what)
-        if not rows and ask.start == 0:
-            return [], None  # a re-read from the start found the list empty
-        if len(rows) < self.size and (not rows or rows[-1]["id"] in self.seen):
-            # A short page with nothing after the rows already read: the end, or a server
-            # cutting pages short. Only an empty page past them can tell.
-            if rows:
-                self.pos = ask.start + len(rows)
-                self.last = rows[-1]["id"]
-            return rows, _Ask("confirm", start=self.pos)
-        return self._offset_take(ask.start, rows)
-
-    def _offset_take(self, start: int, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
-        self.pos = start + len(rows)
-        self.last = rows[-1]["id"]
-        if self.short_pages or len(rows) < min(self.size, self.max_rows):
-            # Fewer rows than the server sends in a page: most likely the last page, so look
-            # past it at once (then check `last` stayed) instead of re-reading it first.
-            return rows, _Ask("confirm", start=self.pos)
-        return rows, _Ask("next", start=self.pos - 1)
-
-    def _offset_confirm(self, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
-        """Asked just past `last` because the short page before held nothing after it."""
-        if rows:
-            self.short_pages = True  # fewer rows than asked although more exist
-        # Read without overlap: hold these rows (or this end) until `last` is seen still in
-        # its place, so nothing moved between the two reads.
-        self.held = rows
-        return [], _Ask("verify", start=self.pos - 1)
-
-    def _offset_verify(self, rows: list[Row]) -> tuple[list[Row], _Ask | None]:
-        if not rows or rows[0]["id"] != self.last:
-            self.held = []
-            return [], self._offset_resync(f"the row at offset {self.pos - 1} changed")
-        held, self.held = self.held, []
-        self.round = 0
-        if not held:
-            return [], None  # `last` is still in place and nothing follows it: the end
-        return self._offset_take(self.pos, held)
-
-    def _offset_resync(self, what: str) -> _Ask:
-        back = self._resync_back(what) * max(1, self.max_rows)
-        return _Ask("resync", start=max(0, self.pos - 1 - back))
+        self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
+        self.pos = start + len(rows)  # advance by the rows received, never by the size asked
+        self.last = ids[-1]
+        self.ranks = ranks
+        return rows, _Ask("next", start=self.pos)
 
     # -- page-number paging --------------------------------------------------------------------
 
@@ -588,3 +592,16 @@ class _Read:
             )
             raise PagingError(msg)
         return cursor
+
+
+def _between(ranks: dict[t.Any, float], keys: list[t.Any], low: float, high: float) -> None:
+    """Spread `keys` evenly between the places `low` and `high` (either may be unbounded)."""
+    if not keys:
+        return
+    if low == -math.inf:
+        low = (0.0 if high == math.inf else high) - len(keys) - 1
+    if high == math.inf:
+        high = low + len(keys) + 1
+    step = (high - low) / (len(keys) + 1)
+    for index, key in enumerate(keys, start=1):
+        ranks[key] = low + step * index

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-churn",
         type=_churn,
         metavar="N:D:I",
-        help="before every Nth list read of an entity, delete D and insert I rows of it",
+        help="before every Nth request reading an entity's list, delete D and insert I rows of it",
     )
     modes = serve.add_argument_group("server modes (also keys of a --faults profile)")
     modes.add_argument(

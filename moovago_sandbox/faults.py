@@ -12,8 +12,9 @@ happens at its own configured rate; their sum must not exceed 1.
 
 Server modes (how a real server may differ from the sandbox's defaults; each a CLI flag too):
   max_page_size N, ignore_limit, default_page_size N, unstable_order   (how lists are paged)
-  churn "N:D:I"        before every Nth list read of an entity in a team, delete D and
-                       insert I random rows of it there (seeded, deterministic)
+  churn "N:D:I"        before every Nth request reading an entity's list in a team, delete D
+                       and insert I random rows of it there (seeded, deterministic); a
+                       request reading the list twice (aliases) sees one state of it
   latency_read MS, latency_mutation MS, latency_jitter SIGMA   latency per operation kind,
                        lognormal around MS (SIGMA 0 = fixed)
   no_date_header, clock_offset SECONDS, max_body_bytes N (413 above)
@@ -293,8 +294,9 @@ def inject_partial_error(
 
 
 class Churn:
-    """`churn N:D:I`: before every Nth list read of an entity in a team, delete D random rows of
-    it and insert I new ones (valid for the file, referencing rows of the same team)."""
+    """`churn N:D:I`: before every Nth request reading an entity's list in a team, delete D
+    random rows of it and insert I new ones (valid for the file, referencing rows of the same
+    team)."""
 
     def __init__(self, plan: tuple[int, int, int], seed: int, store: Any, maker: Any) -> None:
         self.every, self.delete, self.insert = plan

@@ -56,6 +56,9 @@ class RequestContext:
     owner_id: str | None
     mutations: list[tuple[str, str]] = field(default_factory=list)  # (entity, create|update|delete)
     lookups: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Entities whose list this request has read: `before_read` (the churn fault) runs once per
+    #: entity and request, before its first read, so one request reads one state of the list.
+    read_entities: set[str] = field(default_factory=set)
 
     def rows_by_ids(self, entity: str, ids: list[str]) -> list[dict[str, Any]]:
         """Rows of `ids` in this team, memoised for the request (Company.mandators)."""
@@ -139,8 +142,9 @@ class Reader:
         if modes.unstable_order and not sorted_by_client:
             query["order_salt"] = self.order_rng.getrandbits(32)
         query.update(skip=skip, limit=size)
-        if self.before_read is not None:
+        if self.before_read is not None and lf.entity not in ctx.read_entities:
             self.before_read(ctx, lf.entity)
+        ctx.read_entities.add(lf.entity)
         return PageRead(lf.entity, query, size, bool(skip or after))
 
     def rows(self, ctx: RequestContext, lf: ListField, args: Mapping[str, Any]) -> Any:

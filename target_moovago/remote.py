@@ -11,7 +11,7 @@ import logging
 import typing as t
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from graphql import DocumentNode, GraphQLObjectType, get_named_type, is_leaf_type
+from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 
 from moovago_api import documents
 from moovago_api.documents import Selection
@@ -70,11 +70,6 @@ def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> 
         operation_name=f"TargetMoovago{entity.type_name}Index",
         label=f"Stream '{entity.stream_name}' (target index)",
     )
-
-
-def list_document(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> DocumentNode:
-    """The document `list_pager` sends: `query($filter: ..., $skip: Int, $limit: Int) {...}`."""
-    return list_pager(schema, entity, fields).document
 
 
 def writes_of(entity: Entity) -> EntityWrites:

@@ -317,8 +317,11 @@ def serve_bytes(body: bytes, headers: dict[str, str]) -> Callable[..., None]:
     return handler
 
 
+# VmHWM is the peak of this process's own memory map. getrusage's ru_maxrss is not: Linux carries
+# the parent's peak across the fork/vfork + exec that started this interpreter, so under a long
+# pytest session it reports pytest's size, not the client's.
 _PEAK_RSS = """
-import json, resource, sys
+import json, sys
 from moovago_api.errors import ResponseTooLarge
 from moovago_api.settings import client_from_config
 config = json.loads(sys.argv[1])
@@ -328,7 +331,8 @@ try:
     outcome = "answered"
 except ResponseTooLarge as err:
     outcome = str(err)
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as status:
+    peak_kib = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
 print(json.dumps({"peak_kib": peak_kib, "outcome": outcome}))
 """
 

@@ -82,41 +82,68 @@ def test_partial_data_fails_the_run_naming_the_error_path() -> None:
         _run_mandators(ScriptedClient(answer))
 
 
-def test_paging_overlaps_one_row_never_ends_on_a_short_page_and_logs_progress(
+def _offset_answer(rows: list[dict[str, Any]]) -> Any:
+    """mandatorList as a server honouring skip/limit, the row before the page beside it."""
+
+    def answer(v: dict[str, Any]) -> dict[str, Any]:
+        page = rows[v["skip"] : v["skip"] + v["limit"]]
+        anchor = rows[v["anchorOffset"] : v["anchorOffset"] + v["anchorSize"]]
+        return {"mandatorList": page, "anchor": anchor}
+
+    return answer
+
+
+def test_paging_reads_the_row_before_each_page_never_ends_on_a_short_page_and_logs_progress(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = [_mandator(n) for n in range(23)]
     monkeypatch.setattr(streams_module, "PROGRESS_EVERY_PAGES", 2)
-
-    def answer(variables: dict[str, Any]) -> dict[str, Any]:
-        return {"mandatorList": rows[variables["skip"] : variables["skip"] + variables["limit"]]}
-
-    client = ScriptedClient(answer)
+    client = ScriptedClient(_offset_answer(rows))
     with caplog.at_level(logging.INFO):
         records = _run_mandators(client, page_size=5)
     assert len(records) == 23
-    pages = [(v["skip"], v["limit"]) for name, v in client.calls if name == "TapMoovagoMandator"]
-    # Each page starts at the last row read (advance by rows received - 1); the short page
-    # (rows 20-22) is not the end: the empty page past row 22 is, checked from row 22.
-    assert pages == [(0, 5), (4, 5), (8, 5), (12, 5), (16, 5), (20, 5), (23, 5), (22, 5)]
+    pages = [
+        (v["skip"], v["limit"], v["anchorOffset"], v["anchorSize"])
+        for name, v in client.calls
+        if name == "TapMoovagoMandator"
+    ]
+    # Each page starts after the last row read, with that row beside it in the same request
+    # (it must be one read already); the short page (rows 20-22) is not the end: the empty
+    # page past row 22 is, with row 22 beside it.
+    assert pages == [
+        (0, 5, 0, 1),
+        (5, 5, 4, 1),
+        (10, 5, 9, 1),
+        (15, 5, 14, 1),
+        (20, 5, 19, 1),
+        (23, 5, 22, 1),
+    ]
     progress = [r.getMessage() for r in caplog.records if "pages so far" in r.getMessage()]
     assert progress[:2] == [
-        "Stream 'mandator': 9 rows in 2 pages so far",
-        "Stream 'mandator': 17 rows in 4 pages so far",
+        "Stream 'mandator': 10 rows in 2 pages so far",
+        "Stream 'mandator': 20 rows in 4 pages so far",
     ]
 
 
-def test_a_full_last_page_costs_the_overlap_and_two_end_requests() -> None:
+def test_a_full_last_page_costs_one_end_request() -> None:
     rows = [_mandator(n) for n in range(10)]
-    client = ScriptedClient(lambda v: {"mandatorList": rows[v["skip"] : v["skip"] + v["limit"]]})
+    client = ScriptedClient(_offset_answer(rows))
     assert len(_run_mandators(client, page_size=5)) == 10
-    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 4, 8, 10, 9]
+    assert [v["skip"] for n, v in client.calls if n == "TapMoovagoMandator"] == [0, 5, 10]
 
 
 def test_a_server_that_ignores_skip_is_caught_instead_of_looping() -> None:
     rows = [_mandator(n) for n in range(5)]
+    client = ScriptedClient(lambda v: {"mandatorList": rows, "anchor": rows})
     with pytest.raises(Exception, match=r"Stream 'mandator'.*previous page again"):
-        _run_mandators(ScriptedClient(lambda v: {"mandatorList": rows}), page_size=5)
+        _run_mandators(client, page_size=5)
+
+
+def test_a_server_that_drops_the_row_before_each_page_is_refused_not_read_short() -> None:
+    rows = [_mandator(n) for n in range(12)]
+    client = ScriptedClient(lambda v: {"mandatorList": rows[v["skip"] : v["skip"] + v["limit"]]})
+    with pytest.raises(Exception, match=r"Stream 'mandator'.*no longer reaches offset 5"):
+        _run_mandators(client, page_size=5)
 
 
 class _CappedChurningServer:

@@ -124,7 +124,7 @@ def test_start_date_bounds_the_first_run(sandbox) -> None:
     }
 
 
-def test_pages_overlap_by_one_row_and_end_on_an_empty_page(sandbox) -> None:
+def test_pages_read_the_row_before_them_and_end_on_an_empty_page(sandbox) -> None:
     config = tap_config(sandbox, page_size=7)
     before = sandbox.requests()
     out = run_sync(config, catalog=only_streams(discover(config), {"company"}))
@@ -133,29 +133,15 @@ def test_pages_overlap_by_one_row_and_end_on_an_empty_page(sandbox) -> None:
     assert len(set(out.ids("company"))) == len(expected), "no row twice"
 
     pages = [r["variables"] for r in _new_requests(sandbox, before) if "companyList" in r["query"]]
-    assert [p["skip"] for p in pages] == _overlapping_skips(len(expected), 7)
+    # One request a page: rows from the position after the last row read, that row beside them
+    # (alias `anchor`); the end is the empty page after the last row, in one answer too.
+    skips = list(range(0, len(expected) + 1, 7))
+    if skips[-1] != len(expected):
+        skips.append(len(expected))
+    assert [p["skip"] for p in pages] == skips
+    assert [p["anchorOffset"] for p in pages] == [max(0, skip - 1) for skip in skips]
     assert {p["limit"] for p in pages} == {7}
-
-
-def _overlapping_skips(rows: int, size: int) -> list[int]:
-    """The pager's offsets: each page from the last row read, then the empty page and its check.
-
-    A page shorter than the longest one yet is most likely the last: the pager looks past it at
-    once; a page holding only the row read before ends the same way.
-    """
-    skips, pos = [0], min(size, rows)
-    longest, short = pos, False
-    while rows:
-        if short:
-            return [*skips, pos, pos - 1]
-        start = pos - 1
-        skips.append(start)
-        got = min(size, rows - start)
-        longest = max(longest, got)
-        if start + got == pos:  # nothing after the row read last
-            return [*skips, pos, pos - 1]
-        pos, short = start + got, got < min(size, longest)
-    return skips
+    assert {p["anchorSize"] for p in pages} == {1}
 
 
 def test_deselected_fields_are_not_in_the_query_sent(sandbox) -> None:

@@ -9,7 +9,7 @@ from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
 from target_moovago.mapping import MappedRow
 from target_moovago.plan import Action, Kind, Row
-from target_moovago.remote import list_document
+from target_moovago.remote import list_pager
 from target_moovago.writer import mutation_document
 
 
@@ -49,7 +49,7 @@ def test_batch_document_aliases_each_mutation_and_keeps_values_in_variables(sche
 def test_list_documents_validate(schema, stream):
     entity = schema.entity(stream)
     fields = list(schema.input_json_schema(entity.writes.shape("create").input_type)["properties"])
-    document = list_document(schema, entity, fields)
+    document = list_pager(schema, entity, fields).document
     assert schema.validate_document(document) == []
     assert "$skip" in print_ast(document)
 

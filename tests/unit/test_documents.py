@@ -5,18 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from graphql import OperationType, print_ast
+from graphql import print_ast
 
 from moovago_api.documents import (
-    field,
     has_aliases,
     list_document,
-    list_query,
-    operation,
     operation_name,
     page_variables,
     restore_aliases,
-    type_node,
 )
 from moovago_api.errors import ConfigError
 from moovago_api.schema import load_schema
@@ -27,78 +23,40 @@ def schema():
     return load_schema()
 
 
-def test_list_query_pages_with_variables_typed_by_the_schema(schema):
-    entity = schema.entity("company")
-    document = list_query(schema, entity, [field("id"), field("name")], name="Companies")
-    text = print_ast(document)
-    assert text == (
-        "query Companies($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int) {\n"
-        "  companyList(filter: $filter, skip: $skip, limit: $limit) {\n"
-        "    id\n"
-        "    name\n"
-        "  }\n"
-        "}"
-    )
-    assert schema.validate_document(document) == []
-    assert operation_name(document) == "Companies"
-
-
-def test_list_query_without_paging_and_for_team(schema):
-    unpaged = list_query(
-        schema, schema.entity("contact"), [field("id")], name="Contacts", paged=False
-    )
-    assert "$skip" not in print_ast(unpaged)
-    assert schema.validate_document(unpaged) == []
-    team = list_query(schema, schema.entity("team"), [field("id")], name="Team")
-    assert print_ast(team) == "query Team {\n  team {\n    id\n  }\n}"
-
-
-def test_list_query_refuses_a_root_field_the_schema_lacks(schema):
-    entity = schema.entity("company")
-    missing = type(entity)(**{**entity.__dict__, "root_field": "companyListV2"})
-    with pytest.raises(ConfigError, match=r"no Query\.companyListV2"):
-        list_query(schema, missing, [field("id")], name="X")
-
-
-def test_aliased_mutations_take_their_input_from_variables(schema):
-    create = schema.graphql.mutation_type.fields["company"].type.fields["create"]
-    document = operation(
-        OperationType.MUTATION,
-        "Batch",
-        {"i0": type_node(create.args["input"].type), "i1": type_node(create.args["input"].type)},
-        [
-            field(
-                "company",
-                [
-                    field("create", [field("recordId")], alias="c0", arguments={"input": "i0"}),
-                    field("create", [field("recordId")], alias="c1", arguments={"input": "i1"}),
-                ],
-            )
-        ],
-    )
-    text = print_ast(document)
-    assert "mutation Batch($i0: CompanyCreateInput!, $i1: CompanyCreateInput!)" in text
-    assert "c1: create(input: $i1)" in text
-    assert schema.validate_document(document) == []
-
-
 # -- list_document: gql.dsl from the loaded schema --------------------------------------------
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 
 
-def test_list_document_is_the_legacy_query_built_with_gql_dsl(schema):
+def test_list_document_pages_with_variables_typed_by_the_schema_and_reads_the_row_before(schema):
     document = list_document(schema, schema.entity("company"), ["name"], name="Companies")
     assert print_ast(document) == (
-        "query Companies($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int) {\n"
+        "query Companies($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int, "
+        "$anchorOffset: Int, $anchorSize: Int) {\n"
         "  companyList(filter: $filter, skip: $skip, limit: $limit) {\n"
         "    id\n"
         "    name\n"
         "  }\n"
+        "  anchor: companyList(filter: $filter, skip: $anchorOffset, limit: $anchorSize) {\n"
+        "    id\n"
+        "  }\n"
         "}"
     )
+    assert schema.validate_document(document) == []
+    assert operation_name(document) == "Companies"
     team = list_document(schema, schema.entity("team"), ["name"], name="Team")
     assert print_ast(team) == "query Team {\n  team {\n    id\n    name\n  }\n}"
+    unpaged = list_document(schema, schema.entity("contact"), ["id"], name="C", paged=False)
+    assert "$skip" not in print_ast(unpaged)
+    assert "anchor" not in print_ast(unpaged)
+    assert schema.validate_document(unpaged) == []
+
+
+def test_list_document_refuses_a_root_field_the_schema_lacks(schema):
+    entity = schema.entity("company")
+    missing = type(entity)(**{**entity.__dict__, "root_field": "companyListV2"})
+    with pytest.raises(ConfigError, match=r"no Query\.companyListV2"):
+        list_document(schema, missing, ["id"], name="X")
 
 
 def test_list_document_selects_nested_objects_fully_or_as_asked(schema):
@@ -144,11 +102,14 @@ def test_list_document_refuses_a_field_the_schema_lacks(schema):
         ),
         (
             "nullable_filter.gql",
-            "companyList(where: $where, skip: $skip, limit: $limit) {\n    id\n    name\n  }",
+            "companyList(where: $where, skip: $skip, limit: $limit) {\n    id\n    name\n  }\n"
+            "  anchor: companyList(where: $where, skip: $anchorOffset, limit: $anchorSize) {\n"
+            "    id\n  }",
         ),
         (
             "renamed_roots.gql",
-            "companyList(filter: $filter, skip: $skip, limit: $limit) {\n    id\n    name\n  }",
+            "companyList(filter: $filter, skip: $skip, limit: $limit) {\n    id\n    name\n  }\n"
+            "  anchor: companyList(filter: $filter, skip: $anchorOffset, limit: $anchorSize) {",
         ),
     ],
 )

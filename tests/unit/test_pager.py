@@ -16,7 +16,12 @@ import pytest
 from graphql import print_ast
 
 from moovago_api import pager as pager_module
-from moovago_api.documents import ANCHOR_ALIAS, ANCHOR_PAGE_VAR, ANCHOR_SIZE_VAR
+from moovago_api.documents import (
+    ANCHOR_ALIAS,
+    ANCHOR_OFFSET_VAR,
+    ANCHOR_PAGE_VAR,
+    ANCHOR_SIZE_VAR,
+)
 from moovago_api.errors import ConfigError
 from moovago_api.pager import Pager, PagingError, read_all
 from moovago_api.schema import load_schema
@@ -105,7 +110,11 @@ class FakeList:
         paging = self.paging
         if paging.kind == "offset":
             start = variables[paging.offset_arg]
-            return {root: rows[start : start + self._size(variables[paging.size_arg])]}
+            anchor = variables[ANCHOR_OFFSET_VAR]
+            return {
+                root: rows[start : start + self._size(variables[paging.size_arg])],
+                ANCHOR_ALIAS: rows[anchor : anchor + self._size(variables[ANCHOR_SIZE_VAR])],
+            }
         if paging.kind == "page":
             per = self._size(variables[paging.size_arg])
             first = paging.first_page
@@ -185,20 +194,35 @@ def test_a_server_ignoring_the_size_argument_still_gives_every_row(variant):
     assert fake.read(page_size=500) == sorted(fake.initial)
 
 
-def test_offset_pages_advance_by_rows_received_and_overlap_by_one():
+def test_offset_pages_advance_by_rows_received_and_read_the_row_before_in_the_same_request():
     fake = FakeList(None, 250, cap=100)
     assert len(fake.read(page_size=500)) == 250
-    offsets = [(call["skip"], call["limit"]) for call in fake.calls]
-    # 100 rows, then from row 99 (the overlap) 100 more, ..., then the end: an empty page.
-    # 52 rows where the server sends 100: look past them at once (the empty page), then check
-    # that row 249 is still in place, which proves nothing moved before the end.
-    assert offsets == [(0, 500), (99, 500), (198, 500), (250, 500), (249, 500)]
+    asked = [(c["skip"], c["limit"], c[ANCHOR_OFFSET_VAR], c[ANCHOR_SIZE_VAR]) for c in fake.calls]
+    # 100 rows, then 100 more from row 100 with row 99 beside them (it must be one already
+    # read), ..., then the end: an empty page after row 249, proven by the same answer.
+    assert asked == [(0, 500, 0, 1), (100, 500, 99, 1), (200, 500, 199, 1), (250, 500, 249, 1)]
 
 
-def test_the_end_of_a_list_that_fits_one_page_costs_three_more_requests():
+def test_the_end_of_a_list_that_fits_one_page_costs_one_more_request():
     fake = FakeList(None, 10)
     assert len(fake.read(page_size=500)) == 10
-    assert [call["skip"] for call in fake.calls] == [0, 9, 10, 9]
+    assert [call["skip"] for call in fake.calls] == [0, 10]
+
+
+def test_an_end_whose_row_before_was_deleted_is_re_read_not_taken():
+    # Row 9 deleted between the two reads: the empty page at 10 comes with no row at 9, so the
+    # pager cannot tell whether rows slid before 10; it re-reads from earlier, then ends.
+    fake = FakeList(None, 10)
+
+    def delete_row_9_before_the_second_read() -> None:
+        if len(fake.calls) == 2:
+            fake.deleted.add(fake.rows.pop(9)["id"])
+
+    fake._mutate = delete_row_9_before_the_second_read  # type: ignore[method-assign]
+    got = fake.read(page_size=500)
+    assert len(got) == len(set(got)) == 10  # each row once, row 9 read before it went
+    # the first page, the empty page without row 9 beside it, a re-read from the start, the end
+    assert [call["skip"] for call in fake.calls] == [0, 10, 0, 9]
 
 
 def test_an_empty_list_is_one_request():
@@ -235,6 +259,21 @@ def test_rows_moving_between_reads_never_lose_a_row_that_stayed(variant, offset_
         missing = fake.survivors() - got
         assert not missing, f"seed {seed}: rows that stayed were never read: {sorted(missing)}"
         assert got <= fake.initial | {row["id"] for row in fake.rows} | fake.deleted
+
+
+def test_a_server_that_never_sends_the_row_before_a_page_is_refused_after_bounded_re_reads():
+    fake = FakeList(None, 30)
+    real = fake.execute
+
+    def without_anchor(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = real(*args, **kwargs)
+        answer.pop(ANCHOR_ALIAS)
+        return answer
+
+    fake.execute = without_anchor  # type: ignore[method-assign]
+    with pytest.raises(PagingError, match=r"the list no longer reaches offset 10"):
+        fake.read(page_size=10)
+    assert len(fake.calls) < 20
 
 
 def test_a_server_whose_order_changes_at_every_read_is_refused_naming_the_stream():
@@ -331,7 +370,9 @@ def test_the_sort_argument_asks_for_ascending_ids(tmp_path):
     path = tmp_path / "sorted.gql"
     path.write_text(UNPAGED_SDL, encoding="utf-8")
     schema = load_schema(path)
-    client = Scripted(lambda v: {"eventList": [{"id": "e1"}] if v["skip"] == 0 else []})
+    client = Scripted(
+        lambda v: {"eventList": [{"id": "e1"}] if v["skip"] == 0 else [], "anchor": [{"id": "e1"}]}
+    )
     rows = list(read_all(client, schema, schema.entity("event"), ["id"], page_size=5))
     assert [row["id"] for row in rows] == ["e1"]
     assert {call["orderBy"] for call in client.calls} == {"ID_ASC"}
