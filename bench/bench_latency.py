@@ -20,7 +20,7 @@ second are the sandbox's own counts (/_sandbox/stats). CPU is this process's use
 time (getrusage, the client's request threads included; the sandbox is another process) per
 record or row. Reported: the median of `--runs` runs of each, candidate / baseline ratios.
 
-    .venv/bin/python bench/bench_latency.py [--runs 3] [--tap-rows 4000] [--target-rows 500]
+    .venv/bin/python bench/bench_latency.py [--runs 3] [--tap-rows 20000] [--target-rows 500]
         [--only tap|target] [--write]
 
 `--write` replaces the "Latency" section of BENCHMARKS.md with the results; `--save FILE` keeps
@@ -286,13 +286,15 @@ def report(results: dict[str, list[tuple[Run, Run]]], runs: int, load: tuple) ->
                 )
     lines += [
         "",
-        "Tap: measured with the fetch-ahead pager of branch `latency-tap` (not merged: with "
-        "offset and page-number paging it asks the pages after a page in order ahead through "
-        "`execute_many`, as many as the rate uses while answers take as long as the first one "
-        "did, x1.25; about one answer's worth of requests is spent past the end of each list, "
-        "not in these rates). On `main` the pager sends one request after another, so its "
-        "rate stays at min(rate, page_size / latency), as the in-flight-1 rows show. "
-        "The tap rows ran while the tap test suite ran beside them (load above 4). "
+        "Tap: the pager asks the pages after a page ahead (offset and page-number paging) "
+        "through `MoovagoClient.submit`, as many as `useful_in_flight()` finds worth it "
+        "(1 + rate x the answer time seen so far, at most the in-flight column), and from the "
+        "first page on when that is 3 or more; a guess that does not hold (a short page, a "
+        "re-read) is dropped unread, so up to that many requests go unused at the end of each "
+        "list (not in these rates). The governor lets a second's requests leave together, so "
+        "over a short stream the marginal rate can exceed the per-second bound; 20,000 rows (40 "
+        "pages) keep that start small. One in flight, the rate stays at "
+        "min(rate, page_size / latency). "
         "Target: the chunks of one planned batch are key-disjoint, so the writer keeps several "
         "in flight (`target_moovago/window.py`); at the default 1 request/s the default window "
         "is 2, which covers answers up to 2 s. The target's 1,500 ms baseline is bound by "
@@ -305,7 +307,7 @@ def report(results: dict[str, list[tuple[Run, Run]]], runs: int, load: tuple) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tap-rows", type=int, default=4000)
+    parser.add_argument("--tap-rows", type=int, default=20000)
     parser.add_argument("--target-rows", type=int, default=500)
     parser.add_argument("--only", choices=["tap", "target", "none"])
     parser.add_argument("--write", action="store_true")

@@ -254,6 +254,7 @@ class MoovagoClient:
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._answer_seconds: float | None = None  # moving average of answer times (no wait)
         self._stop = threading.Event()  # set by close(): waits on the governor end at once
         self._server_date: tuple[dt.datetime, float] | None = None
         self._closed = False
@@ -333,6 +334,37 @@ class MoovagoClient:
             for future in pending:
                 future.cancel()
             concurrent.futures.wait(pending)
+
+    def submit(
+        self,
+        document: Any,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        *,
+        retry_ambiguous: bool = True,
+    ) -> concurrent.futures.Future[Result]:
+        """Send one request in the background; its Future holds the `data` or the MoovagoError.
+
+        Like `execute_many`, for a caller that decides its next request from each answer (the
+        pager asking pages ahead): the governor, 429 handling and retries are those of
+        `execute`, and at most `max_requests_in_flight` requests run at once. Cancel the
+        futures not needed any more (one not started yet is then never sent).
+        """
+        return self._submit((document, variables, operation_name), retry_ambiguous)
+
+    def useful_in_flight(self) -> int:
+        """Requests worth keeping in flight to use every slot of the rate at the answer time
+        seen so far: 1 + rate x answer time, at most `max_requests_in_flight`; 1 before any
+        answer. Asking more ahead would only make more requests go unused at an end."""
+        seconds = self._answer_seconds
+        if seconds is None:
+            return 1
+        wanted = 1 + math.ceil(self.max_requests_per_second * seconds - 1e-9)
+        return max(1, min(self.max_requests_in_flight, wanted))
+
+    def _saw_answer(self, seconds: float) -> None:
+        previous = self._answer_seconds
+        self._answer_seconds = seconds if previous is None else 0.7 * previous + 0.3 * seconds
 
     def server_time(self) -> dt.datetime | None:
         """The server's clock as last seen: the `Date` of the latest answer that had one, plus
@@ -597,6 +629,7 @@ class _Attempts:
                 f"request {kind} ({_short(client._redact(str(err)))})", None, reached
             ) from None
         self._log_request(response.status_code, sent)
+        client._saw_answer(time.monotonic() - sent)
         return self._handle(response)
 
     def _handle(self, response: _Answer) -> dict[str, Any] | None:

@@ -26,7 +26,8 @@ import itertools
 import logging
 import math
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from moovago_api.documents import (
@@ -88,6 +89,16 @@ class _Page:
     has_next: bool | None = None
     end_cursor: str | None = None
     anchor: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class _Sent:
+    """A request of the read: its ask, the guesses' generation it belongs to, its answer."""
+
+    epoch: int
+    ask: _Ask
+    variables: dict[str, t.Any]
+    future: Future[t.Any] | None  # None: sent when its answer is needed (a plain client)
 
 
 @dataclass
@@ -168,10 +179,14 @@ class Pager:
         try:
             return client.execute(self.document, variables, self.operation_name)
         except QueryError as exc:
-            where = ", ".join(".".join(str(p) for p in path) or "(no path)" for path in exc.paths())
-            messages = "; ".join(str(err.get("message", "")) for err in exc.errors)
-            msg = f"{self.label}: the API returned errors at {where}: {messages}"
-            raise QueryError(msg, exc.errors, exc.data) from exc
+            raise self.labelled(exc) from exc
+
+    def labelled(self, exc: QueryError) -> QueryError:
+        """The API's errors for this list, naming the stream and where they are."""
+        where = ", ".join(".".join(str(p) for p in path) or "(no path)" for path in exc.paths())
+        messages = "; ".join(str(err.get("message", "")) for err in exc.errors)
+        msg = f"{self.label}: the API returned errors at {where}: {messages}"
+        return QueryError(msg, exc.errors, exc.data)
 
     def page_variables(
         self,
@@ -298,6 +313,9 @@ class _Read:
         self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
         self.order: list[float] = []  # offset paging: those places, sorted
         self.ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
+        self.want: _Ask | None = None  # the request the read needs next
+        self.epoch = 0  # generation of the guesses in flight; bumped when they stop holding
+        self.full = False  # the last page held as many rows as the longest: ask ahead of it
         self.emitted = 0
         self.pages = 0
         self.resyncs = 0
@@ -340,33 +358,101 @@ class _Read:
         self._counted()
 
     def run(self) -> Iterator[Row]:
-        """Each answer decides the next request, which is sent before the rows are handed on.
-
-        One request ahead at most: the next one leaves while the caller handles these rows.
+        """Each answer decides the next request. With offset and page-number paging the pages
+        after it are asked ahead, as many as the client finds worth keeping in flight
+        (`useful_in_flight`: the rate times the answer time), on the guess that each page is as
+        long as the longest so far; an answer to a guess that did not hold (a short page, a
+        re-read) is dropped unread. Rows go out in order, each once, exactly as when pages are
+        read one by one; only the client runs requests concurrently.
         """
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moovago-pager")
+        self.want = _Ask("first", start=self._first_start())
+        # Ahead of the first answer too when answers take more than a slot or two: the guesses
+        # cost a few requests on a list of one page, and save one answer time on every list.
+        self.full = self._window() >= 3
+        ahead: deque[_Sent] = deque()
         try:
-            ask = _Ask("first", start=self._first_start())
-            pending: Future[_Page] | None = pool.submit(self._fetch, ask)
-            while pending is not None:
-                page = pending.result()
-                rows, following = self._handle(ask, page)
-                pending = None
-                if following is not None:
-                    ask = following
-                    pending = pool.submit(self._fetch, ask)
+            while self.want is not None:
+                self._fill(ahead)
+                sent = ahead.popleft()
+                answer = self._answer(sent)
+                if sent.epoch != self.epoch:
+                    continue  # asked ahead on a guess that no longer holds
+                if sent.ask != self.want:
+                    self._drop(ahead)
+                    continue
+                rows, self.want = self._handle(sent.ask, self.pager.page(answer))
+                self.full = bool(rows) and len(rows) >= max(self.max_rows, self.page_rows)
+                if ahead and self.want is not None and ahead[0].ask != self.want:
+                    self._drop(ahead)
                 if rows:
                     yield from self._emit(
                         rows, self.ranks if self.paging.kind == "offset" else None
                     )
                 self._counted()
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for sent in ahead:
+                if sent.future is not None:
+                    sent.future.cancel()
+
+    def _fill(self, ahead: deque[_Sent]) -> None:
+        """Send what is wanted next, then guesses after it while they are worth sending."""
+        submit = getattr(self.client, "submit", None)
+        while True:
+            current = [sent for sent in ahead if sent.epoch == self.epoch]
+            if not current:
+                ask = self.want
+            elif submit is None or not self.full or len(ahead) >= self._window():
+                return  # guesses only after a page as long as the longest: else the end is near
+            else:
+                ask = self._guess(current[-1].ask)
+            if ask is None:
+                return
+            variables = self._variables(ask)
+            future = None
+            if submit is not None:
+                future = submit(self.pager.document, variables, self.pager.operation_name)
+            ahead.append(_Sent(self.epoch, ask, variables, future))
+            if submit is None:
+                return
+
+    def _window(self) -> int:
+        if self.paging.kind not in ("offset", "page"):
+            return 1  # cursor paging: each cursor comes from the answer before
+        useful = getattr(self.client, "useful_in_flight", None)
+        return int(useful()) if useful is not None else 1
+
+    def _guess(self, ask: _Ask) -> _Ask | None:
+        if self.paging.kind == "page":
+            return _Ask("next", start=ask.start + 1)
+        if self.paging.kind == "offset":
+            return _Ask("next", start=ask.start + (self.max_rows or self.size))
+        return None
+
+    def _drop(self, ahead: deque[_Sent]) -> None:
+        """The guesses in flight no longer hold: cancel those not sent yet, ignore the rest."""
+        self.epoch += 1
+        for sent in ahead:
+            if sent.future is not None:
+                sent.future.cancel()
+
+    def _answer(self, sent: _Sent) -> dict[str, t.Any]:
+        if sent.future is None:
+            return self.pager.execute(self.client, sent.variables)
+        if sent.future.cancelled():
+            return {}
+        result = sent.future.result()
+        if isinstance(result, MoovagoError):
+            if sent.epoch != self.epoch:
+                return {}  # a guess dropped meanwhile: its failure does not matter
+            if isinstance(result, QueryError):
+                raise self.pager.labelled(result) from result
+            raise result
+        return result
 
     def _first_start(self) -> int:
         return self.paging.first_page if self.paging.kind == "page" else 0
 
-    def _fetch(self, ask: _Ask) -> _Page:
+    def _variables(self, ask: _Ask) -> dict[str, t.Any]:
         paging = self.paging
         variables = dict(self.base)
         size_arg = t.cast("str", paging.size_arg)
@@ -381,7 +467,7 @@ class _Read:
             variables[ANCHOR_SIZE_VAR] = self.size
         else:
             variables[t.cast("str", paging.after_arg)] = ask.after
-        return self.pager.page(self.pager.execute(self.client, variables))
+        return variables
 
     def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
         if any(row["id"] not in self.seen for row in rows):

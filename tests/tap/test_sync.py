@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import re
 from typing import Any
 
@@ -125,7 +127,7 @@ def test_start_date_bounds_the_first_run(sandbox) -> None:
 
 
 def test_pages_read_the_row_before_them_and_end_on_an_empty_page(sandbox) -> None:
-    config = tap_config(sandbox, page_size=7)
+    config = tap_config(sandbox, page_size=7, max_requests_in_flight=1)  # no page asked ahead
     before = sandbox.requests()
     out = run_sync(config, catalog=only_streams(discover(config), {"company"}))
     expected = sorted(r["id"] for r in export_rows(sandbox.export(), "company", sandbox.team_id))
@@ -142,6 +144,19 @@ def test_pages_read_the_row_before_them_and_end_on_an_empty_page(sandbox) -> Non
     assert [p["anchorOffset"] for p in pages] == [max(0, skip - 1) for skip in skips]
     assert {p["limit"] for p in pages} == {7}
     assert {p["anchorSize"] for p in pages} == {1}
+
+
+def test_pages_asked_ahead_give_the_same_rows_in_the_same_order(sandbox) -> None:
+    catalog = only_streams(discover(tap_config(sandbox)), {"company"})
+    one = run_sync(tap_config(sandbox, page_size=7, max_requests_in_flight=1), catalog=catalog)
+    before = sandbox.requests()
+    ahead = run_sync(tap_config(sandbox, page_size=7, max_requests_in_flight=4), catalog=catalog)
+    assert ahead.ids("company") == one.ids("company")
+    assert ahead.final_state == one.final_state
+    pages = [r["variables"] for r in _new_requests(sandbox, before) if "companyList" in r["query"]]
+    skips = [p["skip"] for p in pages]
+    assert set(range(0, len(one.ids("company")) + 1, 7)) <= set(skips)
+    assert len(skips) <= len(one.ids("company")) // 7 + 2 + 3  # at most 3 unused guesses
 
 
 def test_deselected_fields_are_not_in_the_query_sent(sandbox) -> None:
@@ -197,3 +212,45 @@ def test_sdk_stream_maps_and_flattening_apply_to_moovago_streams(sandbox) -> Non
     assert "coordinates__latitude" in row
     assert "coordinates" not in row
     assert "coordinates__latitude" in out.schemas["company"]["properties"]
+
+
+@pytest.mark.slow
+def test_pages_asked_ahead_under_slow_and_failing_answers_give_every_row_once_in_order(
+    sandbox_factory,
+) -> None:
+    # Answers take 300 ms (so pages are asked ahead from the first one), one in ten fails with
+    # a 5xx or a dropped connection and is retried: the same rows in the same order, each once,
+    # and the same bookmark as one request at a time against a plain sandbox.
+    plain = sandbox_factory(companies=60, rate_limit=0)
+    catalog = only_streams(discover(tap_config(plain)), {"company", "contact"})
+    one = run_sync(tap_config(plain, page_size=10, max_requests_in_flight=1), catalog=catalog)
+    faulty = sandbox_factory(
+        companies=60,
+        rate_limit=5,
+        extra_args=[
+            "--latency-read",
+            "300",
+            "--fault-5xx",
+            "0.05",
+            "--fault-drop",
+            "0.05",
+            "--fault-seed",
+            "5",
+        ],
+    )
+    config = tap_config(faulty, page_size=10, max_requests_per_second=5, max_retry_seconds=60)
+    ahead = run_sync(config, catalog=catalog)
+    for stream in ("company", "contact"):
+        assert ahead.ids(stream) == one.ids(stream), stream
+    assert faulty.stats()["rate_limited"] == 0
+    bookmarks = [
+        s.get("bookmarks", {}).get("company") for s in (one.final_state, ahead.final_state)
+    ]
+    assert bookmarks[0] == bookmarks[1]
+    # and pages were in flight together: a page asked less than one answer time after another
+    sent = [
+        dt.datetime.fromisoformat(r["time"])
+        for r in faulty.requests()
+        if r.get("operationName") == "TapMoovagoCompany"
+    ]
+    assert min(b - a for a, b in itertools.pairwise(sent)) < dt.timedelta(milliseconds=290)

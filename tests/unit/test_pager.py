@@ -425,3 +425,84 @@ def test_on_page_reports_pages_and_rows():
     assert seen[0] == (1, 5)
     assert seen[-1][1] == 23
     assert [p for p, _ in seen] == list(range(1, len(seen) + 1))
+
+
+# -- asking pages ahead: a client with `submit` (requests in flight) --------------------------
+
+
+class AheadClient:
+    """A FakeList behind a client that keeps `window` requests in flight: each request reaches
+    the fake (and its churn) when it is submitted, in submission order, like a server would."""
+
+    def __init__(self, fake: FakeList, window: int) -> None:
+        self.fake = fake
+        self.window = window
+        self.submitted = 0
+        self.cancelled = 0
+
+    def execute(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
+        raise AssertionError("a client with submit gets every page through submit")
+
+    def submit(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
+        from concurrent.futures import Future
+
+        self.submitted += 1
+        future: Future[Any] = Future()
+        future.set_result(self.fake.execute(document, variables, operation_name))
+        return future
+
+    def useful_in_flight(self) -> int:
+        return self.window
+
+    def read(self, page_size: int) -> list[str]:
+        fake = self.fake
+        rows = read_all(self, fake.schema, fake.entity, FIELDS, page_size=page_size)
+        ids = [row["id"] for row in rows]
+        assert len(ids) == len(set(ids)), "a row came twice"
+        return ids
+
+
+@pytest.mark.parametrize("variant", [None, "page_paging.gql"])
+def test_pages_asked_ahead_give_every_row_in_order_and_cost_at_most_the_window_at_the_end(variant):
+    sequential = FakeList(variant, 95)
+    expected = sequential.read(page_size=10)
+    fake = FakeList(variant, 95)
+    client = AheadClient(fake, window=4)
+    assert client.read(page_size=10) == expected  # same rows, same order
+    assert len(fake.calls) <= len(sequential.calls) + 3
+    if variant is None:  # every page read one by one is asked; guesses past 95 go unused
+        assert {c["skip"] for c in sequential.calls} <= {c["skip"] for c in fake.calls}
+
+
+@pytest.mark.parametrize("cap", [7, 1])
+@pytest.mark.parametrize("window", [2, 4])
+def test_pages_asked_ahead_of_a_capping_server_follow_the_rows_it_sends(cap, window):
+    fake = FakeList(None, 40, cap=cap)
+    client = AheadClient(fake, window=window)
+    assert sorted(client.read(page_size=10)) == sorted(fake.initial)
+    skips = [c["skip"] for c in fake.calls]
+    sequential = -(-40 // cap) + 1
+    if window == 2:  # answers within a slot or two: nothing asked ahead of the first answer
+        assert skips[:3] == [0, cap, 2 * cap]
+        assert len(skips) <= sequential + 1
+    else:  # slow answers: guesses of full pages from the start, then of the rows sent
+        assert skips[:4] == [0, 10, 20, 30]
+        assert len(skips) <= sequential + 2 * (window - 1)
+
+
+@pytest.mark.parametrize("variant", [None, "offset_first.gql", "page_paging.gql"])
+def test_pages_asked_ahead_never_lose_a_row_that_stayed_while_rows_move(variant):
+    for seed in range(20):
+        fake = FakeList(variant, 120, churn=(3, 1, 1), seed=seed)
+        got = set(AheadClient(fake, window=4).read(page_size=10))
+        missing = fake.survivors() - got
+        assert not missing, f"seed {seed}: rows that stayed were never read: {sorted(missing)}"
+
+
+def test_cursor_pages_are_never_asked_ahead():
+    fake = FakeList("cursor_paging.gql", 30, offset_cursors=True)
+    client = AheadClient(fake, window=4)
+    assert len(client.read(page_size=10)) == 30
+    sequential = FakeList("cursor_paging.gql", 30, offset_cursors=True)
+    sequential.read(page_size=10)
+    assert len(fake.calls) == len(sequential.calls)
