@@ -5,7 +5,8 @@ sandbox is seeded once, then the tap runs several times as a subprocess (`--cata
 `company`, its parent `team` deselected) with `max_requests_per_second=5` and `page_size=500`.
 Per run: records/s of the company stream (from the SDK's own `sync_duration` and
 `record_count` metrics) as a share of the bound page_size x rate, the 429s the sandbox saw,
-and the tap process's peak RSS (wait4 rusage).
+and the tap process's peak RSS (its own VmHWM, written as it exits: wait4's ru_maxrss would
+carry this process's peak across the fork and exec).
 Reported: the median run per size and the peak-memory ratio 100,000 vs 10,000.
 
     .venv/bin/python bench/bench_tap.py [--runs 3] [--sizes 10000 100000] [--limits 5 0] [--write]
@@ -36,7 +37,19 @@ from moovago_sandbox.testing import start_sandbox
 from tap_moovago.tap import TapMoovago
 
 ROOT = Path(__file__).resolve().parents[1]
-TAP = str(Path(sys.executable).with_name("tap-moovago"))
+#: Runs the tap's CLI and, as the process exits, writes its own peak RSS (KiB) to argv[1].
+_TAP_WITH_PEAK = """
+import atexit, sys
+out = sys.argv.pop(1)
+def peak():
+    with open("/proc/self/status") as status, open(out, "w") as f:
+        f.write(next(l.split()[1] for l in status if l.startswith("VmHWM:")))
+atexit.register(peak)
+sys.argv[0] = "tap-moovago"
+from tap_moovago.tap import TapMoovago
+TapMoovago.cli()
+"""
+TAP_WITH_PEAK = [sys.executable, "-c", _TAP_WITH_PEAK]
 RATE = 5
 PAGE_SIZE = 500
 BOUND = RATE * PAGE_SIZE
@@ -102,12 +115,13 @@ def run_once(handle: object, companies: int, workdir: Path) -> Run:
     limited_before = handle.stats()["rate_limited"]  # type: ignore[attr-defined]
     with (workdir / "out.jsonl").open("w") as out, (workdir / "err.log").open("w+") as err:
         started = time.monotonic()
+        peak_file, catalog = workdir / "peak_kib", str(catalog_file)
         process = subprocess.Popen(
-            [TAP, "--config", str(config_file), "--catalog", str(catalog_file)],
+            [*TAP_WITH_PEAK, str(peak_file), "--config", str(config_file), "--catalog", catalog],
             stdout=out,
             stderr=err,
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status, _usage = os.wait4(process.pid, 0)
         wall = time.monotonic() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
@@ -122,7 +136,7 @@ def run_once(handle: object, companies: int, workdir: Path) -> Run:
         records=records,
         seconds=seconds,
         wall_seconds=wall,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # Linux reports kilobytes
+        peak_rss_mb=int(peak_file.read_text()) / 1024,
         rate_limited=handle.stats()["rate_limited"] - limited_before,  # type: ignore[attr-defined]
     )
 
