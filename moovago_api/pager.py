@@ -27,7 +27,7 @@ import logging
 import math
 import typing as t
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 
 from moovago_api.documents import (
@@ -320,6 +320,10 @@ class _Read:
         self.pages = 0
         self.resyncs = 0
         self.fresh_pages = 0  # pages that brought rows not emitted before: the read's progress
+        # Offset paging: a page's new rows pay for re-reads only when it reached further into
+        # the list than any before (rows inserted at an end that keeps moving are no progress).
+        self.advanced = True
+        self.furthest = 0
         self.round = 0  # rounds of the current re-read, 0 when the last page was in order
         # Offset and page paging: rows of the list up to and including `last` (its position + 1).
         self.pos = 0
@@ -381,7 +385,14 @@ class _Read:
                     self._drop(ahead)
                     continue
                 rows, self.want = self._handle(sent.ask, self.pager.page(answer))
-                self.full = bool(rows) and len(rows) >= max(self.max_rows, self.page_rows)
+                # Guesses follow a full page read in order, never a re-read: rows moving near the
+                # end would make every guess a wasted request (and, against a list that grows
+                # as fast as it is read, keep the end from ever being proven).
+                self.full = (
+                    sent.ask.purpose != "resync"
+                    and bool(rows)
+                    and len(rows) >= max(self.max_rows, self.page_rows)
+                )
                 if ahead and self.want is not None and ahead[0].ask != self.want:
                     self._drop(ahead)
                 if rows:
@@ -390,9 +401,12 @@ class _Read:
                     )
                 self._counted()
         finally:
-            for sent in ahead:
-                if sent.future is not None:
-                    sent.future.cancel()
+            # Once the read is over none of its requests is left running: guesses not sent are
+            # cancelled, the ones in flight are waited for (their answers are not needed).
+            futures = [sent.future for sent in ahead if sent.future is not None]
+            for future in futures:
+                future.cancel()
+            wait(futures)
 
     def _fill(self, ahead: deque[_Sent]) -> None:
         """Send what is wanted next, then guesses after it while they are worth sending."""
@@ -470,7 +484,7 @@ class _Read:
         return variables
 
     def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
-        if any(row["id"] not in self.seen for row in rows):
+        if self.advanced and any(row["id"] not in self.seen for row in rows):
             self.fresh_pages += 1
         for row in rows:
             key = row["id"]
@@ -587,6 +601,7 @@ class _Read:
         self.previous_ids = ids
         self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
         self.pos = start + len(rows)  # advance by the rows received, never by the size asked
+        self.advanced, self.furthest = self.pos > self.furthest, max(self.furthest, self.pos)
         self.last = ids[-1]
         self.ranks = ranks
         return rows, _Ask("next", start=self.pos)
