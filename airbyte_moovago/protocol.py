@@ -61,12 +61,15 @@ def fail(text: str) -> int:
 
 
 def plugin_settings(plugin: Any) -> dict[str, Any]:
-    """Every setting a Singer SDK plugin class takes, its own and the SDK's built-in ones
-    (stream_maps, batch_config, ...), as its `--about` lists them. A copy: the SDK appends the
-    built-ins to the class's own schema in place once a plugin is made, so the class attribute
-    alone depends on what ran before in the process."""
+    """The settings a Singer SDK plugin class declares itself, without the SDK's built-in ones
+    (stream_maps, batch_config, ...: their JSON Schema refers to itself, which Airbyte clients
+    cannot read). A copy without them whatever ran before: the SDK appends the built-ins to the
+    class's own schema in place once a plugin is made."""
+    builtins: dict[str, Any] = {"type": "object", "properties": {}}
+    plugin.append_builtin_config(builtins)
     schema = copy.deepcopy(plugin.config_jsonschema)
-    plugin.append_builtin_config(schema)
+    for name in builtins["properties"]:
+        schema["properties"].pop(name, None)
     return dict(schema)
 
 
