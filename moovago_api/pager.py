@@ -155,12 +155,7 @@ class Pager:
         if page_size < 1:
             msg = f"{self.label}: page size must be at least 1, not {page_size}"
             raise ConfigError(msg)
-        base: dict[str, t.Any] = {}
-        if self.entity.filter_arg is not None:
-            base[self.entity.filter_arg] = dict(filter or {})
-        if paging.sort_arg and paging.sort_value is not None:
-            base[paging.sort_arg] = paging.sort_value
-        elif paging.sort_arg:
+        if paging.sort_arg and paging.sort_value is None:
             self.logger.warning(
                 "%s: cannot ask Query.%s(%s:) for ascending ids; assuming the server's own "
                 "order does not change between pages",
@@ -168,7 +163,7 @@ class Pager:
                 self.entity.root_field,
                 paging.sort_arg,
             )
-        read = _Read(self, client, base, page_size, on_page)
+        read = _Read(self, client, dict(filter or {}), page_size, on_page)
         if paging.kind == "none":
             return read.unpaged()
         return read.run()
@@ -198,8 +193,8 @@ class Pager:
     ) -> dict[str, t.Any]:
         """The variables of one page of `size` rows from row `start` (cursor paging: `after`).
 
-        For readers that pick their own pages (the doctor); `size=None` leaves paging out. With
-        page-number paging `start` must be a whole number of pages.
+        The pager's own requests, and readers that pick their own pages (the doctor); `size=None`
+        leaves paging out. With page-number paging `start` must be a whole number of pages.
         """
         paging = self.entity.paging
         variables: dict[str, t.Any] = {}
@@ -300,13 +295,14 @@ class _Read:
         self,
         pager: Pager,
         client: _Client,
-        base: dict[str, t.Any],
+        filter: dict[str, t.Any],
         page_size: int,
         on_page: OnPage | None,
     ) -> None:
         self.pager = pager
         self.client = client
-        self.base = base
+        self.filter = filter
+        self.base = pager.page_variables(filter=filter)  # the filter and sort, no paging
         self.size = page_size
         self.on_page = on_page
         self.paging = pager.entity.paging
@@ -325,9 +321,9 @@ class _Read:
         self.advanced = True
         self.furthest = 0
         self.round = 0  # rounds of the current re-read, 0 when the last page was in order
-        # Offset and page paging: rows of the list up to and including `last` (its position + 1).
+        # Offset and page paging: rows of the list read so far (the last one's position + 1).
         self.pos = 0
-        self.last: t.Any = None
+        self.last: t.Any = None  # page paging: id of the last row of the page read last
         self.page_rows = 0  # page paging: rows per page as the server cuts them
         self.previous_short = False
         self.max_rows = 0  # most rows the server sent in one page
@@ -467,21 +463,13 @@ class _Read:
         return self.paging.first_page if self.paging.kind == "page" else 0
 
     def _variables(self, ask: _Ask) -> dict[str, t.Any]:
-        paging = self.paging
-        variables = dict(self.base)
-        size_arg = t.cast("str", paging.size_arg)
-        variables[size_arg] = self.size
-        if paging.kind == "offset":
-            variables[t.cast("str", paging.offset_arg)] = ask.start
-            variables[ANCHOR_OFFSET_VAR] = max(0, ask.start - 1)
-            variables[ANCHOR_SIZE_VAR] = 1
-        elif paging.kind == "page":
-            variables[t.cast("str", paging.page_arg)] = ask.start
-            variables[ANCHOR_PAGE_VAR] = max(paging.first_page, ask.start - 1)
-            variables[ANCHOR_SIZE_VAR] = self.size
-        else:
-            variables[t.cast("str", paging.after_arg)] = ask.after
-        return variables
+        first = self.paging.first_page if self.paging.kind == "page" else 0
+        return self.pager.page_variables(
+            filter=self.filter,
+            size=self.size,
+            start=(ask.start - first) * self.size if self.paging.kind == "page" else ask.start,
+            after=ask.after,
+        )
 
     def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
         if self.advanced and any(row["id"] not in self.seen for row in rows):
@@ -602,7 +590,6 @@ class _Read:
         self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
         self.pos = start + len(rows)  # advance by the rows received, never by the size asked
         self.advanced, self.furthest = self.pos > self.furthest, max(self.furthest, self.pos)
-        self.last = ids[-1]
         self.ranks = ranks
         return rows, _Ask("next", start=self.pos)
 
