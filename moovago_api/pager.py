@@ -449,6 +449,8 @@ class _Read:
         if sent.future is None:
             return self.pager.execute(self.client, sent.variables)
         if sent.future.cancelled():
+            if sent.epoch == self.epoch:  # never: only dropped guesses are cancelled
+                raise PagingError(f"{self.pager.label}: a page request was cancelled unanswered")
             return {}
         result = sent.future.result()
         if isinstance(result, MoovagoError):
