@@ -187,12 +187,13 @@ class ChangeLog:
             fields = {k: {"before": before.get(k), "after": v} for k, v in action.data.items()}
         return {
             "run_id": self.run_id,
-            "write": f"{self.run_id}-{self._count}",
+            "time": None,  # when it was confirmed
             "stream": stream,
             "record_id": None if action.kind is Kind.CREATE else action.record_id,
             "match_key": match_key(specs, {**before, **action.data}),
             "operation": action.kind.value,
             "fields": fields,
+            "write": f"{self.run_id}-{self._count}",
         }
 
     def _now(self) -> str:

@@ -128,6 +128,8 @@ class MoovagoSink(BatchSink):
         for problem in match_key_problems(api_schema, entity, keys, written=written):
             self.logger.warning("Stream %s: %s", self.label, problem)
         fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
+        if self.run.changes.path is not None and self.run.hard_delete:  # to create it again
+            fields += [f for f in create_schema["properties"] if f in output and f not in fields]
         self.writer = BatchWriter(self.run, entity, self.key_specs, fields)
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self.tally = self.run.tally(self.label)
