@@ -76,6 +76,7 @@ class Reverter:
         self.readable: dict[str, set[str]] = {}
         self.creatable: dict[str, InputValidator] = {}
         self.conflicts = 0
+        self.writes = 0
         self._position = 0
 
     def open(self, entries: Sequence[Mapping[str, t.Any]]) -> None:
@@ -112,6 +113,7 @@ class Reverter:
             if action is not None:
                 actions[record_id] = action
         writes = [a for a in actions.values() if a.kind in WRITES]
+        self.writes += len(writes)
         for action in writes:
             self._say(writer, action)
         if writes:
@@ -216,16 +218,18 @@ def _stream(entry: Mapping[str, t.Any]) -> str:
     return str(entry["stream"])
 
 
-def revert(run: Run, entries: Sequence[Mapping[str, t.Any]], echo: Callable[[str], None]) -> int:
+def revert(
+    run: Run, entries: Sequence[Mapping[str, t.Any]], echo: Callable[[str], None]
+) -> Reverter:
     """Plan every entry newest first (a stream's consecutive entries together), then let the
-    gate decide on the whole and write. The number of conflicts reported."""
+    gate decide on the whole and write."""
     reverter = Reverter(run, echo)
     reverter.open(entries)
     run.gate.hold_until_end()
     for stream, group in itertools.groupby(reversed(entries), key=_stream):
         reverter.plan(stream, list(group))
     run.gate.end_of_input()
-    return reverter.conflicts
+    return reverter
 
 
 def _config(path: Path) -> dict[str, t.Any]:
@@ -240,7 +244,7 @@ def _config(path: Path) -> dict[str, t.Any]:
     return config
 
 
-def _with_signals(run: Run, work: Callable[[], int]) -> int:
+def _with_signals(run: Run, work: Callable[[], Reverter]) -> Reverter:
     """SIGTERM/SIGINT stop sending once the requests in flight are answered."""
     stops = (signal.SIGTERM, signal.SIGINT)
     previous = {n: signal.signal(n, lambda n, _f: run.stop(n, at_once=True)) for n in stops}
@@ -279,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         own = args.changes_path or args.changes.with_name(f"{args.changes.stem}.revert.jsonl")
         config.update(dry_run=args.dry_run, changes_path=str(own))
         run = Run(config, logger, clock=lambda: dt.datetime.now(dt.timezone.utc), sleep=time.sleep)
-        conflicts = _with_signals(run, lambda: revert(run, entries, click.echo))
+        done = _with_signals(run, lambda: revert(run, entries, click.echo))
     except MoovagoError as exc:
         if run is not None:
             run.failed(exc)
@@ -288,9 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     run.finish(failed=False)
     run.close()
-    done = "planned (dry run: nothing sent)" if args.dry_run else "done"
-    plural = "s" * (conflicts != 1)
-    click.echo(f"{PROG}: {len(entries)} changes {done}; {conflicts} conflict{plural} reported")
+    sent = (
+        "planned (dry run: nothing sent)"
+        if args.dry_run
+        else "sent (the summary says what Moovago confirmed)"
+    )
+    plural = "s" * (done.conflicts != 1)
+    click.echo(
+        f"{PROG}: {len(entries)} changes read, {done.writes} writes {sent}, "
+        f"{done.conflicts} conflict{plural} reported"
+    )
     return 0
 
 
