@@ -74,12 +74,12 @@ def assert_log_matches_sandbox(box, changes: Path, before_ids: set[str]) -> list
 @pytest.mark.slow
 def test_killed_between_apply_and_answer_logs_each_create_once(sandbox_factory, tmp_path):
     # Every mutation is applied, then answered 502: the target finds its creates by reading
-    # (600 ms each), so a kill right after an apply lands before the write is confirmed.
+    # (1 s each), so a kill right after an apply lands before the write is confirmed.
     box = sandbox_factory(
         companies=5,
         api_keys=[SECRET],
         rate_limit=0,
-        faults={"commit_then_fail": 1.0, "latency_read": 600},
+        faults={"commit_then_fail": 1.0, "latency_read": 1000},
     )
     before = {r["id"] for r in team_rows(box)}
     config = target_config(
