@@ -60,6 +60,7 @@ def read_changes(path: Path) -> list[dict[str, t.Any]]:
                 and isinstance(entry.get("stream"), str)
                 and isinstance(entry.get("record_id"), str)
                 and isinstance(entry.get("fields"), dict)
+                and all(isinstance(c, dict) for c in entry["fields"].values())
             ):
                 raise RevertError(f"{path}:{number}: not a change-log line")
             entries.append(entry)

@@ -96,6 +96,19 @@ def test_a_field_edited_since_the_push_is_kept_and_reported(box, run_target, tmp
     assert "'Quimper'" in reject["reason"]
 
 
+def test_a_created_record_changed_since_is_kept_and_reported(box, run_target, tmp_path, capsys):
+    changes, _ = push(box, run_target, tmp_path)
+    run_target(box, stream_messages("company", [{"customerCode": "RV-1", "city": "Vannes"}]))
+    code, out, _ = revert_cli(run_target, box, changes, capsys)
+    assert code == 0
+    codes = {c.get("customerCode") for c in snapshot(box).values()}
+    assert "RV-1" in codes  # kept: changed since the push
+    assert "RV-2" not in codes
+    (conflict,) = [line for line in out.splitlines() if line.startswith("conflict")]
+    assert "field city" in conflict
+    assert "not deleted" in conflict
+
+
 def test_a_dry_run_sends_no_mutation_and_prints_the_plan(box, run_target, tmp_path, capsys):
     changes, existing = push(box, run_target, tmp_path)
     stats = box.stats()
