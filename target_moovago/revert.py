@@ -36,6 +36,8 @@ from target_moovago.values import comparable
 from target_moovago.writer import BatchWriter
 
 PROG = "moovago-revert"
+Entry = Mapping[str, t.Any]  # one change-log line
+View = dict[str, t.Any] | None  # a record as the writes planned so far leave it; None: absent
 OPERATIONS = {"create": "delete", "update": "update", "delete": "create"}  # -> what undoes it
 
 
@@ -74,6 +76,7 @@ class Reverter:
         self.run = run
         self.echo = echo
         self.writers: dict[str, BatchWriter] = {}
+        self.writer: BatchWriter  # the stream being planned
         self.readable: dict[str, set[str]] = {}
         self.creatable: dict[str, InputValidator] = {}
         self.conflicts = 0
@@ -100,7 +103,7 @@ class Reverter:
     def plan(self, stream: str, entries: Iterable[Mapping[str, t.Any]]) -> None:
         """Undo one stream's consecutive entries (newest first) against its index as the
         writes planned so far leave it; one action per record, then project and admit."""
-        writer = self.writers[stream]
+        self.writer = writer = self.writers[stream]
         actions: dict[str, Action] = {}
         for entry in entries:
             self._position += 1
@@ -110,13 +113,13 @@ class Reverter:
             view = None if stored is None else {**stored, **(planned.data if planned else {})}
             if planned is not None and planned.kind is Kind.DELETE:
                 view = None
-            action = getattr(self, f"_undo_{operation}")(writer, entry, view, planned)
+            action = getattr(self, f"_undo_{operation}")(entry, view, planned)
             if action is not None:
                 actions[record_id] = action
         writes = [a for a in actions.values() if a.kind in WRITES]
         self.writes += len(writes)
         for action in writes:
-            self._say(writer, action)
+            self._say(action)
         if writes:
             writer.project(writes)
             self.run.gate.admit(writer, writes)
@@ -125,69 +128,51 @@ class Reverter:
         mapped = MappedRow(payload=dict(data), record_id=entry["record_id"])
         return Row(self._position, entry, mapped)
 
-    def _conflict(
-        self, writer: BatchWriter, entry: Mapping[str, t.Any], why: str, field: str | None
-    ) -> None:
+    def _conflict(self, entry: Entry, why: str, field: str | None) -> None:
+        writer = self.writer
         self.conflicts += 1
         label = f"id={entry['record_id']}"
         where = f" field {field}" if field else ""
         self.echo(f"conflict: {writer.label} {label}{where}: {why}")
         writer.reject(self._row(entry, {}), f"conflict: {why}", field)
 
-    def _undo_update(
-        self,
-        writer: BatchWriter,
-        entry: Mapping[str, t.Any],
-        view: dict | None,
-        planned: Action | None,
-    ) -> Action | None:
+    def _undo_update(self, entry: Entry, view: View, planned: Action | None) -> Action | None:
         """Each field back to its value before, where Moovago still holds the value after."""
         if view is None:
-            self._conflict(writer, entry, "the record no longer exists; nothing put back", None)
+            self._conflict(entry, "the record no longer exists; nothing put back", None)
             return planned
         data = dict(planned.data) if planned is not None else {}
         for name, change in entry["fields"].items():
             before, after = change.get("before"), change.get("after")
-            if name not in self.readable[writer.label]:
-                self._conflict(writer, entry, f"{name} cannot be read back; left alone", name)
+            if name not in self.readable[self.writer.label]:
+                self._conflict(entry, f"{name} cannot be read back; left alone", name)
             elif comparable(view.get(name)) == comparable(after):
                 data[name] = before
             elif comparable(view.get(name)) != comparable(before):
                 why = f"Moovago holds {view.get(name)!r}, not {after!r} as written; left alone"
-                self._conflict(writer, entry, why, name)
+                self._conflict(entry, why, name)
         data = {k: v for k, v in data.items() if comparable(view.get(k)) != comparable(v)}
         if not data:
             return planned
         return Action(Kind.UPDATE, self._row(entry, data), entry["record_id"], data=data)
 
-    def _undo_create(
-        self,
-        writer: BatchWriter,
-        entry: Mapping[str, t.Any],
-        view: dict | None,
-        planned: Action | None,
-    ) -> Action | None:
+    def _undo_create(self, entry: Entry, view: View, planned: Action | None) -> Action | None:
         """Delete the record the log created, when unchanged since."""
         if view is None:
             return planned  # already gone
-        readable = self.readable[writer.label]
+        readable = self.readable[self.writer.label]
         for name, change in entry["fields"].items():
             if name in readable and comparable(view.get(name)) != comparable(change.get("after")):
                 now = view.get(name)
                 why = f"created by the run and changed since ({name} is {now!r}); not deleted"
-                self._conflict(writer, entry, why, name)
+                self._conflict(entry, why, name)
                 return planned
         return Action(Kind.DELETE, self._row(entry, {}), entry["record_id"])
 
-    def _undo_delete(
-        self,
-        writer: BatchWriter,
-        entry: Mapping[str, t.Any],
-        view: dict | None,
-        planned: Action | None,
-    ) -> Action | None:
+    def _undo_delete(self, entry: Entry, view: View, planned: Action | None) -> Action | None:
         """Create the record the log deleted again, with its last known fields."""
         before = {k: c.get("before") for k, c in entry["fields"].items()}
+        writer = self.writer
         _, found = writer.index.find(before)
         if view is not None or found:
             there = entry["record_id"] if view is not None else found[0]
@@ -199,13 +184,13 @@ class Reverter:
         problems = validator.problems(data) if validator else []
         if validator is None or problems:
             why = "; ".join(p.reason for p in problems) or "the schema file has no create"
-            self._conflict(writer, entry, f"cannot be created again: {why}", None)
+            self._conflict(entry, f"cannot be created again: {why}", None)
             return planned
         return Action(Kind.CREATE, self._row(entry, data), data=data)
 
-    def _say(self, writer: BatchWriter, action: Action) -> None:
+    def _say(self, action: Action) -> None:
         """One line of the plan, as the writes will be sent."""
-        label = f"{writer.label} id={action.row.mapped.record_id}"
+        label = f"{self.writer.label} id={action.row.mapped.record_id}"
         if action.kind is Kind.UPDATE:
             what = f"update {label}: " + ", ".join(f"{k} -> {v!r}" for k, v in action.data.items())
         elif action.kind is Kind.DELETE:
