@@ -111,5 +111,14 @@ def test_killed_creates_and_updates_are_logged_once_each(sandbox_factory, tmp_pa
     entries = assert_log_matches_sandbox(box, Path(config["changes_path"]), before)
     updates = [e for e in entries if e["operation"] == "update"]
     assert len(updates) == ROWS
+    # the sandbox's own request log: each update it answered is logged, once
+    answered = [
+        value["id"]
+        for request in box.requests()
+        if request["status"] == 200 and "Batch" in (request["operationName"] or "")
+        for value in (request["variables"] or {}).values()
+        if isinstance(value, dict) and "input" in value and "id" in value
+    ]
+    assert sorted(answered) == sorted(e["record_id"] for e in updates)
     assert {e["fields"]["city"]["after"] for e in updates} == {"Brest"}
     assert {e["fields"]["city"]["before"] for e in updates} == {"Niort"}
