@@ -136,3 +136,30 @@ def test_writes_a_stopped_run_left_unanswered_are_settled_against_moovago(
         changes_path=str(changes),
     )
     assert len(read(changes)) == before + 2
+
+
+def test_the_journal_keeps_only_what_is_still_unsettled(tmp_path):
+    import datetime as dt
+
+    from target_moovago.changes import ChangeLog
+
+    changes = tmp_path / "changes.jsonl"
+    journal = Path(f"{changes}{JOURNAL_SUFFIX}")
+    intents = [
+        {"write": "a-1", "stream": "company", "operation": "update", "fields": {}},
+        {"write": "a-2", "stream": "contact", "operation": "update", "fields": {}},
+        {"write": "a-3", "stream": "contact", "operation": "delete", "fields": {}},
+    ]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in intents), encoding="utf-8")
+    changes.write_text(json.dumps({"write": "a-3", "operation": "delete"}) + "\n")
+    log = ChangeLog(changes, clock=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    assert {s: [e["write"] for e in es] for s, es in log.unsettled.items()} == {
+        "company": ["a-1"],
+        "contact": ["a-2"],  # a-3 is in the change log already
+    }
+    (entry,) = log.unsettled.pop("company")
+    log.settled(entry, None)  # company ran: a-1 had not landed
+    log.close()  # contact did not run this time: a-2 stays for the next run
+    assert [e["write"] for e in read(journal)] == ["a-2"]
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    assert ChangeLog(changes, clock=dt.datetime.now).unsettled.keys() == {"contact"}
