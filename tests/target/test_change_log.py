@@ -163,3 +163,13 @@ def test_the_journal_keeps_only_what_is_still_unsettled(tmp_path):
     assert [e["write"] for e in read(journal)] == ["a-2"]
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600
     assert ChangeLog(changes, clock=dt.datetime.now).unsettled.keys() == {"contact"}
+
+
+def test_the_api_key_never_reaches_the_change_log(box, run_target, tmp_path):
+    changes = tmp_path / "changes.jsonl"
+    rows = [{"customerCode": "SEC-1", "name": "Leaky", "note": f"key is {box.api_key}"}]
+    result = run_target(box, stream_messages("company", rows), changes_path=str(changes))
+    assert result.counts("company")["created"] == 1
+    text = changes.read_text(encoding="utf-8")
+    assert "SEC-1" in text
+    assert box.api_key not in text
