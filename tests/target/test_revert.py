@@ -170,3 +170,29 @@ def test_the_console_script_refuses_a_line_that_is_no_change(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip() == f"moovago-revert: error: {changes}:1: not a change-log line"
+
+
+def test_the_revert_follows_the_business_hours_rule(box, run_target, tmp_path):
+    import datetime as dt
+    import logging
+
+    from target_moovago.errors import BusinessHoursError
+    from target_moovago.run import Run
+
+    changes, _ = push(box, run_target, tmp_path)
+    config = run_target.config(box, bulk_threshold=1, changes_path=str(tmp_path / "own.jsonl"))
+    monday = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.timezone.utc)  # 11:00 in Paris
+    run = Run(
+        config,
+        logging.getLogger("revert-test"),
+        clock=lambda: monday,
+        sleep=lambda _s: None,
+        production=True,
+    )
+    mutation_requests = box.stats()["mutation_requests"]
+    try:
+        with pytest.raises(BusinessHoursError, match="bulk job refused"):
+            revert.revert(run, revert.read_changes(changes), lambda _line: None)
+    finally:
+        run.close()
+    assert box.stats()["mutation_requests"] == mutation_requests
