@@ -247,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("changes", type=Path, metavar="CHANGES_FILE", help="a change log")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     parser.add_argument(
+        "--run", action="append", metavar="RUN_ID", help="only the lines of this run (repeatable)"
+    )
+    parser.add_argument(
         "--changes-path",
         type=Path,
         help="this revert's own change log (default: CHANGES_FILE with .revert.jsonl)",
@@ -258,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config(args.config)
         entries = read_changes(args.changes)
+        if args.run:
+            entries = [e for e in entries if e.get("run_id") in args.run]
+            if not entries:
+                raise RevertError(f"{args.changes}: no line of run {', '.join(args.run)}")
         left = ChangeLog(args.changes, clock=lambda: dt.datetime.now(dt.timezone.utc)).unsettled
         if left:
             msg = (
@@ -278,11 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     run.finish(failed=False)
     run.close()
-    sent = (
-        "planned (dry run: nothing sent)"
-        if args.dry_run
-        else "sent (the summary says what Moovago confirmed)"
-    )
+    sent = "planned (dry run: nothing sent)" if args.dry_run else "sent"
     plural = "s" * (done.conflicts != 1)
     click.echo(
         f"{PROG}: {len(entries)} changes read, {done.writes} writes {sent}, "

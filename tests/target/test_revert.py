@@ -109,6 +109,20 @@ def test_a_created_record_changed_since_is_kept_and_reported(box, run_target, tm
     assert "not deleted" in conflict
 
 
+def test_run_picks_the_lines_of_one_run(box, run_target, tmp_path, capsys):
+    changes, existing = push(box, run_target, tmp_path)
+    after_first = snapshot(box)
+    rows = [{"id": existing[0]["id"], "city": "Rennes"}, {"customerCode": "RV-3", "name": "Three"}]
+    run_target(box, stream_messages("company", rows), changes_path=str(changes))
+    second = read(changes)[-1]["run_id"]
+    code, out, _ = revert_cli(run_target, box, changes, capsys, "--run", second)
+    assert code == 0, out
+    assert snapshot(box) == after_first
+    code, out, _ = revert_cli(run_target, box, changes, capsys, "--run", "nope")
+    assert code == 1
+    assert "no line of run nope" in out
+
+
 def test_a_dry_run_sends_no_mutation_and_prints_the_plan(box, run_target, tmp_path, capsys):
     changes, existing = push(box, run_target, tmp_path)
     stats = box.stats()
