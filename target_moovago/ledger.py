@@ -165,6 +165,8 @@ class Ledger:
             f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"
             + (" (dry run: nothing written)" if summary["dry_run"] else "")
         )
+        if summary.get("changes"):
+            lines.append("change log {path}, run id {run_id}".format(**summary["changes"]))
         return "\n".join(lines)
 
     def write_summary(self, path: str | Path, summary: Mapping[str, Any]) -> None:

@@ -139,6 +139,8 @@ class Run:
         self.changes.close()
         summary = self.ledger.summary(self.remote.stats())
         summary["failed"] = failed
+        if self.changes.path is not None:  # what `moovago-revert --run` takes
+            summary["changes"] = {"path": str(self.changes.path), "run_id": self.changes.run_id}
         self.logger.info("target-moovago summary\n%s", Ledger.table(summary))
         if self.summary_path:
             self.ledger.write_summary(self.summary_path, summary)
