@@ -210,3 +210,18 @@ def test_the_revert_follows_the_business_hours_rule(box, run_target, tmp_path):
     finally:
         run.close()
     assert box.stats()["mutation_requests"] == mutation_requests
+
+
+def test_children_are_reverted_before_their_parents(box, run_target, tmp_path, capsys):
+    before = {e: len(entity_rows(box, e)) for e in ("company", "companyContact")}
+    changes = tmp_path / "family.jsonl"
+    company = {"customerCode": "FAM-1", "name": "Parent SA"}
+    contact = {"companyCustomerCode": "FAM-1", "lastName": "Child", "email": "c@fam.test"}
+    messages = [*stream_messages("company", [company]), *stream_messages("contact", [contact])]
+    run_target(box, messages, changes_path=str(changes))
+    assert [e["stream"] for e in read(changes)] == ["company", "contact"]
+    code, out, config = revert_cli(run_target, box, changes, capsys)
+    assert code == 0, out
+    assert out.index("delete contact") < out.index("delete company")
+    assert {e: len(entity_rows(box, e)) for e in before} == before
+    assert not Path(config["rejects_path"]).exists()  # nothing refused on the way
