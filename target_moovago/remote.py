@@ -242,7 +242,9 @@ class Remote:
         return configured.get(entity.stream_name, configured.get(entity.name))
 
     def field_policies(self, entity: Entity) -> dict[str, Policy]:
-        entry = self.stream_setting("field_policies", entity) or {}
+        """Under the stream's name and the entity's (`contact`, `companyContact`) alike."""
+        configured = self.config.get("field_policies") or {}
+        entry = {**configured.get(entity.name, {}), **configured.get(entity.stream_name, {})}
         return {name: Policy(value) for name, value in entry.items()}
 
     def mode(self, entity: Entity) -> Mode:

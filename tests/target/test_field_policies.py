@@ -98,6 +98,15 @@ def test_an_unknown_stream_or_field_is_refused_at_start(policies, words):
         TargetMoovago(config={**BASE, "field_policies": policies})
 
 
+def test_policies_under_the_stream_and_the_entity_name_both_apply():
+    policies = {"companyContact": {"note": "fill_empty"}, "contact": {"email": "create_only"}}
+    remote = TargetMoovago(config={**BASE, "field_policies": policies}).run.remote
+    assert remote.field_policies(remote.schema.entity("contact")) == {
+        "note": Policy.FILL_EMPTY,
+        "email": Policy.CREATE_ONLY,
+    }
+
+
 def test_the_cli_refuses_a_bad_setting_in_one_line_with_exit_1(tmp_path: Path):
     cli = str(Path(sys.executable).parent / "target-moovago")
     for policies, words in [
