@@ -64,6 +64,7 @@ class Ledger:
         self._secrets = secret_forms(*secrets)
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.streams: dict[str, StreamCounts] = {}
+        self.read_only_skipped: dict[str, int] = {}  # rows of read-only streams, not written
         self.started = time.monotonic()
         self.dry_run = False
 
@@ -126,6 +127,7 @@ class Ledger:
         return {
             "dry_run": self.dry_run,
             "streams": streams,
+            "read_only_skipped": dict(sorted(self.read_only_skipped.items())),
             "requests": stats.get("requests", 0),
             "retries": stats.get("retries", 0),
             "rate_limited": stats.get("rate_limited", 0),
@@ -150,6 +152,8 @@ class Ledger:
             if counts["unknown_columns"]:
                 ignored = ", ".join(counts["unknown_columns"])
                 lines.append(f"{name}: unknown columns ignored: {ignored}")
+        for name, rows in summary.get("read_only_skipped", {}).items():
+            lines.append(f"{name}: read-only stream skipped, {rows} rows not written")
         lines.append(
             f"requests {summary['requests']}, retries {summary['retries']}, "
             f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"

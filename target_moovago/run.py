@@ -83,6 +83,7 @@ class Run:
         self.stop_signal: int | None = None  # a termination signal was received
         self.stop_after_request = False  # send no further request
         self._finished = False
+        self.skip_read_only = (config.get("read_only_streams") or "skip") == "skip"
         if config.get("api_url") and config.get("api_key"):
             self.remote.client  # noqa: B018 - a bad connection setting fails now, not mid-run
 
@@ -95,6 +96,21 @@ class Run:
         tally = self.progress.tally(stream)
         self.tallies.append(tally)
         return tally
+
+    def skips(self, stream: str, *, rows: int = 0) -> bool:
+        """A read-only stream under `read_only_streams: skip`: warned about once, its rows
+        counted in the summary and never written."""
+        skipped = self.ledger.read_only_skipped
+        if stream not in skipped:
+            if not (self.skip_read_only and self.remote.read_only(stream)):
+                return False
+            self.logger.warning(
+                "Stream '%s' is read-only in the Moovago API (it has no mutations): its rows "
+                "are skipped and counted in the summary (read_only_streams=error refuses it).",
+                stream,
+            )
+        skipped[stream] = skipped.get(stream, 0) + rows
+        return True
 
     def marks(self) -> dict[Tally, int]:
         """Rows received by each sink so far: a STATE received now covers them."""

@@ -382,7 +382,17 @@ def test_write_refuses_overwrite_and_unknown_streams(airbyte: Airbyte) -> None:
     assert "'SPEC'" in one_error_line(out)
 
 
-def test_write_of_the_read_only_team_stream_fails_in_one_line(airbyte: Airbyte) -> None:
+def test_write_of_the_read_only_team_stream_is_skipped_or_fails_in_one_line(
+    airbyte: Airbyte,
+) -> None:
     catalog = configured_catalog(airbyte.catalog, ["team"])
-    out = airbyte.write(catalog, [record("team", {"id": airbyte.box.team_id, "name": "x"})])
-    assert "read-only" in one_error_line(out)
+    rows = [record("team", {"id": airbyte.box.team_id, "name": "x"})]
+    out = airbyte.write(catalog, rows)
+    assert out.code == 0, out.stderr[-3000:]
+    assert out.stderr.count("Stream 'team' is read-only") == 1
+    settings = json.loads(airbyte.destination_config.read_text())
+    write_json(airbyte.destination_config, {**settings, "read_only_streams": "error"})
+    try:
+        assert "read-only" in one_error_line(airbyte.write(catalog, rows))
+    finally:
+        write_json(airbyte.destination_config, settings)
