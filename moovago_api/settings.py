@@ -51,6 +51,8 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_MAX_RETRY_SECONDS = 300.0
 CONNECTION_REQUIRED = ("api_url", "api_key")
+#: A connection test (`--test`, Airbyte `check`): one attempt, this long to connect.
+CONNECTION_TEST_CONNECT_SECONDS = 5.0
 
 #: A decimal number written as text, as an environment variable holds it (`2`, `0.5`, `30.0`).
 NUMBER_TEXT = r"^\s*\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -199,9 +201,16 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
 
 
 def client_from_config(
-    config: Mapping[str, Any], *, default_rate: float, logger: logging.Logger | None = None
+    config: Mapping[str, Any],
+    *,
+    default_rate: float,
+    logger: logging.Logger | None = None,
+    connection_test: bool = False,
 ) -> MoovagoClient:
     """A client for these settings; ConfigError with one sentence per problem found.
+
+    `connection_test`: one attempt and CONNECTION_TEST_CONNECT_SECONDS to connect, so a test
+    of an address that does not answer says so in seconds, not after every retry.
 
     Also installs the process's log redaction for the configured key, before anything is
     checked, so no log line of the process can print it from then on.
@@ -235,11 +244,12 @@ def client_from_config(
         max_requests_per_second=rate,
         request_timeout=float(settings["request_timeout"]),
         verify_tls=settings["verify_tls"],
-        max_retries=int(settings["max_retries"]),
+        max_retries=0 if connection_test else int(settings["max_retries"]),
         max_retry_seconds=float(settings["max_retry_seconds"]),
         max_requests_in_flight=settings.get("max_requests_in_flight"),
         max_response_bytes=int(settings["max_response_bytes"]),
         logger=logger,
+        connect_timeout=CONNECTION_TEST_CONNECT_SECONDS if connection_test else None,
     )
     install_log_redaction(*client.secrets)
     (logger or logging.getLogger(__name__)).info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import typing as t
 
 import click
@@ -12,7 +13,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from moovago_api.doctor_report import Measured, load_doctor_report
-from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
+from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
 from moovago_api.schema import SCALAR_KINDS, load_schema
 from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
@@ -210,7 +211,20 @@ class TapMoovago(Tap):
             raise ConfigError(msg)
         for child in team.child_streams:
             child.selected = False
-        self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
+        self._client = client_from_config(
+            self.config, default_rate=DEFAULT_RATE, logger=self.logger, connection_test=True
+        )
+        # The SDK logs a failed sync with a second ERROR line that names no address; cb_test
+        # logs the one line that does.
+        quiet = _BelowError()
+        team.logger.addFilter(quiet)
+        try:
+            self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
+        except TransientError as exc:
+            msg = f"no answer from {self._client.api_url} (one attempt): {exc}"
+            raise TransientError(msg, status=exc.status, ambiguous=False) from None
+        finally:
+            team.logger.removeFilter(quiet)
         self.logger.info("Connection test passed: the API answered the team query")
 
     @classmethod
@@ -254,6 +268,11 @@ class TapMoovago(Tap):
             cls.logger.error("Connection test failed: %s", exc)
             ctx.exit(1)
         ctx.exit()
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 def _check_measured(

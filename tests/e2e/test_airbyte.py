@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +157,19 @@ def test_check_passes_with_the_key_and_fails_in_one_line_without(
         status = out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
         assert status["status"] == "FAILED"
         assert "max_retries" in status["message"]
+
+
+def test_check_of_an_address_that_does_not_answer_fails_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/graphql"
+    closed = write_json(tmp_path / "closed.json", {"api_url": url, "api_key": "k-closed"})
+    for executable in (SOURCE, DESTINATION):
+        out = run(executable, ["check", "--config", str(closed)])
+        status = out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        assert status["status"] == "FAILED"
+        assert f"no answer from {url} (one attempt)" in status["message"]
+        assert "\n" not in status["message"]
 
 
 def test_discover_offers_incremental_on_the_cursor_and_full_refresh(airbyte: Airbyte) -> None:

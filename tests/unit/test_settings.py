@@ -273,3 +273,16 @@ def test_the_connection_in_effect_is_logged_once(caplog):
     assert "at most 2 requests/s and 4 in flight (default)" in line
     assert "within 7 s" in line
     assert KEY not in line
+
+
+def test_a_connection_test_client_tries_once_and_connects_within_a_few_seconds():
+    config = {**GOOD, "max_retries": 8, "request_timeout": 30}
+    normal = client_from_config(config, default_rate=4)
+    test = client_from_config(config, default_rate=4, connection_test=True)
+    try:
+        assert (normal.max_retries, normal.connect_timeout) == (8, 30.0)
+        assert test.max_retries == 0
+        assert 0 < test.connect_timeout <= 5 < test.request_timeout
+    finally:
+        normal.close()
+        test.close()
