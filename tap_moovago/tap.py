@@ -15,7 +15,12 @@ from singer_sdk.tap_base import CliTestOptionValue
 from moovago_api.doctor_report import Measured, load_doctor_report
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
 from moovago_api.schema import SCALAR_KINDS, load_schema
-from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
+from moovago_api.settings import (
+    CONNECTION_REQUIRED,
+    client_from_config,
+    connection_properties,
+    numbers_from_text,
+)
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
@@ -111,6 +116,8 @@ class TapMoovago(Tap):
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """JSON Schema checks, then the rules it cannot express, each as one line."""
+        # The SDK keeps the config only in _config: a number given as text is typed before the check
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
         errors = super()._validate_config(raise_errors=raise_errors)
         if errors:
             return errors

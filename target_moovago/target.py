@@ -15,7 +15,7 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from moovago_api.errors import MoovagoError
-from moovago_api.settings import connection_properties
+from moovago_api.settings import connection_properties, numbers_from_text
 from target_moovago.bulk import POLICIES
 from target_moovago.errors import TargetStopped
 from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
@@ -192,6 +192,11 @@ class TargetMoovago(Target):
         # received before it: it is emitted once all those rows are settled.
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
         self._emitted_state: dict | None = None
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK keeps the config only in _config: a number given as text is typed before the check
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
+        return super()._validate_config(raise_errors=raise_errors)
 
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
