@@ -12,6 +12,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
+from moovago_api import documents
 from moovago_api.doctor_report import Measured, load_doctor_report
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
 from moovago_api.schema import SCALAR_KINDS, load_schema
@@ -111,6 +112,7 @@ class TapMoovago(Tap):
     config_jsonschema = _config_jsonschema()
 
     _client: MoovagoClient | None = None
+    _team_id: str | None = None
     #: What the doctor measured at this api_url (setting doctor_report), if given.
     measured: Measured | None = None
 
@@ -168,7 +170,12 @@ class TapMoovago(Tap):
         self._log_discovery(moovago_schema)
         parent: type[MoovagoStream] | None = None
         streams: list[MoovagoStream] = []
+        # A catalog that leaves `team` out (hand-written, Airbyte-made) gets no team stream: the
+        # SDK cannot sync a parent it has no catalog entry for; team_id gives the id instead.
+        team_listed = self.input_catalog is None or "team" in self.input_catalog
         for entity in entities:
+            if entity.name == "team" and not team_listed:
+                continue
             stream_class = MoovagoStream.subclass_for(
                 entity, None if entity.name == "team" else parent
             )
@@ -184,6 +191,33 @@ class TapMoovago(Tap):
                 )
             streams.append(stream_class(self, entity=entity, moovago_schema=moovago_schema))
         return streams
+
+    @property
+    def team_id(self) -> str:
+        """The API key's team, for streams synced without the team stream: one `team` query
+        (its row is not emitted), held against setting team_id when given."""
+        if self._team_id is None:
+            schema = self.moovago_schema
+            entity = schema.entity("team")
+            name = "TapMoovagoTeamId"
+            document = documents.list_document(schema, entity, ["id"], name=name, paged=False)
+            data = self.client.execute(document, operation_name=name)
+            team = data.get(entity.root_field) or {}
+            if not team.get("id"):
+                msg = "The API returned no team for this API key"
+                raise MoovagoError(msg)
+            expected = self.config.get("team_id")
+            if expected and str(team["id"]) != str(expected):
+                msg = (
+                    f"Setting team_id is {expected!r} but the API key belongs to team "
+                    f"{team['id']!r}; fix team_id or leave it empty"
+                )
+                raise ConfigError(msg)
+            self._team_id = str(team["id"])
+            self.logger.info(
+                "Team %s read with one team query (no team stream in the catalog)", self._team_id
+            )
+        return self._team_id
 
     def _log_discovery(self, moovago_schema: MoovagoSchema) -> None:
         """One line per root field not taken, per list refused, per scalar typed by guess."""
