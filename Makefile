@@ -65,8 +65,9 @@ snowflake-check: install snowflake
 	$(PY) -m pytest -p no:cacheprovider -q tests/e2e/test_snowflake.py
 
 # The whole loop with no key: sandbox + embedded PostgreSQL, Moovago -> PostgreSQL -> Moovago.
+# `make demo KEEP=1` leaves both servers up until Ctrl-C and prints how to connect.
 demo: install meltano
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(KEEP),--keep)
 
 test: install
 	$(PY) -m pytest
@@ -75,7 +76,7 @@ test: install
 check: install
 	$(PY) -m pytest -m "not e2e and not slow" -q
 
-# The README's settings tables, regenerated from the plugins' own --about output.
+# The settings tables of docs/settings.md, regenerated from the plugins' own --about output.
 readme: install
 	$(PY) scripts/readme_settings.py
 
