@@ -1,5 +1,5 @@
-"""What a new user meets first: the README's no-Meltano pipe as written, one clear line for a
-bad setting under `--test` and for a missing extra, and the packaging basics (LICENSE,
+"""What a new user meets first: the no-Meltano pipe of docs/warehouse.md as written, one clear
+line for a bad setting under `--test` and for a missing extra, and the packaging basics (LICENSE,
 CHANGELOG, py.typed, Python-version classifiers)."""
 
 from __future__ import annotations
@@ -20,13 +20,17 @@ from moovago_sandbox.testing import SandboxHandle
 
 ROOT = meltano_project.ROOT
 BIN = Path(sys.executable).parent
-README = (ROOT / "README.md").read_text()
+WAREHOUSE_PAGE = (ROOT / "docs" / "warehouse.md").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _readme_pipe() -> str:
-    block = re.search(r"<!-- pipe -->\n```bash\n(.*?)```\n<!-- /pipe -->", README, re.DOTALL)
-    assert block, "README.md lost its <!-- pipe --> block"
+    block = re.search(
+        r"<!-- pipe -->\n(?:<!--.*-->\n)*```bash\n(.*?)```\n<!-- /pipe -->",
+        WAREHOUSE_PAGE,
+        re.DOTALL,
+    )
+    assert block, "docs/warehouse.md lost its <!-- pipe --> block"
     return block[1]
 
 
