@@ -191,11 +191,9 @@ class Remote:
 
     def read_only(self, stream_name: str) -> bool:
         """The schema file has this entity and declares no mutation for it (e.g. `team`)."""
-        try:
-            writes = writes_of(self.schema.entity(stream_name))
-        except (KeyError, UnsupportedStreamError):
-            return False
-        return not writes.shapes and not writes.refused
+        entity = self.parent_entity(stream_name)
+        writes = entity.writes if entity is not None else None
+        return writes is not None and not writes.shapes and not writes.refused
 
     def parent_entity(self, stream_name: str) -> Entity | None:
         """A parent only needs to be readable (its index resolves natural keys); None when

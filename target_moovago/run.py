@@ -12,6 +12,8 @@ import time
 import typing as t
 from collections.abc import Callable, Mapping, Sequence
 
+from singer_sdk import typing as th
+
 from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.bulk import BulkGate
 from target_moovago.errors import TargetStopped
@@ -23,6 +25,16 @@ from target_moovago.remote import Remote
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
+
+READ_ONLY_STREAMS = th.Property(
+    "read_only_streams",
+    th.StringType(allowed_values=["skip", "error"]),
+    default="skip",
+    title="Read-only streams",
+    description="What to do with a stream Moovago has no mutation for (`team`, which "
+    "tap-moovago emits): `skip` (one warning naming it; its rows are counted in the "
+    "summary, not written) or `error` (stop before any row is read).",
+)
 
 
 @t.runtime_checkable

@@ -21,7 +21,7 @@ from target_moovago.errors import TargetStopped
 from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
 from target_moovago.reader import MoovagoReader
-from target_moovago.run import Run
+from target_moovago.run import READ_ONLY_STREAMS, Run
 from target_moovago.sinks import MoovagoSink
 
 if t.TYPE_CHECKING:
@@ -59,15 +59,7 @@ _TARGET_SETTINGS = th.PropertiesList(
         ),
     ),
     *INTEGRITY_PROPERTIES,
-    th.Property(
-        "read_only_streams",
-        th.StringType(allowed_values=["skip", "error"]),
-        default="skip",
-        title="Read-only streams",
-        description="What to do with a stream Moovago has no mutation for (`team`, which "
-        "tap-moovago emits): `skip` (one warning naming it; its rows are counted in the "
-        "summary, not written) or `error` (stop before any row is read).",
-    ),
+    READ_ONLY_STREAMS,
     th.Property(
         "hard_delete",
         th.BooleanType,
@@ -241,10 +233,8 @@ class TargetMoovago(Target):
             self._states.append((state, marks))
         self.emit_settled_state()
 
-    # read-only streams (`team`): skipped whole, before the SDK maps or sinks them ---------------
-
     def _process_schema_message(self, message_dict: dict) -> None:
-        if not self.run.skips(message_dict["stream"]):
+        if not self.run.skips(message_dict["stream"]):  # read-only: skipped whole
             super()._process_schema_message(message_dict)
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
@@ -256,9 +246,8 @@ class TargetMoovago(Target):
             super()._process_batch_message(message_dict)
 
     def _process_record_message(self, message_dict: dict) -> None:
-        if self.run.skips(message_dict["stream"], rows=1):
-            return
-        super()._process_record_message(message_dict)
+        if not self.run.skips(message_dict["stream"], rows=1):  # read-only: skipped whole
+            super()._process_record_message(message_dict)
         if self._states:
             self.emit_settled_state()  # a full batch may have been drained
 
