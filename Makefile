@@ -65,8 +65,9 @@ snowflake-check: install snowflake
 	$(PY) -m pytest -p no:cacheprovider -q tests/e2e/test_snowflake.py
 
 # The whole loop with no key: sandbox + embedded PostgreSQL, Moovago -> PostgreSQL -> Moovago.
+# `make demo KEEP=1` leaves both servers up until Ctrl-C and prints how to connect.
 demo: install meltano
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(KEEP),--keep)
 
 # Tests run in parallel (pytest-xdist): most of their time is spent waiting on the sandbox's
 # rate limit and on subprocesses, so more workers than cores pays; every test is isolated.
@@ -79,7 +80,7 @@ test: install
 check: install
 	$(PY) -m pytest -n $(WORKERS) -m "not e2e and not slow" -q
 
-# The README's settings tables, regenerated from the plugins' own --about output.
+# The settings tables of docs/settings.md, regenerated from the plugins' own --about output.
 readme: install
 	$(PY) scripts/readme_settings.py
 

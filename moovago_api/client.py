@@ -217,7 +217,10 @@ class MoovagoClient:
         logger: logging.Logger | None = None,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        connect_timeout: float | None = None,
     ) -> None:
+        """`connect_timeout`: seconds to open the connection (default request_timeout); a
+        connection test sets a few seconds so an address that does not answer fails fast."""
         self.api_url = check_api_url(api_url)
         self.api_key_header, self._api_key = parse_api_key(api_key, api_key_header)
         header = self.api_key_header
@@ -240,6 +243,7 @@ class MoovagoClient:
             raise ConfigError(f"max_response_bytes must be above 0, got {max_response_bytes!r}.")
         self.max_requests_per_second = float(rate)
         self.request_timeout = float(request_timeout)
+        self.connect_timeout = min(connect_timeout or request_timeout, request_timeout)
         self.verify_tls = verify_tls
         self.max_retries = int(max_retries)
         self.max_retry_seconds = float(max_retry_seconds)
@@ -452,7 +456,7 @@ class MoovagoClient:
                 self.api_url,
                 data=body,
                 headers={self.api_key_header: self._api_key},
-                timeout=self.request_timeout,
+                timeout=(self.connect_timeout, self.request_timeout),
                 verify=self.verify_tls,
                 allow_redirects=False,  # a redirect would carry the key to wherever it points
                 stream=True,

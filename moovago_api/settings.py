@@ -7,10 +7,11 @@ that same schema, turning each failure into one sentence; by hand it checks only
 Schema cannot: the URL's scheme and loopback host, the key's header-line form and whether it can
 be sent in a header, and a readable `schema_path`.
 
-Numbers with a fractional part (rate, timeout, retry time) are also accepted as text, since an
-environment variable is text: Meltano passes a `kind: string` setting through unchanged and the
-SDK's `--config=ENV` leaves a non-integer setting as text. They are converted once, here, and
-then checked against the same ranges.
+Settings are typed as what they are (`integer`, `number`), in `--about` too. A number may still
+arrive as text: the SDK's `--config=ENV` leaves a non-integer setting as text, and Meltano passes
+a `kind: string` setting through unchanged (Meltano's `kind: decimal` cannot come from an
+environment variable: Meltano 4.4 then fails to write the plugin's config with "Decimal is not
+JSON serializable"). `numbers_from_text` converts such text once, before the config is checked.
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
     "client_from_config",
     "connection_properties",
+    "numbers_from_text",
 ]
 
 DEFAULT_API_KEY_HEADER = "X-API-KEY"
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 8
-DEFAULT_MAX_RETRY_SECONDS = 300.0
+DEFAULT_MAX_RETRY_SECONDS = 300
 CONNECTION_REQUIRED = ("api_url", "api_key")
+#: A connection test (`--test`, Airbyte `check`): one attempt, this long to connect.
+CONNECTION_TEST_CONNECT_SECONDS = 5.0
 
 #: A decimal number written as text, as an environment variable holds it (`2`, `0.5`, `30.0`).
 NUMBER_TEXT = r"^\s*\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -67,17 +71,16 @@ _MUST = {
     "request_timeout": "a number of seconds above 0 and at most 3600",
     "verify_tls": "true or false",
     "max_retries": "a whole number, 0 or more and at most 100",
-    "max_retry_seconds": "a number of seconds, 0 or more and at most 86400",
+    "max_retry_seconds": "a whole number of seconds, 0 or more and at most 86400",
     "max_requests_in_flight": f"a whole number from 1 to {MAX_REQUESTS_IN_FLIGHT}",
     "max_response_bytes": "a whole number of bytes, at least 1024",
 }
 
 
 def _number(title: str, description: str, default: float, **bounds: float) -> dict[str, Any]:
-    """A number setting that may also be given as text (see the module's docstring)."""
+    """A number setting (given as text, see `numbers_from_text`)."""
     return {
-        "type": ["string", "number"],
-        "pattern": NUMBER_TEXT,
+        "type": "number",
         "title": title,
         "description": description,
         "default": default,
@@ -178,13 +181,14 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
             "minimum": 0,
             "maximum": 100,
         },
-        "max_retry_seconds": _number(
-            "Max retry seconds",
-            "Longest time one request may spend being retried before failing.",
-            DEFAULT_MAX_RETRY_SECONDS,
-            minimum=0,
-            maximum=86400,
-        ),
+        "max_retry_seconds": {
+            "type": "integer",
+            "title": "Max retry seconds",
+            "description": "Longest time one request may spend being retried before failing.",
+            "default": DEFAULT_MAX_RETRY_SECONDS,
+            "minimum": 0,
+            "maximum": 86400,
+        },
         "max_response_bytes": {
             "type": "integer",
             "title": "Max response bytes",
@@ -199,9 +203,16 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
 
 
 def client_from_config(
-    config: Mapping[str, Any], *, default_rate: float, logger: logging.Logger | None = None
+    config: Mapping[str, Any],
+    *,
+    default_rate: float,
+    logger: logging.Logger | None = None,
+    connection_test: bool = False,
 ) -> MoovagoClient:
     """A client for these settings; ConfigError with one sentence per problem found.
+
+    `connection_test`: one attempt and CONNECTION_TEST_CONNECT_SECONDS to connect, so a test
+    of an address that does not answer says so in seconds, not after every retry.
 
     Also installs the process's log redaction for the configured key, before anything is
     checked, so no log line of the process can print it from then on.
@@ -235,11 +246,12 @@ def client_from_config(
         max_requests_per_second=rate,
         request_timeout=float(settings["request_timeout"]),
         verify_tls=settings["verify_tls"],
-        max_retries=int(settings["max_retries"]),
+        max_retries=0 if connection_test else int(settings["max_retries"]),
         max_retry_seconds=float(settings["max_retry_seconds"]),
         max_requests_in_flight=settings.get("max_requests_in_flight"),
         max_response_bytes=int(settings["max_response_bytes"]),
         logger=logger,
+        connect_timeout=CONNECTION_TEST_CONNECT_SECONDS if connection_test else None,
     )
     install_log_redaction(*client.secrets)
     (logger or logging.getLogger(__name__)).info(
@@ -258,14 +270,22 @@ def client_from_config(
     return client
 
 
+def numbers_from_text(config: dict[str, Any], properties: Mapping[str, Any]) -> None:
+    """Convert in place the number settings of `config` given as text (`7.5`) to numbers;
+    text that is no number stays, for the schema check to name."""
+    for name, prop in properties.items():
+        value = config.get(name)
+        if isinstance(value, str) and prop.get("type") == "number" and _NUMBER.match(value):
+            config[name] = float(value)
+
+
 def _from_text(prop: Mapping[str, Any], value: Any) -> Any:
     """A number or boolean given as text (an environment variable), as its value; else as is."""
     if not isinstance(value, str):
         return value
-    types = prop.get("type")
-    if types == "boolean" and value.strip().lower() in ("true", "false", "1", "0"):
+    if prop.get("type") == "boolean" and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
-    if isinstance(types, list) and "number" in types and _NUMBER.match(value):
+    if prop.get("type") == "number" and _NUMBER.match(value):
         return float(value)
     return value
 

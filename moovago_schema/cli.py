@@ -102,13 +102,19 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor",
         help="read-only check of the live API against what the connectors assume (page cap,"
-        " order, limit, latency, rate limit, clock, the schema file); exit 1 when one fails",
+        " order, limit, latency, rate limit, clock, the schema file); exit 1 when one does"
+        " not hold",
     )
     doctor.add_argument(
         "--config",
         required=True,
         metavar="CONFIG.json|ENV",
         help="the tap's config file, or ENV for the TAP_MOOVAGO_* variables",
+    )
+    doctor.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 also when an assumption is unproven (the answers could not show it)",
     )
     _format_option(doctor)
     doctor.set_defaults(command=_doctor)
@@ -332,6 +338,7 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     from moovago_schema.doctor import load_config, run_doctor
 
     report = run_doctor(load_config(args.config))
+    report.strict = args.strict
     if args.format == "json":
         _write_json(out, report.to_dict())
         return report.exit_code
@@ -348,14 +355,20 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     ]
     headers = ["assumption", "connector assumes", "server did", "verdict", "what to change"]
     out.write(render_table(headers, table) + "\n")
-    failing = [row for row in report.rows if row.verdict != "holds"]
+    verdicts = [row.verdict for row in report.rows]
+    failing, unproven = verdicts.count("does not hold"), verdicts.count("unproven")
     if failing:
         out.write(
-            f"Result: {len(failing)} of {len(report.rows)} assumptions do not hold: change what"
-            " the last column says before moving data.\n"
+            f"Result: {failing} of {len(verdicts)} assumptions do not hold: change what the last"
+            " column says before moving data.\n"
         )
-    else:
-        out.write(f"Result: all {len(report.rows)} assumptions hold.\n")
+    elif not unproven:
+        out.write(f"Result: all {len(verdicts)} assumptions hold.\n")
+    if unproven:
+        out.write(
+            f"{unproven} of {len(verdicts)} assumptions are unproven: the last column says what"
+            " would prove each" + (" (--strict: exit 1)" if report.strict else "") + ".\n"
+        )
     return report.exit_code
 
 

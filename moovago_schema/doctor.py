@@ -3,8 +3,9 @@
 Read-only and within the configured rate (every request through `moovago_api.client`): see
 `moovago_schema.probe` for what is asked. Each assumption becomes one row: what the connector
 assumes, what the server did, the verdict, and what to change (a setting or the schema file).
-A verdict is `holds`, `FAILS`, or `unproven` (the answers could not show it either way, e.g. a
-team too small to fill a page); only `holds` is good for the exit code. The JSON report holds the
+A verdict is `holds`, `does not hold`, or `unproven` (the answers could not show it either way,
+e.g. a team too small to fill a page; the row says what would prove it); only `does not hold`
+makes the exit code 1, and `unproven` too when `strict`. The JSON report holds the
 same rows and a `measured` block for tools (no key, no record value anywhere).
 """
 
@@ -29,7 +30,7 @@ from moovago_schema.probe import Probe, StreamProbe, probe
 
 __all__ = ["DoctorReport", "Row", "load_config", "run_doctor"]
 
-HOLDS, FAILS, UNPROVEN = "holds", "FAILS", "unproven"
+HOLDS, FAILS, UNPROVEN = "holds", "does not hold", "unproven"
 ENV = "ENV"
 ENV_PREFIX = "TAP_MOOVAGO_"
 #: A page must answer within this share of request_timeout: room for a slower day and retries.
@@ -39,6 +40,7 @@ CLOCK_TOLERANCE_SECONDS = 60.0
 #: When no paged stream answered (offset, page number or cursor), paging cannot be measured.
 NO_OFFSET_STREAM = "no paged stream answered (offset, page number or cursor paging)"
 NOT_MEASURED = "see the stream rows: each paged list that answers is measured"
+_ANSWERS_PROVE = "run the doctor again once the API answers (see the auth and schema rows)"
 _DIFF_HINT = "`moovago-schema diff OLD NEW` shows what changes for the streams"
 
 
@@ -69,10 +71,12 @@ class DoctorReport:
     rows: list[Row]
     requests: dict[str, int]
     measured: dict[str, Any] = field(default_factory=dict)
+    strict: bool = False  # `unproven` fails the exit code too
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.rows and all(row.verdict == HOLDS for row in self.rows) else 1
+        bad = {FAILS, UNPROVEN} if self.strict else {FAILS}
+        return 0 if self.rows and not any(row.verdict in bad for row in self.rows) else 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -463,7 +467,14 @@ def _order_row(streams: Sequence[StreamProbe]) -> Row:
     compared = [s.stream for s in streams if s.small is not None and s.small.rows >= 2]
     if compared:
         return Row("order", assumption, assumes, f"stable ({', '.join(compared)})", HOLDS)
-    return Row("order", assumption, assumes, "no stream has 2 rows to compare", UNPROVEN)
+    return Row(
+        "order",
+        assumption,
+        assumes,
+        "no stream has 2 rows to compare",
+        UNPROVEN,
+        "run the doctor again when a stream holds 2 rows or more",
+    )
 
 
 def _skip_row(streams: Sequence[StreamProbe]) -> Row:
@@ -527,7 +538,7 @@ def _latency_row(seen: Probe, request_timeout: float) -> Row:
         if page is not None and page.seconds is not None
     ]
     if not pages:
-        return Row("latency", assumption, assumes, "no page answered", UNPROVEN)
+        return Row("latency", assumption, assumes, "no page answered", UNPROVEN, _ANSWERS_PROVE)
     seconds, rows, stream = max(pages)
     median = statistics.median(p[0] for p in pages)
     observed = f"slowest {seconds:.2f} s ({rows} rows of {stream}); median {median:.2f} s"
@@ -549,7 +560,8 @@ def _rate_row(seen: Probe, rate: float) -> Row:
     assumes = f"{rate:g} requests/s draw no 429 (Moovago's limit is 5/s)"
     limited = [a for a in seen.answers if a.status == 429]
     if not seen.answers:
-        return Row("rate_limit", assumption, assumes, "no answer could be observed", UNPROVEN)
+        observed = "no answer could be observed"
+        return Row("rate_limit", assumption, assumes, observed, UNPROVEN, _ANSWERS_PROVE)
     if not limited:
         return Row(
             "rate_limit",
@@ -587,7 +599,8 @@ def _clock_row(seen: Probe) -> Row:
     assumes = f"answers carry a Date header within {CLOCK_TOLERANCE_SECONDS:g} s of this clock"
     offsets = _clock_offsets(seen)
     if not offsets and not seen.answers:
-        return Row("clock", assumption, assumes, "no answer could be observed", UNPROVEN)
+        observed = "no answer could be observed"
+        return Row("clock", assumption, assumes, observed, UNPROVEN, _ANSWERS_PROVE)
     if not offsets:
         return Row(
             "clock",

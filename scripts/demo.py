@@ -5,9 +5,10 @@
 3. copies the companies into `crm.company`, changes 3 of them and inserts 2 with SQL;
 4. `meltano run postgres-to-moovago` (tap-postgres -> target-moovago), prints the target's summary
    and the changed rows as the sandbox now holds them;
-5. stops both servers, also on failure or Ctrl-C.
+5. stops both servers, also on failure or Ctrl-C; with --keep (`make demo KEEP=1`) it first
+   prints how to connect to both and waits for Ctrl-C.
 
-Usage: .venv/bin/python scripts/demo.py [--workdir DIR] [--companies N]
+Usage: .venv/bin/python scripts/demo.py [--workdir DIR] [--companies N] [--keep]
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def show_rows(rows: list[dict[str, Any]]) -> None:
         say("  " + "  ".join(str(row.get(f) or "").ljust(widths[f]) for f in SHOWN_FIELDS))
 
 
-def run_demo(workdir: Path, companies: int) -> None:
+def run_demo(workdir: Path, companies: int, *, keep: bool = False) -> None:
     log = workdir / "meltano.log"
     say("== Installing Meltano plugins (.meltano/; quick after the first time)")
     meltano_project.install_plugins(meltano_project.base_env(workdir))
@@ -103,14 +104,44 @@ def run_demo(workdir: Path, companies: int) -> None:
         extract_and_load(pg, env, log)
         changed_ids = change_rows(pg)
         push_back(box, env, log, workdir, changed_ids)
+        if keep:
+            wait_for_ctrl_c(box, pg)
     say()
     say("== Sandbox and PostgreSQL stopped. Run it again any time: make demo")
+
+
+def wait_for_ctrl_c(box: SandboxHandle, pg: PgServer) -> None:
+    """Leave both servers up, say how to look at what the demo loaded, wait for Ctrl-C."""
+    url = f"postgresql://{pg.user}@{pg.host}:{pg.port}/{DATABASE}"
+    query = "SELECT name, city FROM moovago.company ORDER BY name LIMIT 5"
+    exports = {
+        "MOOVAGO_SANDBOX_URL": box.url,
+        "MOOVAGO_SANDBOX_API_KEY": box.api_key,
+        **pg.meltano_env(DATABASE),
+    }
+    say()
+    say("== Kept up (--keep): the sandbox and PostgreSQL run until you press Ctrl-C")
+    say(f"  PostgreSQL: {url}  (schemas moovago and crm)")
+    say(f'    psql "{url}" -c "{query}"')
+    say(f"    .venv/bin/python -c \"import psycopg; print(psycopg.connect('{url}')")
+    say(f"      .execute('{query}').fetchall())\"")
+    say(f"  Sandbox: {box.url}  api_key={box.api_key}  (all rows: {box.base_url}/_sandbox/export)")
+    say("  Meltano, from another shell in this directory:")
+    say("    export " + " ".join(f"{name}={value}" for name, value in exports.items()))
+    say("    .venv-meltano/bin/meltano config list tap-moovago")
+    say("    .venv-meltano/bin/meltano run moovago-to-postgres")
+    say("Press Ctrl-C to stop both.")
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
 
 
 def extract_and_load(pg: PgServer, env: dict[str, str], log: Path) -> None:
     say()
     say("== Moovago -> PostgreSQL: tap-moovago | target-postgres")
-    meltano(["--environment", "sandbox", "run", "moovago-to-postgres"], env, log)
+    meltano(["run", "moovago-to-postgres"], env, log)
     say("  rows per table in schema moovago:")
     with pg.connect(DATABASE) as conn:
         for stream in STREAMS:
@@ -147,7 +178,7 @@ def push_back(
     say()
     say("== PostgreSQL -> Moovago: tap-postgres (crm.company as stream company) | target-moovago")
     before = {row["id"] for row in box.export()["company"]}
-    meltano(["--environment", "sandbox", "run", "postgres-to-moovago"], env, log)
+    meltano(["run", "postgres-to-moovago"], env, log)
     summary_path = workdir / "target-moovago-summary.json"
     say(f"  target-moovago summary ({shown(summary_path)}):")
     for line in json.dumps(json.loads(summary_path.read_text()), indent=2).splitlines():
@@ -162,6 +193,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     parser.add_argument("--companies", type=int, default=25)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave both servers up until Ctrl-C, saying how to connect",
+    )
     args = parser.parse_args()
     workdir: Path = args.workdir.resolve()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -170,7 +206,7 @@ def main() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     started = time.monotonic()
-    run_demo(workdir, args.companies)
+    run_demo(workdir, args.companies, keep=args.keep)
     say(f"== Demo finished in {time.monotonic() - started:.0f}s")
     return 0
 

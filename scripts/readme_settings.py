@@ -1,10 +1,10 @@
-"""Regenerate the settings tables in README.md from the plugins' own `--about --format=markdown`.
+"""Regenerate the settings tables of docs/settings.md from the plugins' own `--about`.
 
-    python scripts/readme_settings.py          # rewrite README.md in place
-    python scripts/readme_settings.py --check  # exit 1 when README.md is out of date
+    python scripts/readme_settings.py          # rewrite docs/settings.md in place
+    python scripts/readme_settings.py --check  # exit 1 when docs/settings.md is out of date
 
 Each table sits between `<!-- settings:PLUGIN -->` and `<!-- /settings:PLUGIN -->` markers, so
-the README says exactly what the code declares, never a hand-written copy.
+the page says exactly what the code declares, never a hand-written copy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 PLUGINS = ("tap-moovago", "target-moovago")
 
 
@@ -35,14 +35,14 @@ def settings_table(plugin: str) -> str:
 
 
 def render(readme: str) -> str:
-    """README text with every marked settings table regenerated."""
+    """The page's text with every marked settings table regenerated."""
     for plugin in PLUGINS:
         name = re.escape(plugin)
         pattern = re.compile(
             rf"(<!-- settings:{name} -->\n)(?:.*?\n)?(<!-- /settings:{name} -->)", re.DOTALL
         )
         if not pattern.search(readme):
-            raise SystemExit(f"README.md has no <!-- settings:{plugin} --> markers")
+            raise SystemExit(f"{SETTINGS_PAGE} has no <!-- settings:{plugin} --> markers")
         table = settings_table(plugin)
         readme = pattern.sub(lambda m, t=table: f"{m.group(1)}{t}\n{m.group(2)}", readme)
     return readme
@@ -50,16 +50,16 @@ def render(readme: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when README.md is stale")
+    parser.add_argument("--check", action="store_true", help="fail when the page is stale")
     args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf-8")
+    current = SETTINGS_PAGE.read_text(encoding="utf-8")
     fresh = render(current)
     if args.check:
         if fresh != current:
-            sys.stderr.write("README.md settings tables are stale: run `make readme`\n")
+            sys.stderr.write(f"{SETTINGS_PAGE} settings tables are stale: run `make readme`\n")
             return 1
         return 0
-    README.write_text(fresh, encoding="utf-8")
+    SETTINGS_PAGE.write_text(fresh, encoding="utf-8")
     return 0
 
 

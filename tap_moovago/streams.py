@@ -244,14 +244,9 @@ class MoovagoStream(Stream):
 
     def _filter(self, context: Context | None) -> dict[str, t.Any]:
         entity = self.entity
-        team_id = (context or {}).get("teamId") or self.config.get("team_id")
-        if entity.team_filter_field and team_id is None:
-            msg = (
-                f"Stream '{self.name}' needs a team id: sync it with the team stream or set team_id"
-            )
-            raise ConfigError(msg)
         filter_value: dict[str, t.Any] = {}
         if entity.team_filter_field:
+            team_id = (context or {}).get("teamId") or self.moovago_tap.team_id
             filter_value[entity.team_filter_field] = team_id
         incremental = self.replication_method == REPLICATION_INCREMENTAL
         if incremental and self.replication_key and entity.updated_since_field:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import typing as t
 
 import click
@@ -11,10 +12,16 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
+from moovago_api import documents
 from moovago_api.doctor_report import Measured, load_doctor_report
-from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
+from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
 from moovago_api.schema import SCALAR_KINDS, load_schema
-from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
+from moovago_api.settings import (
+    CONNECTION_REQUIRED,
+    client_from_config,
+    connection_properties,
+    numbers_from_text,
+)
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
@@ -105,11 +112,14 @@ class TapMoovago(Tap):
     config_jsonschema = _config_jsonschema()
 
     _client: MoovagoClient | None = None
+    _team_id: str | None = None
     #: What the doctor measured at this api_url (setting doctor_report), if given.
     measured: Measured | None = None
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """JSON Schema checks, then the rules it cannot express, each as one line."""
+        # The SDK keeps the config only in _config: a number given as text is typed before the check
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
         errors = super()._validate_config(raise_errors=raise_errors)
         if errors:
             return errors
@@ -160,7 +170,12 @@ class TapMoovago(Tap):
         self._log_discovery(moovago_schema)
         parent: type[MoovagoStream] | None = None
         streams: list[MoovagoStream] = []
+        # A catalog that leaves `team` out (hand-written, Airbyte-made) gets no team stream: the
+        # SDK cannot sync a parent it has no catalog entry for; team_id gives the id instead.
+        team_listed = self.input_catalog is None or "team" in self.input_catalog
         for entity in entities:
+            if entity.name == "team" and not team_listed:
+                continue
             stream_class = MoovagoStream.subclass_for(
                 entity, None if entity.name == "team" else parent
             )
@@ -176,6 +191,33 @@ class TapMoovago(Tap):
                 )
             streams.append(stream_class(self, entity=entity, moovago_schema=moovago_schema))
         return streams
+
+    @property
+    def team_id(self) -> str:
+        """The API key's team, for streams synced without the team stream: one `team` query
+        (its row is not emitted), held against setting team_id when given."""
+        if self._team_id is None:
+            schema = self.moovago_schema
+            entity = schema.entity("team")
+            name = "TapMoovagoTeamId"
+            document = documents.list_document(schema, entity, ["id"], name=name, paged=False)
+            data = self.client.execute(document, operation_name=name)
+            team = data.get(entity.root_field) or {}
+            if not team.get("id"):
+                msg = "The API returned no team for this API key"
+                raise MoovagoError(msg)
+            expected = self.config.get("team_id")
+            if expected and str(team["id"]) != str(expected):
+                msg = (
+                    f"Setting team_id is {expected!r} but the API key belongs to team "
+                    f"{team['id']!r}; fix team_id or leave it empty"
+                )
+                raise ConfigError(msg)
+            self._team_id = str(team["id"])
+            self.logger.info(
+                "Team %s read with one team query (no team stream in the catalog)", self._team_id
+            )
+        return self._team_id
 
     def _log_discovery(self, moovago_schema: MoovagoSchema) -> None:
         """One line per root field not taken, per list refused, per scalar typed by guess."""
@@ -210,7 +252,20 @@ class TapMoovago(Tap):
             raise ConfigError(msg)
         for child in team.child_streams:
             child.selected = False
-        self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
+        self._client = client_from_config(
+            self.config, default_rate=DEFAULT_RATE, logger=self.logger, connection_test=True
+        )
+        # The SDK logs a failed sync with a second ERROR line that names no address; cb_test
+        # logs the one line that does.
+        quiet = _BelowError()
+        team.logger.addFilter(quiet)
+        try:
+            self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
+        except TransientError as exc:
+            msg = f"no answer from {self._client.api_url} (one attempt): {exc}"
+            raise TransientError(msg, status=exc.status, ambiguous=False) from None
+        finally:
+            team.logger.removeFilter(quiet)
         self.logger.info("Connection test passed: the API answered the team query")
 
     @classmethod
@@ -254,6 +309,11 @@ class TapMoovago(Tap):
             cls.logger.error("Connection test failed: %s", exc)
             ctx.exit(1)
         ctx.exit()
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 def _check_measured(

@@ -11,6 +11,11 @@ class UnsupportedStreamError(MoovagoError):
     """A stream the target cannot write (read-only or not in the schema)."""
 
 
+class ReadOnlyStreamError(UnsupportedStreamError):
+    """A stream the schema file declares no mutation for (`team`): skipped unless
+    `read_only_streams` is `error`."""
+
+
 class BusinessHoursError(MoovagoError):
     """A bulk job was refused during French business hours."""
 

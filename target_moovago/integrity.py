@@ -68,7 +68,7 @@ PROPERTIES = (
     ),
     th.Property(
         "lock_wait_seconds",
-        th.NumberType(minimum=0),
+        th.IntegerType(minimum=0),
         default=0,
         title="Run lock wait",
         description=(

@@ -65,6 +65,7 @@ class Ledger:
         self._secrets = secret_forms(*secrets)
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.streams: dict[str, StreamCounts] = {}
+        self.read_only_skipped: dict[str, int] = {}  # rows of read-only streams, not written
         self.started = time.monotonic()
         self.dry_run = False
 
@@ -133,6 +134,7 @@ class Ledger:
         return {
             "dry_run": self.dry_run,
             "streams": streams,
+            "read_only_skipped": dict(sorted(self.read_only_skipped.items())),
             "requests": stats.get("requests", 0),
             "retries": stats.get("retries", 0),
             "rate_limited": stats.get("rate_limited", 0),
@@ -160,6 +162,8 @@ class Ledger:
             if counts.get("held_by_policy"):
                 kept = ", ".join(f"{f} {n}" for f, n in sorted(counts["held_by_policy"].items()))
                 lines.append(f"{name}: values kept by field_policies: {kept}")
+        for name, rows in summary.get("read_only_skipped", {}).items():
+            lines.append(f"{name}: read-only stream skipped, {rows} rows not written")
         lines.append(
             f"requests {summary['requests']}, retries {summary['retries']}, "
             f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"

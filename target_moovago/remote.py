@@ -26,7 +26,7 @@ from moovago_api.pager import Pager
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
-from target_moovago.errors import UnsupportedStreamError
+from target_moovago.errors import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
 from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
@@ -176,18 +176,24 @@ class Remote:
                 f"{', '.join(writable)}"
             )
             raise UnsupportedStreamError(msg) from None
-        writes = writes_of(entity)
-        if not writes.shapes and not writes.refused:
+        writes_of(entity)  # UnsupportedStreamError when the file describes no write side
+        if self.read_only(stream_name):
             msg = (
                 f"stream {stream_name!r} is read-only in the Moovago API (it has no mutations); "
-                "remove it from the target's input"
+                "remove it from the target's input, or set read_only_streams to skip"
             )
-            raise UnsupportedStreamError(msg)
+            raise ReadOnlyStreamError(msg)
         if entity.name not in self._checked:
             kinds = needed_kinds(self.mode(entity), bool(self.config.get("hard_delete")))
             check_writes(self.schema, entity, kinds)
             self._checked.add(entity.name)
         return entity
+
+    def read_only(self, stream_name: str) -> bool:
+        """The schema file has this entity and declares no mutation for it (e.g. `team`)."""
+        entity = self.parent_entity(stream_name)
+        writes = entity.writes if entity is not None else None
+        return writes is not None and not writes.shapes and not writes.refused
 
     def parent_entity(self, stream_name: str) -> Entity | None:
         """A parent only needs to be readable (its index resolves natural keys); None when

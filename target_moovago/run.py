@@ -12,6 +12,8 @@ import time
 import typing as t
 from collections.abc import Callable, Mapping, Sequence
 
+from singer_sdk import typing as th
+
 from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.bulk import BulkGate
 from target_moovago.changes import ChangeLog, check_field_policies
@@ -24,6 +26,16 @@ from target_moovago.remote import Remote
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
+
+READ_ONLY_STREAMS = th.Property(
+    "read_only_streams",
+    th.StringType(allowed_values=["skip", "error"]),
+    default="skip",
+    title="Read-only streams",
+    description="What to do with a stream Moovago has no mutation for (`team`, which "
+    "tap-moovago emits): `skip` (one warning naming it; its rows are counted in the "
+    "summary, not written) or `error` (stop before any row is read).",
+)
 
 
 @t.runtime_checkable
@@ -91,6 +103,7 @@ class Run:
         self.stop_signal: int | None = None  # a termination signal was received
         self.stop_after_request = False  # send no further request
         self._finished = False
+        self.skip_read_only = (config.get("read_only_streams") or "skip") == "skip"
         if config.get("api_url") and config.get("api_key"):
             self.remote.client  # noqa: B018 - a bad connection setting fails now, not mid-run
 
@@ -103,6 +116,21 @@ class Run:
         tally = self.progress.tally(stream)
         self.tallies.append(tally)
         return tally
+
+    def skips(self, stream: str, *, rows: int = 0) -> bool:
+        """A read-only stream under `read_only_streams: skip`: warned about once, its rows
+        counted in the summary and never written."""
+        skipped = self.ledger.read_only_skipped
+        if stream not in skipped:
+            if not (self.skip_read_only and self.remote.read_only(stream)):
+                return False
+            self.logger.warning(
+                "Stream '%s' is read-only in the Moovago API (it has no mutations): its rows "
+                "are skipped and counted in the summary (read_only_streams=error refuses it).",
+                stream,
+            )
+        skipped[stream] = skipped.get(stream, 0) + rows
+        return True
 
     def marks(self) -> dict[Tally, int]:
         """Rows received by each sink so far: a STATE received now covers them."""

@@ -15,14 +15,14 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from moovago_api.errors import MoovagoError
-from moovago_api.settings import connection_properties
+from moovago_api.settings import connection_properties, numbers_from_text
 from target_moovago.bulk import POLICIES
 from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
 from target_moovago.errors import TargetStopped
 from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
 from target_moovago.reader import MoovagoReader
-from target_moovago.run import Run
+from target_moovago.run import READ_ONLY_STREAMS, Run
 from target_moovago.sinks import MoovagoSink
 
 if t.TYPE_CHECKING:
@@ -61,6 +61,7 @@ _TARGET_SETTINGS = th.PropertiesList(
     ),
     *CHANGES_PROPERTIES,
     *INTEGRITY_PROPERTIES,
+    READ_ONLY_STREAMS,
     th.Property(
         "hard_delete",
         th.BooleanType,
@@ -186,6 +187,11 @@ class TargetMoovago(Target):
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
         self._emitted_state: dict | None = None
 
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK keeps the config only in _config: a number given as text is typed before the check
+        numbers_from_text(self._config, self.config_jsonschema["properties"])
+        return super()._validate_config(raise_errors=raise_errors)
+
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
         """Run from the command line: an error of ours (refused stream, configuration,
@@ -229,8 +235,21 @@ class TargetMoovago(Target):
             self._states.append((state, marks))
         self.emit_settled_state()
 
+    def _process_schema_message(self, message_dict: dict) -> None:
+        if not self.run.skips(message_dict["stream"]):  # read-only: skipped whole
+            super()._process_schema_message(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        if not self.run.skips(message_dict["stream"]):
+            super()._process_activate_version_message(message_dict)
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        if not self.run.skips(message_dict["stream"]):
+            super()._process_batch_message(message_dict)
+
     def _process_record_message(self, message_dict: dict) -> None:
-        super()._process_record_message(message_dict)
+        if not self.run.skips(message_dict["stream"], rows=1):  # read-only: skipped whole
+            super()._process_record_message(message_dict)
         if self._states:
             self.emit_settled_state()  # a full batch may have been drained
 

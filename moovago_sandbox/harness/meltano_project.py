@@ -135,9 +135,12 @@ def _kind(prop: Mapping[str, Any]) -> str:
     first = types[0] if types else "string"
     if first == "string" and prop.get("format") == "date-time":
         return "date_iso8601"
+    # A JSON `number` is `kind: string`, not `decimal`: Meltano 4.4 turns a decimal given as an
+    # environment variable into a Decimal, then fails writing the plugin's config ("Decimal is not
+    # JSON serializable"); the plugins type the text themselves (moovago_api.settings).
     return {
         "integer": "integer",
-        "number": "decimal",
+        "number": "string",
         "boolean": "boolean",
         "object": "object",
         "array": "array",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +157,19 @@ def test_check_passes_with_the_key_and_fails_in_one_line_without(
         status = out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
         assert status["status"] == "FAILED"
         assert "max_retries" in status["message"]
+
+
+def test_check_of_an_address_that_does_not_answer_fails_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/graphql"
+    closed = write_json(tmp_path / "closed.json", {"api_url": url, "api_key": "k-closed"})
+    for executable in (SOURCE, DESTINATION):
+        out = run(executable, ["check", "--config", str(closed)])
+        status = out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+        assert status["status"] == "FAILED"
+        assert f"no answer from {url} (one attempt)" in status["message"]
+        assert "\n" not in status["message"]
 
 
 def test_discover_offers_incremental_on_the_cursor_and_full_refresh(airbyte: Airbyte) -> None:
@@ -382,7 +396,17 @@ def test_write_refuses_overwrite_and_unknown_streams(airbyte: Airbyte) -> None:
     assert "'SPEC'" in one_error_line(out)
 
 
-def test_write_of_the_read_only_team_stream_fails_in_one_line(airbyte: Airbyte) -> None:
+def test_write_of_the_read_only_team_stream_is_skipped_or_fails_in_one_line(
+    airbyte: Airbyte,
+) -> None:
     catalog = configured_catalog(airbyte.catalog, ["team"])
-    out = airbyte.write(catalog, [record("team", {"id": airbyte.box.team_id, "name": "x"})])
-    assert "read-only" in one_error_line(out)
+    rows = [record("team", {"id": airbyte.box.team_id, "name": "x"})]
+    out = airbyte.write(catalog, rows)
+    assert out.code == 0, out.stderr[-3000:]
+    assert out.stderr.count("Stream 'team' is read-only") == 1
+    settings = json.loads(airbyte.destination_config.read_text())
+    write_json(airbyte.destination_config, {**settings, "read_only_streams": "error"})
+    try:
+        assert "read-only" in one_error_line(airbyte.write(catalog, rows))
+    finally:
+        write_json(airbyte.destination_config, settings)

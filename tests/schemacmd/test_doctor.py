@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,7 @@ def run_doctor(
     tmp_path: Path,
     *,
     fmt: str = "json",
+    strict: bool = False,
     **settings: Any,
 ) -> tuple[int, Any, str]:
     """Run the doctor on `box` with a tap config file; (exit code, report or table, stderr)."""
@@ -73,7 +75,7 @@ def run_doctor(
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
-    code = main(["doctor", "--config", str(path), "--format", fmt])
+    code = main(["doctor", "--config", str(path), "--format", fmt, *(["--strict"] * strict)])
     captured = capsys.readouterr()
     assert box.stats()["mutations_total"] == before, "the doctor wrote to the API"
     assert box.api_key not in captured.out + captured.err
@@ -190,11 +192,48 @@ def test_a_page_size_above_every_stream_is_unproven_not_holding(
     """With the tap's default page_size (500) no page can show a cap: the doctor says so."""
     config = {"page_size": 500}
     code, report, _ = run_doctor(capsys, sandbox, tmp_path, **config)
-    assert code == 1
+    assert code == 0  # unproven is not "does not hold"
+    assert report["exit_code"] == 0
     cap = rows(report)["page_cap"]
     assert cap["verdict"] == "unproven"
     assert "fewer rows than page_size" in cap["server_did"]
     assert "page_size below" in cap["what_to_change"]
+    code, table, _ = run_doctor(capsys, sandbox, tmp_path, fmt="table", strict=True, **config)
+    assert code == 1
+    assert "assumptions are unproven: the last column says what would prove each" in table
+    assert "(--strict: exit 1)" in table
+
+
+def test_every_unproven_row_says_what_would_prove_it() -> None:
+    found = _judge(_stream())
+    unproven = {key: row for key, row in found.items() if row["verdict"] == "unproven"}
+    assert unproven
+    for key, row in unproven.items():
+        assert row["what_to_change"], key
+
+
+@pytest.mark.slow
+def test_a_fresh_sandbox_served_from_the_command_line_exits_0(tmp_path: Path) -> None:
+    """`moovago-sandbox serve` then `moovago-schema doctor` with the tap's defaults."""
+    serve = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--port", "0", "--quiet"]
+    with subprocess.Popen(
+        [*serve, "--api-key", SECRET], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None
+            port = re.search(r"127\.0\.0\.1:(\d+)", server.stdout.readline())
+            assert port, "the sandbox printed no URL"
+            config = {"api_url": f"http://127.0.0.1:{port[1]}/graphql", "api_key": SECRET}
+            path = tmp_path / "tap.json"
+            path.write_text(json.dumps(config), encoding="utf-8")
+            doctor = [sys.executable, "-m", "moovago_schema.cli", "doctor", "--config", str(path)]
+            done = subprocess.run(doctor, capture_output=True, text=True, timeout=120, check=False)
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "does not hold" not in done.stdout
+    assert SECRET not in done.stdout + done.stderr
 
 
 # -- sandboxes that break one assumption each ------------------------------------------------
@@ -207,7 +246,7 @@ def test_page_cap(capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_
     code, report, _ = run_doctor(capsys, box, tmp_path)
     assert code == 1
     cap = rows(report)["page_cap"]
-    assert cap["verdict"] == "FAILS"
+    assert cap["verdict"] == "does not hold"
     assert "got 8, and the next page had more: a cap of 8" in cap["server_did"]
     assert cap["what_to_change"] == "set page_size to 8 or less (now 10)"
     assert report["measured"]["page_cap"] == 8
@@ -223,7 +262,7 @@ def test_unstable_order(
     code, report, _ = run_doctor(capsys, box, tmp_path)
     assert code == 1
     order = rows(report)["order"]
-    assert order["verdict"] == "FAILS"
+    assert order["verdict"] == "does not hold"
     assert "came back in another order" in order["server_did"]
     assert "sort argument" in order["what_to_change"]
     assert report["measured"]["stable_order"] is False
@@ -241,7 +280,7 @@ def test_limit_ignored(
     code, report, _ = run_doctor(capsys, box, tmp_path)
     assert code == 1
     limit = rows(report)["limit"]
-    assert limit["verdict"] == "FAILS"
+    assert limit["verdict"] == "does not hold"
     assert "asked 5 rows, got 7" in limit["server_did"]
     assert limit["what_to_change"].endswith("set page_size to 7, the page it answers")
     assert report["measured"]["fixed_page_size"] == 7
@@ -308,7 +347,7 @@ def test_schema_file_with_a_field_the_server_does_not_serve(
     code, report, _ = run_doctor(capsys, sandbox, tmp_path, schema_path=str(newer))
     assert code == 1
     company = rows(report)["schema:company"]
-    assert company["verdict"] == "FAILS"
+    assert company["verdict"] == "does not hold"
     assert "vatNumber" in company["server_did"]
     assert company["what_to_change"].startswith("set schema_path to the schema file Moovago")
     assert "moovago-schema diff" in company["what_to_change"]
@@ -338,7 +377,7 @@ def test_rate_limit_met_is_recorded_not_provoked(
     code, report, _ = run_doctor(capsys, box, tmp_path, max_requests_per_second=4)
     assert code == 1
     rate = rows(report)["rate_limit"]
-    assert rate["verdict"] == "FAILS"
+    assert rate["verdict"] == "does not hold"
     assert "answers 429; Retry-After: " in rate["server_did"]
     assert "Retry-After: none" not in rate["server_did"]
     assert "application/json" in rate["server_did"]
@@ -358,7 +397,7 @@ def test_a_refused_key_is_one_row_and_no_key(
     code, report, _ = run_doctor(capsys, sandbox, tmp_path, api_key=wrong)
     assert code == 1
     [row] = report["rows"]
-    assert (row["key"], row["verdict"]) == ("auth", "FAILS")
+    assert (row["key"], row["verdict"]) == ("auth", "does not hold")
     assert "api_key" in row["what_to_change"]
     assert wrong not in json.dumps(report)
 
@@ -425,7 +464,7 @@ def test_skip_not_honoured_is_a_failure() -> None:
         offset_page=_page(IDS[:5]),
     )
     skip = _judge(stream)["skip"]
-    assert skip["verdict"] == "FAILS"
+    assert skip["verdict"] == "does not hold"
     assert skip["server_did"] == (
         "company: the page from skip=5 was not the rows after the first 5 (5 repeated)"
     )
@@ -474,7 +513,10 @@ def test_fewer_rows_than_asked_while_more_exist_fails_the_limit_row() -> None:
         offset_page=_page(IDS[5:10]),
     )
     limit = _judge(stream)["limit"]
-    assert (limit["verdict"], limit["what_to_change"]) == ("FAILS", "set page_size to 3 or less")
+    assert (limit["verdict"], limit["what_to_change"]) == (
+        "does not hold",
+        "set page_size to 3 or less",
+    )
     assert limit["server_did"] == "company: asked 5 rows, got 3 though more exist"
 
 
@@ -498,7 +540,7 @@ def test_team_query_the_server_does_not_serve(
     code, report, _ = run_doctor(capsys, sandbox, tmp_path, schema_path=str(newer))
     assert code == 1
     found = rows(report)
-    assert found["schema:team"]["verdict"] == "FAILS"
+    assert found["schema:team"]["verdict"] == "does not hold"
     assert "region" in found["schema:team"]["server_did"]
     assert found["auth"]["what_to_change"] == "see the row of stream team"
     # Without a team id the lists cannot be scoped: each says so, nothing is guessed.
@@ -554,7 +596,7 @@ def test_every_paging_shape_is_measured(
     code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
     assert code == 1
     found = rows(report)
-    assert found[breaks]["verdict"] == "FAILS", found[breaks]
+    assert found[breaks]["verdict"] == "does not hold", found[breaks]
     assert found[breaks]["what_to_change"]
     # The lists themselves were read and validated: no schema row fails for the shape.
     assert [key for key in failing(report) if key.startswith("schema:")] == []

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
-from tests.tap.helpers import error_lines, parse_messages, run_cli, tap_config
+from tests.tap.helpers import (
+    discover,
+    error_lines,
+    export_rows,
+    parse_messages,
+    run_cli,
+    set_selected,
+    tap_config,
+)
 
 SECRET = "sk-do-not-print-4711"
 
@@ -90,3 +99,38 @@ def test_test_flag_with_a_refused_key_fails_naming_the_setting(sandbox, tmp_path
     assert result.returncode != 0
     assert "api_key" in result.stderr.strip().splitlines()[-1]
     assert SECRET not in result.stderr
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (a port the kernel just gave out, closed again)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/graphql"
+
+
+def test_test_of_an_address_that_does_not_answer_is_one_attempt_and_one_line(
+    tmp_path: Path,
+) -> None:
+    url = closed_port_url()
+    result = run_cli(["--test"], {"api_url": url, "api_key": SECRET}, tmp_path, timeout=60)
+    assert result.returncode == 1
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert f"Connection test failed: no answer from {url}" in lines[0]
+    assert "after 1 attempts" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_a_catalog_listing_only_company_exits_0_with_every_company(sandbox, tmp_path: Path) -> None:
+    config = tap_config(sandbox)
+    catalog = discover(config)
+    catalog["streams"] = [s for s in catalog["streams"] if s["tap_stream_id"] == "company"]
+    set_selected(catalog, "company", (), selected=True)
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    result = run_cli(["--catalog", str(tmp_path / "catalog.json")], config, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    expected = export_rows(sandbox.export(), "company", sandbox.team_id)
+    assert sorted(parse_messages(result.stdout).ids("company")) == sorted(r["id"] for r in expected)

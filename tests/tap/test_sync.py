@@ -254,3 +254,26 @@ def test_pages_asked_ahead_under_slow_and_failing_answers_give_every_row_once_in
         if r.get("operationName") == "TapMoovagoCompany"
     ]
     assert min(b - a for a, b in itertools.pairwise(sent)) < dt.timedelta(milliseconds=290)
+
+
+def _catalog_of(config: dict[str, Any], streams: set[str]) -> dict[str, Any]:
+    """A catalog listing only `streams`, all selected (as hand-written and Airbyte-made ones)."""
+    catalog = only_streams(discover(config), streams)
+    catalog["streams"] = [s for s in catalog["streams"] if s["tap_stream_id"] in streams]
+    return catalog
+
+
+def test_a_catalog_without_team_syncs_the_streams_it_lists(sandbox) -> None:
+    config = tap_config(sandbox)
+    before = sandbox.requests()
+    out = run_sync(config, catalog=_catalog_of(config, {"company"}))
+    expected = sorted(r["id"] for r in export_rows(sandbox.export(), "company", sandbox.team_id))
+    assert expected
+    assert sorted(out.ids("company")) == expected
+    assert set(out.records) == {"company"}  # the team query's row is not emitted
+    sent = [r.get("operationName") for r in _new_requests(sandbox, before)]
+    assert sent.count("TapMoovagoTeamId") == 1
+
+    wrong = tap_config(sandbox, team_id="not-my-team")
+    with pytest.raises(ConfigError, match=r"team_id is 'not-my-team' but the API key belongs"):
+        run_sync(wrong, catalog=_catalog_of(wrong, {"company"}))

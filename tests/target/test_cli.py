@@ -37,7 +37,8 @@ def schema_line(stream: str) -> str:
 def test_a_refused_stream_is_one_error_line_and_a_failing_exit(tmp_path, stream, expected):
     config = tmp_path / "config.json"
     # Nothing listens there: the stream is refused before any request.
-    config.write_text(json.dumps({"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}))
+    settings = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}
+    config.write_text(json.dumps({**settings, "read_only_streams": "error"}))
     command = (str(BIN / "target-moovago"), "--config", str(config))
     done = run_cli(*command, stdin=schema_line(stream), cwd=tmp_path)
     assert done.returncode == 1

@@ -62,6 +62,6 @@ def test_record_before_schema_is_still_the_sdk_exception(box, run_target):
 
 def test_refused_stream_names_the_input_line(box, run_target):
     team = json.dumps(schema_message("team", ["id"]))
-    result = run_target(box, f"{SCHEMA}\n{team}\n", raises=False)
+    result = run_target(box, f"{SCHEMA}\n{team}\n", raises=False, read_only_streams="error")
     assert isinstance(result.error, UnsupportedStreamError)
     assert str(result.error).startswith("input line 2: stream 'team' is read-only")

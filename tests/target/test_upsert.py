@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.target.helpers import entity_rows, mutation_count, stream_messages
+from tests.target.helpers import entity_rows, mutation_count, record_messages, stream_messages
 
 
 @pytest.fixture
@@ -94,11 +94,25 @@ def test_entity_name_is_accepted_as_stream_name_and_team_is_refused(box, run_tar
     contact = {"companyId": company["id"], "lastName": "Martin", "email": "m@example.test"}
     result = run_target(box, stream_messages("companyContact", [contact]))
     assert result.counts("contact")["created"] == 1
-    refused = run_target(box, stream_messages("team", [{"id": "x", "name": "t"}]), raises=False)
+    team = stream_messages("team", [{"id": "x", "name": "t"}])
+    refused = run_target(box, team, raises=False, read_only_streams="error")
     assert "read-only" in str(refused.error)
     unknown = run_target(box, stream_messages("invoices", [{"id": "x"}]), raises=False)
     assert "not a Moovago entity" in str(unknown.error)
     assert "company" in str(unknown.error)
+
+
+def test_a_read_only_stream_is_skipped_with_one_warning_and_counted(box, run_target, caplog):
+    team = stream_messages("team", [{"id": "x", "name": "t"}, {"id": "y", "name": "u"}])
+    company = stream_messages("company", [{"customerCode": "RO-1", "name": "Read Only SA"}])
+    result = run_target(box, [*team, *company, *record_messages("team", [{"id": "z"}])])
+    assert result.error is None
+    assert result.counts("company")["created"] == 1
+    assert "team" not in result.summary["streams"]
+    assert result.summary["read_only_skipped"] == {"team": 3}
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "'team'" in r.message]
+    assert len(warnings) == 1
+    assert "read-only" in warnings[0].message
 
 
 def test_contacts_name_their_company_by_its_customer_code(box, run_target):

@@ -1,4 +1,5 @@
-"""README.md stays true: its settings tables are the plugins' own --about output."""
+"""README.md and docs/ stay true: the settings tables of docs/settings.md are the plugins' own
+--about output, and the README starts with the two commands."""
 
 from __future__ import annotations
 

@@ -210,6 +210,8 @@ def test_the_schema_says_every_range_and_form_it_can():
         {"max_response_bytes": 10},
         {"request_timeout": 4000},
         {"request_timeout": "soon"},
+        {"request_timeout": "2.5"},  # text is typed by numbers_from_text before the check
+        {"max_retry_seconds": 1.5},
         {"api_key_header": "X API KEY"},
         {"api_key": ""},
     ):
@@ -217,13 +219,10 @@ def test_the_schema_says_every_range_and_form_it_can():
             jsonschema.validate({**GOOD, **bad}, schema)
 
 
-@pytest.mark.parametrize(
-    "name", ["max_requests_per_second", "request_timeout", "max_retry_seconds"]
-)
-def test_fractional_number_settings_also_take_text_as_environment_variables_give(name):
+@pytest.mark.parametrize("name", ["max_requests_per_second", "request_timeout"])
+def test_fractional_number_settings_are_numbers_and_also_take_text(name):
     prop = connection_properties(default_rate=4)[name]
-    assert prop["type"] == ["string", "number"]  # string first: Meltano `kind: string`
-    jsonschema.validate({**GOOD, name: "2.5"}, config_schema())
+    assert prop["type"] == "number"
     jsonschema.validate({**GOOD, name: 2.5}, config_schema())
     client = client_from_config({**GOOD, name: " 2.5 "}, default_rate=4)
     assert getattr(client, name) == 2.5
@@ -273,3 +272,16 @@ def test_the_connection_in_effect_is_logged_once(caplog):
     assert "at most 2 requests/s and 4 in flight (default)" in line
     assert "within 7 s" in line
     assert KEY not in line
+
+
+def test_a_connection_test_client_tries_once_and_connects_within_a_few_seconds():
+    config = {**GOOD, "max_retries": 8, "request_timeout": 30}
+    normal = client_from_config(config, default_rate=4)
+    test = client_from_config(config, default_rate=4, connection_test=True)
+    try:
+        assert (normal.max_retries, normal.connect_timeout) == (8, 30.0)
+        assert test.max_retries == 0
+        assert 0 < test.connect_timeout <= 5 < test.request_timeout
+    finally:
+        normal.close()
+        test.close()
