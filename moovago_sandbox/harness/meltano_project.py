@@ -42,15 +42,32 @@ def _install_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def sys_dir(workdir: Path) -> Path:
+    """A Meltano system directory of `workdir`'s own: its `run/` (the config and catalog files
+    Meltano writes, under fixed names, for each invocation), logs and caches, with the plugins
+    installed once in `.meltano/` linked in, so Meltano commands can run in parallel."""
+    root = workdir / ".meltano-sys"
+    root.mkdir(parents=True, exist_ok=True)
+    for kind in ("extractors", "loaders", "utilities"):
+        shared = ROOT / ".meltano" / kind
+        shared.mkdir(parents=True, exist_ok=True)
+        link = root / kind
+        if not link.is_symlink():
+            link.symlink_to(shared, target_is_directory=True)
+    return root
+
+
 def base_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for a Meltano command: state and run history in `workdir`, not `.meltano/`,
-    so test runs and demos never share bookmarks; no telemetry (no network here)."""
+    """Environment for a Meltano command: state, run history and run files in `workdir`, not
+    `.meltano/`, so test runs and demos never share bookmarks or run files; no telemetry (no
+    network here)."""
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(_PLUGIN_ENV_PREFIXES)
     }
     env.update(
         {
             "MELTANO_DATABASE_URI": f"sqlite:///{workdir / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir(workdir)),
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_PROJECT_READONLY": "false",
             "NO_COLOR": "1",
