@@ -66,6 +66,10 @@ class BatchWriter:
         if action.kind is Kind.REJECT:
             self.reject(action.row, action.reason, action.field)
         elif action.kind not in WRITES:
+            if action.kind is Kind.SUPERSEDED:
+                row = action.row
+                where = f"{row.key_label(self.key_specs)} (row #{row.position})"
+                self.logger.info("Stream %s, %s %s", self.label, where, action.reason)
             self.run.ledger.add(self.label, COUNTER[action.kind])
 
     def reject(self, row: Row, reason: str, field: str | None) -> None:
