@@ -122,7 +122,7 @@ def batch_file(entry: str, protocols: t.Collection[str]) -> str:
     return str(resolved)
 
 
-def _bounded_lines(stream: t.IO[bytes]) -> t.Iterator[tuple[int, bytes]]:
+def _bounded_lines(stream: t.BinaryIO | gzip.GzipFile) -> t.Iterator[tuple[int, bytes]]:
     """Numbered lines of at most MAX_LINE_BYTES each (ValueError beyond: never read whole)."""
     number = 0
     while line := stream.readline(MAX_LINE_BYTES + 1):
