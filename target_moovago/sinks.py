@@ -118,6 +118,7 @@ class MoovagoSink(BatchSink):
                 ", ".join(cmap.unknown),
             )
         self._warned_unknown = bool(cmap.unknown)
+        self._warned_key_properties = False
         self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
         written = None
         if not cmap.id_column:
@@ -192,6 +193,20 @@ class MoovagoSink(BatchSink):
     def get_validator(self) -> None:
         """Rows are validated against the API's input types, row by row, in plan."""
         return
+
+    # Private SDK hook (no public one): its MissingKeyPropertiesError would end the run.
+    def _singer_validate_message(self, record: dict) -> None:
+        """key_properties naming columns a record lacks: one warning per stream, the row goes
+        on (the target matches on id and its own match keys, never on key_properties)."""
+        missing = [k for k in self.key_properties if k not in record]
+        if missing and not self._warned_key_properties:
+            self._warned_key_properties = True
+            self.logger.warning(
+                "Stream %s: key_properties name columns records lack (%s); ignored: the target "
+                "matches rows by id and match_keys",
+                self.label,
+                ", ".join(missing),
+            )
 
     def process_record(self, record: dict, context: dict) -> None:
         super().process_record(record, context)
