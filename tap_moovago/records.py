@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing as t
 
 from moovago_api.errors import ConfigError, MoovagoError
@@ -22,6 +23,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping
 
 FUTURE_ALLOWANCE = dt.timedelta(minutes=10)
+API_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 STATE_FIX = "fix or remove this stream's bookmark in the state"
 
 
@@ -90,6 +92,8 @@ class RecordFit:
         return self._object(record, self.properties, "", label)
 
     def _instant(self, value: object, key: str, label: str) -> str:
+        if isinstance(value, str) and API_FORM.fullmatch(value):
+            return value  # already the API's form: most rows, not worth a parse
         try:
             return format_datetime(parse_datetime(value))
         except ValueError:
