@@ -281,7 +281,8 @@ def _merge(earlier: Row, later: Row) -> Row:
         sources={**earlier.mapped.sources, **later.mapped.sources},
         record_id=later.mapped.record_id or earlier.mapped.record_id,
     )
-    return Row(later.position, later.record, mapped)
+    # The rejects file shows what was planned: both rows' columns, the later winning.
+    return Row(later.position, {**earlier.record, **later.record}, mapped)
 
 
 def _join(problems: Iterable[Any]) -> str:

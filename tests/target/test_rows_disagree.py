@@ -71,3 +71,18 @@ def test_two_rows_creating_one_new_record_merge_field_by_field(sandbox_factory, 
     assert (made["name"], made["city"]) == ("last", "Paris")
     assert result.counts("company")["created"] == 1
     assert result.counts("company")["superseded"] == 1
+
+
+def test_a_merged_row_rejected_for_an_earlier_rows_value_shows_both_rows_columns(
+    sandbox_factory, run_target
+):
+    box = sandbox_factory(companies=2)
+    rows = [
+        {"customerCode": "MERGE-BAD", "name": "first", "status": "NOT_A_STATUS"},
+        {"customerCode": "MERGE-BAD", "name": "last"},
+    ]
+    result = run_target(box, stream_messages("company", rows))
+    (reject,) = result.rejects
+    assert reject["field"] == "status"
+    assert reject["row"] == {"customerCode": "MERGE-BAD", "name": "last", "status": "NOT_A_STATUS"}
+    assert result.counts("company")["superseded"] == 1
