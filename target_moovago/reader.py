@@ -133,6 +133,12 @@ def _bounded_lines(stream: t.BinaryIO | gzip.GzipFile) -> t.Iterator[tuple[int, 
         yield number, line
 
 
+def batch_records(path: str, *, gzipped: bool) -> list[dict[str, t.Any]]:
+    """The records of a BATCH file the reader checked, read again the same bounded way."""
+    with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
+        return [deserialize_json(line) for _, line in _bounded_lines(lines)]
+
+
 def _batch_file_problem(path: str, *, gzipped: bool) -> str | None:
     """What is wrong with one BATCH file's lines (None: every line is a record object)."""
     with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:

@@ -18,6 +18,7 @@ from moovago_api.mutations import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
 from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
 from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
+from target_moovago.reader import batch_records
 from target_moovago.remote import writes_of
 from target_moovago.run import HasRun
 from target_moovago.writer import BatchWriter
@@ -207,6 +208,14 @@ class MoovagoSink(BatchSink):
                 self.label,
                 ", ".join(missing),
             )
+
+    def process_batch_files(self, encoding: t.Any, files: t.Sequence[str]) -> None:
+        """Each file as the reader checked it (resolved, lines bounded); the SDK's version
+        would open it again relative to a `batch_config` storage root instead."""
+        for path in files:
+            records = batch_records(path, gzipped=encoding.compression == "gzip")
+            self.record_counter_metric.increment(len(records))
+            self.process_batch({"records": records})
 
     def process_record(self, record: dict, context: dict) -> None:
         super().process_record(record, context)
