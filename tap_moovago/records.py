@@ -68,6 +68,14 @@ def checked_bookmark(
     return started
 
 
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == len("2026-01-31")
+
+
 def _types(prop: Mapping[str, t.Any]) -> set[str]:
     kind = prop.get("type")
     return {kind} if isinstance(kind, str) else set(kind or ())
@@ -75,9 +83,9 @@ def _types(prop: Mapping[str, t.Any]) -> set[str]:
 
 class RecordFit:
     """Makes each record fit the stream's SCHEMA: fields it does not declare are dropped, an
-    integer where only a string is declared becomes its decimal text, the replication key is
-    rewritten in the API's date-time form; any other mismatch is a RecordError naming the
-    record, the field and the value (the stream stops: nothing is emitted that lies)."""
+    integer where a plain string is declared becomes its decimal text, the replication key and
+    every date-time field are rewritten in the API's form; any other mismatch is a RecordError
+    naming the record, the field and the value (the stream stops: nothing emitted lies)."""
 
     def __init__(self, stream: str, schema: Mapping[str, t.Any], replication_key: str | None):
         self.stream = stream
@@ -122,13 +130,19 @@ class RecordFit:
         elif isinstance(value, bool):
             ok = "boolean" in types
         elif isinstance(value, int | float):
+            if prop.get("format") == "date-time":
+                return self._instant(value, path, label)  # refused, naming why
             if "number" in types or ("integer" in types and float(value).is_integer()):
                 return value
-            if "string" in types and isinstance(value, int):
+            if "string" in types and isinstance(value, int) and not prop.get("format"):
                 return str(value)
             ok = False
         elif isinstance(value, str):
             ok = "string" in types
+            if ok and prop.get("format") == "date-time":
+                return self._instant(value, path, label)
+            if ok and prop.get("format") == "date":
+                ok = _is_date(value)
         elif isinstance(value, dict):
             if "object" in types and "properties" in prop:
                 return self._object(value, prop["properties"], f"{path}.", label)

@@ -146,3 +146,16 @@ def test_the_cli_refuses_a_bad_bookmark_in_one_line_without_traceback(sandbox, t
 
 def test_record_errors_are_moovago_errors():
     assert issubclass(RecordError, MoovagoError)  # the CLI's one-line path
+
+
+@pytest.mark.parametrize("value", [1767225600, "2026-01-02", "not a time"])
+def test_a_created_at_that_is_not_a_date_time_ends_the_stream(value):
+    rows = [{**_mandator(1), "createdAt": value}]
+    with pytest.raises(RecordError, match=rf"createdAt is {json.dumps(value)}, not an ISO-8601"):
+        _sync(ScriptedClient(_offset_answer(rows)))
+
+
+def test_a_created_at_with_an_offset_is_converted_to_the_api_form():
+    rows = [{**_mandator(1), "createdAt": "2026-01-01T02:00:00+02:00"}]
+    (record,) = _sync(ScriptedClient(_offset_answer(rows)))
+    assert record["createdAt"] == "2026-01-01T00:00:00.000Z"
