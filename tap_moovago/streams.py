@@ -295,7 +295,9 @@ class MoovagoStream(Stream):
             return None
         if self._checked is None or self._checked[0] != value:
             signpost = self.get_replication_key_signpost(context)
-            started = signpost if isinstance(signpost, dt.datetime) else dt.datetime.now(dt.UTC)
+            started = (
+                signpost if isinstance(signpost, dt.datetime) else dt.datetime.now(dt.timezone.utc)
+            )
             instant = checked_bookmark(
                 self.name, self.replication_key, value, started=started, logger=self.logger
             )
@@ -312,7 +314,7 @@ class MoovagoStream(Stream):
             start = dt.datetime.fromisoformat(str(start_date_value).replace("Z", "+00:00"))
         except ValueError:
             return value
-        start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+        start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
         return start_date_value if start > bookmark else value
 
     def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:

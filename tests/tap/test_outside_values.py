@@ -66,7 +66,7 @@ def test_a_bookmark_far_in_the_future_is_refused():
 
 
 def test_a_bookmark_a_little_ahead_is_capped_to_the_run_start_with_a_warning(caplog):
-    before = dt.datetime.now(dt.UTC)
+    before = dt.datetime.now(dt.timezone.utc)
     ahead = format_datetime(before + FUTURE_ALLOWANCE / 2)
     client = ScriptedClient(_offset_answer([_mandator(1)]))
     with caplog.at_level(logging.WARNING):
