@@ -55,7 +55,7 @@ from moovago_api.errors import (
     TransientError,
 )
 from moovago_api.governor import RateGovernor, shared_governor
-from moovago_api.wire import is_loopback_host, redact, secret_forms
+from moovago_api.wire import check_plain_http, redact, secret_forms
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -169,11 +169,7 @@ def check_api_url(api_url: str) -> str:
         )
     if parts.username or parts.password:
         raise ConfigError("api_url must not hold a user name or password; use api_key.")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise ConfigError(
-            f"api_url must use https:// for {host}: plain http:// is only allowed for "
-            "loopback hosts (127.0.0.1, ::1, localhost) such as the local sandbox."
-        )
+    check_plain_http(url)
     return url
 
 
@@ -452,6 +448,7 @@ class MoovagoClient:
             deadline.governor, deadline.slot = self.governor, slot
         _answer_deadline.current = deadline
         try:
+            check_plain_http(self.api_url)  # where the name resolves now, not at start
             with self._session().post(
                 self.api_url,
                 data=body,

@@ -8,18 +8,21 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import socket
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from moovago_api.errors import ConfigError
 
 UTC = dt.timezone.utc
 REDACTED = "***"
 
-# Names every resolver we know maps to the loopback interface (RFC 6761 reserves `.localhost`).
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+# host name -> the addresses it resolves to now (injectable so tests need no resolver).
+Resolver = Callable[[str], list[str]]
 
 
 # -- DateTime ---------------------------------------------------------------------------------
@@ -68,25 +71,63 @@ def normalise_datetime_text(text: str) -> str:
 # -- loopback ---------------------------------------------------------------------------------
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """127.0.0.0/8, ::1, `localhost` and its spellings, `*.localhost`."""
+def resolve_host(host: str) -> list[str]:
+    """The addresses `host` resolves to now (none when it does not resolve)."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+def _is_loopback_address(text: str) -> bool:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 scope is not the address
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def is_loopback_host(host: str | None, resolve: Resolver | None = None) -> bool:
+    """An IP loopback literal (127.0.0.0/8, ::1), or a name whose every address, resolved now,
+    is one: a name alone (`*.localhost`) proves nothing about where a resolver sends it."""
     name = (host or "").strip().strip("[]").rstrip(".").lower()
     if not name:
         return False
-    if name in _LOOPBACK_NAMES or name.endswith(".localhost"):
+    if _is_loopback_address(name):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        ipaddress.ip_address(name.split("%", 1)[0])
     except ValueError:
-        return False
+        addresses = (resolve or resolve_host)(name)
+        return bool(addresses) and all(_is_loopback_address(a) for a in addresses)
+    return False  # another IP literal
 
 
-def is_loopback_url(url: str) -> bool:
+def is_loopback_url(url: str, resolve: Resolver | None = None) -> bool:
     """True when the URL's host is a loopback host (a malformed URL is not loopback)."""
     try:
-        return is_loopback_host(urlsplit((url or "").strip()).hostname)
+        return is_loopback_host(urlsplit((url or "").strip()).hostname, resolve)
     except ValueError:
         return False
+
+
+def check_plain_http(url: str, resolve: Resolver | None = None) -> None:
+    """ConfigError unless `url` is https:// or http:// to a loopback host as resolved now; the
+    client calls it for the setting and again before each request (a name may move)."""
+    try:
+        parts = urlsplit((url or "").strip())
+        host = parts.hostname
+    except ValueError:
+        return  # not a URL: check_api_url says why
+    if parts.scheme == "http" and not is_loopback_host(host, resolve):
+        msg = (
+            f"api_url must use https:// for {host}: plain http:// is only allowed to a loopback "
+            "IP (127.0.0.1, ::1) or a name resolving only to loopback addresses, such as the "
+            "local sandbox."
+        )
+        raise ConfigError(msg)
 
 
 # -- redaction --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from graphql import (
@@ -23,6 +24,7 @@ from moovago_api.doctor_report import widened_start
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
+from tap_moovago.records import RecordFit, checked_bookmark
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -75,6 +77,8 @@ class MoovagoStream(Stream):
             # One bookmark per stream, not one per team context.
             self.state_partitioning_keys = []
         self._pager: Pager | None = None
+        self._fit: RecordFit | None = None
+        self._checked: tuple[object, dt.datetime] | None = None  # (bookmark, instant)
 
     @classmethod
     def subclass_for(
@@ -270,6 +274,55 @@ class MoovagoStream(Stream):
     def _progress(self, pages: int, rows: int) -> None:
         if pages % PROGRESS_EVERY_PAGES == 0:
             self.logger.info("Stream '%s': %d rows in %d pages so far", self.name, rows, pages)
+
+    # ---- what enters from outside (tap_moovago/records.py) ----------------------------------
+
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Every record fits the SCHEMA this stream emitted, or the stream stops naming it."""
+        if self._fit is None:
+            self._fit = RecordFit(self.name, self.effective_schema, self.replication_key)
+        return self._fit.fit(row)
+
+    def _bookmark(self, context: Context | None) -> dt.datetime | None:
+        """The state's bookmark of this stream, checked once (None when there is none)."""
+        value = self.get_context_state(context).get("replication_key_value")
+        if value is None or not self.replication_key:
+            return None
+        if self._checked is None or self._checked[0] != value:
+            signpost = self.get_replication_key_signpost(context)
+            started = (
+                signpost if isinstance(signpost, dt.datetime) else dt.datetime.now(dt.timezone.utc)
+            )
+            instant = checked_bookmark(
+                self.name, self.replication_key, value, started=started, logger=self.logger
+            )
+            self._checked = (value, instant)
+        return self._checked[1]
+
+    def compare_start_date(self, value: str, start_date_value: str) -> str:
+        """The later of bookmark and start_date; the bookmark checked first (the SDK's own
+        comparison ends in a traceback on one that is not a date-time)."""
+        bookmark = self._bookmark(None)
+        if bookmark is None:
+            return super().compare_start_date(value, start_date_value)
+        try:
+            start = dt.datetime.fromisoformat(str(start_date_value).replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+        return start_date_value if start > bookmark else value
+
+    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
+        """The bookmark as checked (capped when a little ahead), else the SDK's start_date."""
+        bookmark = self._bookmark(context)
+        start = self.get_starting_replication_key_value(context)
+        if bookmark is not None and start == self._checked_value:
+            return bookmark
+        return super().get_starting_timestamp(context)
+
+    @property
+    def _checked_value(self) -> object:
+        return None if self._checked is None else self._checked[0]
 
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import errno
 import json
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moovago_api.errors import ConfigError
 from moovago_api.wire import redact, secret_forms
 from target_moovago.errors import TooManyRejectsError
 
@@ -114,10 +117,19 @@ class Ledger:
         line = json.dumps(redact(entry, self._secrets), default=json_default, ensure_ascii=False)
         # Opened per line: the line is on disk before the row counts as handled, and a
         # run that stops part-way leaves no open file behind.
-        self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-        # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
-        with self.rejects_path.open("a", encoding="utf-8", errors="backslashreplace") as rejects:
-            rejects.write(line + "\n")
+        try:
+            self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
+            # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
+            with open(
+                self.rejects_path,
+                "a",
+                encoding="utf-8",
+                errors="backslashreplace",
+                opener=_private,
+            ) as rejects:
+                rejects.write(line + "\n")
+        except OSError as exc:
+            raise _unwritable("rejects_path", self.rejects_path, exc) from None
         counts = self.streams.setdefault(stream, StreamCounts())
         counts.rejected += 1
         total = sum(c.rejected for c in self.streams.values())
@@ -175,5 +187,36 @@ class Ledger:
 
     def write_summary(self, path: str | Path, summary: Mapping[str, Any]) -> None:
         text = json.dumps(redact(dict(summary), self._secrets), indent=2, default=json_default)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n", encoding="utf-8")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="utf-8", opener=_private) as out:
+                out.write(text + "\n")
+        except OSError as exc:
+            raise _unwritable("summary_path", Path(path), exc) from None
+
+
+def _private(path: str, flags: int) -> int:
+    """Row data (names, e-mails, phones) is readable by its owner only."""
+    return os.open(path, flags, 0o600)
+
+
+def _unwritable(setting: str, path: Path, exc: OSError) -> ConfigError:
+    why = exc.strerror or type(exc).__name__
+    return ConfigError(f"{setting} {path} cannot be written ({why}); set {setting} to a file path")
+
+
+def check_writable(setting: str, path: str | Path) -> None:
+    """Before the first request: `path` can be appended to (a missing file is created and
+    removed again), else ConfigError naming the setting."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            path.unlink()
+        except FileExistsError:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+    except OSError as exc:
+        raise _unwritable(setting, path, exc) from None

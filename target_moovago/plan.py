@@ -9,7 +9,7 @@ in create_only/upsert unless keyless creates are allowed) is rejected before any
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -160,8 +160,12 @@ class Planner:
     policies: Mapping[str, Policy] = field(default_factory=dict)
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
-        """One action per row, in row order; later rows with the same key supersede earlier."""
+        """One action per row, in row order. Rows addressing one remote record (by id, by a
+        match key the index resolves, or by the same key of a new record) merge into the
+        last of them, field by field in input order: how a row names the record, and whether
+        the run is a rerun, never decides which value wins."""
         actions: list[Action | None] = [None] * len(rows)
+        merged: dict[int, Row] = {}
         last_by_key: dict[tuple[Any, ...], int] = {}
         props = {**self.update_validator.properties, **self.create_validator.properties}
         for number, row in enumerate(rows):
@@ -178,22 +182,25 @@ class Planner:
                     actions[earlier] = Action(
                         Kind.SUPERSEDED,
                         rows[earlier],
-                        reason=f"a later row (#{row.position}) has the same key",
+                        reason=f"merged into a later row (#{row.position}) for the same record",
                     )
+                    merged[number] = _merge(merged.pop(earlier, rows[earlier]), row)
                 last_by_key[identity] = number
         for number, row in enumerate(rows):
             if actions[number] is None:
-                actions[number] = self._plan_one(row)
+                actions[number] = self._plan_one(merged.get(number, row))
         return [a for a in actions if a is not None]
 
     def identity(self, row: Row) -> tuple[Any, ...] | None:
-        """What makes two rows the same record: the id, else the first match key filled."""
+        """What makes two rows the same record: its id, else the one remote record its match
+        key finds in the index, else the first match key filled (a record to create)."""
         if row.mapped.record_id:
             return ("id", row.mapped.record_id)
         for number, spec in enumerate(self.index.key_specs):
             key = spec.value(row.payload)
             if key is not None:
-                return ("key", number, *key)
+                found = self.index.lookup(number, key)
+                return ("id", found[0]) if len(found) == 1 else ("key", number, *key)
         return None
 
     def _plan_one(self, row: Row) -> Action:
@@ -287,6 +294,20 @@ class Planner:
             reason, first = _join(problems), problems[0].field
             return Action(Kind.REJECT, row, record_id=record_id, reason=reason, field=first)
         return Action(Kind.UPDATE, row, record_id=record_id, data=changes, held=held)
+
+
+def _merge(earlier: Row, later: Row) -> Row:
+    """`later` with the fields only `earlier` gave (a delete on either side is not merged)."""
+    if earlier.mapped.deleted or later.mapped.deleted:
+        return later
+    mapped = replace(
+        later.mapped,
+        payload={**earlier.payload, **later.payload},
+        sources={**earlier.mapped.sources, **later.mapped.sources},
+        record_id=later.mapped.record_id or earlier.mapped.record_id,
+    )
+    # The rejects file shows what was planned: both rows' columns, the later winning.
+    return Row(later.position, {**earlier.record, **later.record}, mapped)
 
 
 def _join(problems: Iterable[Any]) -> str:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import stat
 import typing as t
+import zlib
 from collections import Counter
+from pathlib import Path
 
 import fsspec
 from singer_sdk.exceptions import RecordsWithoutSchemaException
@@ -50,6 +53,11 @@ _JSON_NAMES = {
 MAX_DEPTH = 256
 BATCH_FORMATS = ("jsonl",)
 BATCH_COMPRESSIONS = (None, "none", "gzip")
+# The longest line of a BATCH file read (plain or once inflated): the row-level checks hold
+# several copies of a line, and no Moovago row comes near it.
+MAX_LINE_BYTES = 16 * 2**20
+PROTOCOLS_SETTING = "batch_protocols"
+SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
 class ReadInterrupted(Exception):
@@ -83,19 +91,70 @@ def _check_depth(value: t.Any, limit: int) -> None:
             stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
+def batch_file(entry: str, protocols: t.Collection[str]) -> str:
+    """The file a BATCH manifest entry names, as it will be opened: a local regular file
+    (`file://` URL or plain path, resolved, outside /proc, /sys and /dev), or a URL of a
+    protocol `batch_protocols` lists. ValueError saying why the entry is refused."""
+    scheme, sep, rest = entry.partition("://")
+    protocol = scheme.lower() if sep else "file"
+    if protocol != "file":
+        if protocol not in protocols:
+            msg = (
+                f"is a {protocol}:// URL; target-moovago reads local files only unless the "
+                f"setting {PROTOCOLS_SETTING} lists {protocol!r}"
+            )
+            raise ValueError(msg)
+        return entry
+    local = Path(rest if sep else entry)
+    if sep and not rest.startswith("/"):
+        msg = "is a file:// URL naming a host; only file:///absolute/path is read"
+        raise ValueError(msg)
+    try:
+        resolved = local.resolve(strict=True)
+        mode = resolved.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError("does not exist") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ValueError(f"cannot be read ({exc})") from None
+    if any(resolved.is_relative_to(tree) for tree in SYSTEM_TREES) or not stat.S_ISREG(mode):
+        msg = f"is not a regular data file ({resolved}); device, /proc and /sys files are refused"
+        raise ValueError(msg)
+    return str(resolved)
+
+
+def _bounded_lines(stream: t.BinaryIO | gzip.GzipFile) -> t.Iterator[tuple[int, bytes]]:
+    """Numbered lines of at most MAX_LINE_BYTES each (ValueError beyond: never read whole)."""
+    number = 0
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            msg = f"line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB, the limit of a line"
+            raise ValueError(msg)
+        yield number, line
+
+
+def batch_records(path: str, *, gzipped: bool) -> list[dict[str, t.Any]]:
+    """The records of a BATCH file the reader checked, read again the same bounded way."""
+    with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
+        return [deserialize_json(line) for _, line in _bounded_lines(lines)]
+
+
 def _batch_file_problem(path: str, *, gzipped: bool) -> str | None:
     """What is wrong with one BATCH file's lines (None: every line is a record object)."""
     with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                record = deserialize_json(line)
-                _check_depth(record, MAX_DEPTH - 1)
-            except RecursionError:
-                return f"line {number} is nested too deeply ({_TOO_DEEP})"
-            except (ValueError, UnicodeDecodeError):
-                return f"line {number} is not valid JSON"
-            if not isinstance(record, dict):
-                return f"line {number} is {_json_name(record)}, not a record object"
+        try:
+            for number, line in _bounded_lines(lines):
+                try:
+                    record = deserialize_json(line)
+                    _check_depth(record, MAX_DEPTH - 1)
+                except RecursionError:
+                    return f"line {number} is nested too deeply ({_TOO_DEEP})"
+                except (ValueError, UnicodeDecodeError):
+                    return f"line {number} is not valid JSON"
+                if not isinstance(record, dict):
+                    return f"line {number} is {_json_name(record)}, not a record object"
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -110,6 +169,7 @@ class MoovagoReader(SingerReader):
         self.waiting = False  # blocked reading the next line: no message is half handled
         self.stop_requested = False
         self.reading = False  # the input is not all read yet
+        self.protocols: frozenset[str] = frozenset()  # BATCH URL protocols beyond file://
 
     def interrupt(self) -> None:
         """Called from a signal handler: read no further line. Blocked on input, it raises
@@ -186,22 +246,31 @@ class MoovagoReader(SingerReader):
                 'target-moovago reads {"format": "jsonl"} files, plain or gzip',
             )
             raise InputError(msg)
-        for path in message["manifest"]:
-            if not isinstance(path, str) or not path:
-                got = _json_name(path)
+        files = []
+        for entry in message["manifest"]:
+            if not isinstance(entry, str) or not entry:
+                got = _json_name(entry)
                 msg = self._where(message, f"a BATCH manifest entry must be a file URL, not {got}")
                 raise InputError(msg)
-            self._check_batch_file(message, path, gzipped=compression == "gzip")
+            try:
+                path = batch_file(entry, self.protocols)
+            except ValueError as exc:
+                raise InputError(self._where(message, f"BATCH file {entry} {exc}")) from None
+            self._check_batch_file(message, entry, path, gzipped=compression == "gzip")
+            files.append(path)
+        message["manifest"] = files  # the SDK opens exactly the files checked
 
-    def _check_batch_file(self, message: dict[str, t.Any], path: str, *, gzipped: bool) -> None:
+    def _check_batch_file(
+        self, message: dict[str, t.Any], entry: str, path: str, *, gzipped: bool
+    ) -> None:
         try:
             problem = _batch_file_problem(path, gzipped=gzipped)
         except FileNotFoundError:
             problem = "does not exist"
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             problem = f"cannot be read ({exc})"
         if problem is not None:
-            raise InputError(self._where(message, f"BATCH file {path} {problem}"))
+            raise InputError(self._where(message, f"BATCH file {entry} {problem}"))
 
     def _next_line(self, lines: t.Iterator[str]) -> str | None:
         try:

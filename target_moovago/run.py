@@ -20,7 +20,7 @@ from target_moovago.changes import ChangeLog, check_field_policies
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingIds
 from target_moovago.integrity import DEFAULT_MAX_REQUEST_BYTES
-from target_moovago.ledger import Ledger
+from target_moovago.ledger import Ledger, check_writable
 from target_moovago.progress import Progress, Tally
 from target_moovago.remote import Remote
 
@@ -86,6 +86,10 @@ class Run:
             clock=clock,
             secrets=secret_forms(str(config.get("api_key") or "")),
         )
+        # Checked before any request: a run must not fail on its outputs after writing rows.
+        check_writable("rejects_path", self.ledger.rejects_path)
+        if self.summary_path:
+            check_writable("summary_path", self.summary_path)
         if production is None:
             production = not is_loopback_url(str(config.get("api_url") or ""))
         self.gate = BulkGate(

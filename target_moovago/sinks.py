@@ -19,6 +19,7 @@ from target_moovago.index import RemoteIndex
 from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
 from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
 from target_moovago.reconcile import settle_killed_writes
+from target_moovago.reader import batch_records
 from target_moovago.remote import writes_of
 from target_moovago.run import HasRun
 from target_moovago.writer import BatchWriter
@@ -120,6 +121,7 @@ class MoovagoSink(BatchSink):
                 ", ".join(cmap.unknown),
             )
         self._warned_unknown = bool(cmap.unknown)
+        self._warned_key_properties = False
         self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
         written = None
         if not cmap.id_column:
@@ -196,6 +198,28 @@ class MoovagoSink(BatchSink):
     def get_validator(self) -> None:
         """Rows are validated against the API's input types, row by row, in plan."""
         return
+
+    # Private SDK hook (no public one): its MissingKeyPropertiesError would end the run.
+    def _singer_validate_message(self, record: dict) -> None:
+        """key_properties naming columns a record lacks: one warning per stream, the row goes
+        on (the target matches on id and its own match keys, never on key_properties)."""
+        missing = [k for k in self.key_properties if k not in record]
+        if missing and not self._warned_key_properties:
+            self._warned_key_properties = True
+            self.logger.warning(
+                "Stream %s: key_properties name columns records lack (%s); ignored: the target "
+                "matches rows by id and match_keys",
+                self.label,
+                ", ".join(missing),
+            )
+
+    def process_batch_files(self, encoding: t.Any, files: t.Sequence[str]) -> None:
+        """Each file as the reader checked it (resolved, lines bounded); the SDK's version
+        would open it again relative to a `batch_config` storage root instead."""
+        for path in files:
+            records = batch_records(path, gzipped=encoding.compression == "gzip")
+            self.record_counter_metric.increment(len(records))
+            self.process_batch({"records": records})
 
     def process_record(self, record: dict, context: dict) -> None:
         super().process_record(record, context)

@@ -21,7 +21,7 @@ from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
 from target_moovago.errors import TargetStopped
 from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
-from target_moovago.reader import MoovagoReader
+from target_moovago.reader import PROTOCOLS_SETTING, MoovagoReader
 from target_moovago.run import READ_ONLY_STREAMS, Run
 from target_moovago.sinks import MoovagoSink
 
@@ -115,6 +115,14 @@ _TARGET_SETTINGS = th.PropertiesList(
         description="Where to write the run summary as JSON (it is always logged as a table).",
     ),
     th.Property(
+        PROTOCOLS_SETTING,
+        th.ArrayType(th.StringType),
+        title="BATCH protocols",
+        description="fsspec protocols a BATCH manifest may name besides local files (e.g. "
+        '["s3"]). Empty (default): only `file://` URLs and plain paths of regular files, '
+        "never /proc, /sys or device files.",
+    ),
+    th.Property(
         "dry_run",
         th.BooleanType,
         default=False,
@@ -182,6 +190,8 @@ class TargetMoovago(Target):
         )
         if isinstance(self.message_reader, MoovagoReader):  # broken input: let the lock go
             self.message_reader.on_failure = self.run.remote.release_lock
+            protocols = self.config.get(PROTOCOLS_SETTING) or ()
+            self.message_reader.protocols = frozenset(str(p).lower() for p in protocols)
         # STATE messages received and not emitted yet, each with the rows every sink had
         # received before it: it is emitted once all those rows are settled.
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import typing as t
+from collections import Counter
 from collections.abc import Sequence
 
 from graphql import DocumentNode
@@ -66,6 +67,10 @@ class BatchWriter:
         if action.kind is Kind.REJECT:
             self.reject(action.row, action.reason, action.field)
         elif action.kind not in WRITES:
+            if action.kind is Kind.SUPERSEDED:
+                row = action.row
+                where = f"{row.key_label(self.key_specs)} (row #{row.position})"
+                self.logger.info("Stream %s, %s %s", self.label, where, action.reason)
             self.run.ledger.add(self.label, COUNTER[action.kind])
 
     def reject(self, row: Row, reason: str, field: str | None) -> None:
@@ -184,11 +189,19 @@ class BatchWriter:
                 raise
             self._after_ambiguous_failure(chunk, reference, rounds, err)
             return
+        answers = []
         for alias, action in zip(aliases, chunk, strict=True):
-            shape = self.writes.shape(action.kind)
             result = alias.result(data)
+            shape = self.writes.shape(action.kind)
             written = shape.record_id(result, sent_id=action.record_id)
-            if written is not None:
+            answers.append((alias, action, result, shape, written))
+        created = Counter(a[4] for a in answers if a[1].kind is Kind.CREATE)
+        contradicted: list[tuple[Action, str]] = []
+        for alias, action, result, shape, written in answers:
+            why = self._contradiction(action, written, created)
+            if why is not None:
+                contradicted.append((action, why))
+            elif written is not None:
                 self._confirm(action, written)
             else:
                 reason = (
@@ -197,7 +210,48 @@ class BatchWriter:
                     or "the API returned no result for this mutation"
                 )
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
+        if contradicted:
+            self._reconcile_contradictions(contradicted, reference)
         self.run.progress.request_done(self.label)
+
+    def _contradiction(
+        self, action: Action, written: str | None, created: Counter[str | None]
+    ) -> str | None:
+        """Why a create's answered id cannot be true (None: it can): the same id answered
+        for two creates, or an id the index already holds for another record."""
+        if action.kind is not Kind.CREATE or written is None:
+            return None
+        if created[written] > 1:
+            return f"the API answered record id {written} for {created[written]} creates"
+        if written in self.index and written != action.record_id:
+            return f"the API answered record id {written}, which is an existing record"
+        return None
+
+    def _reconcile_contradictions(
+        self, contradicted: Sequence[tuple[Action, str]], reference: dt.datetime | None
+    ) -> None:
+        """Answers that contradict each other prove nothing: each such create is looked up
+        like after an ambiguous failure, confirmed with the record found, else rejected (never
+        sent again: the server may have made it)."""
+        actions = [action for action, _ in contradicted]
+        landed = landed_creates(
+            self.run.remote, self.entity, self.index, self.key_specs, actions, reference
+        )
+        for (action, why), match in zip(contradicted, landed, strict=True):
+            self.logger.warning(
+                "Stream %s, %s: %s; reconciling",
+                self.label,
+                action.row.key_label(self.key_specs),
+                why,
+            )
+            if match is not None:
+                self._confirm(action, match)
+            else:
+                self._refuse(
+                    action,
+                    f"create not confirmed: {why}, and no record it made was found after "
+                    "reconciling; not sent again to avoid a duplicate",
+                )
 
     def _too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool

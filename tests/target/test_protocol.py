@@ -204,3 +204,39 @@ def test_deep_record_from_the_command_line_exits_1_with_one_line(box, tmp_path):
         f"target-moovago: error: input line 2 is nested too deeply (more than {MAX_DEPTH} "
         "levels of objects and arrays)"
     )
+
+
+def test_key_properties_naming_columns_records_lack_is_a_warning(box, run_target, caplog):
+    schema = json.dumps(schema_message("company", ["customerCode", "name"], ["companyKey"]))
+    rows = [
+        json.dumps({"type": "RECORD", "stream": "company", "record": r})
+        for r in ({"customerCode": "KP-1", "name": "one"}, {"customerCode": "KP-2", "name": "two"})
+    ]
+    result = run_target(box, "\n".join([schema, *rows]) + "\n")
+    assert result.counts("company")["created"] == 2
+    codes = {r["customerCode"] for r in entity_rows(box, "company")}
+    assert {"KP-1", "KP-2"} <= codes
+    warnings = [r.getMessage() for r in caplog.records if "key_properties" in r.getMessage()]
+    assert warnings == [
+        "Stream company: key_properties name columns records lack (companyKey); ignored: the "
+        "target matches rows by id and match_keys"
+    ]
+
+
+def test_a_batch_file_is_read_as_checked_whatever_batch_config_says(box, run_target, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    checked = write_batch_file(
+        tmp_path / "a" / "rows.jsonl.gz", ['{"customerCode": "BC-REAL", "name": "r"}']
+    )
+    write_batch_file(
+        tmp_path / "b" / "rows.jsonl.gz", ['{"customerCode": "BC-OTHER", "name": "o"}']
+    )
+    storage = {"root": (tmp_path / "b").as_uri()}  # the SDK would open rows.jsonl.gz there
+    batch_config = {"encoding": {"format": "jsonl", "compression": "gzip"}, "storage": storage}
+    run_target(
+        box, "\n".join([SCHEMA, batch("company", [checked])]) + "\n", batch_config=batch_config
+    )
+    codes = {r.get("customerCode") for r in entity_rows(box, "company")}
+    assert "BC-REAL" in codes
+    assert "BC-OTHER" not in codes

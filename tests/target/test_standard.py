@@ -8,7 +8,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.testing import SuiteConfig, get_target_test_class
 from singer_sdk.testing.runners import TargetTestRunner
 from singer_sdk.testing.suites import SingerTestSuite
@@ -93,11 +92,13 @@ class MoovagoMultipleStateMessages(MoovagoFileTest):
 
 
 class MoovagoRecordMissingKeyProperty(MoovagoFileTest):
+    """key_properties naming a column the record lacks is a warning (issue 23), not the SDK's
+    MissingKeyPropertiesError: the row, with neither id nor match key, is rejected as keyless."""
+
     name = "moovago_record_missing_key_property"
 
-    def test(self) -> None:
-        with pytest.raises(MissingKeyPropertiesError):
-            super().test()
+    def validate(self) -> None:
+        assert "No key" not in {r.get("name") for r in self.rows("company")}
 
 
 MOOVAGO_SUITE = SingerTestSuite(

@@ -18,9 +18,6 @@ LOOPBACK_HOSTS = [
     "[::1]",
     "localhost",
     "LOCALHOST",
-    "localhost.localdomain",
-    "ip6-localhost",
-    "app.localhost",
 ]
 REMOTE_HOSTS = ["api.example.test", "10.0.0.5", "[2001:db8::1]", "localhost.example.test"]
 
@@ -79,3 +76,62 @@ def test_redact_covers_the_key_as_configured_stripped_and_as_a_header_line():
     out = wire.redact({"msg": text, "list": [text]}, forms)
     assert "s3cr3t" not in repr(out)
     assert wire.redact("nothing here", forms) == "nothing here"
+
+
+# Names are loopback by where they resolve, at the time of asking, never by how they end.
+RESOLVER = {
+    "app.localhost": ["127.0.0.1", "::1"],
+    "evil.localhost": ["203.0.113.7"],
+    "split.localhost": ["127.0.0.1", "203.0.113.7"],
+    "mapped.test": ["::ffff:127.0.0.1"],
+    "scoped.test": ["::1%lo"],
+    "nowhere.localhost": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("app.localhost", True),
+        ("mapped.test", True),
+        ("scoped.test", True),
+        ("evil.localhost", False),  # before: any name ending in .localhost
+        ("split.localhost", False),
+        ("nowhere.localhost", False),
+        ("127.0.0.2", True),
+        ("[::1]", True),
+        ("10.0.0.1", False),
+    ],
+)
+def test_plain_http_is_loopback_only_by_where_the_name_resolves(host, loopback):
+    asked: list[str] = []
+
+    def resolve(name: str) -> list[str]:
+        asked.append(name)
+        return RESOLVER[name]
+
+    url = f"http://{host}:8080/graphql"
+    assert wire.is_loopback_url(url, resolve) is loopback
+    if loopback:
+        wire.check_plain_http(url, resolve)
+    else:
+        with pytest.raises(ConfigError, match="resolving only to loopback"):
+            wire.check_plain_http(url, resolve)
+    assert bool(asked) is (host in RESOLVER)  # IP literals are never resolved
+    wire.check_plain_http(f"https://{host}/graphql", resolve)  # https: any host
+
+
+def test_the_client_checks_the_name_again_before_each_request(monkeypatch, sandbox_factory):
+    sandbox = sandbox_factory(companies=1)
+    from moovago_api.settings import client_from_config
+
+    answers = {"localhost": ["127.0.0.1"]}
+    monkeypatch.setattr(wire, "resolve_host", lambda name: answers[name])
+    url = sandbox.url.replace("127.0.0.1", "localhost")
+    config = {"api_url": url, "api_key": sandbox.api_key, "max_retries": 0}
+    client = client_from_config(config, default_rate=5)
+    assert client.execute("query { team { id } }")["team"]["id"]
+    answers["localhost"] = ["203.0.113.7"]  # the resolver now sends the name elsewhere
+    with pytest.raises(ConfigError, match="api_url must use https:// for localhost"):
+        client.execute("query { team { id } }")
+    assert sandbox.stats()["requests"] == 1  # the second request never left

@@ -1,0 +1,163 @@
+"""What enters the tap from outside, checked where it enters: a stream's bookmark from the
+STATE, and each record the API answers against the SCHEMA the tap emitted for it.
+
+Bookmark rule: a bookmark must be an ISO-8601 date-time with a time zone (the replication key's
+own type); anything else (`12345`, `"yesterday"`, an object, `true`) stops the run with one line
+naming the stream and the value. A bookmark up to FUTURE_ALLOWANCE after the run's start (a
+server clock ahead of ours) is capped to the run's start with a warning; one further ahead is
+refused: it would hide every change until then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import typing as t
+
+from moovago_api.errors import ConfigError, MoovagoError
+from moovago_api.wire import format_datetime, parse_datetime
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Mapping
+
+FUTURE_ALLOWANCE = dt.timedelta(minutes=10)
+API_FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+STATE_FIX = "fix or remove this stream's bookmark in the state"
+
+
+class RecordError(MoovagoError):
+    """A record the API answered does not fit the stream's SCHEMA and cannot be converted."""
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def checked_bookmark(
+    stream: str,
+    key: str,
+    value: object,
+    *,
+    started: dt.datetime,
+    logger: logging.Logger,
+) -> dt.datetime:
+    """The instant a stream's bookmark `value` stands for (capped to `started` within the
+    allowance); ConfigError with one line naming the stream and the value otherwise."""
+    where = f"Stream '{stream}': the bookmark of {key} in the state is {_shown(value)}"
+    try:
+        instant = parse_datetime(value)
+    except ValueError:
+        msg = f"{where}, not an ISO-8601 date-time with a time zone; {STATE_FIX}"
+        raise ConfigError(msg) from None
+    if instant <= started:
+        return instant
+    if instant - started > FUTURE_ALLOWANCE:
+        msg = (
+            f"{where}, after this run's start ({format_datetime(started)}): every change "
+            f"until then would be hidden; {STATE_FIX}"
+        )
+        raise ConfigError(msg)
+    logger.warning(
+        "%s, after this run's start; reading from %s (a server clock ahead of this one)",
+        where,
+        format_datetime(started),
+    )
+    return started
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == len("2026-01-31")
+
+
+def _types(prop: Mapping[str, t.Any]) -> set[str]:
+    kind = prop.get("type")
+    return {kind} if isinstance(kind, str) else set(kind or ())
+
+
+class RecordFit:
+    """Makes each record fit the stream's SCHEMA: fields it does not declare are dropped, an
+    integer where a plain string is declared becomes its decimal text, the replication key and
+    every date-time field are rewritten in the API's form; any other mismatch is a RecordError
+    naming the record, the field and the value (the stream stops: nothing emitted lies)."""
+
+    def __init__(self, stream: str, schema: Mapping[str, t.Any], replication_key: str | None):
+        self.stream = stream
+        self.properties: Mapping[str, t.Any] = schema.get("properties") or {}
+        self.replication_key = replication_key
+
+    def fit(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        label = f"id={_shown(record.get('id'))}"
+        key = self.replication_key
+        if key and record.get(key) is not None:  # before the types: never a number made text
+            record = {**record, key: self._instant(record[key], key, label)}
+        return self._object(record, self.properties, "", label)
+
+    def _instant(self, value: object, key: str, label: str) -> str:
+        if isinstance(value, str) and API_FORM.fullmatch(value):
+            return value  # already the API's form: most rows, not worth a parse
+        try:
+            return format_datetime(parse_datetime(value))
+        except ValueError:
+            msg = (
+                f"Stream '{self.stream}': record {label}: {key} is {_shown(value)}, not an "
+                "ISO-8601 date-time with a time zone (a number could be seconds or "
+                "milliseconds); the stream stops here"
+            )
+            raise RecordError(msg) from None
+
+    def _object(
+        self, value: Mapping[str, t.Any], props: Mapping[str, t.Any], path: str, label: str
+    ) -> dict[str, t.Any]:
+        return {
+            name: self._value(item, props[name], f"{path}{name}", label)
+            for name, item in value.items()
+            if name in props
+        }
+
+    def _value(self, value: t.Any, prop: Mapping[str, t.Any], path: str, label: str) -> t.Any:
+        types = _types(prop)
+        if not types:  # anyOf, or a scalar of any JSON value: nothing declared to check
+            return value
+        if value is None:
+            ok = "null" in types
+        elif isinstance(value, bool):
+            ok = "boolean" in types
+        elif isinstance(value, int | float):
+            if prop.get("format") == "date-time":
+                return self._instant(value, path, label)  # refused, naming why
+            if "number" in types or ("integer" in types and float(value).is_integer()):
+                return value
+            if "string" in types and isinstance(value, int) and not prop.get("format"):
+                return str(value)
+            ok = False
+        elif isinstance(value, str):
+            ok = "string" in types
+            if ok and prop.get("format") == "date-time":
+                return self._instant(value, path, label)
+            if ok and prop.get("format") == "date":
+                ok = _is_date(value)
+        elif isinstance(value, dict):
+            if "object" in types and "properties" in prop:
+                return self._object(value, prop["properties"], f"{path}.", label)
+            ok = "object" in types
+        elif isinstance(value, list):
+            if "array" in types:
+                items = prop.get("items") or {}
+                return [self._value(v, items, f"{path}.{n}", label) for n, v in enumerate(value)]
+            ok = False
+        else:
+            ok = False
+        if ok:
+            return value
+        msg = (
+            f"Stream '{self.stream}': record {label}: {path} is {_shown(value)}, which the "
+            f"SCHEMA declares {'/'.join(sorted(types))}; the stream stops here"
+        )
+        raise RecordError(msg)
