@@ -160,7 +160,7 @@ def test_row_case(case, box, tmp_path, capsys, caplog):
 @pytest.mark.parametrize("case", FATAL_CASES)
 def test_protocol_case_is_a_clear_fatal_error(case, box, tmp_path):
     expected = EXPECTATIONS[case]
-    config = target_config(box, tmp_path)
+    config = target_config(box, tmp_path, **expected.get("config", {}))
     before = box.export()["company"]
     run = run_target(config, (HOSTILE / case).read_text("utf-8"), tmp_path, timeout=60)
     assert run.returncode not in (0, None), "a broken protocol must fail the run"
@@ -170,6 +170,7 @@ def test_protocol_case_is_a_clear_fatal_error(case, box, tmp_path):
 
 @pytest.mark.parametrize("case", FATAL_NAMES)
 def test_protocol_case_has_no_traceback_spam(case, box, tmp_path):
-    run = run_target(target_config(box, tmp_path), (HOSTILE / case).read_text("utf-8"), tmp_path)
+    config = target_config(box, tmp_path, **EXPECTATIONS[case].get("config", {}))
+    run = run_target(config, (HOSTILE / case).read_text("utf-8"), tmp_path)
     assert run.returncode != 0
     assert "Traceback" not in run.stderr

@@ -21,6 +21,13 @@ from tests.tap.helpers import (
 SECRET = "sk-do-not-print-4711"
 
 
+@pytest.fixture
+def sandbox(sandbox_factory):
+    """A sandbox of the test's own (rebuilt from the pool): these tests read the request log,
+    which the shared sandbox fills with other tests' requests."""
+    return sandbox_factory(companies=30)
+
+
 @pytest.mark.parametrize(
     ("overrides", "setting", "words"),
     [

@@ -37,6 +37,13 @@ CREATE_MANDATOR = (
 )
 
 
+@pytest.fixture
+def sandbox(sandbox_factory):
+    """A sandbox of the test's own (rebuilt from the pool): these tests read the request log,
+    which the shared sandbox fills with other tests' requests."""
+    return sandbox_factory(companies=30)
+
+
 def _new_requests(handle: Any, before: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Requests logged since `before` was read (the log keeps the most recent ones)."""
     after = handle.requests()

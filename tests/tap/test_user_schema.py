@@ -42,6 +42,13 @@ input FilterManyVisitInput {
 """
 
 
+@pytest.fixture
+def sandbox(sandbox_factory):
+    """A sandbox of the test's own (rebuilt from the pool): these tests read the request log,
+    which the shared sandbox fills with other tests' requests."""
+    return sandbox_factory(companies=30)
+
+
 def _edit_block(sdl: str, header: str, old: str, new: str) -> str:
     """Replace `old` by `new` inside the block that starts with `header` only."""
     start = sdl.index(header)

@@ -14,7 +14,7 @@ from target_moovago.target import TargetMoovago
 PACKAGE = Path(__file__).resolve().parents[2] / "target_moovago"
 MODULES = sorted(PACKAGE.glob("*.py"))
 ABOVE = ("tap_moovago", "moovago_sandbox", "moovago_schema", "tests")
-MAX_LINES = 300
+MAX_LINES = 450  # the project-wide rule: a module over 450 lines is a design question
 
 
 def runtime_imports(path: Path) -> set[str]:
