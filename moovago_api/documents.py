@@ -176,8 +176,8 @@ def _wrap_rows(
     connection = get_named_type(_root_field(schema, entity).type)
     conn = getattr(dsl, connection.name)
     wrapped: list[DSLSelectable] = []
-    if paging.rows == "nodes":
-        wrapped.append(conn.nodes.select(*rows))
+    if paging.rows != "edges":  # `nodes`, `items`: the connection's list of rows
+        wrapped.append(getattr(conn, paging.rows).select(*rows))
     else:
         edge_type = get_named_type(t.cast("GraphQLObjectType", connection).fields["edges"].type)
         edge = getattr(dsl, edge_type.name)

@@ -149,9 +149,9 @@ class Pager:
     ) -> Iterator[Row]:
         """Every row of the list, each once, in the server's order (see the module rules)."""
         paging = self.entity.paging
-        if paging.kind == "unsupported":
-            msg = f"{self.label} cannot be read: {paging.problem}"
-            raise PagingError(msg)
+        problem = self.entity.read_problem()
+        if problem is not None:
+            raise PagingError(f"{self.label} cannot be read: {problem}")
         if page_size < 1:
             msg = f"{self.label}: page size must be at least 1, not {page_size}"
             raise ConfigError(msg)
@@ -233,8 +233,8 @@ class Pager:
         else:
             if not isinstance(value, dict):
                 raise self._bad(f"{root} is not a connection object")
-            if paging.rows == "nodes":
-                page.rows = self._rows(value.get("nodes") or [], f"{root}.nodes")
+            if paging.rows != "edges":
+                page.rows = self._rows(value.get(paging.rows) or [], f"{root}.{paging.rows}")
             else:
                 edges = value.get("edges") or []
                 if not isinstance(edges, list) or not all(isinstance(e, dict) for e in edges):
@@ -250,8 +250,8 @@ class Pager:
         anchor = data.get(ANCHOR_ALIAS)
         if anchor is not None:
             anchor_value = anchor
-            if paging.rows == "nodes":
-                anchor_value = anchor.get("nodes") or []
+            if paging.rows not in ("list", "edges"):
+                anchor_value = anchor.get(paging.rows) or []
             elif paging.rows == "edges":
                 anchor_value = [e.get("node") for e in anchor.get("edges") or []]
             page.anchor = self._rows(anchor_value, ANCHOR_ALIAS)
