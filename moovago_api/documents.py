@@ -88,7 +88,7 @@ def _root_field(schema: MoovagoSchema, entity: Entity) -> GraphQLField:
 def page_variables(entity: Entity) -> list[str]:
     """Argument names of `entity`'s root field that `list_document` turns into variables."""
     paging = entity.paging
-    names = [entity.filter_arg] if entity.filter_arg else []
+    names = [n for n in (entity.team_arg, entity.filter_arg) if n]
     if paging.kind == "offset":
         names += [t.cast("str", paging.offset_arg), t.cast("str", paging.size_arg)]
     elif paging.kind == "page":
@@ -129,11 +129,10 @@ def list_document(
         names: list[str] = []
     else:
         variables = DSLVariableDefinitions()
-        names = (
-            page_variables(entity) if paged else [entity.filter_arg] if entity.filter_arg else []
-        )
+        unpaged = [n for n in (entity.team_arg, entity.filter_arg) if n]
+        names = page_variables(entity) if paged else unpaged
     row_items: list[Selection] = list(fields)
-    needed = ["id"]
+    needed = [entity.id_field]
     if paged and paging.kind == "cursor" and paging.rows == "list" and paging.row_cursor:
         needed.append(paging.row_cursor)
     for extra in needed:
@@ -158,7 +157,7 @@ def list_document(
             anchor_args[t.cast("str", paging.offset_arg)] = getattr(variables, ANCHOR_OFFSET_VAR)
         anchor_args[t.cast("str", paging.size_arg)] = getattr(variables, ANCHOR_SIZE_VAR)
         anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**anchor_args)
-        anchor.select(*_wrap_rows(dsl, schema, entity, [row_type.id]))
+        anchor.select(*_wrap_rows(dsl, schema, entity, [getattr(row_type, entity.id_field)]))
         selections.append(anchor)
     operation_node = DSLQuery(*selections)
     if variables is not None:
