@@ -21,8 +21,9 @@ import typing as t
 from dataclasses import replace
 from typing import Any
 
-from graphql import GraphQLError, GraphQLInputObjectType, GraphQLObjectType, coerce_input_value
+from graphql import GraphQLInputObjectType, GraphQLObjectType, coerce_input_value
 from graphql import get_named_type as named
+from graphql.pyutils import Undefined
 
 from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.plan import SETTING, StreamPlan
@@ -107,11 +108,8 @@ def _override(
         arg = args.get(given.get("arg", paging.sort_arg or ""))
         if arg is None:
             raise fail("order.arg", f"Query.{plan.root_field} has no argument {given.get('arg')!r}")
-        try:
-            coerce_input_value(given.get("value"), arg.type)
-        except GraphQLError as err:
-            what = f"{given.get('value')!r} is not a {arg.type}: {err.message}"
-            raise fail("order.value", what) from None
+        if coerce_input_value(given.get("value"), arg.type) is Undefined:
+            raise fail("order.value", f"{given.get('value')!r} is not a {arg.type}")
         paging = replace(
             paging, sort_arg=given.get("arg", paging.sort_arg), sort_value=given["value"]
         )

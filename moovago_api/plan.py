@@ -228,7 +228,7 @@ class MutationShape:
 
     def record_id(self, result: Any, *, sent_id: str | None = None) -> str | None:
         """The id of the record this call wrote, from its alias result; None when it says none."""
-        if result is None:
+        if result is None or self.error_messages(result):  # an error in the payload: not written
             return None
         if self.payload is Payload.BOOLEAN:
             return sent_id if result is True else None

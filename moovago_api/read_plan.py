@@ -62,7 +62,10 @@ def read_plans(schema: MoovagoSchema) -> tuple[list[StreamPlan], list[SkippedFie
         team_type = get_named_type(team.type)
         team_arg = next((n for n, a in team.args.items() if _required(a)), None)
         if not _is_list(team.type):
-            plans.append(StreamPlan("team", "team", team_type.name, "team", team_arg=team_arg))
+            id_field = next((n for n in _ID_FIELDS if n in team_type.fields), "id")
+            plans.append(
+                StreamPlan("team", "team", team_type.name, "team", id_field, team_arg=team_arg)
+            )
             taken["team"] = "team"
     for field_name, gql_field in query.fields.items():
         if field_name == "team" and taken.get("team") == "team":
@@ -106,7 +109,8 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
     fix = f"set {SETTING}.{plan.stream_name}"
     id_field = next((n for n in _ID_FIELDS if n in node_type.fields), None)
     if id_field is None:
-        return replace(plan, problem=f"{node_type.name} has no id field ({fix}.id_field)")
+        why = f"{node_type.name} has no id or _id field"
+        return replace(plan, problem=f"Query.{field_name}: {why} ({fix}.id_field)")
     filter_arg, why = _filter_argument(gql_field)
     if not why:
         for arg_name, arg in gql_field.args.items():

@@ -175,7 +175,7 @@ def test_an_entity_that_stops_being_detected_breaks(
     )
     # Still listed (never silently gone), but no sync can read it.
     assert load_schema(new).entity("mandator").problem == (
-        "Mandator has no id field (set stream_plans.mandator.id_field)"
+        "Query.mandatorList: Mandator has no id or _id field (set stream_plans.mandator.id_field)"
     )
     code, payload = diff_json(capsys, str(BASE), new)
     assert code == 1

@@ -655,7 +655,8 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
         "(set stream_plans.widget)"
     )
     assert (
-        schema.entity("thing").problem == "Thing has no id field (set stream_plans.thing.id_field)"
+        schema.entity("thing").problem
+        == "Query.anonymous: Thing has no id or _id field (set stream_plans.thing.id_field)"
     )
 
 
