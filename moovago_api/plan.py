@@ -16,8 +16,8 @@ Read conventions (this module):
   R4 paging    skip|offset + limit|first|take|perPage|pageSize, page|pageNumber + one of those
                sizes, or after|cursor + a size with a row cursor or `pageInfo.endCursor`.
   R5 order     an argument sort|orderBy|sortBy|order whose enum has an ascending-id value
-               (`ID_ASC`, `_ID_ASC`, `id_ASC`, `id`) or an input `{id: ASC}` /
-               `{field: ID, direction: ASC}` is sent with that value.
+               (`ID_ASC`, `_ID_ASC`, `id_ASC`, `id`) is sent with that value (an input-object
+               order is the setting's: `"order": {"value": {"field": "ID", ...}}`).
   R6 bound     with an `updatedAt` row field: a filter field updatedSince|updatedAfter|
                updatedAtFrom|updatedFrom, else `_operators.updatedAt.gte|gt` in the filter.
 A root field none of these read is still a plan, with `problem` saying why and naming the
@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "SETTING",
+    "SETTING_PROPERTY",
     "InputField",
     "MutationShape",
     "MutationShapeError",
@@ -50,6 +51,19 @@ __all__ = [
 
 #: The setting, shared by tap and target, that overrides any part of a plan.
 SETTING = "stream_plans"
+#: Its declaration (JSON Schema), the same in tap and target.
+SETTING_PROPERTY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {"type": "object"},
+    "title": "Stream plans",
+    "description": (
+        "Per stream, corrections of how it is read and written (its plan; see `moovago-schema "
+        'plan`), checked against the schema file at start, e.g. {"company": {"root_field": '
+        '"companies", "id_field": "_id", "paging": {"kind": "page", "page_arg": "page", '
+        '"size_arg": "perPage"}}}. Parts: root_field, id_field, paging, order, incremental, '
+        "team_field, writes."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -255,9 +269,3 @@ class MutationShape:
         if not isinstance(found, list):
             return []
         return [str(e.get("message")) for e in found if isinstance(e, Mapping) and e.get("message")]
-
-    def writable(self) -> list[str]:
-        return [f.name for f in self.fields]
-
-    def required(self) -> list[str]:
-        return [f.name for f in self.fields if f.required]

@@ -18,7 +18,6 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLScalarType,
     get_named_type,
     print_ast,
 )
@@ -297,46 +296,9 @@ def _sort(args: dict[str, GraphQLArgument]) -> tuple[str | None, Any]:
             value = next((n for n in live if re.fullmatch(pattern, n, re.IGNORECASE)), None)
             if value is not None:
                 break
-    elif isinstance(named, GraphQLInputObjectType):
-        value = _id_ascending_input(named)
     if value is not None and _is_list(args[sort_arg].type):
         value = [value]
     return sort_arg, value
-
-
-def _direction(gql_type: GraphQLInputType) -> str | None:
-    named = get_named_type(gql_type)
-    if isinstance(named, GraphQLEnumType):
-        return next((n for n in named.values if n.lower() in ("asc", "ascending")), None)
-    return None
-
-
-def _id_ascending_input(input_type: GraphQLInputObjectType) -> dict[str, Any] | None:
-    fields = input_type.fields
-    id_field = fields.get("id")
-    if id_field is not None and _direction(id_field.type) is not None:
-        return {"id": _direction(id_field.type)}  # orderBy: { id: ASC }
-    key = next(
-        (n for n in ("field", "by", "key", "sortBy", "orderBy", "column") if n in fields), None
-    )
-    if key is None:
-        return None
-    key_type = get_named_type(fields[key].type)
-    key_value: str | None = None
-    if isinstance(key_type, GraphQLEnumType):
-        key_value = next((n for n in key_type.values if n.lower() == "id"), None)
-    elif isinstance(key_type, GraphQLScalarType) and key_type.name in ("String", "ID"):
-        key_value = "id"
-    if key_value is None:
-        return None
-    value: dict[str, Any] = {key: key_value}
-    direction = next((n for n in ("direction", "order", "dir") if n in fields), None)
-    if direction is not None:
-        asc = _direction(fields[direction].type)
-        if asc is None:
-            return None
-        value[direction] = asc
-    return value
 
 
 def _required(arg: GraphQLArgument | GraphQLInputField) -> bool:

@@ -128,18 +128,6 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
                 "the connector is used."
             ),
         },
-        "stream_plans": {
-            "type": "object",
-            "additionalProperties": {"type": "object"},
-            "title": "Stream plans",
-            "description": (
-                "Per stream, corrections of how it is read and written (its plan; see "
-                "`moovago-schema plan`), checked against the schema file at start, e.g. "
-                '{"company": {"root_field": "companies", "id_field": "_id", "paging": '
-                '{"kind": "page", "page_arg": "page", "size_arg": "perPage"}}}. Parts: '
-                "root_field, id_field, paging, order, incremental, team_field, writes."
-            ),
-        },
         "max_requests_per_second": _number(
             "Max requests per second",
             "Most requests sent in any rolling second, shared by every thread of the "

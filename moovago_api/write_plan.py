@@ -84,7 +84,8 @@ class EntityWrites:
             return found
         reason = self.refused.get(kind) or (
             f"the schema file {self.path} declares no {kind} mutation for {self.type_name} "
-            f"(looked for {', '.join(_candidates(self.entity, self.type_name, kind))})"
+            f"(looked for {', '.join(_candidates(self.entity, self.type_name, kind))}; "
+            f"set stream_plans.<stream>.writes.{kind} to name another)"
         )
         raise MutationShapeError(reason, self.path)
 
@@ -163,10 +164,9 @@ def _namespaces(entity: Entity) -> list[str]:
 
 
 def _candidates(entity_name: str, type_name: str, kind: str) -> list[str]:
-    spaced = [f"{_lower_first(b)}.{kind}" for b in _bases(entity_name, type_name)]
-    top = [f"{kind}{b}" for b in _bases(entity_name, type_name)]
-    top += [f"{_lower_first(b)}{kind.capitalize()}" for b in _bases(entity_name, type_name)]
-    return list(dict.fromkeys(spaced + top))
+    bases = _bases(entity_name, type_name)
+    spaced = [f"{_lower_first(b)}.{kind}" for b in bases]
+    return list(dict.fromkeys(spaced + [n for b in bases for n in _root_names(b, kind)]))
 
 
 def _find(

@@ -19,10 +19,10 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.doctor_report import widened_start
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager, PagingError
 from moovago_api.wire import format_datetime
+from tap_moovago.doctor_report import widened_start
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping

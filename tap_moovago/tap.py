@@ -11,11 +11,12 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
-from moovago_api.doctor_report import Measured, load_doctor_report
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.plan import SETTING as PLANS_SETTING
+from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.schema import SCALAR_KINDS, load_schema
 from moovago_api.settings import CONNECTION_REQUIRED, client_from_config, connection_properties
+from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
@@ -95,6 +96,7 @@ _TAP_PROPERTIES = th.PropertiesList(
 
 def _config_jsonschema() -> dict[str, t.Any]:
     properties = {**connection_properties(default_rate=DEFAULT_RATE), **_TAP_PROPERTIES}
+    properties[PLANS_SETTING] = PLANS_PROPERTY
     return {"type": "object", "properties": properties, "required": list(CONNECTION_REQUIRED)}
 
 

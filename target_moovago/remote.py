@@ -19,15 +19,16 @@ from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.mutations import (
     EntityWrites,
     check_writes,
-    match_keys_hint,
     unclaimed_mutations,
 )
 from moovago_api.pager import Pager
+from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from target_moovago.errors import UnsupportedStreamError
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
+from target_moovago.match_keys import match_keys_hint
 from target_moovago.plan import Mode
 from target_moovago.runlock import RunLock
 
@@ -104,7 +105,8 @@ class Remote:
     @property
     def schema(self) -> MoovagoSchema:
         if self._schema is None:
-            self._schema = load_schema(self.config.get("schema_path"))
+            schema = load_schema(self.config.get("schema_path"))
+            self._schema = schema.with_plans(self.config.get(PLANS_SETTING))
             # Once per run: mutations of the file the target will never call, each with why.
             for line in unclaimed_mutations(self._schema, self._schema.entities()):
                 self.logger.warning(line)

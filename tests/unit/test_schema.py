@@ -636,6 +636,9 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
     assert (event.sort_arg, event.sort_value) == ("sort", ["id_ASC"])
     log = schema.entity("log").paging
     assert (log.kind, log.page_arg, log.size_arg, log.first_page) == ("page", "page", "pageSize", 1)
+    assert (log.sort_arg, log.sort_value) == ("order", None), "an input order is the setting's"
+    ordered = {"order": {"arg": "order", "value": {"field": "ID", "direction": "ASC"}}}
+    log = schema.with_plans({"log": ordered}).entity("log").paging
     assert log.sort_value == {"field": "ID", "direction": "ASC"}
     assert schema.entity("note").paging.kind == "none"
     memo = schema.entity("memo").paging
