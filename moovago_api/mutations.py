@@ -24,7 +24,6 @@ from moovago_api.write_plan import (
     Payload,
     describe_writes,
     kind_of,
-    unclaimed_mutations,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +42,6 @@ __all__ = [
     "batch_document",
     "check_writes",
     "describe_writes",
-    "unclaimed_mutations",
 ]
 
 _ALIAS_PREFIX = {"create": "c", "update": "u", "delete": "d"}
@@ -96,10 +94,6 @@ class Alias:
 # -- documents --------------------------------------------------------------------------------
 
 
-def _writes_of(schema: MoovagoSchema, entity: Entity) -> EntityWrites:
-    return entity.writes or describe_writes(schema, entity)
-
-
 def batch_document(
     schema: MoovagoSchema, entity: Entity, ops: Sequence[Op], *, validate_document: bool = False
 ) -> tuple[DocumentNode, dict[str, Any], list[Alias]]:
@@ -110,7 +104,7 @@ def batch_document(
     Raises MutationShapeError (one line naming the mutation and the file) when a kind the ops
     need cannot be written, or when `validate_document` finds the document invalid.
     """
-    writes = _writes_of(schema, entity)
+    writes = entity.writes or describe_writes(schema, entity)
     if not ops:
         msg = f"no write to put in a {entity.type_name} batch"
         raise ValueError(msg)
@@ -185,7 +179,7 @@ def check_writes(
     Raises MutationShapeError with one line naming the mutation and the file when a kind is
     missing, unusable or builds an invalid document.
     """
-    writes = _writes_of(schema, entity)
+    writes = entity.writes or describe_writes(schema, entity)
     ops = [WriteOp(kind, None if kind == "create" else "0", {}) for kind in kinds]
     for op in ops:
         writes.shape(op.kind)

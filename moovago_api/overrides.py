@@ -50,19 +50,9 @@ def apply_overrides(
         raise ConfigError(f"Setting {SETTING} must be an object keyed by stream name")
     out = list(plans)
     for stream, parts in overrides.items():
-        where = f"Setting {SETTING}.{stream}"
-        if not isinstance(parts, dict):
-            raise ConfigError(f"{where} must be an object with some of: {', '.join(PARTS)}")
-        unknown = [key for key in parts if key not in PARTS]
-        if unknown:
-            raise ConfigError(f"{where}.{unknown[0]} is not a plan part (use {', '.join(PARTS)})")
-        index = next((i for i, p in enumerate(out) if stream in (p.stream_name, p.name)), None)
-        plan = out[index] if index is not None else None
-        plan = _override(schema, stream, plan, parts)
-        if index is None:
-            out.append(plan)
-        else:
-            out[index] = plan
+        index = next((i for i, p in enumerate(out) if stream in (p.stream_name, p.name)), len(out))
+        found = out[index] if index < len(out) else None
+        out[index : index + 1] = [_override(schema, stream, found, parts)]
     return out
 
 
@@ -74,7 +64,9 @@ def _override(
     fields = query.fields if query is not None else {}
 
     def fail(part: str, what: str) -> ConfigError:
-        return ConfigError(f"{where}.{part}: {what} in {schema.path}")
+        return ConfigError(f"{'.'.join(filter(None, (where, part)))}: {what} in {schema.path}")
+
+    _object(parts, "", fail, PARTS)
 
     if "root_field" in parts or plan is None:
         root = parts.get("root_field")
@@ -148,7 +140,7 @@ def _object(value: Any, part: str, fail: Any, keys: tuple[str, ...]) -> dict[str
         raise fail(part, f"must be an object with some of {', '.join(keys)}")
     unknown = [key for key in value if key not in keys]
     if unknown:
-        raise fail(f"{part}.{unknown[0]}", f"is not one of {', '.join(keys)}")
+        raise fail(f"{part}.{unknown[0]}".lstrip("."), f"is not one of {', '.join(keys)}")
     return value
 
 

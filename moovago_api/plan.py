@@ -135,35 +135,31 @@ class StreamPlan:
 
     def summary(self) -> str:
         """The plan in one line, for discovery's log and `moovago-schema plan`."""
-        p = self.paging
-        args = {"offset": (p.offset_arg, p.size_arg), "page": (p.page_arg, p.size_arg)}
-        args["cursor"] = (p.after_arg, p.size_arg)
-        paging = p.kind + (f"({'/'.join(map(str, args[p.kind]))})" if p.kind in args else "")
-        parts = [f"Query.{self.root_field}", f"id {self.id_field}", f"paging {paging}"]
-        if p.rows != "list":
-            parts.append(f"rows in {p.rows}")
-        if p.sort_arg and p.sort_value is not None:
-            parts.append(f"order {p.sort_arg}={p.sort_value}")
-        if self.team_filter_field or self.team_arg:
-            where = self.team_arg or f"{self.filter_arg}.{self.team_filter_field}"
-            parts.append(f"team {where}")
-        if self.replication_key:
-            parts.append(f"incremental {self.replication_key} > {self.filter_arg}.")
-            parts[-1] += ".".join(self.bound_path)
-        else:
-            parts.append(
-                f"full table{f' ({self.full_table_reason})' if self.full_table_reason else ''}"
-            )
-        if self.writes is not None:
-            done = [f"{k} {s.coordinate}" for k, s in self.writes.shapes.items()]
-            parts.append(f"writes {', '.join(done) if done else 'none'}")
-        if self.deprecated is not None:
-            parts.append(f"DEPRECATED ({self.deprecated})")
-        if self.overridden:
-            parts.append(f"overridden: {', '.join(self.overridden)}")
-        if self.read_problem():
-            parts.append(f"CANNOT READ: {self.read_problem()}")
-        return "; ".join(parts)
+        p, bound = self.paging, ".".join((str(self.filter_arg), *self.bound_path))
+        args = {"offset": p.offset_arg, "page": p.page_arg, "cursor": p.after_arg}
+        paging = p.kind + (f"({args[p.kind]}/{p.size_arg})" if p.kind in args else "")
+        team = self.team_arg or (
+            self.team_filter_field and f"{self.filter_arg}.{self.team_filter_field}"
+        )
+        writes = [
+            f"{k} {s.coordinate}" for k, s in (self.writes.shapes if self.writes else {}).items()
+        ]
+        parts = [
+            f"Query.{self.root_field}",
+            f"id {self.id_field}",
+            f"paging {paging}" + (f" in {p.rows}" if p.rows != "list" else ""),
+            f"order {p.sort_arg}={p.sort_value}" if p.sort_value is not None else "",
+            f"team {team}" if team else "",
+            f"incremental {self.replication_key} > {bound}"
+            if self.replication_key
+            else "full table",
+            f"({self.full_table_reason})" if self.full_table_reason else "",
+            f"writes {', '.join(writes) or 'none'}",
+            f"DEPRECATED ({self.deprecated})" if self.deprecated is not None else "",
+            f"overridden: {', '.join(self.overridden)}" if self.overridden else "",
+            f"CANNOT READ: {self.read_problem()}" if self.read_problem() else "",
+        ]
+        return "; ".join(part for part in parts if part)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
-    GraphQLEnumType,
     GraphQLError,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
@@ -213,40 +212,20 @@ class MoovagoSchema:
     def deprecations(self) -> list[Deprecation]:
         """Every deprecated field, argument, enum value and input field, in schema order."""
         found: list[Deprecation] = []
-        for type_name, gql_type in self.graphql.type_map.items():
+        for name, gql_type in self.graphql.type_map.items():
             if is_introspection_type(gql_type):
                 continue
-            if isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-                for field_name, field in gql_type.fields.items():
-                    coordinate = f"{type_name}.{field_name}"
-                    if field.deprecation_reason is not None:
-                        found.append(Deprecation("field", coordinate, field.deprecation_reason))
-                    for arg_name, arg in field.args.items():
-                        if arg.deprecation_reason is not None:
-                            found.append(
-                                Deprecation(
-                                    "argument", f"{coordinate}({arg_name}:)", arg.deprecation_reason
-                                )
-                            )
-            elif isinstance(gql_type, GraphQLInputObjectType):
-                for field_name, input_field in gql_type.fields.items():
-                    if input_field.deprecation_reason is not None:
-                        found.append(
-                            Deprecation(
-                                "input_field",
-                                f"{type_name}.{field_name}",
-                                input_field.deprecation_reason,
-                            )
-                        )
-            elif isinstance(gql_type, GraphQLEnumType):
-                for value_name, value in gql_type.values.items():
-                    if value.deprecation_reason is not None:
-                        found.append(
-                            Deprecation(
-                                "enum_value", f"{type_name}.{value_name}", value.deprecation_reason
-                            )
-                        )
-        return found
+            kind = "input_field" if isinstance(gql_type, GraphQLInputObjectType) else "field"
+            for member, item in getattr(gql_type, "fields", {}).items():
+                found.append(Deprecation(kind, f"{name}.{member}", item.deprecation_reason))
+                for arg, value in getattr(item, "args", {}).items():
+                    where = f"{name}.{member}({arg}:)"
+                    found.append(Deprecation("argument", where, value.deprecation_reason))
+            for member, value in getattr(gql_type, "values", {}).items():
+                found.append(
+                    Deprecation("enum_value", f"{name}.{member}", value.deprecation_reason)
+                )
+        return [item for item in found if item.reason is not None]
 
 
 # -- loading ---------------------------------------------------------------------------------

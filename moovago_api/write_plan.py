@@ -19,7 +19,7 @@ What cannot be used is kept as one sentence naming the mutation and the file, an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,8 @@ __all__ = [
     "MutationShapeError",
     "Payload",
     "describe_writes",
+    "find_mutation",
     "kind_of",
-    "unclaimed_mutations",
 ]
 
 KINDS = ("create", "update", "delete")
@@ -89,21 +89,6 @@ class EntityWrites:
         )
         raise MutationShapeError(reason, self.path)
 
-    def json_schema(self, schema: MoovagoSchema, kind: str) -> dict[str, Any]:
-        """JSON Schema of the data a `kind` call writes (the id excluded), for row validation."""
-        shape = self.shape(kind)
-        if shape.data_type is None:
-            return {"type": "object", "properties": {}, "additionalProperties": False}
-        result = schema.input_json_schema(shape.data_type)
-        if shape.id_field is not None and shape.data_field is None:
-            result["properties"].pop(shape.id_field, None)
-            required = [n for n in result.get("required", []) if n != shape.id_field]
-            if required:
-                result["required"] = required
-            else:
-                result.pop("required", None)
-        return result
-
 
 def describe_writes(schema: MoovagoSchema, entity: Entity) -> EntityWrites:
     """Every mutation of `entity` the file declares, with its layout and payload; what cannot
@@ -112,7 +97,7 @@ def describe_writes(schema: MoovagoSchema, entity: Entity) -> EntityWrites:
     shapes: dict[str, MutationShape] = {}
     refused: dict[str, str] = {}
     for kind in KINDS:
-        found = _find(schema, entity, kind)
+        found = find_mutation(schema, entity, kind)
         if found is None:
             continue
         parent, field_path, gql_field = found
@@ -121,25 +106,6 @@ def describe_writes(schema: MoovagoSchema, entity: Entity) -> EntityWrites:
         except MutationShapeError as err:
             refused[kind] = str(err)
     return EntityWrites(entity.name, entity.type_name, path, shapes, refused)
-
-
-def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
-    """One sentence per Mutation field no entity uses (a write the target cannot do)."""
-    mutation = schema.graphql.mutation_type
-    if mutation is None:
-        return []
-    claimed: set[str] = set()
-    for entity in entities:
-        for kind in KINDS:
-            found = _find(schema, entity, kind)
-            if found is not None:
-                claimed.add(found[1][0])
-    return [
-        f"Mutation.{name} in {schema.path} is not used: it matches no entity's "
-        "create, update or delete"
-        for name in mutation.fields
-        if name not in claimed
-    ]
 
 
 def _pascal(name: str) -> str:
@@ -169,7 +135,7 @@ def _candidates(entity_name: str, type_name: str, kind: str) -> list[str]:
     return list(dict.fromkeys(spaced + [n for b in bases for n in _root_names(b, kind)]))
 
 
-def _find(
+def find_mutation(
     schema: MoovagoSchema, entity: Entity, kind: str
 ) -> tuple[GraphQLObjectType, tuple[str, ...], GraphQLField] | None:
     mutation = schema.graphql.mutation_type

@@ -36,6 +36,8 @@ from moovago_api.mutations import (
 )
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 from target_moovago.match_keys import match_key_problems
+from target_moovago.remote import unclaimed_mutations
+from target_moovago.sinks import input_schema
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 WRITE_VARIANTS = [
@@ -397,10 +399,10 @@ def test_flat_update_input_leaves_the_id_out_of_the_writable_fields(tmp_path):
     update = writes.shape("update")
     assert (update.id_field, update.data_field, update.data_type) == ("id", None, "ThingUpdate")
     assert [f.name for f in update.fields] == ["name", "code"]
-    json_schema = writes.json_schema(schema, "update")
+    json_schema = input_schema(schema, writes.shape("update"))
     assert set(json_schema["properties"]) == {"name", "code"}
     assert "required" not in json_schema
-    assert writes.json_schema(schema, "create")["required"] == ["name"]
+    assert input_schema(schema, writes.shape("create"))["required"] == ["name"]
     assert update.arguments("7", {"name": "n"}) == {"input": {"id": "7", "name": "n"}}
     round_trip(schema, "thing")
 
@@ -512,7 +514,7 @@ def test_unclaimed_mutations_are_named(tmp_path):
         tmp_path,
         "type Mutation { createThing(input: ThingInput!): Thing\n  sendReport(id: ID!): Boolean }",
     )
-    assert mutations.unclaimed_mutations(schema, schema.entities()) == [
+    assert unclaimed_mutations(schema, schema.entities()) == [
         f"Mutation.sendReport in {schema.path} is not used: it matches no entity's "
         "create, update or delete"
     ]

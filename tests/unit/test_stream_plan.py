@@ -181,7 +181,7 @@ def test_override_root_field_id_field_and_paging_of_a_new_stream(compose):
             {"delete": "companyDeleteOne"},
             "stream_plans.company.writes.delete: the schema file",
         ),
-        ("colour", "red", "stream_plans.company.colour is not a plan part"),
+        ("colour", "red", "stream_plans.company.colour: is not one of root_field, id_field"),
     ],
 )
 def test_a_wrong_override_is_one_line_naming_the_setting_and_part(compose, part, value, line):
