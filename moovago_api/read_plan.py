@@ -107,9 +107,10 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
     )
     fix = f"set {SETTING}.{plan.stream_name}"
     id_field = next((n for n in _ID_FIELDS if n in node_type.fields), None)
+    problem = None  # the rest is still planned, so that setting the id field is enough
     if id_field is None:
         why = f"{node_type.name} has no id or _id field"
-        return replace(plan, problem=f"Query.{field_name}: {why} ({fix}.id_field)")
+        problem = f"Query.{field_name}: {why} ({fix}.id_field)"
     filter_arg, why = _filter_argument(gql_field)
     if not why:
         for arg_name, arg in gql_field.args.items():
@@ -117,7 +118,8 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
             if not taken and _required(arg):
                 why = f"required argument {arg_name}: {arg.type} the tap cannot fill"
     if why:
-        return replace(plan, id_field=id_field, problem=f"Query.{field_name}: {why} ({fix})")
+        why = problem or f"Query.{field_name}: {why} ({fix})"
+        return replace(plan, id_field=id_field or "id", problem=why)
     filter_fields: dict[str, GraphQLInputField] = {}
     filter_type = None
     if filter_arg is not None:
@@ -128,7 +130,8 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
     has_clock = _live(node_type.fields.get(_REPLICATION_KEY))
     return replace(
         plan,
-        id_field=id_field,
+        id_field=id_field or "id",
+        problem=problem,
         filter_arg=filter_arg,
         filter_type=filter_type,
         team_filter_field=_TEAM_FIELD if _TEAM_FIELD in filter_fields else None,
