@@ -25,10 +25,9 @@ from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
-from moovago_api.write_plan import KINDS, find_mutation
 from target_moovago.errors import UnsupportedStreamError
+from target_moovago.file_checks import match_keys_hint, unclaimed_mutations
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
-from target_moovago.match_keys import match_keys_hint
 from target_moovago.plan import Mode
 from target_moovago.runlock import RunLock
 
@@ -293,23 +292,3 @@ class Remote:
             return
         if self.newest_updated_at is None or seen > self.newest_updated_at:
             self.newest_updated_at = seen
-
-
-def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
-    """One sentence per Mutation field no entity uses (a write the target cannot do)."""
-    mutation = schema.graphql.mutation_type
-    if mutation is None:
-        return []
-    claimed: set[str] = set()
-    for entity in entities:
-        claimed.update(s.path[0] for s in (entity.writes.shapes if entity.writes else {}).values())
-        for kind in KINDS:
-            found = find_mutation(schema, entity, kind)
-            if found is not None:
-                claimed.add(found[1][0])
-    return [
-        f"Mutation.{name} in {schema.path} is not used: it matches no entity's "
-        "create, update or delete"
-        for name in mutation.fields
-        if name not in claimed
-    ]

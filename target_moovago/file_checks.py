@@ -1,20 +1,22 @@
-"""Match keys: whether the fields that find a row's remote record (setting `match_keys`) can
-do so in this schema file, and the example every key message ends with."""
+"""The schema file held against what the target writes, at start: whether the match keys (setting
+`match_keys`) can find a row's remote record, with the example every key message ends with, and
+the mutations no stream uses."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from graphql import GraphQLField, GraphQLObjectType, get_named_type, is_leaf_type
 
 from moovago_api.plan import InputField
+from moovago_api.write_plan import KINDS, find_mutation
 
 if TYPE_CHECKING:
     from moovago_api.schema import Entity, MoovagoSchema
 
-__all__ = ["match_key_problems", "match_keys_hint"]
+__all__ = ["match_key_problems", "match_keys_hint", "unclaimed_mutations"]
 
 _ID_NAME = "id"
 
@@ -105,3 +107,23 @@ def _example(
             return chosen
     names = [n for n in record_fields if usable(n)]
     return names[:1] or ["<field>"]
+
+
+def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
+    """One sentence per Mutation field no entity uses (a write the target cannot do)."""
+    mutation = schema.graphql.mutation_type
+    if mutation is None:
+        return []
+    claimed: set[str] = set()
+    for entity in entities:
+        claimed.update(s.path[0] for s in (entity.writes.shapes if entity.writes else {}).values())
+        for kind in KINDS:
+            found = find_mutation(schema, entity, kind)
+            if found is not None:
+                claimed.add(found[1][0])
+    return [
+        f"Mutation.{name} in {schema.path} is not used: it matches no entity's "
+        "create, update or delete"
+        for name in mutation.fields
+        if name not in claimed
+    ]
