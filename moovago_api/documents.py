@@ -41,6 +41,7 @@ from graphql import (
     OperationDefinitionNode,
     get_named_type,
     is_non_null_type,
+    print_ast,
 )
 from graphql.pyutils import Undefined
 
@@ -304,8 +305,6 @@ def _conflicting_fields(graphql_schema: GraphQLSchema, gql_type: GraphQLNamedTyp
 
 def has_aliases(document: DocumentNode) -> bool:
     """True when `list_document` had to alias union or interface fields (see restore_aliases)."""
-    from graphql import print_ast
-
     return _ALIAS_MARK in print_ast(document)
 
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from gql.dsl import DSLField, DSLMutation, DSLSchema, DSLVariableDefinitions, dsl_gql
+from gql.dsl import (
+    DSLField,
+    DSLInlineFragment,
+    DSLMetaField,
+    DSLMutation,
+    DSLSchema,
+    DSLVariableDefinitions,
+    dsl_gql,
+)
 from graphql import (
     DocumentNode,
     get_named_type,
@@ -48,22 +56,10 @@ _ALIAS_PREFIX = {"create": "c", "update": "u", "delete": "d"}
 _ID_NAME = "id"
 
 
-class Op(Protocol):
-    """One write of a batch: the target's planned action has these attributes."""
-
-    @property
-    def kind(self) -> Any: ...  # 'create' | 'update' | 'delete', or an Enum with that value
-
-    @property
-    def record_id(self) -> str | None: ...
-
-    @property
-    def data(self) -> Mapping[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class WriteOp:
-    """A plain write, for callers that have no action object of their own."""
+    """A write of a batch (the target's actions have the same three attributes; the kind may
+    be an Enum with that value)."""
 
     kind: str
     record_id: str | None = None
@@ -95,7 +91,7 @@ class Alias:
 
 
 def batch_document(
-    schema: MoovagoSchema, entity: Entity, ops: Sequence[Op], *, validate_document: bool = False
+    schema: MoovagoSchema, entity: Entity, ops: Sequence[Any], *, validate_document: bool = False
 ) -> tuple[DocumentNode, dict[str, Any], list[Alias]]:
     """One mutation document writing every op, aliased in order, built with gql.dsl.
 
@@ -138,6 +134,11 @@ def batch_document(
             errors = getattr(payload_type, shape.errors_field)
             item_type = getattr(dsl, get_named_type(errors.field.type).name)
             selected.append(errors.select(item_type.message))
+        if shape.failure_types:  # a result union: the written member, and each failure's message
+            written = DSLInlineFragment().on(getattr(dsl, shape.payload_type)).select(*selected)
+            failures = [getattr(dsl, name) for name in shape.failure_types]
+            selected = [DSLMetaField("__typename"), written]
+            selected += [DSLInlineFragment().on(f).select(f.message) for f in failures]
         if selected:
             call = call.select(*selected)
         if len(shape.path) == 2:
@@ -158,7 +159,7 @@ def batch_document(
 
 
 def _check_valid(
-    schema: MoovagoSchema, writes: EntityWrites, document: DocumentNode, ops: Sequence[Op]
+    schema: MoovagoSchema, writes: EntityWrites, document: DocumentNode, ops: Sequence[Any]
 ) -> None:
     errors = validate(schema.graphql, document)
     if errors:

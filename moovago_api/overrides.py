@@ -1,15 +1,8 @@
 """The `stream_plans` setting: a user's corrections of the plans the conventions built.
 
-One object keyed by stream name, the same in tap and target; any part may be given, the rest
-comes from the conventions (an unknown stream name adds a stream, and needs `root_field`):
-
-    {"company": {"root_field": "companies", "id_field": "_id",
-                 "paging": {"kind": "page", "page_arg": "page", "size_arg": "perPage"},
-                 "order": {"arg": "sort", "value": "_ID_ASC"},
-                 "incremental": {"filter_arg": "filter",
-                                 "bound_path": ["_operators", "updatedAt", "gte"]},
-                 "team_field": "teamId",
-                 "writes": {"create": "companyCreateOne", "delete": "companyRemoveById"}}}
+One object keyed by stream name, the same in tap and target (example and parts in
+docs/stream-plan.md); any part may be given, the rest comes from the conventions; an unknown
+stream name adds a stream, and needs `root_field`.
 
 Each part is checked against the schema file when the plans are first read: a part that does
 not fit is one ConfigError naming `stream_plans.<stream>.<part>` and what the file has.

@@ -5,7 +5,7 @@ team. The plan says it, once, for tap, target, sandbox and `moovago-schema`. It 
 conventions below, each one rule in one place, then corrected by the user's `stream_plans`
 setting (`moovago_api.overrides`), checked against the file at start.
 
-Read conventions (this module):
+Read conventions (`moovago_api.read_plan`; the write side's are in `moovago_api.write_plan`):
   R1 stream    `Query.team` (one object, or `team(id:)`) is the `team` stream; every other Query
                field returning a list of objects, or a connection of them (`nodes`,
                `edges { node }`, `items`), is a stream named after its row type in snake case
@@ -56,13 +56,10 @@ SETTING_PROPERTY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": {"type": "object"},
     "title": "Stream plans",
-    "description": (
-        "Per stream, corrections of how it is read and written (its plan; see `moovago-schema "
-        'plan`), checked against the schema file at start, e.g. {"company": {"root_field": '
-        '"companies", "id_field": "_id", "paging": {"kind": "page", "page_arg": "page", '
-        '"size_arg": "perPage"}}}. Parts: root_field, id_field, paging, order, incremental, '
-        "team_field, writes."
-    ),
+    "description": "Per stream, corrections of how it is read and written (`moovago-schema "
+    'plan` prints it), checked against the schema file at start, e.g. {"company": {"id_field": '
+    '"_id", "paging": {"kind": "page", "page_arg": "page", "size_arg": "perPage"}}}. Parts: '
+    "root_field, id_field, paging, order, incremental, team_field, writes.",
 }
 
 
@@ -213,6 +210,7 @@ class MutationShape:
     payload_field: str | None = None  # recordId / id / the nested record field
     payload_type: str = ""  # the named return type
     errors_field: str | None = None  # a list of { message } in the payload: `userErrors`
+    failure_types: tuple[str, ...] = ()  # result-union members that report a failure
 
     @property
     def coordinate(self) -> str:
@@ -257,6 +255,8 @@ class MutationShape:
 
     def error_messages(self, result: Any) -> list[str]:
         """The messages of the payload's own error list (HTTP 200, no GraphQL error), if any."""
+        if isinstance(result, Mapping) and result.get("__typename") in self.failure_types:
+            return [str(result.get("message") or result["__typename"])]
         if self.errors_field is None or not isinstance(result, Mapping):
             return []
         found = result.get(self.errors_field) or []

@@ -28,7 +28,7 @@ from moovago_api.plan import SETTING, Paging, SkippedField, StreamPlan
 if t.TYPE_CHECKING:
     from moovago_api.schema import MoovagoSchema
 
-__all__ = ["list_plan", "read_plans"]
+__all__ = ["list_plan", "read_plans", "required"]
 
 _STREAM_NAMES = {"companyContact": "contact"}  # R1
 _ID_FIELDS = ("id", "_id")  # R2
@@ -59,7 +59,7 @@ def read_plans(schema: MoovagoSchema) -> tuple[list[StreamPlan], list[SkippedFie
     team = query.fields.get("team")
     if team is not None and isinstance(get_named_type(team.type), GraphQLObjectType):
         team_type = get_named_type(team.type)
-        team_arg = next((n for n, a in team.args.items() if _required(a)), None)
+        team_arg = next((n for n, a in team.args.items() if required(a)), None)
         if not _is_list(team.type):
             id_field = next((n for n in _ID_FIELDS if n in team_type.fields), "id")
             plans.append(
@@ -115,7 +115,7 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
     if not why:
         for arg_name, arg in gql_field.args.items():
             taken = arg_name == filter_arg or arg_name in _PAGING_ARGS or arg_name in _SORT_ARGS
-            if not taken and _required(arg):
+            if not taken and required(arg):
                 why = f"required argument {arg_name}: {arg.type} the tap cannot fill"
     if why:
         why = problem or f"Query.{field_name}: {why} ({fix})"
@@ -187,10 +187,10 @@ def _filter_argument(gql_field: GraphQLField) -> tuple[str | None, str]:
     for name, input_type in inputs.items():
         arg = gql_field.args[name]
         if name != chosen:
-            if _required(arg):
+            if required(arg):
                 return None, f"required argument {name}: {arg.type} the tap cannot fill"
             continue
-        needed = [f for f, input_field in input_type.fields.items() if _required(input_field)]
+        needed = [f for f, input_field in input_type.fields.items() if required(input_field)]
         unknown = [f for f in needed if f != _TEAM_FIELD]
         if unknown:
             return None, (
@@ -254,7 +254,7 @@ def _paging(
     common: dict[str, Any] = {"rows": rows, "page_info": page_info, "row_cursor": row_cursor}
     common.update(sort_arg=sort_arg, sort_value=sort_value)
     signature = ", ".join(_argument_text(name, arg) for name, arg in gql_field.args.items())
-    if any(name in args and _required(args[name]) for name in _BACKWARD_ARGS):
+    if any(name in args and required(args[name]) for name in _BACKWARD_ARGS):
         what = "requires backward paging (before/last), which the tap does not do"
         return Paging(
             kind="unsupported", problem=f"Query.{field_name}({signature}) {what}", **common
@@ -304,7 +304,7 @@ def _sort(args: dict[str, GraphQLArgument]) -> tuple[str | None, Any]:
     return sort_arg, value
 
 
-def _required(arg: GraphQLArgument | GraphQLInputField) -> bool:
+def required(arg: GraphQLArgument | GraphQLInputField) -> bool:
     return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
 
 

@@ -36,6 +36,7 @@ from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.json_schema import DEFAULT_SCALAR_KINDS, SCALAR_KINDS, Converter
+from moovago_api.overrides import apply_overrides
 from moovago_api.plan import Paging, SkippedField, StreamPlan
 from moovago_api.read_plan import read_plans
 from moovago_api.write_plan import describe_writes
@@ -94,8 +95,6 @@ class MoovagoSchema:
         `moovago_api.write_plan`), then the `stream_plans` setting this schema was loaded with.
         Root fields that are not streams are in `skipped_fields()`, each with its reason."""
         if self._entities is None:
-            from moovago_api.overrides import apply_overrides  # checks against this file
-
             plans, self._skipped = read_plans(self)
             plans = [replace(p, writes=describe_writes(self, p)) for p in plans]
             self._entities = apply_overrides(self, plans, self.overrides)

@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
-    GraphQLArgument,
     GraphQLField,
-    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLInterfaceType,
@@ -34,12 +32,13 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLUnionType,
     get_named_type,
     is_leaf_type,
 )
-from graphql.pyutils import Undefined
 
 from moovago_api.plan import InputField, MutationShape, MutationShapeError, Payload
+from moovago_api.read_plan import required as is_required
 
 if TYPE_CHECKING:
     from moovago_api.plan import StreamPlan as Entity
@@ -196,7 +195,7 @@ def _shape(
 
     if len(field_path) == 2:
         namespace_field = schema.graphql.mutation_type.fields[field_path[0]]  # type: ignore[union-attr]
-        required = [n for n, a in namespace_field.args.items() if _is_required(a)]
+        required = [n for n, a in namespace_field.args.items() if is_required(a)]
         if required:
             raise refuse(
                 f"Mutation.{field_path[0]} requires arguments the target cannot give "
@@ -214,13 +213,8 @@ def _shape(
         if isinstance(gql_type, GraphQLInputObjectType):
             skip = layout.get("id_field") if layout.get("data_field") is None else None
             fields = tuple(
-                InputField(
-                    name,
-                    str(input_field.type),
-                    _is_required(input_field),
-                    input_field.deprecation_reason,
-                )
-                for name, input_field in gql_type.fields.items()
+                InputField(name, str(f.type), is_required(f), f.deprecation_reason)
+                for name, f in gql_type.fields.items()
                 if name != skip
             )
     return MutationShape(
@@ -232,12 +226,9 @@ def _shape(
         payload_field=payload_field,
         payload_type=payload_type,
         errors_field=_errors_field(gql_field),
+        failure_types=_failures(get_named_type(gql_field.type)),
         **layout,
     )
-
-
-def _is_required(arg: GraphQLArgument | GraphQLInputField) -> bool:
-    return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
 
 
 def _is_id(gql_type: GraphQLInputType) -> bool:
@@ -297,7 +288,7 @@ def _layout(
         layout["id_field"] = _ID_NAME
         others = {n: f for n, f in input_obj.fields.items() if n != _ID_NAME}
         if kind == "delete":
-            required = [n for n, f in others.items() if _is_required(f)]
+            required = [n for n, f in others.items() if is_required(f)]
             if required:
                 raise refuse(
                     f"its input {input_obj.name} requires fields besides id ({', '.join(required)})"
@@ -320,7 +311,7 @@ def _layout(
         raise refuse(f"it takes neither {where}, to say which record")
     if kind == "delete":
         layout.pop("data_type", None)
-    extra = [n for n, a in args.items() if n not in understood and _is_required(a)]
+    extra = [n for n, a in args.items() if n not in understood and is_required(a)]
     if extra:
         raise refuse(f"it requires arguments the target cannot give ({', '.join(extra)})")
     return layout
@@ -344,6 +335,12 @@ def _errors_field(gql_field: GraphQLField) -> str | None:
     return None
 
 
+def _failures(named: Any) -> tuple[str, ...]:
+    """W4: the members of a result union that carry a `message` (a failure, not a write)."""
+    members = named.types if isinstance(named, GraphQLUnionType) else ()
+    return tuple(m.name for m in members if "message" in m.fields)
+
+
 def _payload(
     kind: str, gql_field: GraphQLField, type_name: str, refuse: Any
 ) -> tuple[Payload, str | None, str]:
@@ -359,6 +356,9 @@ def _payload(
         if named.name == "Boolean" and kind != "create":
             return Payload.BOOLEAN, None, named.name
         raise refuse(f"it returns {named.name}, which does not name the record written")
+    if isinstance(named, GraphQLUnionType):  # W3/W4: one member names the record, others fail
+        written = [m for m in named.types if m.name not in _failures(named)]
+        named = written[0] if len(written) == 1 else named
     if not isinstance(named, GraphQLObjectType):
         raise refuse(f"it returns {named.name}, which the target cannot read an id from")
     fields = named.fields

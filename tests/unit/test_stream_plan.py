@@ -246,3 +246,37 @@ def test_an_override_makes_an_unreadable_list_readable(tmp_path):
     )
     fixed = schema.with_plans({"note": {"id_field": "uid"}}).entity("note")
     assert (fixed.read_problem(), fixed.id_field) == (None, "uid")
+
+
+UNION_SDL = """
+type Query { companyMany(skip: Int, limit: Int): [Company!]! }
+type Company { _id: MongoID! name: String }
+scalar MongoID
+input CreateOneCompanyInput { name: String! }
+type CreateOneCompanyPayload { recordId: MongoID }
+type ValidationError { message: String! }
+type DuplicateError { message: String! }
+union CreateOneCompanyResult = CreateOneCompanyPayload | ValidationError | DuplicateError
+type Mutation { companyCreateOne(record: CreateOneCompanyInput!): CreateOneCompanyResult }
+"""
+
+
+def test_a_result_union_is_read_its_failures_are_rejects_with_the_message(tmp_path):
+    path = tmp_path / "union.gql"
+    path.write_text(UNION_SDL, encoding="utf-8")
+    schema = load_schema(path)
+    company = schema.entity("company")
+    create = company.writes.shape("create")
+    assert (create.payload_type, create.failure_types) == (
+        "CreateOneCompanyPayload",
+        ("ValidationError", "DuplicateError"),
+    )
+    ops = [WriteOp("create", None, {"name": "A"})]
+    document, _, _ = batch_document(schema, company, ops, validate_document=True)
+    text = print_ast(document)
+    assert "... on CreateOneCompanyPayload {\n      recordId" in text
+    assert "... on DuplicateError {\n      message" in text
+    failed = {"__typename": "DuplicateError", "message": "name is taken"}
+    assert (create.record_id(failed), create.error_messages(failed)) == (None, ["name is taken"])
+    done = {"__typename": "CreateOneCompanyPayload", "recordId": "m1"}
+    assert (create.record_id(done), create.error_messages(done)) == ("m1", [])

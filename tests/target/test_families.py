@@ -1,0 +1,34 @@
+"""The target on the schema-file families (tests/schema_variants/families/) without
+configuration, against a sandbox serving the same file: writes land once, a rerun writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.target.helpers import entity_rows, mutation_count, stream_messages
+
+SORT_ENUM = Path(__file__).resolve().parents[1] / "schema_variants" / "families" / "sort_enum.gql"
+
+
+@pytest.mark.slow
+def test_sort_enum_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory, run_target):
+    box = sandbox_factory(
+        companies=20, unstable_order=True, extra_args=["--schema", str(SORT_ENUM)]
+    )
+    companies = [
+        {"customerCode": f"SE-{n}", "name": f"Sorted {n}", "city": "Niort"} for n in range(4)
+    ]
+    messages = stream_messages("company", companies)
+    first = run_target(box, messages, schema_path=str(SORT_ENUM))
+    assert first.counts("company")["created"] == 4, first.rejects
+    assert not first.rejects
+    stored = [
+        c for c in entity_rows(box, "company") if (c.get("customerCode") or "").startswith("SE-")
+    ]
+    assert sorted(c["customerCode"] for c in stored) == [f"SE-{n}" for n in range(4)]
+    before = mutation_count(box)
+    rerun = run_target(box, messages, schema_path=str(SORT_ENUM))
+    assert rerun.counts("company")["unchanged"] == 4
+    assert mutation_count(box) == before
