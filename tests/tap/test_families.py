@@ -12,6 +12,7 @@ from tests.tap.helpers import ENTITY_STREAMS, export_rows, run_cli, tap_config
 
 FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
 SORT_ENUM = FAMILIES / "sort_enum.gql"
+PAGINATION = FAMILIES / "compose_pagination.gql"
 
 
 def _records(stdout: str) -> dict[str, list[dict]]:
@@ -53,3 +54,19 @@ def test_without_the_sort_the_same_server_is_refused_not_misread(sandbox_factory
     result = run_cli([], config, tmp_path, timeout=300)
     assert result.returncode != 0
     assert "rows kept moving while paging Query.companyList" in result.stderr
+
+
+@pytest.mark.slow
+def test_graphql_compose_pagination_items_and_page_info_is_read_whole(sandbox_factory, tmp_path):
+    box = sandbox_factory(companies=25, rate_limit=0, extra_args=["--schema", str(PAGINATION)])
+    config = tap_config(box, page_size=6, max_requests_per_second=5, schema_path=str(PAGINATION))
+    result = run_cli([], config, tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = _records(result.stdout)
+    export = box.export()
+    for stream in ENTITY_STREAMS[1:]:
+        expected = sorted(row["id"] for row in export_rows(export, stream, box.team_id))
+        got = [row["id"] for row in records.get(stream, [])]
+        assert expected, stream
+        assert sorted(got) == expected, stream
+        assert len(got) == len(set(got)), f"{stream}: a row twice"

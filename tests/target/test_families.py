@@ -9,19 +9,24 @@ import pytest
 
 from tests.target.helpers import entity_rows, mutation_count, stream_messages
 
-SORT_ENUM = Path(__file__).resolve().parents[1] / "schema_variants" / "families" / "sort_enum.gql"
+FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
+SORT_ENUM = FAMILIES / "sort_enum.gql"
+PAGINATION = FAMILIES / "compose_pagination.gql"
 
 
 @pytest.mark.slow
-def test_sort_enum_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory, run_target):
+@pytest.mark.parametrize("family", [SORT_ENUM, PAGINATION], ids=lambda p: p.stem)
+def test_a_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory, run_target, family):
+    # The sort-enum family's sandbox lists rows in no stable order unless `sort` is sent.
+    unstable = family == SORT_ENUM
     box = sandbox_factory(
-        companies=20, unstable_order=True, extra_args=["--schema", str(SORT_ENUM)]
+        companies=20, unstable_order=unstable, extra_args=["--schema", str(family)]
     )
     companies = [
         {"customerCode": f"SE-{n}", "name": f"Sorted {n}", "city": "Niort"} for n in range(4)
     ]
     messages = stream_messages("company", companies)
-    first = run_target(box, messages, schema_path=str(SORT_ENUM))
+    first = run_target(box, messages, schema_path=str(family))
     assert first.counts("company")["created"] == 4, first.rejects
     assert not first.rejects
     stored = [
@@ -29,6 +34,6 @@ def test_sort_enum_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory
     ]
     assert sorted(c["customerCode"] for c in stored) == [f"SE-{n}" for n in range(4)]
     before = mutation_count(box)
-    rerun = run_target(box, messages, schema_path=str(SORT_ENUM))
+    rerun = run_target(box, messages, schema_path=str(family))
     assert rerun.counts("company")["unchanged"] == 4
     assert mutation_count(box) == before
