@@ -39,6 +39,7 @@ from moovago_sandbox.store import Store, StoreError, cursor_of, id_of_cursor
 
 NOT_AUTHORIZED = "You are not authorized to access this data"
 MAX_LIMIT = 1000
+OPERATORS = "_operators"
 SINCE_NAMES = ("updatedSince", "updatedAfter", "updatedAtFrom", "updatedAtGte", "since")
 IDS_NAMES = ("ids", "idIn", "id_in")
 
@@ -207,6 +208,11 @@ def _filter_query(model: EntityModel, filt: Mapping[str, Any]) -> dict[str, Any]
     for name, value in filt.items():
         if name == "teamId" or value is None:
             continue
+        if name == OPERATORS:  # graphql-compose: only `{ updatedAt: { gte } }` is served
+            bound = value.get("updatedAt") if set(value) == {"updatedAt"} else None
+            if not isinstance(bound, Mapping) or set(bound) != {"gte"}:
+                raise GraphQLError(f"The sandbox serves {name} {{ updatedAt {{ gte }} }} only")
+            name, value = SINCE_NAMES[0], bound["gte"]
         if name in SINCE_NAMES:
             instant = value if isinstance(value, datetime) else parse_datetime(str(value))
             query["updated_since"] = format_datetime(ceil_to_millisecond(instant))

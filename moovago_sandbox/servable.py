@@ -44,7 +44,7 @@ def _why(plan: StreamPlan, model: SandboxModel) -> str | None:
     kind = {"limit": "none"}.get(listed.paging.kind, listed.paging.kind)
     if kind != plan.paging.kind:
         return f"{plan.paging.kind} paging of Query.{plan.root_field}"
-    if len(plan.bound_path) > 1:
+    if len(plan.bound_path) > 1 and plan.bound_path != ("_operators", "updatedAt", "gte"):
         return f"the incremental bound {plan.filter_arg}.{'.'.join(plan.bound_path)}"
     served = {(op.kind, op.namespace, op.name) for op in model.mutations}
     for kind, shape in (plan.writes.shapes if plan.writes else {}).items():

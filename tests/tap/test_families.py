@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.tap.helpers import ENTITY_STREAMS, export_rows, run_cli, tap_config
+from tests.tap.helpers import ENTITY_STREAMS, export_rows, run_cli, run_sync, tap_config
 
 FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
 SORT_ENUM = FAMILIES / "sort_enum.gql"
 PAGINATION = FAMILIES / "compose_pagination.gql"
+OPERATORS = FAMILIES / "operators_filter.gql"
 
 
 def _records(stdout: str) -> dict[str, list[dict]]:
@@ -70,3 +71,17 @@ def test_graphql_compose_pagination_items_and_page_info_is_read_whole(sandbox_fa
         assert expected, stream
         assert sorted(got) == expected, stream
         assert len(got) == len(set(got)), f"{stream}: a row twice"
+
+
+@pytest.mark.slow
+def test_an_operators_bound_makes_the_second_sync_read_only_what_changed(sandbox_factory):
+    box = sandbox_factory(companies=12, rate_limit=0, extra_args=["--schema", str(OPERATORS)])
+    config = tap_config(box, page_size=5, schema_path=str(OPERATORS))
+    first = run_sync(config)
+    all_ids = sorted(row["id"] for row in export_rows(box.export(), "company", box.team_id))
+    assert sorted(first.ids("company")) == all_ids
+    second = run_sync(config, state=first.final_state)
+    bookmark = first.final_state["bookmarks"]["company"]["replication_key_value"]
+    newest = [r["id"] for r in first.records["company"] if r["updatedAt"] >= bookmark]
+    assert sorted(second.ids("company")) == sorted(newest)
+    assert len(second.ids("company")) < len(all_ids)

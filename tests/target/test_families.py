@@ -12,10 +12,11 @@ from tests.target.helpers import entity_rows, mutation_count, stream_messages
 FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
 SORT_ENUM = FAMILIES / "sort_enum.gql"
 PAGINATION = FAMILIES / "compose_pagination.gql"
+OPERATORS = FAMILIES / "operators_filter.gql"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", [SORT_ENUM, PAGINATION], ids=lambda p: p.stem)
+@pytest.mark.parametrize("family", [SORT_ENUM, PAGINATION, OPERATORS], ids=lambda p: p.stem)
 def test_a_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory, run_target, family):
     # The sort-enum family's sandbox lists rows in no stable order unless `sort` is sent.
     unstable = family == SORT_ENUM
