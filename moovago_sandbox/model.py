@@ -34,7 +34,7 @@ AFTER_ARGS = ("after", "cursor")
 SORT_ARGS = ("sort", "orderBy", "order", "sortBy")
 KINDS = ("create", "update", "delete")
 KIND_SYNONYMS = {"create": "create", "update": "update", "delete": "delete", "remove": "delete"}
-ID_NAMES = ("id", "recordId")
+ID_NAMES = ("id", "recordId", "_id")
 SPECIAL_SCALARS = ("DateTime", "Date")  # stored as their string form; other custom ones as JSON
 DEFAULT_HINT = re.compile(r"^\s*`?([A-Za-z0-9_-]+)`? when omitted", re.MULTILINE)
 

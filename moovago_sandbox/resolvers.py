@@ -23,6 +23,7 @@ from graphql import (
     is_list_type,
     is_non_null_type,
     is_object_type,
+    is_union_type,
 )
 
 from moovago_sandbox.model import (
@@ -329,7 +330,10 @@ def _mutator(model: SandboxModel, op: MutationOp, fdef: GraphQLField) -> Callabl
             else:
                 row = ctx.store.delete(op.entity, ctx.team_id, str(record_id))
         except StoreError as exc:
-            raise GraphQLError(str(exc)) from exc
+            failed = failure(model.schema, fdef.type, str(exc))
+            if failed is None:
+                raise GraphQLError(str(exc)) from exc
+            return failed  # nothing was written: the store refuses before it writes
         ctx.mutations.append((op.entity, op.kind))
         return payload(fdef.type, entity, row, deleted=op.kind == "delete")
 
@@ -356,10 +360,32 @@ def _unmirrored(entity: EntityModel, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def failure(schema: Any, type_: Any, message: str) -> Any:
+    """A refusal as graphql-compose answers it: in the payload's `error { message }` (or an
+    `errors` list), or as the failure member of a result union; None when the type has none."""
+    named = get_named_type(type_)
+    if is_union_type(named):
+        member = next((m for m in named.types if "message" in m.fields), None)
+        return {"__typename": member.name, "message": message} if member else None
+    found = [(n, f) for n, f in getattr(named, "fields", {}).items() if "error" in n.lower()]
+    if not found:
+        return None
+    name, error_field = found[0]
+    error_type = get_named_type(error_field.type)
+    concrete = (
+        schema.get_possible_types(error_type)[0] if is_abstract_type(error_type) else error_type
+    )
+    error = {"__typename": concrete.name, "message": message}
+    return {name: [error] if is_list_type(_nullable(error_field.type)) else error}
+
+
 def payload(type_: Any, entity: EntityModel, row: dict[str, Any], *, deleted: bool) -> Any:
     """The mutation's answer in the shape its return type declares: the record itself, its
     id, a Boolean, or an object holding any of them (`recordId`, `id`, `record`, ...)."""
     named = get_named_type(type_)
+    if is_union_type(named):  # the member that names the record written
+        member = next(m for m in named.types if "message" not in m.fields)
+        return {"__typename": member.name, **payload(member, entity, row, deleted=deleted)}
     if named.name == entity.type_name:
         return row
     if is_leaf_type(named):

@@ -38,3 +38,40 @@ def test_a_family_writes_once_and_a_rerun_writes_nothing(sandbox_factory, run_ta
     rerun = run_target(box, messages, schema_path=str(family))
     assert rerun.counts("company")["unchanged"] == 4
     assert mutation_count(box) == before
+
+
+COMPOSE_MUTATIONS = FAMILIES / "compose_mutations.gql"
+
+
+@pytest.mark.slow
+def test_compose_root_mutations_write_once_and_a_payload_error_is_a_reject(
+    sandbox_factory, run_target
+):
+    box = sandbox_factory(companies=6, extra_args=["--schema", str(COMPOSE_MUTATIONS)])
+    path = str(COMPOSE_MUTATIONS)
+    companies = [{"customerCode": f"GC-{n}", "name": f"Compose {n}"} for n in range(3)]
+    first = run_target(box, stream_messages("company", companies), schema_path=path)
+    assert first.counts("company")["created"] == 3, first.rejects
+    before = mutation_count(box)
+    rerun = run_target(box, stream_messages("company", companies), schema_path=path)
+    assert rerun.counts("company")["unchanged"] == 3
+    assert mutation_count(box) == before
+
+    # The server refuses an unknown mandator in the payload's `error`: a reject with its
+    # message, nothing written, the other row written.
+    unknown = {"mandatorIds": ["no-such-mandator"], "name": "Never stored"}
+    changed = [dict(companies[0], **unknown), dict(companies[1], name="Renamed")]
+    update = run_target(box, stream_messages("company", changed), schema_path=path)
+    assert update.counts("company")["updated"] == 1
+    (reject,) = update.rejects
+    assert "no mandator with id 'no-such-mandator' in this team" in reject["reason"], reject
+    stored = {c["customerCode"]: c["name"] for c in entity_rows(box, "company")}
+    assert (stored["GC-0"], stored["GC-1"]) == ("Compose 0", "Renamed")
+
+    (gone,) = [c for c in entity_rows(box, "company") if c.get("customerCode") == "GC-2"]
+    deleted = [{"id": gone["id"], "_sdc_deleted_at": "2026-11-02T10:00:00Z"}]
+    delete = run_target(
+        box, stream_messages("company", deleted), schema_path=path, hard_delete=True
+    )
+    assert delete.counts("company")["deleted"] == 1, delete.rejects
+    assert not [c for c in entity_rows(box, "company") if c.get("customerCode") == "GC-2"]
