@@ -175,6 +175,9 @@ class Reader:
                 "hasPreviousPage": read.paged,
                 "endCursor": cursors[-1] if cursors else None,
                 "startCursor": cursors[0] if cursors else None,
+                # graphql-compose's PaginationInfo (pageCount, itemCount: see `count`)
+                "perPage": read.size,
+                "currentPage": 1 + int(read.query.get("skip") or 0) // (read.size or 1),
             },
         }
         conn = lf.connection
@@ -251,7 +254,7 @@ def bind(schema: GraphQLSchema, model: SandboxModel, reader: Reader) -> dict[str
     query = schema.query_type
     fields = query.fields if query else {}
     if model.team_field:
-        roots[model.team_field] = lambda ctx, **_: ctx.store.team(ctx.team_id)
+        roots[model.team_field] = _team
     for name, lf in model.lists.items():
         roots[name] = _lister(reader, lf)
     for name, entity in model.by_id.items():
@@ -270,9 +273,18 @@ def bind(schema: GraphQLSchema, model: SandboxModel, reader: Reader) -> dict[str
         for fname, (ids_field, target) in em.computed.items():
             obj.fields[fname].resolve = _computed(ids_field, target)
     for named in schema.type_map.values():
+        if is_object_type(named) and "_id" in named.fields:  # graphql-compose's id
+            named.fields["_id"].resolve = lambda row, _info: row.get("id")
         if is_abstract_type(named):
             named.resolve_type = _resolve_type
     return roots
+
+
+def _team(ctx: RequestContext, **args: Any) -> Any:
+    """The key's team; `team(id:)` naming another team answers null, as graphql-compose does."""
+    team = ctx.store.team(ctx.team_id)
+    named = next(iter(args.values()), None)
+    return team if team is None or named is None or str(named) == str(team.get("id")) else None
 
 
 def _resolve_type(value: Any, *_args: Any) -> str | None:

@@ -32,10 +32,10 @@ def unserved(schema_path: Path | None, model: SandboxModel) -> list[str]:
 
 
 def _why(plan: StreamPlan, model: SandboxModel) -> str | None:
-    if plan.id_field != "id":
+    if plan.id_field not in ("id", "_id"):
         return f"ids in {plan.type_name}.{plan.id_field}"
     if plan.name == "team":
-        if model.team_field != plan.root_field or plan.team_arg is not None:
+        if model.team_field != plan.root_field:
             return f"the team read as Query.{plan.root_field}({plan.team_arg or ''}:)"
         return None
     listed = model.lists.get(plan.root_field)

@@ -120,6 +120,13 @@ _TARGET_SETTINGS = th.PropertiesList(
         title="Dry run",
         description="Read and plan only: log the counts and a few sample payloads, write nothing.",
     ),
+    th.Property(
+        "team_id",
+        th.StringType,
+        title="Team id",
+        description="The API key's team, needed only when the schema file reads the team "
+        "by id (`team(id: ID!)`); otherwise the team query tells it.",
+    ),
 ).to_dict()
 
 

@@ -14,8 +14,7 @@ from moovago_sandbox.model import build_model
 from moovago_sandbox.servable import unserved
 
 VARIANTS = Path(__file__).resolve().parents[1] / "schema_variants"
-# Every variant and family file but compose.gql (its `_id` ids and root mutations are not served).
-SERVED = sorted(p for p in VARIANTS.rglob("*.gql") if p.name != "compose.gql")
+SERVED = sorted(VARIANTS.rglob("*.gql"))  # every variant and family file
 
 
 @pytest.mark.parametrize("path", [None, *SERVED], ids=lambda p: p.name if p else "bundled")
@@ -25,7 +24,10 @@ def test_every_file_the_sandbox_serves_has_no_plan_it_would_miss(path):
 
 
 def test_a_file_with_plans_it_cannot_serve_is_refused_at_start_in_one_line(tmp_path):
-    compose = VARIANTS / "families" / "compose.gql"
+    # A strict lower bound (`gt` only): the tap would send it, the sandbox serves `gte` only.
+    sdl = (VARIANTS / "families" / "operators_filter.gql").read_text(encoding="utf-8")
+    compose = tmp_path / "strict_bound.gql"
+    compose.write_text(sdl.replace("  gte: DateTime\n", ""), encoding="utf-8")
     command = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--port", "0"]
     command += ["--schema", str(compose), "--db", str(tmp_path / "box.db")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
@@ -34,4 +36,4 @@ def test_a_file_with_plans_it_cannot_serve_is_refused_at_start_in_one_line(tmp_p
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"moovago-sandbox: cannot serve {compose}: it does not serve ")
-    assert "stream 'company' (ids in Company._id)" in lines[0]
+    assert "stream 'company' (the incremental bound filter._operators.updatedAt.gt)" in lines[0]

@@ -14,6 +14,7 @@ FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
 SORT_ENUM = FAMILIES / "sort_enum.gql"
 PAGINATION = FAMILIES / "compose_pagination.gql"
 OPERATORS = FAMILIES / "operators_filter.gql"
+COMPOSE = FAMILIES / "compose.gql"
 
 
 def _records(stdout: str) -> dict[str, list[dict]]:
@@ -85,3 +86,25 @@ def test_an_operators_bound_makes_the_second_sync_read_only_what_changed(sandbox
     newest = [r["id"] for r in first.records["company"] if r["updatedAt"] >= bookmark]
     assert sorted(second.ids("company")) == sorted(newest)
     assert len(second.ids("company")) < len(all_ids)
+
+
+@pytest.mark.slow
+def test_the_compose_family_is_read_whole_by_id_pages_of_items_and_team_by_id(
+    sandbox_factory, tmp_path
+):
+    box = sandbox_factory(
+        companies=15, rate_limit=0, unstable_order=True, extra_args=["--schema", str(COMPOSE)]
+    )
+    config = tap_config(box, page_size=4, schema_path=str(COMPOSE), team_id=box.team_id)
+    result = run_cli([], config, tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = _records(result.stdout)
+    assert [row["_id"] for row in records["team"]] == [box.team_id]
+    export = box.export()
+    for stream in ("company", "mandator"):
+        expected = sorted(row["id"] for row in export_rows(export, stream, box.team_id))
+        got = [row["_id"] for row in records.get(stream, [])]
+        assert expected, stream
+        assert sorted(got) == expected, stream
+        assert len(got) == len(set(got)), f"{stream}: a row twice"
+    assert "reads Query.mandatorMany, which the schema file marks deprecated" in result.stderr

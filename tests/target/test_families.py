@@ -75,3 +75,27 @@ def test_compose_root_mutations_write_once_and_a_payload_error_is_a_reject(
     )
     assert delete.counts("company")["deleted"] == 1, delete.rejects
     assert not [c for c in entity_rows(box, "company") if c.get("customerCode") == "GC-2"]
+
+
+COMPOSE = FAMILIES / "compose.gql"
+
+
+@pytest.mark.slow
+def test_the_compose_family_writes_by_id_with_root_mutations_and_team_by_id(
+    sandbox_factory, run_target
+):
+    box = sandbox_factory(companies=5, unstable_order=True, extra_args=["--schema", str(COMPOSE)])
+    settings = {"schema_path": str(COMPOSE), "team_id": box.team_id}
+    settings["match_keys"] = {"company": ["name"]}
+    rows = [{"teamId": box.team_id, "name": f"Mongo {n}", "city": "Niort"} for n in range(3)]
+    first = run_target(box, stream_messages("company", rows), **settings)
+    assert first.counts("company")["created"] == 3, first.rejects
+    before = mutation_count(box)
+    rerun = run_target(box, stream_messages("company", rows), **settings)
+    assert rerun.counts("company")["unchanged"] == 3, rerun.rejects
+    assert mutation_count(box) == before
+    stored = [c for c in entity_rows(box, "company") if c["name"].startswith("Mongo ")]
+    assert sorted(c["name"] for c in stored) == [f"Mongo {n}" for n in range(3)]
+    bare = {k: v for k, v in settings.items() if k != "team_id"}
+    with pytest.raises(Exception, match=r"Query.team\(id:\) needs the team id: set team_id"):
+        run_target(box, stream_messages("company", rows), **bare)
