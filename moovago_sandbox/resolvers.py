@@ -141,7 +141,8 @@ class Reader:
             except StoreError as exc:
                 raise GraphQLError(str(exc)) from exc
         sorted_by_client = p.sort is not None and args.get(p.sort) is not None
-        if modes.unstable_order and not sorted_by_client:
+        # A file declaring a sort promises no order without it (MongoDB's find()): none given.
+        if (modes.unstable_order or p.sort is not None) and not sorted_by_client:
             query["order_salt"] = self.order_rng.getrandbits(32)
         query.update(skip=skip, limit=size)
         if self.before_read is not None and lf.entity not in ctx.read_entities:
