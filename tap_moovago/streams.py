@@ -68,6 +68,10 @@ class MoovagoStream(Stream):
             entity.type_name, scalar_types=tap.config.get("scalar_types")
         )
         _describe_deprecations(json_schema)
+        if entity.deprecated is not None:  # the root field listing it: marked in the catalog
+            json_schema["deprecated"] = True
+            reason = f"Query.{entity.root_field} is deprecated: {entity.deprecated}"
+            json_schema["description"] = f"DEPRECATED: {reason}"
         super().__init__(tap, schema=json_schema, name=entity.stream_name)
         self.primary_keys = [] if entity.problem else [entity.id_field]
         self.replication_key = entity.replication_key

@@ -89,6 +89,9 @@ def test_discovery_logs_each_plan_and_warns_on_deprecated_and_full_table(caplog)
         for w in warnings
     ), warnings
     assert stream_entry(catalog, "company")["key_properties"] == ["_id"]
+    mandator = stream_entry(catalog, "mandator")["schema"]
+    assert mandator["deprecated"] is True
+    assert mandator["description"].startswith("DEPRECATED: Query.mandatorMany is deprecated: Use")
 
 
 def test_a_deprecated_root_list_is_read_and_warned_at_every_sync(caplog):
