@@ -55,7 +55,7 @@ def test_without_the_sort_the_same_server_is_refused_not_misread(sandbox_factory
     config = tap_config(box, page_size=7, max_requests_per_second=5)
     result = run_cli([], config, tmp_path, timeout=300)
     assert result.returncode != 0
-    assert "rows kept moving while paging Query.companyList" in result.stderr
+    assert "rows kept moving while paging Query." in result.stderr
 
 
 @pytest.mark.slow
