@@ -147,10 +147,8 @@ class StreamPlan:
             f"paging {paging}" + (f" in {p.rows}" if p.rows != "list" else ""),
             f"order {p.sort_arg}={p.sort_value}" if p.sort_value is not None else "",
             f"team {team}" if team else "",
-            f"incremental {self.replication_key} > {bound}"
-            if self.replication_key
-            else "full table",
-            f"({self.full_table_reason})" if self.full_table_reason else "",
+            f"incremental {self.replication_key} > {bound}" if self.replication_key else "",
+            f"full table ({self.full_table_reason})" if self.full_table_reason else "",
             f"writes {', '.join(writes) or 'none'}",
             f"DEPRECATED ({self.deprecated})" if self.deprecated is not None else "",
             f"overridden: {', '.join(self.overridden)}" if self.overridden else "",
