@@ -41,6 +41,7 @@ from graphql import (
     OperationDefinitionNode,
     get_named_type,
     is_non_null_type,
+    print_ast,
 )
 from graphql.pyutils import Undefined
 
@@ -88,7 +89,7 @@ def _root_field(schema: MoovagoSchema, entity: Entity) -> GraphQLField:
 def page_variables(entity: Entity) -> list[str]:
     """Argument names of `entity`'s root field that `list_document` turns into variables."""
     paging = entity.paging
-    names = [entity.filter_arg] if entity.filter_arg else []
+    names = [n for n in (entity.team_arg, entity.filter_arg) if n]
     if paging.kind == "offset":
         names += [t.cast("str", paging.offset_arg), t.cast("str", paging.size_arg)]
     elif paging.kind == "page":
@@ -129,11 +130,10 @@ def list_document(
         names: list[str] = []
     else:
         variables = DSLVariableDefinitions()
-        names = (
-            page_variables(entity) if paged else [entity.filter_arg] if entity.filter_arg else []
-        )
+        unpaged = [n for n in (entity.team_arg, entity.filter_arg) if n]
+        names = page_variables(entity) if paged else unpaged
     row_items: list[Selection] = list(fields)
-    needed = ["id"]
+    needed = [entity.id_field]
     if paged and paging.kind == "cursor" and paging.rows == "list" and paging.row_cursor:
         needed.append(paging.row_cursor)
     for extra in needed:
@@ -158,7 +158,7 @@ def list_document(
             anchor_args[t.cast("str", paging.offset_arg)] = getattr(variables, ANCHOR_OFFSET_VAR)
         anchor_args[t.cast("str", paging.size_arg)] = getattr(variables, ANCHOR_SIZE_VAR)
         anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**anchor_args)
-        anchor.select(*_wrap_rows(dsl, schema, entity, [row_type.id]))
+        anchor.select(*_wrap_rows(dsl, schema, entity, [getattr(row_type, entity.id_field)]))
         selections.append(anchor)
     operation_node = DSLQuery(*selections)
     if variables is not None:
@@ -176,8 +176,8 @@ def _wrap_rows(
     connection = get_named_type(_root_field(schema, entity).type)
     conn = getattr(dsl, connection.name)
     wrapped: list[DSLSelectable] = []
-    if paging.rows == "nodes":
-        wrapped.append(conn.nodes.select(*rows))
+    if paging.rows != "edges":  # `nodes`, `items`: the connection's list of rows
+        wrapped.append(getattr(conn, paging.rows).select(*rows))
     else:
         edge_type = get_named_type(t.cast("GraphQLObjectType", connection).fields["edges"].type)
         edge = getattr(dsl, edge_type.name)
@@ -305,8 +305,6 @@ def _conflicting_fields(graphql_schema: GraphQLSchema, gql_type: GraphQLNamedTyp
 
 def has_aliases(document: DocumentNode) -> bool:
     """True when `list_document` had to alias union or interface fields (see restore_aliases)."""
-    from graphql import print_ast
-
     return _ALIAS_MARK in print_ast(document)
 
 

@@ -149,9 +149,9 @@ class Pager:
     ) -> Iterator[Row]:
         """Every row of the list, each once, in the server's order (see the module rules)."""
         paging = self.entity.paging
-        if paging.kind == "unsupported":
-            msg = f"{self.label} cannot be read: {paging.problem}"
-            raise PagingError(msg)
+        problem = self.entity.read_problem()
+        if problem is not None:
+            raise PagingError(f"{self.label} cannot be read: {problem}")
         if page_size < 1:
             msg = f"{self.label}: page size must be at least 1, not {page_size}"
             raise ConfigError(msg)
@@ -233,8 +233,8 @@ class Pager:
         else:
             if not isinstance(value, dict):
                 raise self._bad(f"{root} is not a connection object")
-            if paging.rows == "nodes":
-                page.rows = self._rows(value.get("nodes") or [], f"{root}.nodes")
+            if paging.rows != "edges":
+                page.rows = self._rows(value.get(paging.rows) or [], f"{root}.{paging.rows}")
             else:
                 edges = value.get("edges") or []
                 if not isinstance(edges, list) or not all(isinstance(e, dict) for e in edges):
@@ -250,8 +250,8 @@ class Pager:
         anchor = data.get(ANCHOR_ALIAS)
         if anchor is not None:
             anchor_value = anchor
-            if paging.rows == "nodes":
-                anchor_value = anchor.get("nodes") or []
+            if paging.rows not in ("list", "edges"):
+                anchor_value = anchor.get(paging.rows) or []
             elif paging.rows == "edges":
                 anchor_value = [e.get("node") for e in anchor.get("edges") or []]
             page.anchor = self._rows(anchor_value, ANCHOR_ALIAS)
@@ -261,7 +261,7 @@ class Pager:
         if not isinstance(value, list):
             raise self._bad(f"{where} is not a list")
         for index, row in enumerate(value):
-            if not isinstance(row, dict) or row.get("id") is None:
+            if not isinstance(row, dict) or row.get(self.entity.id_field) is None:
                 raise self._bad(f"row {index} of {where} has no id")
         if self._aliased:
             return [restore_aliases(row) for row in value]
@@ -306,6 +306,7 @@ class _Read:
         self.size = page_size
         self.on_page = on_page
         self.paging = pager.entity.paging
+        self.id = pager.entity.id_field  # the plan's id field: rows are told apart by it
         self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
         self.order: list[float] = []  # offset paging: those places, sorted
         self.ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
@@ -474,10 +475,10 @@ class _Read:
         )
 
     def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
-        if self.advanced and any(row["id"] not in self.seen for row in rows):
+        if self.advanced and any(row[self.id] not in self.seen for row in rows):
             self.fresh_pages += 1
         for row in rows:
-            key = row["id"]
+            key = row[self.id]
             if key in self.seen:
                 continue
             if ranks is None:
@@ -557,8 +558,8 @@ class _Read:
         """
         rows = page.rows
         start = ask.start
-        anchor = page.anchor[0]["id"] if page.anchor else None  # the row at start - 1
-        ids = [row["id"] for row in rows]
+        anchor = page.anchor[0][self.id] if page.anchor else None  # the row at start - 1
+        ids = [row[self.id] for row in rows]
         if (
             ask.purpose == "next"
             and len(ids) >= 2
@@ -602,9 +603,9 @@ class _Read:
         rows = page.rows
         number = ask.start
         if number != first:
-            anchor_ok = bool(page.anchor) and page.anchor[-1]["id"] == self.last
+            anchor_ok = bool(page.anchor) and page.anchor[-1][self.id] == self.last
             if ask.purpose == "resync":
-                anchor_ok = any(row["id"] in self.seen for row in rows)
+                anchor_ok = any(row[self.id] in self.seen for row in rows)
             if not anchor_ok:
                 back = self._resync_back(f"the page before page {number} changed")
                 return [], _Ask("resync", start=max(first, number - 1 - back))
@@ -622,7 +623,7 @@ class _Read:
         self.round = 0
         self.previous_short = len(rows) < self.page_rows
         self.pos = (number - first) * self.page_rows + len(rows)
-        self.last = rows[-1]["id"]
+        self.last = rows[-1][self.id]
         return rows, _Ask("next", start=number + 1)
 
     # -- cursor paging -------------------------------------------------------------------------
@@ -630,7 +631,7 @@ class _Read:
     def _cursor(self, ask: _Ask, page: _Page) -> tuple[list[Row], _Ask | None]:
         rows = page.rows
         self.max_rows = max(self.max_rows, len(rows))
-        if ask.expect is not None and not any(row["id"] in self.seen for row in rows):
+        if ask.expect is not None and not any(row[self.id] in self.seen for row in rows):
             if ask.purpose == "next":
                 what = (
                     f"the page after cursor {ask.after!r} does not begin with the row read before"
@@ -658,7 +659,7 @@ class _Read:
             self.history = (self.history + cursors)[-4 * self.size :]
         if len(cursors) >= 2:
             # Start after the second-to-last row: the next page must begin with the last one.
-            return rows, _Ask("next", after=cursors[-2], expect=rows[-1]["id"])
+            return rows, _Ask("next", after=cursors[-2], expect=rows[-1][self.id])
         after = self._cursor_of(page, len(rows) - 1)
         if after == ask.after:
             raise self._stuck(ask)

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 from graphql import build_schema
 
+from moovago_api.errors import SchemaFileError
 from moovago_api.schema import load_schema
 from moovago_sandbox.engine import (
     NOT_AUTHORIZED,
@@ -42,6 +43,7 @@ from moovago_sandbox.responses import (
 )
 from moovago_sandbox.scalars import format_datetime
 from moovago_sandbox.seed import COMPANIES_OTHER_TEAMS, TeamPlan, generate_chunks, id_salt
+from moovago_sandbox.servable import unserved
 from moovago_sandbox.store import Store
 from moovago_sandbox.values import ValueMaker
 
@@ -85,6 +87,13 @@ class Sandbox:
         # this schema object, never to the loader's shared one.
         self.schema = build_schema(load_sdl(config.schema_path))
         self.model = build_model(self.schema)
+        unserved_plans = unserved(config.schema_path, self.model)
+        if unserved_plans:
+            msg = (
+                f"cannot serve {config.schema_path}: it does not serve "
+                f"{', '.join(unserved_plans)} as the connectors read them (moovago-schema plan)"
+            )
+            raise SchemaFileError(msg, str(config.schema_path))
         self.store = Store(
             self.model.entities,
             config.db,

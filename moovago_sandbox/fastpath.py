@@ -160,6 +160,8 @@ class FastPath:
             if name == "__typename":
                 out.append(Projection(key, parent.name, TYPENAME))
                 continue
+            if name == "_id":  # resolved from the row's id: left to `execute`
+                return None
             fdef = parent.fields[name]
             named = get_named_type(fdef.type)
             if is_leaf_type(named):

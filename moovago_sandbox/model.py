@@ -34,7 +34,7 @@ AFTER_ARGS = ("after", "cursor")
 SORT_ARGS = ("sort", "orderBy", "order", "sortBy")
 KINDS = ("create", "update", "delete")
 KIND_SYNONYMS = {"create": "create", "update": "update", "delete": "delete", "remove": "delete"}
-ID_NAMES = ("id", "recordId")
+ID_NAMES = ("id", "recordId", "_id")
 SPECIAL_SCALARS = ("DateTime", "Date")  # stored as their string form; other custom ones as JSON
 DEFAULT_HINT = re.compile(r"^\s*`?([A-Za-z0-9_-]+)`? when omitted", re.MULTILINE)
 
@@ -218,7 +218,7 @@ def build_model(schema: GraphQLSchema) -> SandboxModel:
 
 
 def _is_entity_type(named: GraphQLNamedType) -> bool:
-    return is_object_type(named) and "id" in named.fields
+    return is_object_type(named) and ("id" in named.fields or "_id" in named.fields)
 
 
 def _connection(obj: GraphQLObjectType) -> Connection | None:
@@ -298,6 +298,10 @@ def _entity(
     mirrors: dict[str, str] = {}
     cursor_field = "cursor" if cursor_paged and "cursor" in obj.fields else None
     for fname, fdef in obj.fields.items():
+        if fname == "_id":  # graphql-compose's id: stored as the row's id, resolved from it
+            stored.append("id")
+            non_null.add("id")
+            continue
         named = get_named_type(fdef.type)
         source = _mirror_source(obj, fname)
         if source is not None:

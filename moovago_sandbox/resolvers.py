@@ -23,6 +23,7 @@ from graphql import (
     is_list_type,
     is_non_null_type,
     is_object_type,
+    is_union_type,
 )
 
 from moovago_sandbox.model import (
@@ -39,6 +40,7 @@ from moovago_sandbox.store import Store, StoreError, cursor_of, id_of_cursor
 
 NOT_AUTHORIZED = "You are not authorized to access this data"
 MAX_LIMIT = 1000
+OPERATORS = "_operators"
 SINCE_NAMES = ("updatedSince", "updatedAfter", "updatedAtFrom", "updatedAtGte", "since")
 IDS_NAMES = ("ids", "idIn", "id_in")
 
@@ -139,7 +141,8 @@ class Reader:
             except StoreError as exc:
                 raise GraphQLError(str(exc)) from exc
         sorted_by_client = p.sort is not None and args.get(p.sort) is not None
-        if modes.unstable_order and not sorted_by_client:
+        # A file declaring a sort promises no order without it (MongoDB's find()): none given.
+        if (modes.unstable_order or p.sort is not None) and not sorted_by_client:
             query["order_salt"] = self.order_rng.getrandbits(32)
         query.update(skip=skip, limit=size)
         if self.before_read is not None and lf.entity not in ctx.read_entities:
@@ -173,6 +176,9 @@ class Reader:
                 "hasPreviousPage": read.paged,
                 "endCursor": cursors[-1] if cursors else None,
                 "startCursor": cursors[0] if cursors else None,
+                # graphql-compose's PaginationInfo (pageCount, itemCount: see `count`)
+                "perPage": read.size,
+                "currentPage": 1 + int(read.query.get("skip") or 0) // (read.size or 1),
             },
         }
         conn = lf.connection
@@ -207,6 +213,11 @@ def _filter_query(model: EntityModel, filt: Mapping[str, Any]) -> dict[str, Any]
     for name, value in filt.items():
         if name == "teamId" or value is None:
             continue
+        if name == OPERATORS:  # graphql-compose: only `{ updatedAt: { gte } }` is served
+            bound = value.get("updatedAt") if set(value) == {"updatedAt"} else None
+            if not isinstance(bound, Mapping) or set(bound) != {"gte"}:
+                raise GraphQLError(f"The sandbox serves {name} {{ updatedAt {{ gte }} }} only")
+            name, value = SINCE_NAMES[0], bound["gte"]
         if name in SINCE_NAMES:
             instant = value if isinstance(value, datetime) else parse_datetime(str(value))
             query["updated_since"] = format_datetime(ceil_to_millisecond(instant))
@@ -244,7 +255,7 @@ def bind(schema: GraphQLSchema, model: SandboxModel, reader: Reader) -> dict[str
     query = schema.query_type
     fields = query.fields if query else {}
     if model.team_field:
-        roots[model.team_field] = lambda ctx, **_: ctx.store.team(ctx.team_id)
+        roots[model.team_field] = _team
     for name, lf in model.lists.items():
         roots[name] = _lister(reader, lf)
     for name, entity in model.by_id.items():
@@ -263,9 +274,18 @@ def bind(schema: GraphQLSchema, model: SandboxModel, reader: Reader) -> dict[str
         for fname, (ids_field, target) in em.computed.items():
             obj.fields[fname].resolve = _computed(ids_field, target)
     for named in schema.type_map.values():
+        if is_object_type(named) and "_id" in named.fields:  # graphql-compose's id
+            named.fields["_id"].resolve = lambda row, _info: row.get("id")
         if is_abstract_type(named):
             named.resolve_type = _resolve_type
     return roots
+
+
+def _team(ctx: RequestContext, **args: Any) -> Any:
+    """The key's team; `team(id:)` naming another team answers null, as graphql-compose does."""
+    team = ctx.store.team(ctx.team_id)
+    named = next(iter(args.values()), None)
+    return team if team is None or named is None or str(named) == str(team.get("id")) else None
 
 
 def _resolve_type(value: Any, *_args: Any) -> str | None:
@@ -323,7 +343,10 @@ def _mutator(model: SandboxModel, op: MutationOp, fdef: GraphQLField) -> Callabl
             else:
                 row = ctx.store.delete(op.entity, ctx.team_id, str(record_id))
         except StoreError as exc:
-            raise GraphQLError(str(exc)) from exc
+            failed = failure(model.schema, fdef.type, str(exc))
+            if failed is None:
+                raise GraphQLError(str(exc)) from exc
+            return failed  # nothing was written: the store refuses before it writes
         ctx.mutations.append((op.entity, op.kind))
         return payload(fdef.type, entity, row, deleted=op.kind == "delete")
 
@@ -350,10 +373,32 @@ def _unmirrored(entity: EntityModel, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def failure(schema: Any, type_: Any, message: str) -> Any:
+    """A refusal as graphql-compose answers it: in the payload's `error { message }` (or an
+    `errors` list), or as the failure member of a result union; None when the type has none."""
+    named = get_named_type(type_)
+    if is_union_type(named):
+        member = next((m for m in named.types if "message" in m.fields), None)
+        return {"__typename": member.name, "message": message} if member else None
+    found = [(n, f) for n, f in getattr(named, "fields", {}).items() if "error" in n.lower()]
+    if not found:
+        return None
+    name, error_field = found[0]
+    error_type = get_named_type(error_field.type)
+    concrete = (
+        schema.get_possible_types(error_type)[0] if is_abstract_type(error_type) else error_type
+    )
+    error = {"__typename": concrete.name, "message": message}
+    return {name: [error] if is_list_type(_nullable(error_field.type)) else error}
+
+
 def payload(type_: Any, entity: EntityModel, row: dict[str, Any], *, deleted: bool) -> Any:
     """The mutation's answer in the shape its return type declares: the record itself, its
     id, a Boolean, or an object holding any of them (`recordId`, `id`, `record`, ...)."""
     named = get_named_type(type_)
+    if is_union_type(named):  # the member that names the record written
+        member = next(m for m in named.types if "message" not in m.fields)
+        return {"__typename": member.name, **payload(member, entity, row, deleted=deleted)}
     if named.name == entity.type_name:
         return row
     if is_leaf_type(named):

@@ -85,12 +85,16 @@ class _Generator:
             assert obj is not None
             self.checks[name] = FieldChecks(
                 model.schema,
-                {f: obj.fields[f].type for f in m.stored_fields if f != m.cursor_field},
+                {
+                    f: obj.fields[f].type
+                    for f in m.stored_fields
+                    if f in obj.fields and f != m.cursor_field
+                },
             )
         team_type = model.schema.type_map.get(model.team_type or "")
         self.team_checks = FieldChecks(
             model.schema,
-            {f: d.type for f, d in team_type.fields.items() if f != "id"}
+            {f: d.type for f, d in team_type.fields.items() if f not in ("id", "_id")}
             if isinstance(team_type, GraphQLObjectType)
             else {},
         )

@@ -57,6 +57,8 @@ def _namespace_kinds(named: GraphQLNamedType) -> list[tuple[str, str]]:
 
 
 def _split_kind(name: str) -> tuple[str | None, str]:
+    # graphql-compose: companyCreateOne, companyUpdateById, companyRemoveById
+    name = next((name[: -len(s)] for s in ("One", "ById") if name.endswith(s)), name)
     for word, kind in KIND_SYNONYMS.items():
         if name.startswith(word) and name[len(word) : len(word) + 1].isupper():
             return kind, name[len(word) :]

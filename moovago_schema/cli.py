@@ -1,6 +1,6 @@
-"""`moovago-schema`: deprecations in a schema file, drift between two files, whether a tap
-catalog and a target config still fit a file, and (`doctor`) whether the live API behaves as the
-connectors assume.
+"""`moovago-schema`: each stream's plan (`plan`), deprecations in a schema file, drift between
+two files, whether a tap catalog and a target config still fit a file, and (`doctor`) whether
+the live API behaves as the connectors assume.
 
 Exit codes: 0 fine; 1 `diff` found a change that breaks what the connector uses, `check` found
 a missing stream or field, or `doctor` found an assumption that does not hold; 2 a file cannot be
@@ -34,6 +34,7 @@ from moovago_schema.drift import (
     target_streams_from_config,
     usage_index,
 )
+from moovago_schema.plan_view import add_plan_command
 
 PROG = "moovago-schema"
 BUNDLED = "bundled"
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _format_option(doctor)
     doctor.set_defaults(command=_doctor)
+    add_plan_command(commands, BUNDLED)
     return parser
 
 

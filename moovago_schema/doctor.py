@@ -189,6 +189,7 @@ def run_doctor(config: Mapping[str, Any]) -> DoctorReport:
         schema = load_schema(settings.get("schema_path") or None)
     except SchemaFileError as err:
         raise ConfigError(f"Setting schema_path: {err}") from err
+    schema = schema.with_plans(settings.get("stream_plans"))  # the plans the tap reads by
     rate_default = float(defaults.get("max_requests_per_second", 4))
     client = client_from_config(settings, default_rate=rate_default)
     try:

@@ -3,8 +3,8 @@
 Pure functions over loaded schemas (no I/O): which streams use each type, field and argument
 (`usage_index`), the breaking, dangerous and newly deprecated elements between two files grouped
 by stream (`diff_schemas`), and the catalog fields a tap selects or the input fields a target
-writes held against a file (`check_catalog`, `check_target_fields`; the per-field check,
-`field_report`, lives in the core, `moovago_api.deprecations`, since the target uses it).
+writes held against a file (`check_catalog`, `check_target_fields`; the per-field check is
+`moovago_schema.deprecations.field_report`).
 
 Sides: `read` is the list query and its record types (the tap, and the target's lookups of
 existing rows); `write` is the mutations and their input types (the target).
@@ -34,8 +34,8 @@ from graphql import (
 )
 from singer_sdk.singerlib import MetadataMapping
 
-from moovago_api.deprecations import DEPRECATED, MISSING, FieldIssue, field_report
 from moovago_api.schema import MoovagoSchema
+from moovago_schema.deprecations import DEPRECATED, MISSING, FieldIssue, field_report
 from moovago_schema.view import (
     ViewChange,
     connector_view,

@@ -178,8 +178,8 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
         try:
             row, problems = reader.single(team_entity)
             result.team_problems = problems
-            if isinstance(row, Mapping) and row.get("id") is not None:
-                team_id = team_id or str(row["id"])
+            if isinstance(row, Mapping) and row.get(team_entity.id_field) is not None:
+                team_id = team_id or str(row[team_entity.id_field])
             else:
                 result.team_error = "the team query answered no team for this API key"
         except AuthError as err:
@@ -363,10 +363,11 @@ class _Reader:
             problems[key] = problems.get(key, 0) + 1
         answer = pager.page(data)
         node_type = self.schema.graphql.get_type(entity.type_name)
-        inner = {"list": "", "nodes": ".nodes", "edges": ".edges.node"}[entity.paging.rows]
+        rows = entity.paging.rows
+        inner = {"list": "", "edges": ".edges.node"}.get(rows, f".{rows}")
         for row in answer.rows:
             _check(row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems)
-        ids = [str(row.get("id")) for row in answer.rows]
+        ids = [str(row.get(entity.id_field)) for row in answer.rows]
         next_cursor = answer.end_cursor
         if entity.paging.row_cursor and answer.cursors and answer.cursors[-1] is not None:
             next_cursor = answer.cursors[-1]

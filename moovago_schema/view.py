@@ -146,6 +146,8 @@ def connector_view(schema: MoovagoSchema) -> dict[str, EntityView]:
     mutation_name = gql.mutation_type.name if gql.mutation_type else "Mutation"
     views: dict[str, EntityView] = {}
     for entity in schema.entities():
+        if entity.problem is not None:  # listed, but no sync can read it: not a stream here
+            continue
         read_fields: dict[str, str] = {}
         read_coordinates: dict[str, str] = {}
         _walk_output(gql.get_type(entity.type_name), "", read_fields, read_coordinates, ())
@@ -219,26 +221,17 @@ def _walk_output(
 
 def _paging(entity: Entity) -> str:
     """How the tap pages the list, in words: 'offset skip/limit', 'cursor after/first in nodes'."""
-    shape = getattr(entity, "paging", None)  # the core's paging shape, where it describes one
-    if entity.filter_arg is None and shape is None:
-        return "single object"
-    kind = getattr(shape, "kind", None) or ("offset" if entity.skip_arg else "none")
-    if kind == "unsupported":
-        return f"unsupported ({getattr(shape, 'problem', None) or 'unknown'})"
-    if kind == "none":
+    shape = entity.paging
+    if shape.kind == "unsupported":
+        return f"unsupported ({shape.problem or 'unknown'})"
+    if shape.kind == "none":
         return "none (one request)"
-    first = {
-        "offset": getattr(shape, "offset_arg", None) or entity.skip_arg,
-        "page": getattr(shape, "page_arg", None),
-        "cursor": getattr(shape, "after_arg", None),
-    }.get(kind)
-    size = getattr(shape, "size_arg", None) or entity.limit_arg
-    text = f"{kind} {first}/{size}"
-    rows = getattr(shape, "rows", "list")
-    if rows != "list":
-        text += f" in {rows}"
-    if getattr(shape, "sort_arg", None):
-        text += f", sorted by {getattr(shape, 'sort_arg', '')}"
+    first = {"offset": shape.offset_arg, "page": shape.page_arg, "cursor": shape.after_arg}
+    text = f"{shape.kind} {first.get(shape.kind)}/{shape.size_arg}"
+    if shape.rows != "list":
+        text += f" in {shape.rows}"
+    if shape.sort_arg:
+        text += f", sorted by {shape.sort_arg}"
     return text
 
 

@@ -20,10 +20,10 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.doctor_report import widened_start
 from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager, PagingError
 from moovago_api.wire import format_datetime
+from tap_moovago.doctor_report import widened_start
 from tap_moovago.records import RecordFit, checked_bookmark
 
 if t.TYPE_CHECKING:
@@ -70,8 +70,12 @@ class MoovagoStream(Stream):
             entity.type_name, scalar_types=tap.config.get("scalar_types")
         )
         _describe_deprecations(json_schema)
+        if entity.deprecated is not None:  # the root field listing it: marked in the catalog
+            json_schema["deprecated"] = True
+            reason = f"Query.{entity.root_field} is deprecated: {entity.deprecated}"
+            json_schema["description"] = f"DEPRECATED: {reason}"
         super().__init__(tap, schema=json_schema, name=entity.stream_name)
-        self.primary_keys = ["id"]
+        self.primary_keys = [] if entity.problem else [entity.id_field]
         self.replication_key = entity.replication_key
         if entity.name != "team":
             # One bookmark per stream, not one per team context.
@@ -116,6 +120,8 @@ class MoovagoStream(Stream):
                 entry = metadata.get(breadcrumb)
                 if entry is not None and entry.selected_by_default is None:
                     entry.selected_by_default = False
+        if fresh and self.entity.read_problem():  # listed so it is seen, but no sync can read it
+            metadata.root.selected_by_default = False
         return metadata
 
     @property
@@ -223,13 +229,30 @@ class MoovagoStream(Stream):
 
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Rows of the entity for the team in `context` (the team itself for `team`)."""
+        problem = self.entity.read_problem()
+        if problem is not None:
+            raise PagingError(f"Stream '{self.name}' cannot be read: {problem}")
+        if self.entity.deprecated is not None:
+            self.logger.warning(
+                "Stream '%s' reads Query.%s, which the schema file marks deprecated (%s): "
+                "Moovago will remove it; ask Moovago what replaces it",
+                self.name,
+                self.entity.root_field,
+                self.entity.deprecated,
+            )
         if self.entity.name == "team" and self.entity.root_field == "team":
             yield from self._get_single(self.entity.root_field)
             return
         yield from self._get_list(context)
 
     def _get_single(self, root_field: str) -> Iterator[Record]:
-        data = self.pager.execute(self.client, {})
+        variables = {}
+        if self.entity.team_arg is not None:  # `team(id: ID!)`: the team is named, not implied
+            if not self.config.get("team_id"):
+                msg = f"Stream '{self.name}': Query.{root_field}({self.entity.team_arg}:) needs "
+                raise ConfigError(msg + "the team id: set team_id")
+            variables[self.entity.team_arg] = self.config["team_id"]
+        data = self.pager.execute(self.client, variables)
         row = data.get(root_field)
         if row is None:
             msg = f"Stream '{self.name}': the API returned no {root_field} for this API key"
@@ -239,31 +262,28 @@ class MoovagoStream(Stream):
 
     def _check_team(self, row: Mapping[str, t.Any]) -> None:
         expected = self.config.get("team_id")
-        if self.entity.name == "team" and expected and str(row.get("id")) != str(expected):
+        found = row.get(self.entity.id_field)
+        if self.entity.name == "team" and expected and str(found) != str(expected):
             msg = (
                 f"Setting team_id is {expected!r} but the API key belongs to team "
-                f"{row.get('id')!r}; fix team_id or leave it empty"
+                f"{found!r}; fix team_id or leave it empty"
             )
             raise ConfigError(msg)
 
     def _filter(self, context: Context | None) -> dict[str, t.Any]:
         entity = self.entity
-        filter_value: dict[str, t.Any] = {}
-        if entity.team_filter_field:
-            team_id = (context or {}).get("teamId") or self.moovago_tap.team_id
-            filter_value[entity.team_filter_field] = team_id
+        team_id = (context or {}).get("teamId")
+        if entity.team_filter_field and team_id is None:
+            team_id = self.moovago_tap.team_id  # no team stream in the catalog
+        since = None
         incremental = self.replication_method == REPLICATION_INCREMENTAL
-        if incremental and self.replication_key and entity.updated_since_field:
+        if incremental and self.replication_key and entity.bound_path:
             start = self.get_starting_timestamp(context)
             start = widened_start(self.moovago_tap.measured, start)
             if start is not None:
-                filter_value[entity.updated_since_field] = format_datetime(start)
-                self.logger.info(
-                    "Stream '%s': rows updated since %s",
-                    self.name,
-                    filter_value[entity.updated_since_field],
-                )
-        return filter_value
+                since = format_datetime(start)
+                self.logger.info("Stream '%s': rows updated since %s", self.name, since)
+        return entity.filter_value(team_id, since)
 
     def _get_list(self, context: Context | None) -> Iterator[Record]:
         page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
@@ -326,7 +346,7 @@ class MoovagoStream(Stream):
 
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
-        return {"teamId": record["id"]}
+        return {"teamId": record[self.entity.id_field]}
 
 
 def _has_required_arguments(gql_field: GraphQLField) -> bool:

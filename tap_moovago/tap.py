@@ -13,8 +13,9 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from moovago_api import documents
-from moovago_api.doctor_report import Measured, load_doctor_report
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
+from moovago_api.plan import SETTING as PLANS_SETTING
+from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.schema import SCALAR_KINDS, load_schema
 from moovago_api.settings import (
     CONNECTION_REQUIRED,
@@ -22,6 +23,7 @@ from moovago_api.settings import (
     connection_properties,
     numbers_from_text,
 )
+from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
 
 if t.TYPE_CHECKING:
@@ -101,6 +103,7 @@ _TAP_PROPERTIES = th.PropertiesList(
 
 def _config_jsonschema() -> dict[str, t.Any]:
     properties = {**connection_properties(default_rate=DEFAULT_RATE), **_TAP_PROPERTIES}
+    properties[PLANS_SETTING] = PLANS_PROPERTY
     return {"type": "object", "properties": properties, "required": list(CONNECTION_REQUIRED)}
 
 
@@ -126,6 +129,7 @@ class TapMoovago(Tap):
         try:
             schema = load_schema(self.config.get("schema_path"))
             schema.scalar_kinds(self.config.get("scalar_types"))
+            schema.with_plans(self.config.get(PLANS_SETTING)).entities()  # checks the overrides
             self._client = client_from_config(
                 self.config, default_rate=DEFAULT_RATE, logger=self.logger
             )
@@ -158,10 +162,11 @@ class TapMoovago(Tap):
     def moovago_schema(self) -> MoovagoSchema:
         """The schema file of `schema_path`, or the bundled one."""
         try:
-            return load_schema(self.config.get("schema_path"))
+            schema = load_schema(self.config.get("schema_path"))
         except SchemaFileError as exc:
             msg = f"Setting schema_path: {exc}"
             raise ConfigValidationError(msg, errors=[msg]) from exc
+        return schema.with_plans(self.config.get(PLANS_SETTING))
 
     def discover_streams(self) -> list[MoovagoStream]:
         """One stream per entity of the schema file; `team` is the parent of the others."""
@@ -199,6 +204,12 @@ class TapMoovago(Tap):
         if self._team_id is None:
             schema = self.moovago_schema
             entity = schema.entity("team")
+            if entity.team_arg is not None:  # `team(id:)`: the team is named, never implied
+                if not self.config.get("team_id"):
+                    msg = f"Query.{entity.root_field}({entity.team_arg}:) needs setting team_id"
+                    raise ConfigError(msg)
+                self._team_id = str(self.config["team_id"])
+                return self._team_id
             name = "TapMoovagoTeamId"
             document = documents.list_document(schema, entity, ["id"], name=name, paged=False)
             data = self.client.execute(document, operation_name=name)
@@ -227,12 +238,30 @@ class TapMoovago(Tap):
                 "Schema file %s: %s is not a stream: %s", where, skipped.coordinate, skipped.reason
             )
         for entity in moovago_schema.entities():
-            if entity.paging.kind == "unsupported":
+            self.logger.info("Stream '%s' plan: %s", entity.stream_name, entity.summary())
+            if entity.read_problem():
                 self.logger.warning(
-                    "Schema file %s: stream '%s' is listed but a sync of it fails: %s",
+                    "Schema file %s: stream '%s' is listed but a sync of it fails: %s "
+                    "(not selected by default)",
                     where,
                     entity.stream_name,
-                    entity.paging.problem,
+                    entity.read_problem(),
+                )
+            if entity.deprecated is not None:
+                self.logger.warning(
+                    "Schema file %s: stream '%s' reads Query.%s, marked deprecated (%s)",
+                    where,
+                    entity.stream_name,
+                    entity.root_field,
+                    entity.deprecated,
+                )
+            if entity.full_table_reason:
+                self.logger.warning(
+                    "Stream '%s' reads full table: %s (set %s.%s.incremental)",
+                    entity.stream_name,
+                    entity.full_table_reason,
+                    PLANS_SETTING,
+                    entity.stream_name,
                 )
         kinds = moovago_schema.scalar_kinds(self.config.get("scalar_types"))
         for name in moovago_schema.custom_scalars():

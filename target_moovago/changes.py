@@ -66,7 +66,11 @@ def check_field_policies(remote: Remote) -> None:
             entity = remote.entity_for(stream)
         except MoovagoError as exc:
             raise ConfigError(f"field_policies: {exc}") from None
-        inputs = {name for shape in writes_of(entity).shapes.values() for name in shape.writable()}
+        inputs = {
+            name
+            for shape in writes_of(entity).shapes.values()
+            for name in (f.name for f in shape.fields)
+        }
         output = remote.schema.output_json_schema(entity.type_name)["properties"]
         for name, policy in fields.items():
             if name not in inputs:

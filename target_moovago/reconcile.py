@@ -44,9 +44,9 @@ def landed_creates(
     not hold yet, matched by key, else by the same values."""
     fields = list(index.fields)
     extra: dict[str, t.Any] = {}
-    if entity.updated_since_field and reference is not None:
-        extra[entity.updated_since_field] = format_datetime(reference - RECONCILE_MARGIN)
-    elif entity.updated_since_field:
+    if entity.bound_path and reference is not None:  # where the plan puts a lower bound
+        extra = entity.filter_value(None, format_datetime(reference - RECONCILE_MARGIN))
+    elif entity.bound_path:
         remote.logger.info(
             "%s: no server clock seen (no Date header, no updatedAt read): reconciling by "
             "reading every record",

@@ -19,14 +19,14 @@ from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.mutations import (
     EntityWrites,
     check_writes,
-    match_keys_hint,
-    unclaimed_mutations,
 )
 from moovago_api.pager import Pager
+from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from target_moovago.errors import ReadOnlyStreamError, UnsupportedStreamError
+from target_moovago.file_checks import match_keys_hint, unclaimed_mutations
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
 from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
@@ -62,7 +62,7 @@ def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> 
     if not isinstance(gql_type, GraphQLObjectType):
         msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
         raise MoovagoError(msg)
-    names = ["id", *(f for f in fields if f != "id")]
+    names = [entity.id_field, *(f for f in fields if f not in ("id", entity.id_field))]
     return Pager(
         schema,
         entity,
@@ -104,7 +104,8 @@ class Remote:
     @property
     def schema(self) -> MoovagoSchema:
         if self._schema is None:
-            self._schema = load_schema(self.config.get("schema_path"))
+            schema = load_schema(self.config.get("schema_path"))
+            self._schema = schema.with_plans(self.config.get(PLANS_SETTING))
             # Once per run: mutations of the file the target will never call, each with why.
             for line in unclaimed_mutations(self._schema, self._schema.entities()):
                 self.logger.warning(line)
@@ -151,14 +152,18 @@ class Remote:
         if self._team_id is None:
             entity = self.schema.entity("team")
             doc = documents.list_document(
-                self.schema, entity, ["id"], name="TargetMoovagoTeam", paged=False
+                self.schema, entity, [entity.id_field], name="TargetMoovagoTeam", paged=False
             )
-            data = self.client.execute(doc, operation_name="TargetMoovagoTeam")
+            named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
+            if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
+                msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
+                raise ConfigError(msg)
+            data = self.client.execute(doc, named, operation_name="TargetMoovagoTeam")
             team = data.get("team") or {}
-            if not team.get("id"):
+            if not team.get(entity.id_field):
                 msg = "the API returned no team for this API key"
                 raise MoovagoError(msg)
-            self._team_id = str(team["id"])
+            self._team_id = str(team[entity.id_field])
         return self._team_id
 
     # what the config says about an entity ---------------------------------------------------
@@ -292,6 +297,7 @@ class Remote:
         if entity.team_filter_field:
             flt[entity.team_filter_field] = self.team_id
         for record in pager.read(self.client, filter=flt, page_size=PAGE_SIZE):
+            record["id"] = record.pop(entity.id_field)  # the target keys records by `id`
             if clock:
                 self._saw_update(record.get(clock))
             yield record

@@ -31,6 +31,7 @@ from target_moovago.plan import WRITES, Action, Kind, Row
 from target_moovago.reconcile import settle_killed_writes
 from target_moovago.remote import writes_of
 from target_moovago.run import Run
+from target_moovago.sinks import input_schema
 from target_moovago.target import TargetMoovago
 from target_moovago.values import comparable
 from target_moovago.writer import BatchWriter
@@ -96,7 +97,8 @@ class Reverter:
             self.readable[stream] = output
             writes = writes_of(entity)
             if "create" in writes.shapes:
-                self.creatable[stream] = InputValidator(writes.json_schema(remote.schema, "create"))
+                create = input_schema(remote.schema, writes.shapes["create"])
+                self.creatable[stream] = InputValidator(create)
             settle_killed_writes(remote, self.run.changes, entity, fields, output)
             self.writers[stream] = BatchWriter(self.run, entity, remote.key_specs(entity), fields)
 

@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
-from moovago_api.deprecations import DEPRECATED, field_report
-from moovago_api.mutations import match_key_problems, match_keys_hint
+from target_moovago.file_checks import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
 from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
 from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
@@ -27,7 +26,8 @@ from target_moovago.writer import BatchWriter
 if t.TYPE_CHECKING:
     from singer_sdk import Target
 
-    from moovago_api.schema import Entity
+    from moovago_api.plan import MutationShape
+    from moovago_api.schema import Entity, MoovagoSchema
 
 # Input fields that name a parent record; a row may name it by the parent's match key instead.
 PARENT_FIELDS = {"companyId": "company", "mandatorId": "mandator"}
@@ -139,9 +139,8 @@ class MoovagoSink(BatchSink):
     def _input_schema(self, kind: str) -> dict[str, t.Any]:
         """JSON Schema of what a `kind` call writes; empty when the file has no such call
         (the stream's mode never sends it: checked at start)."""
-        if kind not in self.writes.shapes:
-            return {"type": "object", "properties": {}, "additionalProperties": False}
-        return self.writes.json_schema(self.run.remote.schema, kind)
+        shape = self.writes.shapes.get(kind)
+        return input_schema(self.run.remote.schema, shape)
 
     def _parents(self, props: Mapping[str, t.Any]) -> dict[str, tuple[str, list[str]]]:
         """Parents a row may name by their match key (`companyCustomerCode`). A parent the
@@ -173,11 +172,10 @@ class MoovagoSink(BatchSink):
         """One warning per written field the schema file deprecates, with Moovago's reason."""
         reasons: dict[str, str] = {}
         shapes = self.writes.shapes
-        for type_name in [shapes[k].data_type for k in ("create", "update") if k in shapes]:
-            if type_name:
-                for issue in field_report(self.run.remote.schema, type_name, written):
-                    if issue.status == DEPRECATED:
-                        reasons.setdefault(issue.field, issue.detail)
+        for shape in [shapes[k] for k in ("create", "update") if k in shapes]:
+            for field in shape.fields:  # the plan's input fields carry their deprecation
+                if field.name in written and field.deprecation is not None:
+                    reasons.setdefault(field.name, field.deprecation)
         for name, reason in reasons.items():
             self.logger.warning(
                 "Stream %s: column for %s.%s is written, but the schema file deprecates it "
@@ -306,3 +304,17 @@ class MoovagoSink(BatchSink):
                 return False
             row.payload[ref.target_field] = ids[0]
         return True
+
+
+def input_schema(schema: MoovagoSchema, shape: MutationShape | None) -> dict[str, t.Any]:
+    """JSON Schema of the data a call writes (the id excluded), for row validation."""
+    if shape is None or shape.data_type is None:
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    result = schema.input_json_schema(shape.data_type)
+    if shape.id_field is not None and shape.data_field is None:
+        result["properties"].pop(shape.id_field, None)
+        required = [n for n in result.get("required", []) if n != shape.id_field]
+        result.pop("required", None)
+        if required:
+            result["required"] = required
+    return result

@@ -15,6 +15,8 @@ from singer_sdk import Target
 from singer_sdk import typing as th
 
 from moovago_api.errors import MoovagoError
+from moovago_api.plan import SETTING as PLANS_SETTING
+from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.settings import connection_properties, numbers_from_text
 from target_moovago.bulk import POLICIES
 from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
@@ -129,6 +131,13 @@ _TARGET_SETTINGS = th.PropertiesList(
         title="Dry run",
         description="Read and plan only: log the counts and a few sample payloads, write nothing.",
     ),
+    th.Property(
+        "team_id",
+        th.StringType,
+        title="Team id",
+        description="The API key's team, needed only when the schema file reads the team "
+        "by id (`team(id: ID!)`); otherwise the team query tells it.",
+    ),
 ).to_dict()
 
 
@@ -140,6 +149,7 @@ def _config_schema() -> dict[str, t.Any]:
     keys["minItems"] = 1
     keys["items"]["minLength"] = 1
     schema["properties"] = {**connection_properties(default_rate=1), **schema["properties"]}
+    schema["properties"][PLANS_SETTING] = PLANS_PROPERTY
     schema["required"] = ["api_url", "api_key"]
     return schema
 

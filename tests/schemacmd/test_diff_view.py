@@ -173,7 +173,10 @@ def test_an_entity_that_stops_being_detected_breaks(
         ),
         ('type Mandator {\n  "[vendor]"\n  id: ID!\n', "type Mandator {\n"),
     )
-    assert "mandator" not in {e.stream_name for e in load_schema(new).entities()}
+    # Still listed (never silently gone), but no sync can read it.
+    assert load_schema(new).entity("mandator").problem == (
+        "Query.mandatorList: Mandator has no id or _id field (set stream_plans.mandator.id_field)"
+    )
     code, payload = diff_json(capsys, str(BASE), new)
     assert code == 1
     [gone] = [c for c in payload["connector"] if c["aspect"] == "stream"]

@@ -607,3 +607,15 @@ def test_every_paging_shape_is_measured(
         assert report["measured"]["fixed_page_size"] == 7
     else:
         assert report["measured"]["stable_order"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["compose_pagination", "operators_filter", "sort_enum"])
+def test_a_family_served_from_its_own_file_holds(
+    capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_path: Path, family: str
+) -> None:
+    """The doctor reads the families' lists by their plans (`items` pages, sort enums)."""
+    path = VARIANTS / "families" / f"{family}.gql"
+    box = sandbox_factory(companies=30, extra_args=["--schema", str(path)])
+    code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
+    assert (code, failing(report)) == (0, [])

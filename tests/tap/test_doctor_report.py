@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from moovago_api.doctor_report import load_doctor_report, widened_start
 from moovago_api.errors import ConfigError
 from moovago_api.wire import parse_datetime
 from moovago_schema.cli import main as schema_main
+from tap_moovago.doctor_report import load_doctor_report, widened_start
 from tests.tap.helpers import error_lines, run_cli, tap_config
 
 

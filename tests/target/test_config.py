@@ -76,3 +76,27 @@ def test_mutations_no_entity_claims_are_logged_once_at_start(tmp_path, caplog) -
         f"Mutation.sendReport in {path} is not used: it matches no entity's "
         "create, update or delete"
     ]
+
+
+def test_a_wrong_stream_plan_is_refused_when_the_stream_opens():
+    plans = {"company": {"writes": {"delete": "companyErase"}}}
+    target = TargetMoovago(config={**BASE, "stream_plans": plans})
+    text = json.dumps(schema_message("company", ["customerCode", "name"])) + "\n"
+    with pytest.raises(ConfigError, match=r"^Setting stream_plans\.company\.writes\.delete: "):
+        target.listen(io.StringIO(text))
+
+
+def test_a_stream_plan_override_is_what_the_target_writes_through(tmp_path):
+    import logging
+
+    from moovago_api.schema import DEFAULT_SCHEMA_PATH
+    from target_moovago.remote import Remote
+
+    sdl = DEFAULT_SCHEMA_PATH.read_text(encoding="utf-8")
+    path = tmp_path / "extra.gql"
+    extra = "\nextend type Mutation { eraseCompany(id: ID!): Boolean }\n"
+    path.write_text(sdl + extra, "utf-8")
+    plans = {"company": {"writes": {"delete": "eraseCompany"}}}
+    remote = Remote({"schema_path": str(path), "stream_plans": plans}, logging.getLogger("t"))
+    shape = remote.schema.entity("company").writes.shape("delete")
+    assert (shape.coordinate, shape.id_arg) == ("Mutation.eraseCompany", "id")

@@ -33,10 +33,10 @@ from moovago_api.mutations import (
     WriteOp,
     batch_document,
     check_writes,
-    match_key_problems,
-    record_id,
 )
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
+from target_moovago.file_checks import match_key_problems, unclaimed_mutations
+from target_moovago.sinks import input_schema
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 WRITE_VARIANTS = [
@@ -193,7 +193,7 @@ def round_trip(schema: MoovagoSchema, stream: str) -> None:
     sent = delete_args[delete.id_arg] if delete.id_arg else delete_args[delete.input_arg]["id"]
     assert sent == "rec-9"
     ids = [
-        record_id(entity, a.kind, a.result(data), sent_id=op.record_id)
+        _record_id(entity, a.kind, a.result(data), sent_id=op.record_id)
         for a, op in zip(aliases, ops, strict=True)
     ]
     assert ids[1:3] == ["rec-7", "rec-9"]
@@ -263,12 +263,12 @@ def test_shapes_are_read_as_declared(name):
         assert (update.id_field, update.data_field) == ("id", "input")
     assert (delete.id_field, delete.data_type, delete.fields) == ("id", None, ())
     # writable fields, what a create must give, and types as the file spells them
-    assert create.required() == ["companyId", "lastName"]
-    assert "position" in create.writable()
-    assert "function" not in create.writable()
+    assert [f.name for f in create.fields if f.required] == ["companyId", "lastName"]
+    assert "position" in [f.name for f in create.fields]
+    assert "function" not in [f.name for f in create.fields]
     types = {f.name: f.type for f in create.fields}
     assert (types["companyId"], types["civility"]) == ("ID!", "Civility")
-    assert update.required() == []
+    assert [f.name for f in update.fields if f.required] == []
 
 
 def test_the_document_for_two_arguments_has_one_variable_per_argument():
@@ -331,10 +331,10 @@ def test_no_result_or_an_empty_id_confirms_nothing():
     schema = variant("bundled")
     entity = schema.entity("company")
     for result in (None, {}, {"recordId": None}, {"recordId": ""}, "x", {"recordId": {"a": 1}}):
-        assert record_id(entity, "create", result) is None
-    assert record_id(entity, "create", {"recordId": 12}) == "12"
+        assert _record_id(entity, "create", result) is None
+    assert _record_id(entity, "create", {"recordId": 12}) == "12"
     with pytest.raises(ValueError, match="not a write"):
-        record_id(entity, "unchanged", {})
+        _record_id(entity, "unchanged", {})
 
 
 # -- shapes the variants do not hold ------------------------------------------------------------
@@ -377,7 +377,7 @@ def test_suffix_names_nested_payload_scalar_id_boolean_delete(tmp_path):
     assert (update.id_arg, update.input_arg, update.payload) == ("id", "patch", Payload.SCALAR)
     assert (delete.id_arg, delete.input_arg, delete.payload) == ("id", None, Payload.BOOLEAN)
     round_trip(schema, "thing")
-    assert record_id(writes, "delete", False, sent_id="5") is None
+    assert _record_id(writes, "delete", False, sent_id="5") is None
 
 
 def test_flat_update_input_leaves_the_id_out_of_the_writable_fields(tmp_path):
@@ -397,11 +397,11 @@ def test_flat_update_input_leaves_the_id_out_of_the_writable_fields(tmp_path):
     writes = check_writes(schema, entity)
     update = writes.shape("update")
     assert (update.id_field, update.data_field, update.data_type) == ("id", None, "ThingUpdate")
-    assert update.writable() == ["name", "code"]
-    json_schema = writes.json_schema(schema, "update")
+    assert [f.name for f in update.fields] == ["name", "code"]
+    json_schema = input_schema(schema, writes.shape("update"))
     assert set(json_schema["properties"]) == {"name", "code"}
     assert "required" not in json_schema
-    assert writes.json_schema(schema, "create")["required"] == ["name"]
+    assert input_schema(schema, writes.shape("create"))["required"] == ["name"]
     assert update.arguments("7", {"name": "n"}) == {"input": {"id": "7", "name": "n"}}
     round_trip(schema, "thing")
 
@@ -513,7 +513,7 @@ def test_unclaimed_mutations_are_named(tmp_path):
         tmp_path,
         "type Mutation { createThing(input: ThingInput!): Thing\n  sendReport(id: ID!): Boolean }",
     )
-    assert mutations.unclaimed_mutations(schema, schema.entities()) == [
+    assert unclaimed_mutations(schema, schema.entities()) == [
         f"Mutation.sendReport in {schema.path} is not used: it matches no entity's "
         "create, update or delete"
     ]
@@ -614,4 +614,10 @@ def test_payload_errors_are_selected_and_an_entity_id_argument_is_the_id(tmp_pat
     assert create.record_id(refused) is None
     assert create.error_messages(refused) == ["name already taken"]
     assert create.error_messages({"thing": {"id": "1"}, "userErrors": None}) == []
-    assert record_id(entity, "create", aliases[0].result({"c0": {"thing": {"id": "1"}}})) == "1"
+    assert _record_id(entity, "create", aliases[0].result({"c0": {"thing": {"id": "1"}}})) == "1"
+
+
+def _record_id(entity, kind, result, *, sent_id=None):
+    """The id one aliased call wrote, read by the plan's write side."""
+    writes = entity if isinstance(entity, mutations.EntityWrites) else entity.writes
+    return writes.shape(kind).record_id(result, sent_id=sent_id)

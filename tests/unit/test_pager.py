@@ -312,7 +312,7 @@ def test_a_list_the_pager_cannot_drive_is_refused_with_one_line():
         "Stream 'mandator' cannot be read: Query.mandatorList(filter: FilterManyMandatorInput!, "
         "limit: Int = 100) has paging-like arguments the tap cannot drive: it pages with "
         "skip/offset + limit/first/take, page + perPage/pageSize, or after + first/limit with a "
-        "cursor"
+        "cursor (set stream_plans.mandator.paging)"
     )
     assert fake.calls == [], "never read once and taken as complete"
 

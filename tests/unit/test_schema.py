@@ -315,11 +315,9 @@ def test_bundled_entities(bundled):
         filter_arg="filter",
         filter_type="FilterManyCompanyInput",
         team_filter_field="teamId",
-        updated_since_field="updatedSince",
+        bound_path=("updatedSince",),
         replication_key="updatedAt",
-        skip_arg="skip",  # not the deprecated 'offset'
-        limit_arg="limit",
-        paging=Paging(kind="offset", offset_arg="skip", size_arg="limit"),
+        paging=Paging(kind="offset", offset_arg="skip", size_arg="limit"),  # not 'offset'
     )
     company = bundled.entity("company").writes
     assert {kind: shape.path for kind, shape in company.shapes.items()} == {
@@ -383,10 +381,12 @@ def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
     path = tmp_path / "user.gql"
     path.write_text(USER_SDL, encoding="utf-8")
     schema = load_schema(path)
-    assert [e.stream_name for e in schema.entities()] == ["team", "visit_report", "route"]
-    assert [(f.coordinate, f.reason) for f in schema.skipped_fields()] == [
-        ("Query.noteList", "required argument teamId: ID! the tap cannot fill")
-    ]
+    # A list the conventions cannot read stays a stream, its problem naming the setting.
+    assert [e.stream_name for e in schema.entities()] == ["team", "visit_report", "note", "route"]
+    assert schema.entity("note").problem == (
+        "Query.noteList: required argument teamId: ID! the tap cannot fill (set stream_plans.note)"
+    )
+    assert schema.skipped_fields() == []
     assert schema.entity("route").team_filter_field == "teamId"
     visit = schema.entity("visit_report")
     assert schema.entity("visitReport") is visit
@@ -394,7 +394,7 @@ def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
     assert visit.team_filter_field == "teamId"
     assert visit.updated_since_field == "updatedAfter"
     assert visit.replication_key == "updatedAt"
-    assert (visit.skip_arg, visit.limit_arg) == ("offset", "first")
+    assert (visit.paging.offset_arg, visit.paging.size_arg) == ("offset", "first")
     assert visit.writes.shape("create").path == ("visitReport", "create")
     assert visit.writes.shape("create").input_type == "VisitReportCreateInput"
     assert set(visit.writes.shapes) == {"create"}
@@ -414,7 +414,7 @@ def test_entity_without_updated_since_has_no_replication_key(tmp_path):
     assert thing.team_filter_field is None
     assert thing.updated_since_field is None
     assert thing.replication_key is None
-    assert (thing.skip_arg, thing.limit_arg) == (None, None)
+    assert thing.paging.kind == "none"
     assert dict(thing.writes.shapes) == {}
 
 
@@ -539,10 +539,6 @@ def test_every_paging_shape_variant_keeps_every_stream(variant, kind, rows, row_
         assert (company.page_arg, company.size_arg, company.first_page) == ("page", "perPage", 1)
     if variant == "offset_first.gql":
         assert (company.offset_arg, company.size_arg) == ("offset", "first")
-        assert (schema.entity("company").skip_arg, schema.entity("company").limit_arg) == (
-            "offset",
-            "first",
-        )
 
 
 def test_filters_are_found_by_type_nullable_renamed_or_absent():
@@ -570,7 +566,7 @@ def test_a_list_the_pager_cannot_drive_is_kept_with_its_refusal():
     assert paging.problem == (
         "Query.mandatorList(filter: FilterManyMandatorInput!, limit: Int = 100) has paging-like "
         "arguments the tap cannot drive: it pages with skip/offset + limit/first/take, page + "
-        "perPage/pageSize, or after + first/limit with a cursor"
+        "perPage/pageSize, or after + first/limit with a cursor (set stream_plans.mandator.paging)"
     )
     assert schema.entity("company").paging.kind == "offset"
 
@@ -615,7 +611,7 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
     path = tmp_path / "shapes.gql"
     path.write_text(SHAPE_SDL, encoding="utf-8")
     schema = load_schema(path)
-    streams = ["team", "company", "event", "log", "note", "memo"]
+    streams = ["team", "company", "event", "log", "note", "widget", "memo", "thing"]
     assert [e.stream_name for e in schema.entities()] == streams
     company = schema.entity("company")
     assert (company.root_field, company.filter_arg, company.team_filter_field) == (
@@ -640,6 +636,9 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
     assert (event.sort_arg, event.sort_value) == ("sort", ["id_ASC"])
     log = schema.entity("log").paging
     assert (log.kind, log.page_arg, log.size_arg, log.first_page) == ("page", "page", "pageSize", 1)
+    assert (log.sort_arg, log.sort_value) == ("order", None), "an input order is the setting's"
+    ordered = {"order": {"arg": "order", "value": {"field": "ID", "direction": "ASC"}}}
+    log = schema.with_plans({"log": ordered}).entity("log").paging
     assert log.sort_value == {"field": "ID", "direction": "ASC"}
     assert schema.entity("note").paging.kind == "none"
     memo = schema.entity("memo").paging
@@ -652,10 +651,16 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
         "Query.company": "returns one Company, not a list or a connection of rows",
         "Query.tags": "returns a list of String, not of object rows",
         "Query.moreCompanies": "Query.allCompanies already reads Company",
-        "Query.old": "deprecated (gone)",
-        "Query.widgets": "argument filter: WidgetFilter! requires kind, which the tap cannot fill",
-        "Query.anonymous": "Thing has no id field",
+        "Query.old": "Query.notes already reads Note",
     }
+    assert schema.entity("widget").problem == (
+        "Query.widgets: argument filter: WidgetFilter! requires kind, which the tap cannot fill "
+        "(set stream_plans.widget)"
+    )
+    assert (
+        schema.entity("thing").problem
+        == "Query.anonymous: Thing has no id or _id field (set stream_plans.thing.id_field)"
+    )
 
 
 def test_a_single_object_root_field_is_skipped_with_its_reason(tmp_path):

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from singer_sdk.singerlib import MetadataMapping
 
-from moovago_api.deprecations import field_report
 from moovago_api.schema import load_schema
 from moovago_schema.cli import main, render_table
+from moovago_schema.deprecations import field_report
 from moovago_schema.drift import (
     Usage,
     check_catalog,

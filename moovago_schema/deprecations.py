@@ -1,8 +1,8 @@
 """What a schema file says about the fields a connector uses: missing, or deprecated.
 
 `field_report` holds field names (dotted paths for nested objects) against an object or input
-type of a loaded schema; the tap and the target call it at start-up to warn on deprecated fields
-and fail on missing ones, and `moovago-schema check` builds on it. Pure: no I/O, no Singer code.
+type of a loaded schema; `moovago-schema check` and `diff` build on it (the target reads the
+deprecations of what it writes from the plan's input fields). Pure: no I/O, no Singer code.
 """
 
 from __future__ import annotations
