@@ -22,7 +22,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from moovago_api.errors import ConfigError, ResponseTooLarge, TransientError
 from moovago_api.settings import client_from_config, connection_properties
-from moovago_sandbox.harness.runs import (
+from tests.harness.runs import (
     SECRET,
     company_row,
     lines,
