@@ -52,6 +52,7 @@ __all__ = [
     "check_api_url",
     "check_rate",
     "default_in_flight",
+    "encode_request",
     "parse_api_key",
 ]
 
@@ -182,11 +183,7 @@ class MoovagoClient:
         if self._closed:
             raise MoovagoError("This MoovagoClient is closed.")
         text = print_ast(document) if isinstance(document, DocumentNode) else document
-        body = json.dumps(
-            {"query": text, "variables": dict(variables or {}), "operationName": operation_name},
-            default=_json_default,
-            ensure_ascii=False,
-        ).encode("utf-8")
+        body = encode_request(text, variables, operation_name)
         run = _Run(body, operation_name or _label(text), self._clock())
         waits = backoff.expo(factor=self.backoff_base, max_value=self.backoff_max)
         next(waits)  # backoff's generators yield a 0 first
@@ -403,6 +400,20 @@ class _Run:
     failures: int = 0  # transient failures so far (backoff's tries)
     throttles: int = 0  # 429s and throttling errors so far
     maybe_applied: bool = False  # some attempt may have reached the server and failed
+
+
+def encode_request(
+    document: str | DocumentNode,
+    variables: Mapping[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> bytes:
+    """The body `execute` sends for this request: what a server's size limit counts."""
+    text = print_ast(document) if isinstance(document, DocumentNode) else document
+    return json.dumps(
+        {"query": text, "variables": dict(variables or {}), "operationName": operation_name},
+        default=_json_default,
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
 # -- helpers -----------------------------------------------------------------------------------

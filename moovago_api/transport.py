@@ -121,7 +121,9 @@ class Transport:
                 stream=True,
             ) as response:
                 content = self._read_body(response, label, exchange)
-                exchange.close()  # whole: a cut from now on would hit a pooled connection
+                exchange.close()  # read: a cut from now on would hit a pooled connection
+                if exchange.expired:  # cut before: what looked like the end may not be it
+                    raise OSError("answer cut at its deadline")
             date = http_date(response.headers.get("Date") or "")
             return Answer(response.status_code, response.headers, content, date)
         except (requests.exceptions.RequestException, HTTPError, OSError) as err:

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from graphql import parse
 from urllib3.exceptions import InsecureRequestWarning
 
-from moovago_api.client import MoovagoClient, parse_api_key
+from moovago_api.client import MoovagoClient, encode_request, parse_api_key
 from moovago_api.errors import (
     AuthError,
     ConfigError,
@@ -113,6 +114,20 @@ def test_execute_posts_json_with_variables_in_the_body(stub):
         "transient_failures": 0,
         "wait_seconds": pytest.approx(0, abs=0.5),
     }
+
+
+def test_the_body_sent_is_encode_request_byte_for_byte(stub):
+    # Request sizes (the target's max_request_bytes) are measured with encode_request.
+    variables = {
+        "amount": Decimal("1234.50"),
+        "at": datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
+        "name": "Société Générale ☕",
+    }
+    document = parse("query Named($amount: Float) { team { id } }")
+    make_client(stub).execute(document, variables, "Named")
+    body = encode_request(document, variables, "Named")
+    assert stub.received[0].body == body
+    assert len(body) > len(body.decode("utf-8"))  # sent as UTF-8, not \u-escaped
 
 
 def test_execute_prints_a_document_node(stub):
