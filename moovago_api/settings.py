@@ -199,9 +199,16 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
 
 
 def client_from_config(
-    config: Mapping[str, Any], *, default_rate: float, logger: logging.Logger | None = None
+    config: Mapping[str, Any],
+    *,
+    default_rate: float,
+    logger: logging.Logger | None = None,
+    **overrides: Any,
 ) -> MoovagoClient:
     """A client for these settings; ConfigError with one sentence per problem found.
+
+    `overrides` replace MoovagoClient arguments the settings give: a quick connection test
+    passes `max_retries=0, connect_timeout=3.0`.
 
     Also installs the process's log redaction for the configured key, before anything is
     checked, so no log line of the process can print it from then on.
@@ -228,19 +235,20 @@ def client_from_config(
     if sentences:
         raise ConfigError(" ".join(sentences))
     rate = float(settings["max_requests_per_second"])
-    client = MoovagoClient(
-        api_url=settings["api_url"],
-        api_key=settings["api_key"],
-        api_key_header=settings["api_key_header"],
-        max_requests_per_second=rate,
-        request_timeout=float(settings["request_timeout"]),
-        verify_tls=settings["verify_tls"],
-        max_retries=int(settings["max_retries"]),
-        max_retry_seconds=float(settings["max_retry_seconds"]),
-        max_requests_in_flight=settings.get("max_requests_in_flight"),
-        max_response_bytes=int(settings["max_response_bytes"]),
-        logger=logger,
-    )
+    arguments: dict[str, Any] = {
+        "api_url": settings["api_url"],
+        "api_key": settings["api_key"],
+        "api_key_header": settings["api_key_header"],
+        "max_requests_per_second": rate,
+        "request_timeout": float(settings["request_timeout"]),
+        "verify_tls": settings["verify_tls"],
+        "max_retries": int(settings["max_retries"]),
+        "max_retry_seconds": float(settings["max_retry_seconds"]),
+        "max_requests_in_flight": settings.get("max_requests_in_flight"),
+        "max_response_bytes": int(settings["max_response_bytes"]),
+        "logger": logger,
+    }
+    client = MoovagoClient(**{**arguments, **overrides})
     install_log_redaction(*client.secrets)
     (logger or logging.getLogger(__name__)).info(
         "Moovago connection: %s, at most %g requests/s and %d in flight%s, whole answers "
