@@ -68,12 +68,16 @@ snowflake-check: install snowflake
 demo: install meltano
 	$(PY) scripts/demo.py
 
+# Tests run in parallel (pytest-xdist): most of their time is spent waiting on the sandbox's
+# rate limit and on subprocesses, so more workers than cores pays; every test is isolated.
+WORKERS ?= 4
+
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS)
 
 # The fast lane for day-to-day work: everything but the end-to-end and slow tests.
 check: install
-	$(PY) -m pytest -m "not e2e and not slow" -q
+	$(PY) -m pytest -n $(WORKERS) -m "not e2e and not slow" -q
 
 # The README's settings tables, regenerated from the plugins' own --about output.
 readme: install

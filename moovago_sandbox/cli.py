@@ -15,9 +15,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moovago_api.errors import SchemaFileError
 from moovago_sandbox.faults import FaultProfile, FaultProfileError, parse_churn
+
+if TYPE_CHECKING:
+    from moovago_sandbox.app import Sandbox
 
 
 def _api_key(text: str) -> tuple[str, str | None]:
@@ -157,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every query through graphql-core execute (benchmark baseline)",
     )
     serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    serve.add_argument(
+        "--reconfigurable",
+        action="store_true",
+        help="for test harnesses: POST /_sandbox/configure with a JSON list of serve arguments "
+        "replaces the served sandbox in place (no new process)",
+    )
     return parser
 
 
@@ -186,19 +196,16 @@ def fault_profile(args: argparse.Namespace) -> FaultProfile:
     )
 
 
-async def serve(args: argparse.Namespace, profile: FaultProfile) -> None:
-    from aiohttp import web
-
+def build_sandbox(args: argparse.Namespace, profile: FaultProfile) -> Sandbox:
     from moovago_sandbox.app import DEFAULT_KEY, Sandbox, SandboxConfig
 
-    keys = args.api_keys or [(DEFAULT_KEY, None)]
-    sandbox = Sandbox(
+    return Sandbox(
         SandboxConfig(
             host=args.host,
             port=args.port,
             seed=args.seed,
             companies=args.companies,
-            api_keys=keys,
+            api_keys=args.api_keys or [(DEFAULT_KEY, None)],
             api_key_header=args.api_key_header,
             rate_limit=args.rate_limit,
             retry_after=args.retry_after,
@@ -208,7 +215,31 @@ async def serve(args: argparse.Namespace, profile: FaultProfile) -> None:
             schema_path=args.schema,
         )
     )
-    runner = web.AppRunner(sandbox.make_app(), access_log=None, handle_signals=False)
+
+
+def rebuild(argv: list[str]) -> Sandbox:
+    """A fresh Sandbox from `serve` arguments (the `--reconfigurable` endpoint); ValueError
+    says what is wrong with them."""
+    parser = build_parser()
+    parser.exit_on_error = False
+    try:
+        args = parser.parse_args(["serve", *argv])
+        return build_sandbox(args, fault_profile(args))
+    except (argparse.ArgumentError, FaultProfileError, SchemaFileError, OSError) as exc:
+        raise ValueError(str(exc)) from exc
+    except SystemExit as exc:  # argparse exits on some errors even with exit_on_error=False
+        raise ValueError(f"invalid serve arguments: {argv!r}") from exc
+
+
+async def serve(args: argparse.Namespace, profile: FaultProfile) -> None:
+    from aiohttp import web
+
+    from moovago_sandbox.app import make_app
+
+    sandbox = build_sandbox(args, profile)
+    keys = sandbox.config.api_keys
+    app = make_app(sandbox, rebuild if args.reconfigurable else None)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
     await site.start()

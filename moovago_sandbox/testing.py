@@ -5,6 +5,9 @@
 
 `shared_sandbox()` starts one per process on first use and stops it at exit; tests treat it as
 read-only (anything that writes or needs faults takes its own from `start_sandbox`).
+`SandboxPool` keeps idle `--reconfigurable` processes and hands one out per block, rebuilt in
+place from the same arguments as `start_sandbox` (a fresh store, stats, limits and faults), so
+a test suite pays for a process start once per worker, not once per test.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +59,7 @@ class SandboxHandle:
     keys: dict[str, str]
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
     log_path: Path | None = None
+    log_offset: int = 0
 
     @property
     def base_url(self) -> str:
@@ -81,8 +86,12 @@ class SandboxHandle:
         return self._call("GET", "/_sandbox/requests")
 
     def log(self) -> str:
-        """What the server wrote on stderr so far (one line per request)."""
-        return self.log_path.read_text(encoding="utf-8") if self.log_path else ""
+        """What the server wrote on stderr since this handle was made (one line per request)."""
+        if self.log_path is None:
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode("utf-8", errors="replace")
 
 
 def _parse_line(line: str) -> tuple[str, str, str]:
@@ -91,7 +100,13 @@ def _parse_line(line: str) -> tuple[str, str, str]:
     return url, words.get("api_key", ""), words.get("team_id", "")
 
 
-def sandbox_command(
+def sandbox_command(**kwargs: Any) -> list[str]:
+    """The `moovago-sandbox serve` command line on a free loopback port (`serve_args`)."""
+    serve = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--host", "127.0.0.1"]
+    return [*serve, "--port", "0", *serve_args(**kwargs)]
+
+
+def serve_args(
     *,
     companies: int = 30,
     seed: int = 42,
@@ -102,12 +117,11 @@ def sandbox_command(
     extra_args: Sequence[str] = (),
     **modes: Any,
 ) -> list[str]:
-    """The `moovago-sandbox serve` command line; `modes` are the server-mode flags by their
+    """The `serve` arguments but host and port; `modes` are the server-mode flags by their
     Python names: schema (a path), max_page_size, ignore_limit, default_page_size,
     unstable_order, fault_churn ("N:D:I"), no_date_header, clock_offset, latency_read,
     latency_mutation, latency_jitter, max_body_bytes (None or False leaves a flag out)."""
-    cmd = [sys.executable, "-m", "moovago_sandbox.cli", "serve", "--host", "127.0.0.1"]
-    cmd += ["--port", "0", "--seed", str(seed), "--companies", str(companies)]
+    cmd = ["--seed", str(seed), "--companies", str(companies)]
     cmd += ["--rate-limit", str(rate_limit)]
     for key in api_keys or ():
         cmd += ["--api-key", key]
@@ -219,3 +233,59 @@ def shared_sandbox() -> SandboxHandle:
             _shared = _shared_stack.enter_context(start_sandbox(companies=30))
             atexit.register(_shared_stack.close)
         return _shared
+
+
+class SandboxPool:
+    """Idle `--reconfigurable` sandbox processes; `sandbox(**kwargs)` (the arguments of
+    `start_sandbox`) rebuilds one in place for the block and takes it back after. A process that
+    died is dropped, never handed out again."""
+
+    def __init__(self) -> None:
+        self._idle: list[SandboxHandle] = []
+        self._lock = threading.Lock()
+        self._stack = contextlib.ExitStack()
+
+    @contextlib.contextmanager
+    def sandbox(self, **kwargs: Any) -> Iterator[SandboxHandle]:
+        args = serve_args(**kwargs)
+        with self._lock:
+            base = self._idle.pop() if self._idle else None
+        if base is None or base.process is None or base.process.poll() is not None:
+            base = self._stack.enter_context(
+                start_sandbox(companies=0, extra_args=["--reconfigurable"])
+            )
+        handle = _configure(base, args)
+        try:
+            yield handle
+        finally:
+            if base.process is not None and base.process.poll() is None:
+                with self._lock:
+                    self._idle.append(base)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _configure(base: SandboxHandle, args: list[str]) -> SandboxHandle:
+    offset = base.log_path.stat().st_size if base.log_path and base.log_path.exists() else 0
+    request = urllib.request.Request(  # noqa: S310 (the http URL the sandbox printed)
+        base.base_url + "/_sandbox/configure",
+        method="POST",
+        data=json.dumps(args).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=STARTUP_TIMEOUT) as response:  # noqa: S310
+            keys = json.loads(response.read().decode("utf-8"))["keys"]
+    except urllib.error.HTTPError as exc:
+        raise SandboxStartError(f"moovago-sandbox refused {args!r}: {exc.read()!r}") from exc
+    api_key, team_id = keys[0]
+    return SandboxHandle(
+        base.url,
+        api_key,
+        team_id,
+        dict(keys),
+        base.process,
+        base.log_path,
+        offset,
+    )

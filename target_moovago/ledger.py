@@ -35,9 +35,10 @@ class StreamCounts:
     superseded: int = 0
     skipped_deletes: int = 0
     unknown_columns: list[str] = field(default_factory=list)
+    held_by_policy: dict[str, int] = field(default_factory=dict)  # field -> rows it was kept
 
 
-def _json_default(value: object) -> object:
+def json_default(value: object) -> object:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -81,6 +82,12 @@ class Ledger:
         counts.unknown_columns.extend(new)
         return new
 
+    def note_held(self, stream: str, held: Iterable[str]) -> None:
+        """Fields `field_policies` kept one row from writing."""
+        counts = self.streams.setdefault(stream, StreamCounts())
+        for name in held:
+            counts.held_by_policy[name] = counts.held_by_policy.get(name, 0) + 1
+
     @property
     def total_rejected(self) -> int:
         return sum(c.rejected for c in self.streams.values())
@@ -103,7 +110,7 @@ class Ledger:
             "row": dict(row or {}),
             "time": self._clock().isoformat(),
         }
-        line = json.dumps(redact(entry, self._secrets), default=_json_default, ensure_ascii=False)
+        line = json.dumps(redact(entry, self._secrets), default=json_default, ensure_ascii=False)
         # Opened per line: the line is on disk before the row counts as handled, and a
         # run that stops part-way leaves no open file behind.
         self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,14 +157,19 @@ class Ledger:
             if counts["unknown_columns"]:
                 ignored = ", ".join(counts["unknown_columns"])
                 lines.append(f"{name}: unknown columns ignored: {ignored}")
+            if counts.get("held_by_policy"):
+                kept = ", ".join(f"{f} {n}" for f, n in sorted(counts["held_by_policy"].items()))
+                lines.append(f"{name}: values kept by field_policies: {kept}")
         lines.append(
             f"requests {summary['requests']}, retries {summary['retries']}, "
             f"429s {summary['rate_limited']}, duration {summary['duration_seconds']:.1f}s"
             + (" (dry run: nothing written)" if summary["dry_run"] else "")
         )
+        if summary.get("changes"):
+            lines.append("change log {path}, run id {run_id}".format(**summary["changes"]))
         return "\n".join(lines)
 
     def write_summary(self, path: str | Path, summary: Mapping[str, Any]) -> None:
-        text = json.dumps(redact(dict(summary), self._secrets), indent=2, default=_json_default)
+        text = json.dumps(redact(dict(summary), self._secrets), indent=2, default=json_default)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n", encoding="utf-8")

@@ -37,6 +37,7 @@ __all__ = [  # the index's names are re-exported: the planner's vocabulary
     "Kind",
     "Mode",
     "Planner",
+    "Policy",
     "RemoteIndex",
     "Row",
     "chunks",
@@ -49,6 +50,18 @@ class Mode(str, Enum):
     UPSERT = "upsert"
     CREATE_ONLY = "create_only"
     UPDATE_ONLY = "update_only"
+
+
+class Policy(str, Enum):
+    """What an update may do to one field (`field_policies`); a create writes every field."""
+
+    OVERWRITE = "overwrite"
+    FILL_EMPTY = "fill_empty"  # only where Moovago's value is empty: null, '' or []
+    CREATE_ONLY = "create_only"
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 class Kind(str, Enum):
@@ -112,6 +125,7 @@ class Action:
     row: Row
     record_id: str | None = None  # the remote record for update/delete/unchanged
     data: dict[str, Any] = field(default_factory=dict)  # create input, or update data
+    held: dict[str, str] = field(default_factory=dict)  # field -> the policy that kept it
     reason: str = ""
     field: str | None = None
     before: dict[str, Any] | None = None  # the indexed values it replaces, to undo a refusal
@@ -134,6 +148,8 @@ class Planner:
     keyless_creates: bool = False
     # How to fix a missing key: 'set match_keys, e.g. {...}' (moovago_api.mutations).
     key_hint: str = "set match_keys"
+    # field -> Policy: what an update may write (`field_policies`); absent fields overwrite.
+    policies: Mapping[str, Policy] = field(default_factory=dict)
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order; later rows with the same key supersede earlier."""
@@ -241,19 +257,28 @@ class Planner:
 
     def _update(self, row: Row, record_id: str) -> Action:
         stored = self.index.get(record_id) or {}
-        changes = {
-            name: value
-            for name, value in row.payload.items()
-            if (value is not None or self.clearable is None or name in self.clearable)
-            and (name not in stored or comparable(value) != comparable(stored[name]))
-        }
+        changes: dict[str, Any] = {}
+        held: dict[str, str] = {}
+        for name, value in row.payload.items():
+            if value is None and not (self.clearable is None or name in self.clearable):
+                continue
+            if name in stored and comparable(value) == comparable(stored[name]):
+                continue
+            policy = self.policies.get(name, Policy.OVERWRITE)
+            if policy is Policy.CREATE_ONLY or (
+                policy is Policy.FILL_EMPTY
+                and (name not in stored or not is_empty(stored[name]) or is_empty(value))
+            ):
+                held[name] = policy.value  # never makes the row changed
+                continue
+            changes[name] = value
         if not changes:
-            return Action(Kind.UNCHANGED, row, record_id=record_id)
+            return Action(Kind.UNCHANGED, row, record_id=record_id, held=held)
         problems = self.update_validator.problems(changes)
         if problems:
             reason, first = _join(problems), problems[0].field
             return Action(Kind.REJECT, row, record_id=record_id, reason=reason, field=first)
-        return Action(Kind.UPDATE, row, record_id=record_id, data=changes)
+        return Action(Kind.UPDATE, row, record_id=record_id, data=changes, held=held)
 
 
 def _join(problems: Iterable[Any]) -> str:

@@ -1,4 +1,5 @@
-"""After an ambiguous failure (the request may have been applied): which of its creates landed.
+"""After an ambiguous failure (the request may have been applied): which of its creates landed;
+after a kill, which writes of the change log's journal landed.
 
 Records are re-read from the server's clock on (its `Date` header as last seen, else the newest
 `updatedAt` read this run, a lower bound of it), minus a margin; never from the local clock,
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
+from target_moovago.values import comparable
 
 if t.TYPE_CHECKING:
     from moovago_api.schema import Entity
+    from target_moovago.changes import ChangeLog
     from target_moovago.plan import Action
     from target_moovago.remote import Remote
 
@@ -76,3 +79,51 @@ def _find_landed(
         if all(record.get(k) == v for k, v in action.data.items() if k in record):
             return record_id
     return None
+
+
+def landed_write(
+    index: RemoteIndex, entry: Mapping[str, t.Any], readable: Collection[str]
+) -> str | None:
+    """The record a write of the change log's journal made or changed, when the index shows
+    it landed; None when it did not, or its values are not read back to tell."""
+    record_id = entry.get("record_id")
+    after = {k: v.get("after") for k, v in (entry.get("fields") or {}).items()}
+    operation = entry.get("operation")
+    if operation == "delete":
+        return str(record_id) if record_id and record_id not in index else None
+    if operation == "update":
+        stored = index.get(str(record_id))
+        shown = {k: v for k, v in after.items() if k in readable}
+        if stored is None or not shown:
+            return None
+        same = all(comparable(stored.get(k)) == comparable(v) for k, v in shown.items())
+        return str(record_id) if same else None
+    spec, ids = index.find(after)
+    return ids[0] if spec is not None and len(ids) == 1 else None
+
+
+def settle_killed_writes(
+    remote: Remote,
+    changes: ChangeLog,
+    entity: Entity,
+    fields: Sequence[str],
+    readable: Collection[str],
+) -> None:
+    """Before a stream's first plan: the writes a killed run sent and never saw answered go
+    to the change log, once, where Moovago shows they landed."""
+    entries = changes.unsettled.pop(entity.stream_name, [])
+    if not entries:
+        return
+    wanted = sorted({f for e in entries for f in e.get("fields") or {} if f in readable})
+    index = remote.index(entity, [*fields, *wanted])
+    landed = 0
+    for entry in entries:
+        record_id = landed_write(index, entry, readable)
+        changes.settled(entry, record_id)
+        landed += record_id is not None
+    remote.logger.info(
+        "Stream %s: %d writes of a stopped run were never answered; %d had landed (logged now)",
+        entity.stream_name,
+        len(entries),
+        landed,
+    )

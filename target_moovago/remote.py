@@ -28,7 +28,7 @@ from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from target_moovago.errors import UnsupportedStreamError
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
-from target_moovago.plan import Mode
+from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
 
 if t.TYPE_CHECKING:
@@ -240,6 +240,12 @@ class Remote:
         if isinstance(configured, list):
             return entity.stream_name in configured or entity.name in configured
         return configured.get(entity.stream_name, configured.get(entity.name))
+
+    def field_policies(self, entity: Entity) -> dict[str, Policy]:
+        """Under the stream's name and the entity's (`contact`, `companyContact`) alike."""
+        configured = self.config.get("field_policies") or {}
+        entry = {**configured.get(entity.name, {}), **configured.get(entity.stream_name, {})}
+        return {name: Policy(value) for name, value in entry.items()}
 
     def mode(self, entity: Entity) -> Mode:
         modes = self.config.get("stream_modes") or {}

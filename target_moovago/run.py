@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.bulk import BulkGate
+from target_moovago.changes import ChangeLog, check_field_policies
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingIds
 from target_moovago.integrity import DEFAULT_MAX_REQUEST_BYTES
@@ -59,6 +60,8 @@ class Run:
         self.max_request_bytes = int(config.get("max_request_bytes") or DEFAULT_MAX_REQUEST_BYTES)
         self.request_limit = self.max_request_bytes  # lowered when the server answers 413
         self.remote = Remote(config, logger)
+        if config.get("field_policies"):
+            check_field_policies(self.remote)
         self.ledger = Ledger(
             config.get("rejects_path") or "moovago-rejects.jsonl",
             max_rejects=config.get("max_rejects"),
@@ -66,6 +69,11 @@ class Run:
             clock=clock,
         )
         self.ledger.dry_run = self.dry_run
+        self.changes = ChangeLog(
+            None if self.dry_run else config.get("changes_path"),
+            clock=clock,
+            secrets=secret_forms(str(config.get("api_key") or "")),
+        )
         if production is None:
             production = not is_loopback_url(str(config.get("api_url") or ""))
         self.gate = BulkGate(
@@ -128,8 +136,11 @@ class Run:
         if self._finished:
             return
         self._finished = True
+        self.changes.close()
         summary = self.ledger.summary(self.remote.stats())
         summary["failed"] = failed
+        if self.changes.path is not None:  # what `moovago-revert --run` takes
+            summary["changes"] = {"path": str(self.changes.path), "run_id": self.changes.run_id}
         self.logger.info("target-moovago summary\n%s", Ledger.table(summary))
         if self.summary_path:
             self.ledger.write_summary(self.summary_path, summary)

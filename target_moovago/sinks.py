@@ -18,6 +18,7 @@ from moovago_api.mutations import match_key_problems, match_keys_hint
 from target_moovago.index import RemoteIndex
 from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
 from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
+from target_moovago.reconcile import settle_killed_writes
 from target_moovago.remote import writes_of
 from target_moovago.run import HasRun
 from target_moovago.writer import BatchWriter
@@ -100,6 +101,7 @@ class MoovagoSink(BatchSink):
             clearable=clearable,
             keyless_creates=bool(remote.stream_setting(KEYLESS_SETTING, entity)),
             key_hint=match_keys_hint(api_schema, entity),
+            policies=remote.field_policies(entity),
         )
         # The SDK would parse date strings with `format` into datetimes and stop the whole run
         # on a bad one; we keep the strings and validate them per row against the API input type.
@@ -126,6 +128,8 @@ class MoovagoSink(BatchSink):
         for problem in match_key_problems(api_schema, entity, keys, written=written):
             self.logger.warning("Stream %s: %s", self.label, problem)
         fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
+        if self.run.changes.path is not None and self.run.hard_delete:  # to create it again
+            fields += [f for f in create_schema["properties"] if f in output and f not in fields]
         self.writer = BatchWriter(self.run, entity, self.key_specs, fields)
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
         self.tally = self.run.tally(self.label)
@@ -229,6 +233,8 @@ class MoovagoSink(BatchSink):
         """Plan the batch once against the index as the planned writes will leave it, settle
         what writes nothing, and hand the writes to the business-hours gate."""
         writer = self.writer
+        changes, readable = self.run.changes, self.output_fields
+        settle_killed_writes(self.run.remote, changes, self.entity, writer.fields, readable)
         index = self.index()
         rows = []
         for number, record in enumerate(records, start=self._rows_seen + 1):
@@ -240,6 +246,8 @@ class MoovagoSink(BatchSink):
         writes = [a for a in actions if a.kind in WRITES]
         writer.project(writes)
         for action in actions:
+            if action.held:
+                self.run.ledger.note_held(self.label, action.held)
             writer.account(action)
         if writes:
             self.run.gate.admit(writer, writes)

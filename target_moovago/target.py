@@ -17,6 +17,7 @@ from singer_sdk import typing as th
 from moovago_api.errors import MoovagoError
 from moovago_api.settings import connection_properties
 from target_moovago.bulk import POLICIES
+from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
 from target_moovago.errors import TargetStopped
 from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
@@ -58,6 +59,7 @@ _TARGET_SETTINGS = th.PropertiesList(
             '{"contact": "update_only"}.'
         ),
     ),
+    *CHANGES_PROPERTIES,
     *INTEGRITY_PROPERTIES,
     th.Property(
         "hard_delete",

@@ -96,6 +96,7 @@ class BatchWriter:
                     self.index.remove(action.record_id)
 
     def _undo(self, action: Action) -> None:
+        self.run.changes.dropped(action)
         if action.record_id is None:
             return
         if action.kind is Kind.CREATE:
@@ -117,6 +118,7 @@ class BatchWriter:
             else:
                 self.index.add(record_id, action.data)
             action.record_id = record_id
+        self.run.changes.confirmed(self.label, action, self.key_specs)
         self.run.ledger.add(self.label, COUNTER[action.kind])
 
     # sending ----------------------------------------------------------------------------------
@@ -133,6 +135,7 @@ class BatchWriter:
         schema = self.run.remote.schema
         document, variables, aliases = mutation_document(schema, self.entity, chunk)
         name = operation_name(document)
+        self.run.changes.sending(self.label, chunk, self.key_specs)  # before it can land
         return (document, variables, name), aliases, request_bytes(document, variables, name)
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
@@ -280,9 +283,11 @@ class BatchWriter:
             shown = self._samples.get(action.kind, 0)
             if shown < SAMPLES_PER_KIND:
                 self._samples[action.kind] = shown + 1
+                held = f" (kept by field_policies: {action.held})" if action.held else ""
                 self.logger.info(
-                    "dry run: %s %s %s",
+                    "dry run: %s %s %s%s",
                     self.label,
                     action.kind.value,
                     json.dumps(self._arguments(action), default=str, ensure_ascii=False),
+                    held,
                 )

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.testing import SandboxHandle, shared_sandbox, start_sandbox
+from moovago_api import governor
+from moovago_sandbox.testing import SandboxHandle, SandboxPool, shared_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -17,12 +18,29 @@ def sandbox() -> SandboxHandle:
     return shared_sandbox()
 
 
+@pytest.fixture(scope="session")
+def sandbox_pool() -> Iterator[SandboxPool]:
+    """The worker's idle sandbox processes, rebuilt in place for each test that takes one."""
+    pool = SandboxPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def sandbox_factory() -> Iterator[Callable[..., SandboxHandle]]:
-    """Call with `start_sandbox` arguments; each sandbox is stopped when the test ends."""
+def sandbox_factory(sandbox_pool: SandboxPool) -> Iterator[Callable[..., SandboxHandle]]:
+    """Call with `start_sandbox` arguments: a sandbox as fresh as a new process (store, stats,
+    limits, faults), taken from the pool and given back when the test ends."""
     with contextlib.ExitStack() as stack:
 
         def factory(**kwargs: Any) -> SandboxHandle:
-            return stack.enter_context(start_sandbox(**kwargs))
+            return stack.enter_context(sandbox_pool.sandbox(**kwargs))
 
         yield factory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_governors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no process-wide governor: pooled sandboxes reuse their URL, and a
+    governor keeps the lowest rate any earlier test asked of that URL (the private registry is
+    the only handle on it; setattr fails loudly if it is renamed)."""
+    monkeypatch.setattr(governor, "_shared", {})

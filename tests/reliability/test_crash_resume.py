@@ -6,10 +6,14 @@ bench/crash_resume.py runs the 2,000-row version with 10+ kill points.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
+import struct
 import subprocess
+import termios
 import time
+from pathlib import Path
 
 import pytest
 
@@ -160,7 +164,7 @@ def test_sigterm_between_batches_writes_what_it_read_emits_state_and_exits_non_z
     assert process.stdin is not None
     process.stdin.write(lines(resumable_input(rows, state_every=10)))
     process.stdin.flush()  # the input stays open: the target waits for more
-    time.sleep(3)
+    _wait_until_blocked_on_input(process)
     process.send_signal(signal.SIGTERM)
     try:
         stdout, _ = process.communicate(timeout=30)
@@ -173,6 +177,24 @@ def test_sigterm_between_batches_writes_what_it_read_emits_state_and_exits_non_z
     assert all(r["customerCode"] in landed for r in rows)
     assert '"seq": 30' in stdout
     assert process.returncode not in (0, -signal.SIGTERM)
+
+
+def _wait_until_blocked_on_input(process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the target has taken every byte written to its stdin and waits in read() for more:
+    a fixed sleep is too short on a loaded machine (the target would be stopped mid-input)."""
+    assert process.stdin is not None
+    deadline = time.monotonic() + timeout
+    wchan = Path(f"/proc/{process.pid}/wchan")
+    while time.monotonic() < deadline:
+        unread = struct.unpack(
+            "i", fcntl.ioctl(process.stdin.fileno(), termios.FIONREAD, b"\0" * 4)
+        )
+        if unread[0] == 0 and wchan.read_text().endswith("pipe_read"):
+            time.sleep(0.2)  # still waiting after a pause: not between two reads of the input
+            if wchan.read_text().endswith("pipe_read"):
+                return
+        time.sleep(0.05)
+    pytest.fail(f"target-moovago did not take its input within {timeout} s")
 
 
 def _write_config(tmp_path, config):
