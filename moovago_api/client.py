@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import decimal
 import functools
 import itertools
-import json
 import logging
 import math
 import threading
@@ -40,7 +38,7 @@ from moovago_api.governor import (
     default_in_flight,
     shared_governor,
 )
-from moovago_api.transport import Transport
+from moovago_api.transport import Answer, Transport, encode_request
 from moovago_api.wire import check_api_url, parse_api_key, redact, secret_forms
 
 __all__ = [
@@ -154,7 +152,6 @@ class MoovagoClient:
             self.governor,
             self.secrets,
         )
-        self._post = self._transport.post  # one attribute: the doctor observes answers here
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._answer_seconds: float | None = None  # moving average of answer times (no wait)
@@ -365,6 +362,10 @@ class MoovagoClient:
             scrub=functools.partial(redact, secrets=self.secrets),
         )
 
+    def _post(self, body: bytes, label: str, slot: float | None = None) -> Answer:
+        # One method for every POST: the doctor wraps it to observe answers (moovago_schema.probe).
+        return self._transport.post(body, label, slot)
+
     def _throttled(self, run: _Run, err: RateLimited) -> None:
         """Every request of the governor waits Retry-After (else backoff) before the next."""
         run.throttles += 1
@@ -402,20 +403,6 @@ class _Run:
     maybe_applied: bool = False  # some attempt may have reached the server and failed
 
 
-def encode_request(
-    document: str | DocumentNode,
-    variables: Mapping[str, Any] | None = None,
-    operation_name: str | None = None,
-) -> bytes:
-    """The body `execute` sends for this request: what a server's size limit counts."""
-    text = print_ast(document) if isinstance(document, DocumentNode) else document
-    return json.dumps(
-        {"query": text, "variables": dict(variables or {}), "operationName": operation_name},
-        default=_json_default,
-        ensure_ascii=False,
-    ).encode("utf-8")
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -438,11 +425,3 @@ def _outcome(future: concurrent.futures.Future[Result]) -> Result:
         return future.result()
     except concurrent.futures.CancelledError:
         return MoovagoError("This MoovagoClient was closed before the request was sent.")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    raise TypeError(f"GraphQL variables must be JSON values; got a {type(value).__name__}")
