@@ -1,6 +1,6 @@
 """Fault matrix at scale: tap and target against the sandbox under each fault profile.
 
-For each profile of moovago_sandbox/harness/profiles.py: the tap extracts a 10,000-company team (all
+For each profile of tests/harness/profiles.py: the tap extracts a 10,000-company team (all
 streams) and the result is compared with the sandbox's export; the target writes 10,000 new
 companies plus 100 updates and the sandbox's store is compared with the expected one. Counts
 rows, requests (sandbox side), faults injected, non-200 answers, client retries, duration, and
@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from moovago_sandbox.harness.profiles import PROFILES
-from moovago_sandbox.harness.runs import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.harness: the test helpers, from the repository
+
+from moovago_sandbox.testing import start_sandbox  # noqa: E402
+from tests.harness.profiles import PROFILES  # noqa: E402
+from tests.harness.runs import (  # noqa: E402
     SECRET,
     company_row,
     lines,
@@ -33,9 +38,6 @@ from moovago_sandbox.harness.runs import (
     target_config,
     team_rows,
 )
-from moovago_sandbox.testing import start_sandbox
-
-ROOT = Path(__file__).resolve().parents[1]
 
 LIST_ENTITIES = {
     "company": "company",

@@ -13,23 +13,25 @@ import argparse
 import json
 import random
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from moovago_sandbox.harness.crash import kill_points, tap_crash_resume, target_crash_resume
-from moovago_sandbox.harness.runs import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.harness: the test helpers, from the repository
+
+from moovago_sandbox.testing import start_sandbox  # noqa: E402
+from tests.harness.crash import kill_points, tap_crash_resume, target_crash_resume  # noqa: E402
+from tests.harness.runs import (  # noqa: E402
     SECRET,
     company_row,
     tap_config,
     target_config,
     team_rows,
 )
-from moovago_sandbox.testing import start_sandbox
-
-ROOT = Path(__file__).resolve().parents[1]
 
 BEGIN, END = "<!-- crash_resume:begin -->", "<!-- crash_resume:end -->"
 STATE_EVERY = 100

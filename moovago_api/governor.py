@@ -16,15 +16,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from moovago_api.errors import ConfigError
+
 __all__ = [
     "BUSINESS_HOURS",
+    "MAX_REQUESTS_IN_FLIGHT",
+    "MAX_REQUESTS_PER_SECOND",
     "BulkWindow",
     "RateGovernor",
     "bulk_window",
+    "check_rate",
+    "default_in_flight",
     "max_in_any_window",
     "shared_governor",
 ]
 
+# Moovago's documented server limit; above it every extra request is a 429.
+MAX_REQUESTS_PER_SECOND = 5
+#: Most requests one client keeps in flight (`max_requests_in_flight`).
+MAX_REQUESTS_IN_FLIGHT = 16
+#: Answers may take this long and the rate is still used in full by the default window.
+IN_FLIGHT_LATENCY_COVERED = 2.0
 _SEND_TIMES_KEPT = 10_000
 # The server counts arrivals, not our send times: network and scheduling jitter can pull a sixth
 # arrival into the server's second, so the shared governor spaces its windows a little wider.
@@ -46,7 +58,7 @@ class RateGovernor:
         window: float = 1.0,
         margin: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if window <= 0:
             raise ValueError("window must be positive")
@@ -95,8 +107,10 @@ class RateGovernor:
                     self._history.append(now)
                     return now
             # Sleep outside the lock so pause_until and other threads never block on a sleeper.
-            if stop is None:
+            if self._sleep is not None:  # an injected clock's sleep: `stop` is checked after it
                 self._sleep(ready - now)
+            elif stop is None:
+                time.sleep(ready - now)
             elif stop.wait(ready - now):
                 return None
 
@@ -133,6 +147,26 @@ class RateGovernor:
 
     def __repr__(self) -> str:
         return f"RateGovernor(limit={self.limit}, window={self.window})"
+
+
+def default_in_flight(max_requests_per_second: float) -> int:
+    """Requests kept in flight when `max_requests_in_flight` is unset: enough to use every slot
+    of the rate while answers take up to 2 s (at least 2, at most 16)."""
+    wanted = math.ceil(max_requests_per_second * IN_FLIGHT_LATENCY_COVERED - 1e-9)
+    return max(2, min(MAX_REQUESTS_IN_FLIGHT, wanted))
+
+
+def check_rate(max_requests_per_second: object) -> float:
+    """The rate as a float; ConfigError unless 0 < rate <= 5."""
+    rate = max_requests_per_second
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ConfigError(f"max_requests_per_second must be a number above 0, got {rate!r}.")
+    if rate > MAX_REQUESTS_PER_SECOND:
+        raise ConfigError(
+            "max_requests_per_second must be at most 5 "
+            "(Moovago answers 429 above 5 requests per second)."
+        )
+    return float(rate)
 
 
 _shared: dict[str, RateGovernor] = {}

@@ -44,8 +44,7 @@ from moovago_api.errors import ConfigError, MoovagoError, QueryError
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
-    from graphql import DocumentNode
-
+    from moovago_api.client import MoovagoClient
     from moovago_api.documents import Selection
     from moovago_api.schema import Entity, MoovagoSchema
 
@@ -73,15 +72,6 @@ class PagingError(MoovagoError):
     """A list cannot be read completely: unsupported paging, or rows that keep moving."""
 
 
-class _Client(t.Protocol):
-    def execute(
-        self,
-        document: DocumentNode,
-        variables: Mapping[str, t.Any] | None = ...,
-        operation_name: str | None = ...,
-    ) -> dict[str, t.Any]: ...
-
-
 @dataclass
 class _Page:
     rows: list[Row]
@@ -98,7 +88,7 @@ class _Sent:
     epoch: int
     ask: _Ask
     variables: dict[str, t.Any]
-    future: Future[t.Any] | None  # None: sent when its answer is needed (a plain client)
+    future: Future[t.Any]
 
 
 @dataclass
@@ -141,7 +131,7 @@ class Pager:
 
     def read(
         self,
-        client: _Client,
+        client: MoovagoClient,
         *,
         filter: Mapping[str, t.Any] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -170,7 +160,7 @@ class Pager:
 
     # -- answers -------------------------------------------------------------------------------
 
-    def execute(self, client: _Client, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    def execute(self, client: MoovagoClient, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
         try:
             return client.execute(self.document, variables, self.operation_name)
         except QueryError as exc:
@@ -272,7 +262,7 @@ class Pager:
 
 
 def read_all(
-    client: _Client,
+    client: MoovagoClient,
     schema: MoovagoSchema,
     entity: Entity,
     fields: Sequence[Selection],
@@ -294,7 +284,7 @@ class _Read:
     def __init__(
         self,
         pager: Pager,
-        client: _Client,
+        client: MoovagoClient,
         filter: dict[str, t.Any],
         page_size: int,
         on_page: OnPage | None,
@@ -400,37 +390,31 @@ class _Read:
         finally:
             # Once the read is over none of its requests is left running: guesses not sent are
             # cancelled, the ones in flight are waited for (their answers are not needed).
-            futures = [sent.future for sent in ahead if sent.future is not None]
+            futures = [sent.future for sent in ahead]
             for future in futures:
                 future.cancel()
             wait(futures)
 
     def _fill(self, ahead: deque[_Sent]) -> None:
         """Send what is wanted next, then guesses after it while they are worth sending."""
-        submit = getattr(self.client, "submit", None)
         while True:
             current = [sent for sent in ahead if sent.epoch == self.epoch]
             if not current:
                 ask = self.want
-            elif submit is None or not self.full or len(ahead) >= self._window():
+            elif not self.full or len(ahead) >= self._window():
                 return  # guesses only after a page as long as the longest: else the end is near
             else:
                 ask = self._guess(current[-1].ask)
             if ask is None:
                 return
             variables = self._variables(ask)
-            future = None
-            if submit is not None:
-                future = submit(self.pager.document, variables, self.pager.operation_name)
+            future = self.client.submit(self.pager.document, variables, self.pager.operation_name)
             ahead.append(_Sent(self.epoch, ask, variables, future))
-            if submit is None:
-                return
 
     def _window(self) -> int:
         if self.paging.kind not in ("offset", "page"):
             return 1  # cursor paging: each cursor comes from the answer before
-        useful = getattr(self.client, "useful_in_flight", None)
-        return int(useful()) if useful is not None else 1
+        return self.client.useful_in_flight()
 
     def _guess(self, ask: _Ask) -> _Ask | None:
         if self.paging.kind == "page":
@@ -443,12 +427,9 @@ class _Read:
         """The guesses in flight no longer hold: cancel those not sent yet, ignore the rest."""
         self.epoch += 1
         for sent in ahead:
-            if sent.future is not None:
-                sent.future.cancel()
+            sent.future.cancel()
 
     def _answer(self, sent: _Sent) -> dict[str, t.Any]:
-        if sent.future is None:
-            return self.pager.execute(self.client, sent.variables)
         if sent.future.cancelled():
             if sent.epoch == self.epoch:  # never: only dropped guesses are cancelled
                 raise PagingError(f"{self.pager.label}: a page request was cancelled unanswered")

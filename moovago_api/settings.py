@@ -208,11 +208,13 @@ def client_from_config(
     default_rate: float,
     logger: logging.Logger | None = None,
     connection_test: bool = False,
+    **overrides: Any,
 ) -> MoovagoClient:
     """A client for these settings; ConfigError with one sentence per problem found.
 
     `connection_test`: one attempt and CONNECTION_TEST_CONNECT_SECONDS to connect, so a test
-    of an address that does not answer says so in seconds, not after every retry.
+    of an address that does not answer says so in seconds, not after every retry. `overrides`
+    replace other MoovagoClient arguments the settings give.
 
     Also installs the process's log redaction for the configured key, before anything is
     checked, so no log line of the process can print it from then on.
@@ -239,20 +241,22 @@ def client_from_config(
     if sentences:
         raise ConfigError(" ".join(sentences))
     rate = float(settings["max_requests_per_second"])
-    client = MoovagoClient(
-        api_url=settings["api_url"],
-        api_key=settings["api_key"],
-        api_key_header=settings["api_key_header"],
-        max_requests_per_second=rate,
-        request_timeout=float(settings["request_timeout"]),
-        verify_tls=settings["verify_tls"],
-        max_retries=0 if connection_test else int(settings["max_retries"]),
-        max_retry_seconds=float(settings["max_retry_seconds"]),
-        max_requests_in_flight=settings.get("max_requests_in_flight"),
-        max_response_bytes=int(settings["max_response_bytes"]),
-        logger=logger,
-        connect_timeout=CONNECTION_TEST_CONNECT_SECONDS if connection_test else None,
-    )
+    arguments: dict[str, Any] = {
+        "api_url": settings["api_url"],
+        "api_key": settings["api_key"],
+        "api_key_header": settings["api_key_header"],
+        "max_requests_per_second": rate,
+        "request_timeout": float(settings["request_timeout"]),
+        "verify_tls": settings["verify_tls"],
+        "max_retries": int(settings["max_retries"]),
+        "max_retry_seconds": float(settings["max_retry_seconds"]),
+        "max_requests_in_flight": settings.get("max_requests_in_flight"),
+        "max_response_bytes": int(settings["max_response_bytes"]),
+        "logger": logger,
+    }
+    if connection_test:
+        arguments.update(max_retries=0, connect_timeout=CONNECTION_TEST_CONNECT_SECONDS)
+    client = MoovagoClient(**{**arguments, **overrides})
     install_log_redaction(*client.secrets)
     (logger or logging.getLogger(__name__)).info(
         "Moovago connection: %s, at most %g requests/s and %d in flight%s, whole answers "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import re
 import socket
 import sys
 import threading
@@ -128,6 +129,66 @@ def check_plain_http(url: str, resolve: Resolver | None = None) -> None:
             "local sandbox."
         )
         raise ConfigError(msg)
+
+
+# -- the API URL and the key's header ---------------------------------------------------------
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_HEADER_LINE = re.compile(r"^(?P<name>[A-Za-z0-9!#$%&'*+.^_`|~-]+):(?P<space>\s*)(?P<value>\S.*)$")
+
+
+def parse_api_key(api_key: str | None, api_key_header: str = "X-API-KEY") -> tuple[str, str]:
+    """(header name, key) from the `api_key` setting, which may be a whole header line.
+
+    The welcome e-mail gives the key as a curl header line, `X-API-KEY: abc`; that form is
+    recognised when the colon is followed by a space or the name is `api_key_header`.
+    """
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError("api_key must be text: the key from your Moovago welcome e-mail.")
+    key = (api_key or "").strip()
+    header = api_key_header.strip() if isinstance(api_key_header, str) else ""
+    if not key:
+        raise ConfigError(
+            "api_key is missing: set it to the API key from your Moovago welcome e-mail "
+            "(ask support@moovago.com if you have none)."
+        )
+    line = _HEADER_LINE.match(key)
+    if line and (line["space"] or line["name"].lower() == header.lower()):
+        header, key = line["name"], line["value"].strip()
+    if not _HEADER_NAME.match(header):
+        raise ConfigError(
+            f"api_key_header must be an HTTP header name such as X-API-KEY, got {header!r}."
+        )
+    if any(ch in key for ch in "\r\n\0"):
+        raise ConfigError("api_key must be a single line (it contains a line break).")
+    for position, ch in enumerate(key, 1):
+        # http.client sends header values as Latin-1: anything else would fail mid-request.
+        if ord(ch) > 0xFF or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            kind = "a control character" if ord(ch) <= 0x7F else "a character outside Latin-1"
+            raise ConfigError(
+                f"api_key cannot be sent in an HTTP header: character {position} of the key is "
+                f"{kind}; copy the key again from the welcome e-mail."
+            )
+    return header, key
+
+
+def check_api_url(api_url: str) -> str:
+    """The URL, stripped; ConfigError unless https:// (or http:// to a loopback host)."""
+    url = (api_url or "").strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError as err:
+        raise ConfigError(f"api_url is not a valid URL: {err}.") from err
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            "api_url must be an absolute https:// URL such as https://<api-backend>/graphql."
+        )
+    if parts.username or parts.password:
+        raise ConfigError("api_url must not hold a user name or password; use api_key.")
+    check_plain_http(url)
+    return url
 
 
 # -- redaction --------------------------------------------------------------------------------

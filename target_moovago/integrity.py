@@ -7,9 +7,10 @@ import json
 import typing as t
 from collections.abc import Mapping
 
-from graphql import DocumentNode, print_ast
+from graphql import DocumentNode
 from singer_sdk import typing as th
 
+from moovago_api.client import encode_request
 from target_moovago.index import NORMALIZATIONS
 from target_moovago.plan import KEYLESS_SETTING
 
@@ -91,9 +92,8 @@ PROPERTIES = (
 
 
 def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:
-    """The size of the body the client sends for this request (the same JSON form)."""
-    body = {"query": print_ast(document), "variables": dict(variables), "operationName": name}
-    return len(json.dumps(body, default=str, ensure_ascii=False).encode("utf-8"))
+    """The size of the body the client sends for this request (the client's own encoding)."""
+    return len(encode_request(document, variables, name))
 
 
 def largest_field(action: Action) -> str | None:

@@ -130,14 +130,6 @@ class Action:
     field: str | None = None
     before: dict[str, Any] | None = None  # the indexed values it replaces, to undo a refusal
 
-    def variables(self) -> dict[str, Any]:
-        """The mutation's `input` variable."""
-        if self.kind is Kind.CREATE:
-            return self.data
-        if self.kind is Kind.UPDATE:
-            return {"id": self.record_id, "input": self.data}
-        return {"id": self.record_id}
-
 
 @dataclass
 class Planner:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
-from moovago_sandbox.harness.pg import PgServer, fresh_database, postgres_server
+from tests.harness import meltano_project
+from tests.harness.pg import PgServer, fresh_database, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from moovago_sandbox.harness import meltano_project
+from tests.harness import meltano_project
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
 from moovago_sandbox.testing import start_sandbox
+from tests.harness import meltano_project
 
 ROOT = meltano_project.ROOT
 BIN = Path(sys.executable).parent

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from moovago_sandbox.harness import meltano_project
-from moovago_sandbox.harness.pg import PgServer
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
+from tests.harness import meltano_project
+from tests.harness.pg import PgServer
 
 ROOT = meltano_project.ROOT
 PLUGINS = {"tap-moovago": "extractors", "target-moovago": "loaders"}
@@ -33,7 +33,7 @@ STREAMS = {
     "mandator": "mandator",
     "turnover": "turnover",
 }
-HINT = "regenerate with `.venv/bin/python -m moovago_sandbox.harness.meltano_project --write`"
+HINT = "regenerate with `.venv/bin/python -m tests.harness.meltano_project --write`"
 
 
 def _definition(name: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
+from tests.harness import meltano_project
 from tests.unit.test_meltano_kinds import PLUGINS, _about, _json_types
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

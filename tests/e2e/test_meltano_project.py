@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from moovago_sandbox.harness import meltano_project
-from moovago_sandbox.harness.pg import PgServer, fresh_database
 from moovago_sandbox.testing import start_sandbox
+from tests.harness import meltano_project
+from tests.harness.pg import PgServer, fresh_database
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_settings_match_about(meltano_installed: Path, kind: str, name: str) -> 
     about = meltano_project.about(meltano_project.plugin_executable(kind, name))
     expected = {s["name"]: s for s in meltano_project.settings_from_about(about)}
     declared = {s["name"]: s for s in _plugin(kind, name)["settings"]}
-    hint = "regenerate with `.venv/bin/python -m moovago_sandbox.harness.meltano_project --write`"
+    hint = "regenerate with `.venv/bin/python -m tests.harness.meltano_project --write`"
 
     assert sorted(declared) == sorted(expected), hint
     for setting_name, want in expected.items():

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
-from moovago_sandbox.harness.pg import PgServer
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
+from tests.harness import meltano_project
+from tests.harness.pg import PgServer
 
 pytestmark = pytest.mark.e2e
 

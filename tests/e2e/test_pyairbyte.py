@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
 from tests.e2e.test_airbyte import STREAMS, team_rows
+from tests.harness import meltano_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

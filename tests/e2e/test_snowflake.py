@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness import meltano_project
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
+from tests.harness import meltano_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

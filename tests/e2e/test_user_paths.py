@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from moovago_sandbox.harness import meltano_project
 from moovago_sandbox.testing import SandboxHandle
+from tests.harness import meltano_project
 
 ROOT = meltano_project.ROOT
 BIN = Path(sys.executable).parent

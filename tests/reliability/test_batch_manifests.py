@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness.runs import SECRET
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
 from target_moovago.reader import MAX_LINE_BYTES, batch_file
+from tests.harness.runs import SECRET
 from tests.target.helpers import mutation_count, schema_message
 
 PEAK_LIMIT_KIB = 512 * 1024

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness.crash import kill_points
-from moovago_sandbox.harness.runs import (
+from tests.harness.crash import kill_points
+from tests.harness.runs import (
     SECRET,
     company_row,
     duplicates,

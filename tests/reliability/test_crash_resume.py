@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness.crash import kill_points, tap_crash_resume, target_crash_resume
-from moovago_sandbox.harness.runs import (
+from tests.harness.crash import kill_points, tap_crash_resume, target_crash_resume
+from tests.harness.runs import (
     SECRET,
     TARGET_CLI,
     assert_store,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from moovago_sandbox.harness.profiles import PROFILES, RECOVERABLE
-from moovago_sandbox.harness.runs import (
+from tests.harness.profiles import PROFILES, RECOVERABLE
+from tests.harness.runs import (
     SECRET,
     assert_store,
     company_row,

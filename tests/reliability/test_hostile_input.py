@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness.runs import SECRET, run_target, target_config
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
 from target_moovago.target import TargetMoovago
+from tests.harness.runs import SECRET, run_target, target_config
 
 HOSTILE = Path(__file__).parent / "hostile"
 EXPECTATIONS: dict[str, dict[str, Any]] = json.loads(

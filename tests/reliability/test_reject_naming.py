@@ -3,7 +3,7 @@ so it can be found, not its position inside an internal batch."""
 
 from __future__ import annotations
 
-from moovago_sandbox.harness.runs import SECRET, lines, run_target, target_config
+from tests.harness.runs import SECRET, lines, run_target, target_config
 
 
 def test_a_keyless_rejected_row_is_named_by_its_position_in_the_stream(sandbox_factory, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from moovago_api.errors import AuthError, MoovagoError, QueryError, TransientError
 from moovago_api.settings import client_from_config
-from moovago_sandbox.harness.runs import (
+from tests.harness.runs import (
     SECRET,
     company_row,
     lines,

@@ -22,7 +22,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from moovago_api.errors import ConfigError, ResponseTooLarge, TransientError
 from moovago_api.settings import client_from_config, connection_properties
-from moovago_sandbox.harness.runs import (
+from tests.harness.runs import (
     SECRET,
     company_row,
     lines,
@@ -157,6 +157,24 @@ def test_connectors_refuse_plain_http_to_a_remote_host_before_any_request(tmp_pa
     tap = run_tap(tap_config(Remote), tmp_path / "tap", timeout=60)
     assert tap.returncode != 0
     assert "api_url" in tap.stderr
+
+
+def test_a_connection_test_to_a_closed_port_fails_after_one_attempt():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    client = client_from_config(
+        {"api_url": f"http://127.0.0.1:{port}/graphql", "api_key": SECRET},
+        default_rate=5,
+        max_retries=0,
+        connect_timeout=3.0,
+    )
+    assert (client.connect_timeout, client.max_retries) == (3.0, 0)
+    with pytest.raises(TransientError, match="after 1 attempts") as caught:
+        client.execute("query { team { id } }")
+    assert caught.value.ambiguous is False  # never connected: nothing can have been applied
+    assert client.stats.requests == 1
+    assert SECRET not in str(caught.value)
 
 
 # ---- TLS --------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from moovago_sandbox.harness.runs import SECRET
 from moovago_sandbox.testing import SandboxHandle
 from moovago_schema.cli import main
+from tests.harness.runs import SECRET
 
 VARIANTS = Path(__file__).resolve().parents[1] / "schema_variants"
 RATE = 4  # the tap's default: below the sandbox's 5 per rolling second, so no 429 by jitter

@@ -34,6 +34,7 @@ from tests.tap.helpers import (
     stream_entry,
     tap_config,
 )
+from tests.unit.stub_server import client_for
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 READ_VARIANTS = sorted(p.name for p in SHAPES.glob("*.gql") if p.name != "unsupported_paging.gql")
@@ -118,8 +119,7 @@ def test_union_and_interface_fields_sync_as_discovered_from_a_scripted_server():
         "mainParty": {"__typename": "TeamMember", "id": "u1", "lastName__on_TeamMember": "Doe"},
         "activities": [{"__typename": "Call", "id": "a1", "at": "2026-01-01T00:00:00.000Z"}],
     }
-    tap._client = _Scripted({"companyList": [row]})  # type: ignore[assignment]
-    out = _sync(tap)
+    out = _sync(tap, _Scripted({"companyList": [row]}))
     (record,) = out
     assert record["mainParty"] == {"__typename": "TeamMember", "id": "u1", "lastName": "Doe"}
     assert record["activities"][0]["__typename"] == "Call"
@@ -195,11 +195,10 @@ def test_a_list_the_pager_cannot_drive_fails_the_sync_with_one_line(caplog):
     )
     tap = TapMoovago(config=config, catalog=catalog)
     client = _Scripted({"mandatorList": []})
-    tap._client = client  # type: ignore[assignment]
     with pytest.raises(
         PagingError, match=r"^Stream 'mandator' cannot be read: Query\.mandatorList"
     ):
-        _sync(tap)
+        _sync(tap, client)
     assert [name for name, _ in client.calls] == ["TapMoovagoTeam"], "never read once"
 
 
@@ -226,9 +225,11 @@ class _Scripted:
         return {root: rows[skip:], "anchor": rows[before : before + 1]}
 
 
-def _sync(tap: TapMoovago) -> list[dict[str, Any]]:
+def _sync(tap: TapMoovago, server: _Scripted) -> list[dict[str, Any]]:
+    """The records of a sync through a real client from a stub server answering as `server`."""
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    with client_for(server.execute) as client, contextlib.redirect_stdout(buffer):
+        tap._client = client  # private: the tap builds its client from settings, none to pass
         tap.sync_all()
     return [
         message["record"]

@@ -1,4 +1,4 @@
-"""How a stream reacts to what the API answers, with a scripted client in place of HTTP."""
+"""How a stream reacts to what the API answers: a real client against a scripted stub server."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from moovago_api.errors import QueryError
 from tap_moovago import streams as streams_module
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import discover, only_streams
+from tests.unit.stub_server import client_for
 
 OFFLINE = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "offline-key"}
 TEAM = {
@@ -57,11 +58,12 @@ class ScriptedClient:
 
 
 def _run_mandators(client: ScriptedClient, **config: Any) -> list[str]:
+    """The tap's records, read through a real client from a stub server answering as `client`."""
     tap_config = {**OFFLINE, **config}
     tap = TapMoovago(config=tap_config, catalog=only_streams(discover(tap_config), {"mandator"}))
-    tap._client = client  # type: ignore[assignment]
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with client_for(client.execute) as real, contextlib.redirect_stdout(out):
+        tap._client = real  # private: the tap builds its client from settings, none to pass
         tap.sync_all()
     return [
         line for line in out.getvalue().splitlines() if '"type":"RECORD"' in line.replace(" ", "")

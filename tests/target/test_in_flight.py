@@ -15,7 +15,8 @@ import pytest
 
 from moovago_api.client import MoovagoClient
 from moovago_api.errors import AuthError
-from moovago_sandbox.harness.runs import (
+from target_moovago.target import TargetMoovago
+from tests.harness.runs import (
     SECRET,
     assert_store,
     company_row,
@@ -26,8 +27,7 @@ from moovago_sandbox.harness.runs import (
     target_config,
     team_rows,
 )
-from moovago_sandbox.harness.runs import run_target as run_target_cli
-from target_moovago.target import TargetMoovago
+from tests.harness.runs import run_target as run_target_cli
 from tests.target.helpers import entity_rows, mutation_count, stream_messages
 from tests.target.test_batching import loosened_schema
 from tests.target.test_state import StateProbe, state

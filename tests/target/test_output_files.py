@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from moovago_sandbox.harness.runs import SECRET, TARGET_CLI
 from moovago_sandbox.testing import SandboxHandle, start_sandbox
+from tests.harness.runs import SECRET, TARGET_CLI
 from tests.target.helpers import mutation_count, schema_message
 
 ROWS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -9,10 +10,14 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from moovago_api.client import MoovagoClient
+from moovago_api.errors import QueryError
+from moovago_api.governor import RateGovernor
 
 
 @dataclass
@@ -138,3 +143,59 @@ class StubServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+class StubClient(MoovagoClient):
+    """A real client that records the variables of each request submitted (sent, or cancelled
+    before it left); with `ahead`, its answers count as slow: `max_requests_in_flight` are
+    worth keeping in flight from the first request on (the window answer times would open)."""
+
+    def __init__(self, *, ahead: bool = False, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.ahead = ahead
+        self.submitted: list[dict[str, Any]] = []
+
+    def submit(self, document: Any, variables: Any = None, *args: Any, **kwargs: Any) -> Any:
+        self.submitted.append(dict(variables or {}))
+        return super().submit(document, variables, *args, **kwargs)
+
+    def useful_in_flight(self) -> int:
+        return self.max_requests_in_flight if self.ahead else super().useful_in_flight()
+
+
+@contextlib.contextmanager
+def client_for(
+    answer: Callable[[str, dict[str, Any], str | None], Any],
+    *,
+    window: int = 1,
+    ahead: bool = False,
+) -> Iterator[StubClient]:
+    """A real MoovagoClient against a stub server that answers each POST with
+    `answer(query, variables, operation_name)` as its `data` (a QueryError it raises becomes
+    the `errors` and `data` of the answer). `window` requests at most in flight; `ahead` keeps
+    that many in flight from the start. Requests reach `answer` one at a time."""
+
+    def respond(request: Received) -> Reply:
+        body = request.json
+        try:
+            data = answer(body["query"], body.get("variables") or {}, body.get("operationName"))
+        except QueryError as err:
+            return Reply(body={"errors": err.errors, "data": err.data})
+        return Reply(body={"data": data})
+
+    stub = StubServer()
+    stub.responder = respond
+    stub.start()
+    client = StubClient(
+        ahead=ahead,
+        api_url=stub.url,
+        api_key="stub-key-0000",
+        governor=RateGovernor(1e6),
+        max_requests_in_flight=window,
+        max_retries=0,
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+        stub.stop()

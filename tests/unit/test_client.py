@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from graphql import parse
 from urllib3.exceptions import InsecureRequestWarning
 
-from moovago_api.client import MoovagoClient, parse_api_key
+from moovago_api.client import MoovagoClient, encode_request, parse_api_key
 from moovago_api.errors import (
     AuthError,
     ConfigError,
@@ -44,6 +45,30 @@ VENDOR_AUTH_ERROR = {
         }
     ],
 }
+
+
+class FakeClock:
+    """A clock that moves only when someone sleeps on it (from any thread): retries, 429 pauses
+    and budgets run at once, and their waits are read off the governor's send times."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += max(0.0, seconds)
+
+
+def on_clock(clock: FakeClock, rate: float = 5) -> dict[str, object]:
+    """The client settings that put its governor, retries and pauses on `clock`."""
+    governor = RateGovernor(rate, clock=clock, sleep=clock.sleep)
+    return {"governor": governor, "clock": clock, "sleep": clock.sleep}
 
 
 def make_client(stub: StubServer, **overrides) -> MoovagoClient:
@@ -89,6 +114,20 @@ def test_execute_posts_json_with_variables_in_the_body(stub):
         "transient_failures": 0,
         "wait_seconds": pytest.approx(0, abs=0.5),
     }
+
+
+def test_the_body_sent_is_encode_request_byte_for_byte(stub):
+    # Request sizes (the target's max_request_bytes) are measured with encode_request.
+    variables = {
+        "amount": Decimal("1234.50"),
+        "at": datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc),
+        "name": "Société Générale ☕",
+    }
+    document = parse("query Named($amount: Float) { team { id } }")
+    make_client(stub).execute(document, variables, "Named")
+    body = encode_request(document, variables, "Named")
+    assert stub.received[0].body == body
+    assert len(body) > len(body.decode("utf-8"))  # sent as UTF-8, not \u-escaped
 
 
 def test_execute_prints_a_document_node(stub):
@@ -244,43 +283,66 @@ def test_tls_is_verified_by_default(tls_stub):
 
 def test_429_with_retry_after_seconds_waits_then_succeeds(stub):
     stub.script(Reply(429, {"message": "Too Many Requests"}, {"Retry-After": "1"}))
-    client = make_client(stub)
+    clock = FakeClock()
+    client = make_client(stub, **on_clock(clock))
     assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
-    first, second = stub.received
-    assert second.at - first.at >= 0.95
+    first, second = client.governor.send_times
+    assert second - first == pytest.approx(1.0)
+    assert len(stub.received) == 2
     assert client.stats.rate_limited == 1
     assert client.stats.transient_failures == 0
     assert client.stats.retries == 1
 
 
 def test_429_with_retry_after_http_date_waits_then_succeeds(stub):
-    when = datetime.now(timezone.utc) + timedelta(seconds=2)
-    stub.script(Reply(429, "", {"Retry-After": format_datetime(when, usegmt=True)}))
-    client = make_client(stub)
+    # Counted from the answer's own Date: the server's clock, whatever ours says.
+    stub.script(
+        Reply(
+            429,
+            "",
+            {"Retry-After": "Tue, 01 Dec 2026 10:00:02 GMT"},
+            date="Tue, 01 Dec 2026 10:00:00 GMT",
+        )
+    )
+    clock = FakeClock()
+    client = make_client(stub, **on_clock(clock))
     assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
-    first, second = stub.received
-    # HTTP dates have whole seconds: the wait is between one and two seconds.
-    assert second.at - first.at >= 0.95
+    first, second = client.governor.send_times
+    assert second - first == pytest.approx(2.0)
     assert client.stats.rate_limited == 1
+
+
+def test_429_with_retry_after_http_date_and_no_date_counts_from_now(stub):
+    when = datetime.now(timezone.utc) + timedelta(seconds=3)
+    stub.script(Reply(429, "", {"Retry-After": format_datetime(when, usegmt=True)}, date=None))
+    clock = FakeClock()
+    client = make_client(stub, **on_clock(clock))
+    assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
+    first, second = client.governor.send_times
+    # HTTP dates have whole seconds: the wait is between two and three seconds.
+    assert 1.5 <= second - first <= 3.0
 
 
 def test_429_without_retry_after_backs_off_then_succeeds(stub):
     stub.script(Reply(429, ""), Reply(429, ""))
-    client = make_client(stub, backoff_base=0.2, backoff_max=0.4)
+    clock = FakeClock()
+    client = make_client(stub, backoff_base=0.2, backoff_max=0.4, **on_clock(clock))
     assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
-    times = [r.at for r in stub.received]
-    assert len(times) == 3
-    assert times[1] - times[0] >= 0.19  # never less than the base: the window was full
-    assert times[2] - times[1] >= 0.19
+    times = client.governor.send_times
+    assert len(times) == len(stub.received) == 3
+    assert times[1] - times[0] >= 0.2  # never less than the base: the window was full
+    assert times[2] - times[1] >= 0.2
+    assert times[2] - times[1] <= 0.4 + 1e-9  # at most the cap
     assert client.stats.rate_limited == 2
 
 
 def test_unreadable_retry_after_falls_back_to_backoff(stub):
     stub.script(Reply(429, "", {"Retry-After": "soon"}))
-    client = make_client(stub, backoff_base=0.2, backoff_max=0.4)
+    clock = FakeClock()
+    client = make_client(stub, backoff_base=0.2, backoff_max=0.4, **on_clock(clock))
     assert client.execute(TEAM_QUERY) == {"team": {"id": "t1"}}
-    first, second = stub.received
-    assert second.at - first.at >= 0.19
+    first, second = client.governor.send_times
+    assert 0.2 <= second - first <= 0.4 + 1e-9
 
 
 def test_429_holds_back_the_other_threads_too(stub):
@@ -342,14 +404,19 @@ def test_5xx_forever_gives_up_after_max_retries(stub):
 
 def test_retries_are_bounded_by_total_time(stub):
     stub.default = Reply(500, "")
+    clock = FakeClock()
     client = make_client(
-        stub, max_retries=1000, backoff_base=0.1, backoff_max=0.2, max_retry_seconds=0.6
+        stub,
+        max_retries=1000,
+        backoff_base=0.1,
+        backoff_max=0.2,
+        max_retry_seconds=0.6,
+        **on_clock(clock, rate=100),
     )
-    started = time.monotonic()
     with pytest.raises(TransientError, match="attempts over"):
         client.execute(TEAM_QUERY)
-    assert time.monotonic() - started < 0.6 + 1.0
-    assert len(stub.received) < 1000
+    assert clock.now - 1000.0 == pytest.approx(0.6)  # the last wait is cut to what is left
+    assert 1 < len(stub.received) < 1000
 
 
 def test_non_json_body_is_retried(stub):
@@ -454,6 +521,24 @@ def test_connection_refused_is_retried_and_not_ambiguous():
     # The server never saw it, so retrying even a create is safe and the error says so.
     assert caught.value.ambiguous is False
     assert len(governor.send_times) == 3
+
+
+def test_a_connection_test_to_a_closed_port_is_one_attempt():
+    # What `--test` uses: one attempt, a short connect timeout.
+    governor = RateGovernor(5)
+    client = MoovagoClient(
+        api_url=f"http://127.0.0.1:{free_port()}/graphql",
+        api_key=KEY,
+        governor=governor,
+        max_retries=0,
+        connect_timeout=3.0,
+    )
+    assert client.connect_timeout == 3.0
+    assert client.request_timeout == 30.0
+    with pytest.raises(TransientError, match="after 1 attempts") as caught:
+        client.execute(TEAM_QUERY)
+    assert caught.value.ambiguous is False
+    assert len(governor.send_times) == 1
 
 
 # -- errors in 200 ---------------------------------------------------------------------------
@@ -572,8 +657,10 @@ def test_every_http_attempt_passes_the_governor_exactly_once(stub):
         Reply(action="reset"),
         Reply(200, "garbage"),
     )
-    governor = RateGovernor(5)
-    client = make_client(stub, governor=governor)
+    clock = FakeClock()
+    settings = on_clock(clock)
+    governor = settings["governor"]
+    client = make_client(stub, **settings)
     client.execute(TEAM_QUERY)
     client.execute(TEAM_QUERY)
     assert len(stub.received) == 6
@@ -582,8 +669,10 @@ def test_every_http_attempt_passes_the_governor_exactly_once(stub):
 
 
 def test_requests_from_threads_keep_the_rate(stub):
-    governor = RateGovernor(5)
-    client = make_client(stub, governor=governor)
+    clock = FakeClock()  # every thread's waits move it: the windows are the governor's own
+    settings = on_clock(clock)
+    governor = settings["governor"]
+    client = make_client(stub, **settings)
     threads = [
         threading.Thread(target=lambda: [client.execute(TEAM_QUERY) for _ in range(5)])
         for _ in range(4)
@@ -721,7 +810,10 @@ def test_transient_retries_follow_backoffs_full_jitter_exponential(stub, monkeyp
 
     monkeypatch.setattr(backoff, "full_jitter", no_wait)
     stub.default = Reply(503, "busy")
-    client = make_client(stub, max_retries=5, backoff_base=0.01, backoff_max=0.05)
+    clock = FakeClock()
+    client = make_client(
+        stub, max_retries=5, backoff_base=0.01, backoff_max=0.05, **on_clock(clock)
+    )
     with pytest.raises(TransientError, match="after 6 attempts"):
         client.execute(TEAM_QUERY)
     # Exponential from backoff_base, capped at backoff_max, each jittered over [0, ceiling].
@@ -807,15 +899,17 @@ def test_a_429_pauses_every_request_in_flight(stub):
         return Reply(body={"data": {"n": request.json["variables"]["n"]}}, delay=0.05)
 
     stub.responder = respond
-    client = make_client(stub, governor=RateGovernor(100), max_requests_in_flight=4)
+    clock = FakeClock()
+    client = make_client(stub, max_requests_in_flight=4, **on_clock(clock, rate=100))
     results = list(client.execute_many(_numbered(12)))
     assert results == [{"n": i} for i in range(12)]
-    times = sorted(r.at for r in stub.received)
+    times = sorted(client.governor.send_times)
     first = times[0]
-    # The first window went out together; after the 429 nothing left for Retry-After's second.
+    # The first window went out together; after the 429 nothing left for Retry-After's second
+    # (the clock moves only when someone waits: a request not held back would be at `first`).
     later = [at - first for at in times[4:]]
-    assert len(times) == 13
-    assert all(delta >= 0.95 for delta in later), later
+    assert len(times) == len(stub.received) == 13
+    assert all(delta >= 1.0 for delta in later), later
 
 
 def test_closing_the_client_with_requests_in_flight_ends_every_one(stub):
@@ -871,7 +965,8 @@ def test_requests_in_flight_default_from_the_rate():
 
 
 def test_server_time_is_the_last_date_header_plus_the_time_since(stub):
-    client = make_client(stub)
+    clock = FakeClock()
+    client = make_client(stub, **on_clock(clock))
     assert client.server_time() is None  # no answer yet
     stub.script(Reply(date=None))
     client.execute(TEAM_QUERY)
@@ -881,13 +976,11 @@ def test_server_time_is_the_last_date_header_plus_the_time_since(stub):
     seen = client.server_time()
     assert seen is not None
     assert seen.tzinfo is not None
-    assert (
-        timedelta(0) <= seen - datetime(2026, 12, 1, 10, tzinfo=timezone.utc) < timedelta(seconds=2)
-    )
-    time.sleep(0.3)
+    assert seen == datetime(2026, 12, 1, 10, tzinfo=timezone.utc)  # the clock has not moved
+    clock.now += 0.3
     later = client.server_time()
     assert later is not None
-    assert later - seen >= timedelta(seconds=0.25)
+    assert later - seen == timedelta(seconds=0.3)
     client.execute(TEAM_QUERY)  # the stub's own clock, now
     now = client.server_time()
     assert now is not None

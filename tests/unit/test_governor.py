@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -29,14 +28,16 @@ class FakeClock:
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
         self.sleeps: list[float] = []
+        self._lock = threading.Lock()  # sleepers on several threads never lose a step
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
 
 
 def busiest_window(times: list[float], window: float = 1.0) -> int:
@@ -74,8 +75,9 @@ def test_margin_keeps_arrivals_inside_the_limit_despite_jitter():
     assert with_margin[-1] - with_margin[0] == pytest.approx(3 * 1.04)
 
 
-def test_twenty_requests_at_five_per_second_real_threads():
-    governor = RateGovernor(5)
+def test_twenty_requests_at_five_per_second_from_four_threads():
+    clock = FakeClock()  # each thread's waits move it: the windows are the governor's own
+    governor = RateGovernor(5, clock=clock, sleep=clock.sleep)
     barrier = threading.Barrier(4)
 
     def worker() -> None:
@@ -107,18 +109,28 @@ def test_pause_until_holds_every_sender_back():
 
 
 def test_pause_from_another_thread_does_not_wait_for_a_sleeper():
-    governor = RateGovernor(1)
+    clock = FakeClock()
+    asleep, wake = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:  # a sleeper that wakes only when told
+        asleep.set()
+        wake.wait(30)
+        clock.sleep(seconds)
+
+    governor = RateGovernor(1, clock=clock, sleep=sleep)
     governor.acquire()
     sleeper = threading.Thread(target=governor.acquire)
     sleeper.start()
-    time.sleep(0.05)  # the sleeper now waits about a second for the next slot
-    started = time.monotonic()
-    governor.pause_until(governor.now() + 1.2)
-    assert time.monotonic() - started < 0.5
-    sleeper.join(timeout=10)
+    assert asleep.wait(30)  # the sleeper now waits a second for the next slot
+    pauser = threading.Thread(target=governor.pause_until, args=(clock.now + 1.2,))
+    pauser.start()
+    pauser.join(30)
+    assert not pauser.is_alive(), "pause_until waited for the sleeping thread"
+    wake.set()
+    sleeper.join(30)
     times = governor.send_times
     assert len(times) == 2
-    assert times[1] >= started + 1.2
+    assert times[1] == pytest.approx(1000.0 + 1.2)  # the pause held the sleeper back too
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The Meltano plugin definitions type every number: `kind: integer` for whole numbers, and
 `kind: string` only for the two fractional settings Meltano cannot take as `decimal` from an
-environment variable (moovago_sandbox.harness.meltano_project says why); the plugins type that
+environment variable (tests.harness.meltano_project says why); the plugins type that
 text themselves, the same from a file, `--config=ENV` and Meltano."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The pager against scripted fake servers: capped and short pages, rows moving between reads.
+"""The pager against scripted servers: capped and short pages, rows moving between reads.
 
 Each fake answers the variables of the document the pager built for a shape variant, from a
 list of rows sorted by id, the way a server that honours (or caps, or ignores) the paging
 arguments would. Churn deletes and inserts random rows (anywhere in the order) before reads.
+The pager reads through a real MoovagoClient against a stub HTTP server answering from the fake.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from moovago_api.documents import (
 from moovago_api.errors import ConfigError
 from moovago_api.pager import Pager, PagingError, read_all
 from moovago_api.schema import load_schema
+from tests.unit.stub_server import client_for
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 FIELDS = ["name"]
@@ -61,6 +63,7 @@ class FakeList:
         self.unstable = unstable
         self.offset_cursors = offset_cursors
         self.calls: list[dict[str, Any]] = []
+        self.submitted: list[dict[str, Any]] = []
         self.inserted = 0
 
     # -- the whole read must hold every row that existed from start to end ------------------
@@ -151,11 +154,12 @@ class FakeList:
             return {root: {"edges": edges, "pageInfo": info}}
         return {root: rows}
 
-    def read(self, page_size: int = 500) -> list[str]:
-        ids = [
-            row["id"]
-            for row in read_all(self, self.schema, self.entity, FIELDS, page_size=page_size)
-        ]
+    def read(self, page_size: int = 500, *, window: int = 1) -> list[str]:
+        """The ids the pager reads through a real client; `window` > 1: pages asked ahead."""
+        with client_for(self.execute, window=window, ahead=window > 1) as client:
+            rows = read_all(client, self.schema, self.entity, FIELDS, page_size=page_size)
+            ids = [row["id"] for row in rows]
+        self.submitted = client.submitted  # what the pager asked, sent or cancelled unsent
         assert len(ids) == len(set(ids)), "a row came twice"
         return ids
 
@@ -332,6 +336,8 @@ type FeedPage { nodes: [Note!]! pageInfo: PageInfo! }
 
 
 class Scripted:
+    """Answers each request with `answer(variables)`; records the variables."""
+
     def __init__(self, answer: Any) -> None:
         self.answer = answer
         self.calls: list[dict[str, Any]] = []
@@ -340,6 +346,10 @@ class Scripted:
         self.calls.append(dict(variables or {}))
         return self.answer(dict(variables or {}))
 
+    def read(self, schema: Any, entity: Any, fields: Any, **options: Any) -> list[dict]:
+        with client_for(self.execute) as client:
+            return list(read_all(client, schema, entity, fields, **options))
+
 
 def test_a_list_without_paging_is_read_once_and_logged(tmp_path, caplog):
     path = tmp_path / "unpaged.gql"
@@ -347,7 +357,7 @@ def test_a_list_without_paging_is_read_once_and_logged(tmp_path, caplog):
     schema = load_schema(path)
     client = Scripted(lambda _: {"noteList": [{"id": "a"}, {"id": "b"}]})
     with caplog.at_level(logging.INFO):
-        rows = list(read_all(client, schema, schema.entity("note"), ["id"]))
+        rows = client.read(schema, schema.entity("note"), ["id"])
     assert [row["id"] for row in rows] == ["a", "b"]
     assert client.calls == [{}]
     assert "Stream 'note': Query.noteList has no paging argument: read in one request" in (
@@ -363,7 +373,7 @@ def test_an_unpaged_connection_that_says_more_follows_is_refused(tmp_path):
         lambda _: {"feed": {"nodes": [{"id": "a"}], "pageInfo": {"hasNextPage": True}}}
     )
     with pytest.raises(PagingError, match=r"Query\.feed says more rows follow"):
-        list(read_all(client, schema, schema.entity("note"), ["id"]))
+        client.read(schema, schema.entity("note"), ["id"])
 
 
 def test_the_sort_argument_asks_for_ascending_ids(tmp_path):
@@ -373,7 +383,7 @@ def test_the_sort_argument_asks_for_ascending_ids(tmp_path):
     client = Scripted(
         lambda v: {"eventList": [{"id": "e1"}] if v["skip"] == 0 else [], "anchor": [{"id": "e1"}]}
     )
-    rows = list(read_all(client, schema, schema.entity("event"), ["id"], page_size=5))
+    rows = client.read(schema, schema.entity("event"), ["id"], page_size=5)
     assert [row["id"] for row in rows] == ["e1"]
     assert {call["orderBy"] for call in client.calls} == {"ID_ASC"}
     document = print_ast(Pager(schema, schema.entity("event"), ["id"]).document)
@@ -399,67 +409,37 @@ def test_a_cursor_that_does_not_move_is_an_error():
         }
     )
     with pytest.raises(PagingError, match=r"cursor does not move past 'a'"):
-        list(read_all(client, schema, entity, FIELDS))
+        client.read(schema, entity, FIELDS)
 
 
 def test_page_size_below_one_is_a_config_error():
     fake = FakeList(None, 3)
     with pytest.raises(ConfigError, match="at least 1"):
-        list(read_all(fake, fake.schema, fake.entity, FIELDS, page_size=0))
+        fake.read(page_size=0)
+    assert fake.calls == []
 
 
 def test_on_page_reports_pages_and_rows():
     fake = FakeList(None, 23)
     seen: list[tuple[int, int]] = []
-    rows = list(
-        read_all(
-            fake,
-            fake.schema,
-            fake.entity,
-            FIELDS,
-            page_size=5,
-            on_page=lambda p, n: seen.append((p, n)),
+    with client_for(fake.execute) as client:
+        rows = list(
+            read_all(
+                client,
+                fake.schema,
+                fake.entity,
+                FIELDS,
+                page_size=5,
+                on_page=lambda p, n: seen.append((p, n)),
+            )
         )
-    )
     assert len(rows) == 23
     assert seen[0] == (1, 5)
     assert seen[-1][1] == 23
     assert [p for p, _ in seen] == list(range(1, len(seen) + 1))
 
 
-# -- asking pages ahead: a client with `submit` (requests in flight) --------------------------
-
-
-class AheadClient:
-    """A FakeList behind a client that keeps `window` requests in flight: each request reaches
-    the fake (and its churn) when it is submitted, in submission order, like a server would."""
-
-    def __init__(self, fake: FakeList, window: int) -> None:
-        self.fake = fake
-        self.window = window
-        self.submitted = 0
-        self.cancelled = 0
-
-    def execute(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
-        raise AssertionError("a client with submit gets every page through submit")
-
-    def submit(self, document: Any, variables: Any = None, operation_name: Any = None) -> Any:
-        from concurrent.futures import Future
-
-        self.submitted += 1
-        future: Future[Any] = Future()
-        future.set_result(self.fake.execute(document, variables, operation_name))
-        return future
-
-    def useful_in_flight(self) -> int:
-        return self.window
-
-    def read(self, page_size: int) -> list[str]:
-        fake = self.fake
-        rows = read_all(self, fake.schema, fake.entity, FIELDS, page_size=page_size)
-        ids = [row["id"] for row in rows]
-        assert len(ids) == len(set(ids)), "a row came twice"
-        return ids
+# -- asking pages ahead: several requests in flight -------------------------------------------
 
 
 @pytest.mark.parametrize("variant", [None, "page_paging.gql"])
@@ -467,8 +447,7 @@ def test_pages_asked_ahead_give_every_row_in_order_and_cost_at_most_the_window_a
     sequential = FakeList(variant, 95)
     expected = sequential.read(page_size=10)
     fake = FakeList(variant, 95)
-    client = AheadClient(fake, window=4)
-    assert client.read(page_size=10) == expected  # same rows, same order
+    assert fake.read(page_size=10, window=4) == expected  # same rows, same order
     assert len(fake.calls) <= len(sequential.calls) + 3
     if variant is None:  # every page read one by one is asked; guesses past 95 go unused
         assert {c["skip"] for c in sequential.calls} <= {c["skip"] for c in fake.calls}
@@ -478,31 +457,30 @@ def test_pages_asked_ahead_give_every_row_in_order_and_cost_at_most_the_window_a
 @pytest.mark.parametrize("window", [2, 4])
 def test_pages_asked_ahead_of_a_capping_server_follow_the_rows_it_sends(cap, window):
     fake = FakeList(None, 40, cap=cap)
-    client = AheadClient(fake, window=window)
-    assert sorted(client.read(page_size=10)) == sorted(fake.initial)
-    skips = [c["skip"] for c in fake.calls]
+    assert sorted(fake.read(page_size=10, window=window)) == sorted(fake.initial)
+    asked = [c["skip"] for c in fake.submitted]  # in the order the pager asked for them
     sequential = -(-40 // cap) + 1
     if window == 2:  # answers within a slot or two: nothing asked ahead of the first answer
-        assert skips[:3] == [0, cap, 2 * cap]
-        assert len(skips) <= sequential + 1
+        assert asked[:3] == [0, cap, 2 * cap]
+        assert len(asked) <= sequential + 1
     else:  # slow answers: guesses of full pages from the start, then of the rows sent
-        assert skips[:4] == [0, 10, 20, 30]
-        assert len(skips) <= sequential + 2 * (window - 1)
+        assert asked[:4] == [0, 10, 20, 30]
+        assert len(asked) <= sequential + 2 * (window - 1)
+    assert len(fake.calls) <= len(asked)  # guesses cancelled before they left cost nothing
 
 
 @pytest.mark.parametrize("variant", [None, "offset_first.gql", "page_paging.gql"])
 def test_pages_asked_ahead_never_lose_a_row_that_stayed_while_rows_move(variant):
     for seed in range(20):
         fake = FakeList(variant, 120, churn=(3, 1, 1), seed=seed)
-        got = set(AheadClient(fake, window=4).read(page_size=10))
+        got = set(fake.read(page_size=10, window=4))
         missing = fake.survivors() - got
         assert not missing, f"seed {seed}: rows that stayed were never read: {sorted(missing)}"
 
 
 def test_cursor_pages_are_never_asked_ahead():
     fake = FakeList("cursor_paging.gql", 30, offset_cursors=True)
-    client = AheadClient(fake, window=4)
-    assert len(client.read(page_size=10)) == 30
+    assert len(fake.read(page_size=10, window=4)) == 30
     sequential = FakeList("cursor_paging.gql", 30, offset_cursors=True)
     sequential.read(page_size=10)
     assert len(fake.calls) == len(sequential.calls)

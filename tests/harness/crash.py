@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moovago_sandbox.harness.runs import (
+from tests.harness.runs import (
     Run,
     lines,
     mutation_total,
@@ -30,7 +30,7 @@ class CrashReport:
 def kill_points(seed: int, count: int, total: int) -> list[int]:
     """One seeded mutation count in each of `count` equal slices of [1, total): where to
     SIGKILL the target (spread out, so each kill lands in a different part of the run)."""
-    rng = random.Random(seed)  # noqa: S311 (replayable test points, not secrets)
+    rng = random.Random(seed)
     width = (total - 1) / count
     return [1 + int(i * width) + rng.randrange(max(1, int(width))) for i in range(count)]
 
