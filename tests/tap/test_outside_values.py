@@ -19,14 +19,15 @@ from tap_moovago.records import FUTURE_ALLOWANCE, RecordError
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import discover, error_lines, only_streams, run_cli
 from tests.tap.test_stream_errors import OFFLINE, ScriptedClient, _mandator, _offset_answer
+from tests.unit.stub_server import client_for
 
 
 def _sync(client: ScriptedClient, state: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     catalog = only_streams(discover(OFFLINE), {"mandator"})
     tap = TapMoovago(config=OFFLINE, catalog=catalog, state=state)
-    tap._client = client  # type: ignore[assignment]  # the scripted API, as test_stream_errors
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with client_for(client.execute) as real, contextlib.redirect_stdout(out):
+        tap._client = real  # private: the tap builds its client from settings, none to pass
         tap.sync_all()
     return [
         json.loads(line)["record"] for line in out.getvalue().splitlines() if '"RECORD"' in line

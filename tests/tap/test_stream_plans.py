@@ -16,6 +16,7 @@ from moovago_api.errors import ConfigError
 from moovago_api.pager import PagingError
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import discover, only_streams, run_cli, stream_entry
+from tests.unit.stub_server import client_for
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "schema_variants" / "families" / "compose.gql"
@@ -54,8 +55,11 @@ class _OffsetList(_Answers):
 
 
 def _records(tap: TapMoovago) -> list[dict[str, Any]]:
+    """Sync through a real client against a stub server answering as the scripted `tap._client`."""
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    scripted = tap._client
+    with client_for(scripted.execute) as real, contextlib.redirect_stdout(buffer):
+        tap._client = real  # private: the tap builds its client from settings, none to pass
         tap.sync_all()
     messages = map(json.loads, buffer.getvalue().splitlines())
     return [m["record"] for m in messages if m["type"] == "RECORD"]

@@ -14,6 +14,7 @@ from moovago_api.errors import ConfigError
 from moovago_api.mutations import WriteOp, batch_document
 from moovago_api.pager import Pager
 from moovago_api.schema import load_schema
+from tests.unit.stub_server import client_for
 
 FAMILIES = Path(__file__).resolve().parents[1] / "schema_variants" / "families"
 COMPOSE = FAMILIES / "compose.gql"
@@ -114,7 +115,8 @@ class _Shuffling:
 def test_a_sort_argument_is_sent_so_a_shuffling_server_is_read_once(compose):
     server = _Shuffling(23)
     pager = Pager(compose, compose.entity("company"), ["name"], operation_name="T")
-    rows = list(pager.read(server, filter={"teamId": "t1"}, page_size=5))
+    with client_for(server.execute) as client:
+        rows = list(pager.read(client, filter={"teamId": "t1"}, page_size=5))
     assert [r["_id"] for r in rows] == [r["_id"] for r in server.rows]
     assert all(call["sort"] == "_ID_ASC" for call in server.calls)
 
