@@ -442,11 +442,14 @@ def make_app(
     limit = box.config.faults.max_body_bytes
     app = web.Application(client_max_size=limit + 1 if limit and not rebuild else DEFAULT_MAX_BODY)
     app.on_response_prepare.append(date_header)
-    app.router.add_post("/graphql", route("handle_graphql"))
-    app.router.add_get("/_sandbox/stats", route("handle_stats"))
-    app.router.add_post("/_sandbox/reset", route("handle_reset"))
-    app.router.add_get("/_sandbox/export", route("handle_export"))
-    app.router.add_get("/_sandbox/requests", route("handle_requests"))
+    # Reconfigurable: every route also under one leading segment, so each configuration can be
+    # given a URL of its own (clients keep state per URL, such as the rate governor).
+    for prefix in ("", "/{configuration}") if rebuild is not None else ("",):
+        app.router.add_post(prefix + "/graphql", route("handle_graphql"))
+        app.router.add_get(prefix + "/_sandbox/stats", route("handle_stats"))
+        app.router.add_post(prefix + "/_sandbox/reset", route("handle_reset"))
+        app.router.add_get(prefix + "/_sandbox/export", route("handle_export"))
+        app.router.add_get(prefix + "/_sandbox/requests", route("handle_requests"))
     if rebuild is not None:
         app.router.add_post("/_sandbox/configure", configure)
     return app

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -266,6 +267,9 @@ class SandboxPool:
         self._stack.close()
 
 
+_configurations = itertools.count(1)
+
+
 def _configure(base: SandboxHandle, args: list[str]) -> SandboxHandle:
     offset = base.log_path.stat().st_size if base.log_path and base.log_path.exists() else 0
     request = urllib.request.Request(  # noqa: S310 (the http URL the sandbox printed)
@@ -280,8 +284,10 @@ def _configure(base: SandboxHandle, args: list[str]) -> SandboxHandle:
     except urllib.error.HTTPError as exc:
         raise SandboxStartError(f"moovago-sandbox refused {args!r}: {exc.read()!r}") from exc
     api_key, team_id = keys[0]
+    # a URL of its own per configuration: clients keep state per URL (the rate governor)
+    url = base.url.replace("/graphql", f"/c{next(_configurations)}/graphql")
     return SandboxHandle(
-        base.url,
+        url,
         api_key,
         team_id,
         dict(keys),

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from moovago_api import governor
 from moovago_sandbox.testing import SandboxHandle, SandboxPool, shared_sandbox
 
 
@@ -36,11 +35,3 @@ def sandbox_factory(sandbox_pool: SandboxPool) -> Iterator[Callable[..., Sandbox
             return stack.enter_context(sandbox_pool.sandbox(**kwargs))
 
         yield factory
-
-
-@pytest.fixture(autouse=True)
-def _fresh_governors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no process-wide governor: pooled sandboxes reuse their URL, and a
-    governor keeps the lowest rate any earlier test asked of that URL (the private registry is
-    the only handle on it; setattr fails loudly if it is renamed)."""
-    monkeypatch.setattr(governor, "_shared", {})
