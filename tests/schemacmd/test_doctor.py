@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -329,10 +330,14 @@ def test_high_latency(
     assert (
         latency["connector_assumes"] == "a page answers within 0.7 s (a third of request_timeout)"
     )
-    assert latency["what_to_change"] == (
-        "raise request_timeout to at least 3 s, or lower page_size"
-    )
-    assert report["measured"]["max_page_seconds"] >= 0.8
+    slowest = report["measured"]["max_page_seconds"]
+    assert slowest >= 0.8
+    # three times the slowest page measured (3 s at 0.8 to 1.0 s; more on a loaded machine)
+    # (the report rounds the slowest page to 1 ms)
+    advised = {math.ceil((slowest + d) * 3) for d in (-0.0005, 0.0005)}
+    assert latency["what_to_change"] in {
+        f"raise request_timeout to at least {n} s, or lower page_size" for n in advised
+    }
 
 
 def test_schema_file_with_a_field_the_server_does_not_serve(
