@@ -163,6 +163,7 @@ class SkippedField:
 
     coordinate: str  # 'Query.noteList'
     reason: str
+    lists_rows: bool = False  # it answers rows of objects that no stream reads: a WARNING
 
 
 class MutationShapeError(SchemaFileError):

@@ -19,6 +19,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     get_named_type,
+    is_abstract_type,
     print_ast,
 )
 from graphql.pyutils import Undefined
@@ -72,20 +73,20 @@ def read_plans(schema: MoovagoSchema) -> tuple[list[StreamPlan], list[SkippedFie
         coordinate = f"{query.name}.{field_name}"
         plan = list_plan(field_name, gql_field)
         if isinstance(plan, str):
-            skipped.append(SkippedField(coordinate, plan))
+            rows = _is_list(gql_field.type) and is_abstract_type(get_named_type(gql_field.type))
+            skipped.append(SkippedField(coordinate, plan, lists_rows=rows))
         elif plan.name in taken:
             first = next(i for i, p in enumerate(plans) if p.name == plan.name)
             if plans[first].deprecated is not None and plan.deprecated is None:
                 # A live root field reads the type: it replaces the deprecated one.
                 old = f"{query.name}.{taken[plan.name]}"
-                skipped.append(
-                    SkippedField(old, f"deprecated; {coordinate} reads {plan.type_name}")
-                )
+                why = f"deprecated; {coordinate} reads {plan.type_name}"
+                skipped.append(SkippedField(old, why, lists_rows=True))
                 plans[first] = plan
                 taken[plan.name] = field_name
                 continue
             why = f"{query.name}.{taken[plan.name]} already reads {plan.type_name}"
-            skipped.append(SkippedField(coordinate, why))
+            skipped.append(SkippedField(coordinate, why, lists_rows=True))
         else:
             taken[plan.name] = field_name
             plans.append(plan)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
+from moovago_api.plan import SETTING
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 from moovago_schema.drift import (
     BREAKING,
@@ -254,16 +255,19 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         config = _read_json(args.target_config, "target config")
         if not isinstance(config, dict):
             raise InputFileError(f"Invalid target config {args.target_config}: not a JSON object")
-        entities = [*schema.entities(), *load_schema().entities()]
+        planned = schema.with_plans(config.get(SETTING))  # the plans the target writes by
+        entities = [*planned.entities(), *load_schema().entities()]
         names = {name for e in entities for name in (e.stream_name, e.name)}
-        writable = [e.stream_name for e in schema.entities() if e.writes and e.writes.writable]
+        writable = [e.stream_name for e in planned.entities() if e.writes and e.writes.writable]
         # The target's own defaults; imported here so the other commands never load the target.
         from target_moovago.plan import DEFAULT_MATCH_KEYS
 
+        # A plan corrects how a stream is read too: it does not say the target writes it.
+        settings = {key: value for key, value in config.items() if key != SETTING}
         written, match_keys = target_streams_from_config(
-            config, names, writable, DEFAULT_MATCH_KEYS
+            settings, names, writable, DEFAULT_MATCH_KEYS
         )
-        issues += check_target_fields(schema, written, match_keys)
+        issues += check_target_fields(planned, written, match_keys)
         checked.append(f"target config {args.target_config}")
     code = 1 if any(issue.status == MISSING for issue in issues) else 0
     if args.format == "json":

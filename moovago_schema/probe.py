@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gql.dsl import DSLField, DSLQuery, DSLSchema, DSLVariableDefinitions, dsl_gql
+from gql.dsl import DSLField, DSLSchema
 from graphql import (
-    DocumentNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLInterfaceType,
@@ -170,16 +169,22 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
     reader = _Reader(client, schema, include_deprecated, result.answers)
     entities = schema.entities()
     team_entity = next((e for e in entities if e.filter_arg is None and e.name == "team"), None)
-    team_id = config.get("team_id")
+    team_id = config.get("team_id") or None
+    named = team_entity.team_arg if team_entity is not None else None
+    if team_entity is not None and named and team_id is None:  # `team(id:)`: nothing implies it
+        where = f"Query.{team_entity.root_field}({named}:) in {schema.path.name}"
+        raise ConfigError(f"{where} needs setting team_id (the team to read)")
     if team_entity is None:
         result.team_error = f"no `team` query in {schema.path.name}"
     else:
         before = reader.requests
         try:
-            row, problems = reader.single(team_entity)
+            row, problems = reader.single(team_entity, {named: team_id} if named else {})
             result.team_problems = problems
             if isinstance(row, Mapping) and row.get(team_entity.id_field) is not None:
                 team_id = team_id or str(row[team_entity.id_field])
+            elif named:
+                result.team_error = f"the team query answered no team {team_id!r}: fix team_id"
             else:
                 result.team_error = "the team query answered no team for this API key"
         except AuthError as err:
@@ -285,7 +290,6 @@ class _Reader:
         self.deprecated = deprecated
         self.dsl = DSLSchema(schema.graphql)
         self.requests = 0
-        self._documents: dict[tuple[str, bool], tuple[DocumentNode, Selection]] = {}
         self._pagers: dict[str, tuple[Pager, Selection]] = {}
 
     def paging(self, entity: Entity) -> tuple[str, str]:
@@ -312,10 +316,11 @@ class _Reader:
             return f"cursor ({shape.after_arg}/{shape.size_arg}){where}", ""
         return f"none (one request){where}", ""
 
-    def single(self, entity: Entity) -> tuple[Any, dict[str, int]]:
-        document, selection = self._document(entity, paged=False)
+    def single(self, entity: Entity, variables: Mapping[str, Any]) -> tuple[Any, dict[str, int]]:
+        """The one object of `entity`'s root field (the team), read as the tap reads it."""
+        pager, selection = self._pager(entity)
         self.requests += 1
-        data = self.client.execute(document, {}, _operation(entity))
+        data = pager.execute(self.client, variables)
         problems: dict[str, int] = {}
         root = self._root_field(entity)
         row = data.get(entity.root_field)
@@ -404,29 +409,6 @@ class _Reader:
             raise ConfigError(f"Query.{entity.root_field} is not in {self.schema.path}")
         return query.fields[entity.root_field]
 
-    def _document(self, entity: Entity, *, paged: bool) -> tuple[DocumentNode, Selection]:
-        key = (entity.root_field, paged)
-        if key not in self._documents:
-            root_type = getattr(self.dsl, self._query_name())
-            root: DSLField = getattr(root_type, entity.root_field)
-            variables = DSLVariableDefinitions()
-            names = [entity.filter_arg] if entity.filter_arg else []
-            sort_arg, _ = _sort(entity)
-            if sort_arg:
-                names.append(sort_arg)
-            if names:
-                root = root.args(**{name: getattr(variables, name) for name in names})
-            object_type = get_named_type(self._root_field(entity).type)
-            selection: Selection = {}
-            fields = self._selections(object_type, selection, (), 0)
-            if not fields:
-                raise ConfigError(f"{object_type.name} has no field the doctor can select")
-            operation = DSLQuery(root.select(*fields))
-            operation.variable_definitions = variables
-            request = dsl_gql(**{_operation(entity): operation})
-            self._documents[key] = (request.document, selection)
-        return self._documents[key]
-
     def _selections(
         self, gql_type: Any, selection: Selection, seen: tuple[str, ...], depth: int
     ) -> list[DSLField]:
@@ -460,14 +442,6 @@ class _Reader:
 def _spec(selection: Selection) -> list[DocSelection]:
     """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
     return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
-
-
-def _sort(entity: Entity) -> tuple[str | None, Any]:
-    """The sort argument and value the tap sends for this list, if the file declares one."""
-    shape = getattr(entity, "paging", None)
-    sort_arg = getattr(shape, "sort_arg", None)
-    sort_value = getattr(shape, "sort_value", None)
-    return (sort_arg, sort_value) if sort_arg and sort_value is not None else (None, None)
 
 
 def _operation(entity: Entity) -> str:

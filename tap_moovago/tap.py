@@ -234,6 +234,16 @@ class TapMoovago(Tap):
         """One line per root field not taken, per list refused, per scalar typed by guess."""
         where = moovago_schema.path.name
         for skipped in moovago_schema.skipped_fields():
+            if skipped.lists_rows:  # rows no stream reads: never only an INFO line
+                self.logger.warning(
+                    "Schema file %s: %s lists rows but is not a stream: %s (to read them, add a "
+                    "stream with %s.<name>.root_field)",
+                    where,
+                    skipped.coordinate,
+                    skipped.reason,
+                    PLANS_SETTING,
+                )
+                continue
             self.logger.info(
                 "Schema file %s: %s is not a stream: %s", where, skipped.coordinate, skipped.reason
             )

@@ -624,3 +624,25 @@ def test_a_family_served_from_its_own_file_holds(
     box = sandbox_factory(companies=30, extra_args=["--schema", str(path)])
     code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path))
     assert (code, failing(report)) == (0, [])
+
+
+@pytest.mark.slow
+def test_a_team_named_by_argument_is_read_with_team_id(
+    capsys: pytest.CaptureFixture[str], sandbox_factory: Any, tmp_path: Path
+) -> None:
+    """`team(id: ID!)` beside `teams`: the doctor names the team by setting team_id."""
+    path = VARIANTS / "families" / "compose.gql"
+    box = sandbox_factory(companies=30, extra_args=["--schema", str(path)])
+    code, report, _ = run_doctor(capsys, box, tmp_path, schema_path=str(path), team_id=box.team_id)
+    assert (code, failing(report)) == (0, [])
+    assert rows(report)["auth"]["server_did"] == "answered with one team"
+    assert set(report["requests"]) == {"team", "company", "mandator", "total"}
+
+    before = box.stats()["requests"]
+    code, _, err = run_doctor(capsys, box, tmp_path, fmt="table", schema_path=str(path))
+    assert code == 2
+    assert err.splitlines() == [
+        "moovago-schema: error: Query.team(id:) in compose.gql needs setting team_id"
+        " (the team to read)"
+    ]
+    assert box.stats()["requests"] == before, "refused before asking the API"

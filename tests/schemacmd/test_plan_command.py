@@ -65,3 +65,54 @@ def test_a_wrong_override_is_one_line_and_exit_2(tmp_path, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "Setting stream_plans.company.root_field: Query has no field 'nope'" in err
+
+
+def _renamed_writes(tmp_path: Path) -> Path:
+    """compose.gql with mutation names no convention reads: only stream_plans can name them."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    for old, new in [("companyCreateOne", "addCompany"), ("companyUpdateById", "changeCompany")]:
+        text = text.replace(old, new)
+    path = tmp_path / "renamed.gql"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_reads_the_target_config_with_its_stream_plans(tmp_path):
+    schema = _renamed_writes(tmp_path)
+    config = {"stream_modes": {"company": "upsert"}, "match_keys": {"company": ["name"]}}
+    path = tmp_path / "target.json"
+    path.write_text(json.dumps(config))
+    argv = ["check", "--schema", str(schema), "--target-config", str(path), "--format", "json"]
+    code, text = run(argv)
+    assert code == 1
+    assert [i["reason"] for i in json.loads(text)["issues"]] == [
+        "no mutation for stream 'company' in renamed.gql"
+    ]
+    writes = {"create": "addCompany", "update": "changeCompany"}
+    # A plan of the (read-only) team does not make the check think the target writes it.
+    plans = {"company": {"writes": writes}, "team": {"id_field": "_id"}}
+    path.write_text(json.dumps({**config, "stream_plans": plans}))
+    code, text = run(argv)
+    assert (code, json.loads(text)["issues"]) == (0, [])
+
+
+@pytest.mark.parametrize("command", ["check", "doctor"])
+def test_a_wrong_override_in_any_connector_config_is_one_line(
+    tmp_path, capsys: pytest.CaptureFixture[str], command: str
+):
+    config = {
+        "api_url": "http://127.0.0.1:1/graphql",
+        "api_key": "k" * 12,
+        "schema_path": str(COMPOSE),
+        "stream_plans": {"company": {"writes": {"create": "nope"}}},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    argv = {
+        "check": ["check", "--schema", str(COMPOSE), "--target-config", str(path)],
+        "doctor": ["doctor", "--config", str(path)],
+    }[command]
+    code, out = run(argv)
+    err = capsys.readouterr().err
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert err.startswith("moovago-schema: error: Setting stream_plans.company.writes.create: ")
