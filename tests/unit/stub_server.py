@@ -94,15 +94,24 @@ class StubServer:
                         reply = stub.default
                     stub.in_flight += 1
                     stub.in_flight_peak = max(stub.in_flight_peak, stub.in_flight)
+                self._counted = True
                 try:
                     self._answer(reply)
                 finally:
-                    with stub._lock:
+                    self._settle()
+
+            def _settle(self) -> None:
+                # Out of flight before the answer leaves: a client may send its next request as
+                # soon as it has read this one, before the handler would get here afterwards.
+                with stub._lock:
+                    if self._counted:
+                        self._counted = False
                         stub.in_flight -= 1
 
             def _answer(self, reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
+                self._settle()
                 if reply.action == "reset":
                     # SO_LINGER 0: close with a TCP reset instead of a clean shutdown.
                     self.connection.setsockopt(
