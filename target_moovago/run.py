@@ -15,14 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from singer_sdk import typing as th
 
 from moovago_api.wire import is_loopback_url, secret_forms
-from target_moovago.bulk import BulkGate
 from target_moovago.changes import ChangeLog, check_field_policies
 from target_moovago.errors import TargetStopped
 from target_moovago.index import PendingIds
-from target_moovago.integrity import DEFAULT_MAX_REQUEST_BYTES
-from target_moovago.ledger import Ledger, check_writable
-from target_moovago.progress import Progress, Tally
+from target_moovago.ledger import Ledger, Progress, Tally, check_writable
+from target_moovago.plan import DEFAULT_MAX_REQUEST_BYTES
 from target_moovago.remote import Remote
+from target_moovago.runlock import BulkGate
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
