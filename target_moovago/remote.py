@@ -32,8 +32,8 @@ from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import KINDS, find_mutation
-from target_moovago.errors import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
+from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
 

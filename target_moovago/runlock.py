@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from moovago_api.errors import MoovagoError
 from moovago_api.governor import bulk_window
-from target_moovago.errors import BusinessHoursError
+from target_moovago.ledger import BusinessHoursError
 
 if TYPE_CHECKING:
     from target_moovago.plan import Action

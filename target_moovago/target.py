@@ -18,11 +18,11 @@ from moovago_api.errors import MoovagoError
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.settings import connection_properties, numbers_from_text
-from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
-from target_moovago.errors import TargetStopped
+from target_moovago.ledger import TargetStopped
 from target_moovago.plan import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
 from target_moovago.reader import PROTOCOLS_SETTING, MoovagoReader
+from target_moovago.run import PROPERTIES as CHANGES_PROPERTIES
 from target_moovago.run import READ_ONLY_STREAMS, Run
 from target_moovago.runlock import POLICIES
 from target_moovago.sinks import MoovagoSink

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from moovago_api.errors import MoovagoError
 from moovago_api.wire import format_datetime
-from target_moovago.errors import TargetStopped
 from target_moovago.index import KeySpec, PendingId, RemoteIndex
+from target_moovago.ledger import TargetStopped
 from target_moovago.mapping import comparable
 from target_moovago.plan import Action, Kind
 
@@ -36,9 +36,8 @@ if TYPE_CHECKING:
     from moovago_api.client import Request
     from moovago_api.mutations import Alias
     from moovago_api.schema import Entity
-    from target_moovago.changes import ChangeLog
     from target_moovago.remote import Remote
-    from target_moovago.run import Run
+    from target_moovago.run import ChangeLog, Run
 
 
 #: What one request ended with: its `data`, or the MoovagoError it raised.

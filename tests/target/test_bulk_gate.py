@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from target_moovago.errors import BusinessHoursError
+from target_moovago.ledger import BusinessHoursError
 from target_moovago.mapping import FieldMapper
 from target_moovago.plan import Planner
 from target_moovago.runlock import BulkGate
