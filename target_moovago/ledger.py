@@ -1,4 +1,9 @@
-"""Accounting of a run: the rejects file (JSONL) and the summary (log table + JSON file)."""
+"""Accounting of a run: the rejects file (JSONL) and the summary (log table + JSON file).
+
+Progress while writing: one log line per stream at least every 30 s and every N requests.
+
+The target's own errors: each one ends the run with one line naming what happened.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,54 @@ import datetime as dt
 import decimal
 import errno
 import json
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moovago_api.errors import ConfigError
+from singer_sdk.exceptions import RecordsWithoutSchemaException
+
+from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.wire import redact, secret_forms
-from target_moovago.errors import TooManyRejectsError
+
+
+class UnsupportedStreamError(MoovagoError):
+    """A stream the target cannot write (read-only or not in the schema)."""
+
+
+class ReadOnlyStreamError(UnsupportedStreamError):
+    """A stream the schema file declares no mutation for (`team`): skipped unless
+    `read_only_streams` is `error`."""
+
+
+class BusinessHoursError(MoovagoError):
+    """A bulk job was refused during French business hours."""
+
+
+class TooManyRejectsError(MoovagoError):
+    """More rows were rejected than `max_rejects` allows."""
+
+
+class InputError(MoovagoError):
+    """The Singer input is broken (not a bad row): the run stops."""
+
+
+class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
+    """A RECORD came before its stream's SCHEMA (still the SDK's exception for it)."""
+
+
+class TargetStopped(MoovagoError):
+    """A termination signal stopped the run after the request in flight."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(
+            f"stopped by signal {signum}: every row before the last STATE emitted is written, "
+            "rejected or counted; rerun from that STATE (from the start if none was emitted)"
+        )
+
 
 COUNTERS = (
     "created",
@@ -220,3 +263,99 @@ def check_writable(setting: str, path: str | Path) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
         raise _unwritable(setting, path, exc) from None
+
+
+EVERY_SECONDS = 30.0
+EVERY_REQUESTS = 10
+
+
+@dataclass(eq=False)
+class Tally:
+    """Rows of one stream: received so far, and settled from the first on (STATE needs it)."""
+
+    stream: str
+    received: int = 0
+    settled: int = 0
+
+
+def settled_rows(counts: StreamCounts) -> int:
+    """Every row ends in exactly one counter."""
+    return (
+        counts.created
+        + counts.updated
+        + counts.unchanged
+        + counts.deleted
+        + counts.rejected
+        + counts.superseded
+        + counts.skipped_deletes
+    )
+
+
+def duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class Progress:
+    """Logs where a stream stands after a mutation request, when the last line is
+    `every_seconds` old or `every_requests` requests ago."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        requests: Callable[[], int],
+        logger: logging.Logger,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        every_seconds: float = EVERY_SECONDS,
+        every_requests: int = EVERY_REQUESTS,
+    ) -> None:
+        self.ledger = ledger
+        self.requests = requests
+        self.logger = logger
+        self.clock = clock
+        self.every_seconds = every_seconds
+        self.every_requests = every_requests
+        self.tallies: dict[str, Tally] = {}
+        self._started: dict[str, float] = {}
+        self._last = clock()
+        self._since_last = 0
+
+    def tally(self, stream: str) -> Tally:
+        """The stream's tally (a new one per sink: the SDK may open a stream again)."""
+        tally = Tally(stream)
+        self.tallies[stream] = tally
+        self._started.setdefault(stream, self.clock())
+        return tally
+
+    def request_done(self, stream: str) -> None:
+        self._since_last += 1
+        now = self.clock()
+        if self._since_last >= self.every_requests or now - self._last >= self.every_seconds:
+            self._last = now
+            self._since_last = 0
+            self.logger.info("%s", self.line(stream, now))
+
+    def line(self, stream: str, now: float) -> str:
+        counts = self.ledger.counts(stream)
+        settled = settled_rows(counts)
+        tally = self.tallies.get(stream)
+        received = max(tally.received if tally else 0, settled)
+        elapsed = now - self._started.get(stream, now)
+        rate = settled / elapsed if elapsed > 0 else 0.0
+        left = received - settled
+        if not left:
+            eta = "no row left to write"
+        elif rate:
+            eta = f"about {duration(left / rate)} left at {rate:.1f} rows/s"
+        else:
+            eta = "time left unknown yet"
+        return (
+            f"Progress {stream}: {settled} of {received} rows read settled (created "
+            f"{counts.created}, updated {counts.updated}, unchanged {counts.unchanged}, "
+            f"rejected {counts.rejected}); {self.requests()} requests; {eta}"
+        )

@@ -23,7 +23,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 
-from target_moovago.errors import InputError, RecordBeforeSchemaError, UnsupportedStreamError
+from target_moovago.ledger import InputError, RecordBeforeSchemaError, UnsupportedStreamError
 
 # What each message type must hold, and the JSON type of each part (None: any value).
 _REQUIRED: dict[str, dict[str, type | None]] = {

@@ -25,15 +25,13 @@ from jsonschema import Draft202012Validator
 
 from moovago_api.errors import MoovagoError
 from moovago_api.mutations import check_writes
-from target_moovago.changes import ChangeLog
-from target_moovago.mapping import InputValidator, MappedRow
+from target_moovago.mapping import InputValidator, MappedRow, comparable
 from target_moovago.plan import WRITES, Action, Kind, Row
-from target_moovago.reconcile import settle_killed_writes
 from target_moovago.remote import writes_of
-from target_moovago.run import Run
+from target_moovago.run import ChangeLog, Run
 from target_moovago.sinks import input_schema
 from target_moovago.target import TargetMoovago
-from target_moovago.values import comparable
+from target_moovago.window import settle_killed_writes
 from target_moovago.writer import BatchWriter
 
 PROG = "moovago-revert"

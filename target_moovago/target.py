@@ -1,5 +1,5 @@
 """target-moovago: settings, STATE bookkeeping and the order of drains. The row's path is in
-sinks.py (wiring), plan.py (pure), bulk.py (the business-hours gate) and writer.py (I/O)."""
+sinks.py (wiring), plan.py (pure), runlock.py (the business-hours gate) and writer.py (I/O)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from moovago_api.errors import MoovagoError
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.settings import connection_properties, numbers_from_text
-from target_moovago.bulk import POLICIES
-from target_moovago.changes import PROPERTIES as CHANGES_PROPERTIES
-from target_moovago.errors import TargetStopped
-from target_moovago.integrity import PROPERTIES as INTEGRITY_PROPERTIES
+from target_moovago.ledger import TargetStopped
+from target_moovago.plan import PROPERTIES as INTEGRITY_PROPERTIES
 from target_moovago.plan import Mode
 from target_moovago.reader import PROTOCOLS_SETTING, MoovagoReader
+from target_moovago.run import PROPERTIES as CHANGES_PROPERTIES
 from target_moovago.run import READ_ONLY_STREAMS, Run
+from target_moovago.runlock import POLICIES
 from target_moovago.sinks import MoovagoSink
 
 if t.TYPE_CHECKING:
@@ -33,7 +33,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.sinks import Sink
 
-    from target_moovago.progress import Tally
+    from target_moovago.ledger import Tally
 
 MAX_MUTATIONS_PER_REQUEST = 100
 

@@ -16,12 +16,20 @@ from moovago_api.documents import operation_name
 from moovago_api.errors import QueryError, RequestTooLarge, TransientError
 from moovago_api.mutations import Alias, batch_document
 from target_moovago.index import KeySpec, RemoteIndex
-from target_moovago.integrity import largest_field, request_bytes, too_large_reason
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
-from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row, chunks
-from target_moovago.reconcile import landed_creates
+from target_moovago.plan import (
+    COUNTER,
+    WRITES,
+    Action,
+    Kind,
+    Row,
+    chunks,
+    largest_field,
+    request_bytes,
+    too_large_reason,
+)
 from target_moovago.remote import writes_of
-from target_moovago.window import Answer, Sent, send_window
+from target_moovago.window import Answer, Sent, landed_creates, send_window
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from target_moovago.bulk import BulkGate
-from target_moovago.errors import BusinessHoursError
+from target_moovago.ledger import BusinessHoursError
 from target_moovago.mapping import FieldMapper
 from target_moovago.plan import Planner
+from target_moovago.runlock import BulkGate
 from tests.target.helpers import mutation_count, stream_messages
 from tests.target.test_batching import loosened_schema
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from target_moovago.errors import BusinessHoursError
+from target_moovago.ledger import BusinessHoursError
 from target_moovago.target import TargetMoovago
 from tests.target import helpers
 from tests.target.helpers import entity_rows, mutation_count, record_messages, stream_messages

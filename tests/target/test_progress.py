@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from target_moovago.ledger import Ledger
-from target_moovago.progress import Progress, duration
+from target_moovago.ledger import Ledger, Progress, duration
 from tests.target.helpers import stream_messages
 
 

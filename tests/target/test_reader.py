@@ -7,7 +7,7 @@ import json
 import pytest
 from singer_sdk.exceptions import RecordsWithoutSchemaException
 
-from target_moovago.errors import UnsupportedStreamError
+from target_moovago.ledger import UnsupportedStreamError
 from target_moovago.reader import InputError
 from tests.target.helpers import mutation_count, schema_message
 

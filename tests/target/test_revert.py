@@ -190,7 +190,7 @@ def test_the_revert_follows_the_business_hours_rule(box, run_target, tmp_path):
     import datetime as dt
     import logging
 
-    from target_moovago.errors import BusinessHoursError
+    from target_moovago.ledger import BusinessHoursError
     from target_moovago.run import Run
 
     changes, _ = push(box, run_target, tmp_path)

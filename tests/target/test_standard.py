@@ -13,7 +13,7 @@ from singer_sdk.testing.runners import TargetTestRunner
 from singer_sdk.testing.suites import SingerTestSuite
 from singer_sdk.testing.templates import TargetFileTestTemplate
 
-from target_moovago.errors import UnsupportedStreamError
+from target_moovago.ledger import UnsupportedStreamError
 from target_moovago.target import TargetMoovago
 from tests.target.helpers import DATA, entity_rows
 

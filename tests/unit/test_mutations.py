@@ -35,7 +35,7 @@ from moovago_api.mutations import (
     check_writes,
 )
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
-from target_moovago.file_checks import match_key_problems, unclaimed_mutations
+from target_moovago.remote import match_key_problems, unclaimed_mutations
 from target_moovago.sinks import input_schema
 
 SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
