@@ -224,3 +224,7 @@ def _messages(errors: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)
+
+
+class PagingError(MoovagoError):
+    """A list cannot be read completely: unsupported paging, or rows that keep moving."""

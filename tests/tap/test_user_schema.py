@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from graphql import print_ast
 
-from moovago_api import pager as pager_module
+from moovago_api import reading as reading_module
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, load_schema
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import (
@@ -171,7 +171,7 @@ def test_list_without_paging_arguments_is_one_request_with_a_warning_when_large(
     sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = user_schema(tmp_path, paging=False)
-    monkeypatch.setattr(pager_module, "LARGE_UNPAGED_RESPONSE", 5)
+    monkeypatch.setattr(reading_module, "LARGE_UNPAGED_RESPONSE", 5)
     config = tap_config(sandbox, schema_path=str(path), page_size=3)
     catalog = only_streams(discover(config), {"company"})
     before = len(sandbox.requests())

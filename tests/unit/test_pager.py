@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from graphql import print_ast
 
-from moovago_api import pager as pager_module
+from moovago_api import reading as reading_module
 from moovago_api.documents import (
     ANCHOR_ALIAS,
     ANCHOR_OFFSET_VAR,
@@ -295,8 +295,8 @@ def test_a_long_list_under_steady_churn_is_read_past_the_fixed_re_read_budget(
     # Rows move before every second read, for far more re-reads than the fixed budget (10
     # here): each page of new rows pays for re-reads, so the read goes on; without that (0 per
     # page) the same read is refused loudly, never cut short.
-    monkeypatch.setattr(pager_module, "MAX_RESYNCS", 10)
-    monkeypatch.setattr(pager_module, "RESYNCS_PER_FRESH_PAGE", per_page)
+    monkeypatch.setattr(reading_module, "MAX_RESYNCS", 10)
+    monkeypatch.setattr(reading_module, "RESYNCS_PER_FRESH_PAGE", per_page)
     fake = FakeList(
         variant, 1500, churn=(2, 1, 1), seed=5, offset_cursors=variant == "cursor_paging.gql"
     )

@@ -1,0 +1,442 @@
+"""One read of one list (`Pager.read` makes one): what was emitted, where the read stands, the
+proof that each page continues the rows read (pager.py's rules), pages asked ahead, re-reads."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import typing as t
+from collections import deque
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+
+from moovago_api.errors import MoovagoError, PagingError, QueryError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from moovago_api.client import MoovagoClient
+    from moovago_api.pager import OnPage, Page, Pager, Row
+
+#: Re-reads from a safe point in a row (no page in order between them) before a read gives up.
+MAX_ROUNDS = 5
+#: Re-reads a read may make in all, beside RESYNCS_PER_FRESH_PAGE per page of new rows: a list
+#: under steady churn goes on while it progresses, a server that never settles meets MAX_ROUNDS.
+MAX_RESYNCS = 200
+#: Re-reads each page bringing rows not emitted before adds to the budget of the read.
+RESYNCS_PER_FRESH_PAGE = 2
+#: A list read in one request (no paging argument) past this many rows gets a warning.
+LARGE_UNPAGED_RESPONSE = 5000
+
+
+@dataclass
+class _Sent:
+    """A request of the read: its ask, the guesses' generation it belongs to, its answer."""
+
+    epoch: int
+    ask: _Ask
+    variables: dict[str, t.Any]
+    future: Future[t.Any]
+
+
+@dataclass
+class _Ask:
+    """One request of the read: what it is for, and where it starts."""
+
+    purpose: str  # 'first' | 'next' | 'resync'
+    start: int = 0  # offset paging: first row position; page paging: page number
+    after: str | None = None  # cursor paging
+    expect: str | None = None  # cursor paging: id of the row the page must begin with
+
+
+class ListRead:
+    """The state of one read of one list: what was emitted, where the read stands."""
+
+    def __init__(
+        self,
+        pager: Pager,
+        client: MoovagoClient,
+        filter: dict[str, t.Any],
+        page_size: int,
+        on_page: OnPage | None,
+    ) -> None:
+        self.pager = pager
+        self.client = client
+        self.filter = filter
+        self.base = pager.page_variables(filter=filter)  # the filter and sort, no paging
+        self.size = page_size
+        self.on_page = on_page
+        self.paging = pager.entity.paging
+        self.id = pager.entity.id_field  # the plan's id field: rows are told apart by it
+        self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
+        self.order: list[float] = []  # offset paging: those places, sorted
+        self.ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
+        self.want: _Ask | None = None  # the request the read needs next
+        self.epoch = 0  # generation of the guesses in flight; bumped when they stop holding
+        self.full = False  # the last page held as many rows as the longest: ask ahead of it
+        self.emitted = 0
+        self.pages = 0
+        self.resyncs = 0
+        self.fresh_pages = 0  # pages that brought rows not emitted before: the read's progress
+        # Offset paging: a page's new rows pay for re-reads only when it reached further into
+        # the list than any before (rows inserted at an end that keeps moving are no progress).
+        self.advanced = True
+        self.furthest = 0
+        self.round = 0  # rounds of the current re-read, 0 when the last page was in order
+        # Offset and page paging: rows of the list read so far (the last one's position + 1).
+        self.pos = 0
+        self.last: t.Any = None  # page paging: id of the last row of the page read last
+        self.page_rows = 0  # page paging: rows per page as the server cuts them
+        self.previous_short = False
+        self.max_rows = 0  # most rows the server sent in one page
+        self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
+        self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def unpaged(self) -> Iterator[Row]:
+        entity, label = self.pager.entity, self.pager.label
+        message = "%s: Query.%s has no paging argument: read in one request"
+        self.pager.logger.info(message, label, entity.root_field)
+        page = self.pager.page(self.pager.execute(self.client, self.base))
+        where = f"{label}: Query.{entity.root_field}"
+        if page.has_next:
+            why = "says more rows follow (hasNextPage) but takes no argument to ask for them"
+            raise PagingError(f"{where} {why}")
+        if len(page.rows) > LARGE_UNPAGED_RESPONSE:
+            message = "%s: %d rows in one response because Query.%s has no paging arguments in "
+            message += "the schema file; large teams may hit server limits"
+            self.pager.logger.warning(message, label, len(page.rows), entity.root_field)
+        yield from self._emit(page.rows)
+        self._counted()
+
+    def run(self) -> Iterator[Row]:
+        """Each answer decides the next request. With offset and page-number paging the pages
+        after it are asked ahead, as many as the client finds worth keeping in flight
+        (`useful_in_flight`: the rate times the answer time), on the guess that each page is as
+        long as the longest so far; an answer to a guess that did not hold (a short page, a
+        re-read) is dropped unread. Rows go out in order, each once, exactly as when pages are
+        read one by one; only the client runs requests concurrently.
+        """
+        self.want = _Ask("first", start=self._first_start())
+        # Ahead of the first answer too when answers take more than a slot or two: the guesses
+        # cost a few requests on a list of one page, and save one answer time on every list.
+        self.full = self._window() >= 3
+        ahead: deque[_Sent] = deque()
+        try:
+            while self.want is not None:
+                self._fill(ahead)
+                sent = ahead.popleft()
+                answer = self._answer(sent)
+                if sent.epoch != self.epoch:
+                    continue  # asked ahead on a guess that no longer holds
+                if sent.ask != self.want:
+                    self._drop(ahead)
+                    continue
+                rows, self.want = self._handle(sent.ask, self.pager.page(answer))
+                # Guesses follow a full page read in order, never a re-read: rows moving near the
+                # end would make every guess a wasted request (and, against a list that grows
+                # as fast as it is read, keep the end from ever being proven).
+                self.full = (
+                    sent.ask.purpose != "resync"
+                    and bool(rows)
+                    and len(rows) >= max(self.max_rows, self.page_rows)
+                )
+                if ahead and self.want is not None and ahead[0].ask != self.want:
+                    self._drop(ahead)
+                if rows:
+                    yield from self._emit(
+                        rows, self.ranks if self.paging.kind == "offset" else None
+                    )
+                self._counted()
+        finally:
+            # Once the read is over none of its requests is left running: guesses not sent are
+            # cancelled, the ones in flight are waited for (their answers are not needed).
+            futures = [sent.future for sent in ahead]
+            for future in futures:
+                future.cancel()
+            wait(futures)
+
+    def _fill(self, ahead: deque[_Sent]) -> None:
+        """Send what is wanted next, then guesses after it while they are worth sending."""
+        while True:
+            current = [sent for sent in ahead if sent.epoch == self.epoch]
+            if not current:
+                ask = self.want
+            elif not self.full or len(ahead) >= self._window():
+                return  # guesses only after a page as long as the longest: else the end is near
+            else:
+                ask = self._guess(current[-1].ask)
+            if ask is None:
+                return
+            variables = self._variables(ask)
+            future = self.client.submit(self.pager.document, variables, self.pager.operation_name)
+            ahead.append(_Sent(self.epoch, ask, variables, future))
+
+    def _window(self) -> int:
+        if self.paging.kind not in ("offset", "page"):
+            return 1  # cursor paging: each cursor comes from the answer before
+        return self.client.useful_in_flight()
+
+    def _guess(self, ask: _Ask) -> _Ask | None:
+        if self.paging.kind == "page":
+            return _Ask("next", start=ask.start + 1)
+        if self.paging.kind == "offset":
+            return _Ask("next", start=ask.start + (self.max_rows or self.size))
+        return None
+
+    def _drop(self, ahead: deque[_Sent]) -> None:
+        """The guesses in flight no longer hold: cancel those not sent yet, ignore the rest."""
+        self.epoch += 1
+        for sent in ahead:
+            sent.future.cancel()
+
+    def _answer(self, sent: _Sent) -> dict[str, t.Any]:
+        if sent.future.cancelled():
+            if sent.epoch == self.epoch:  # never: only dropped guesses are cancelled
+                raise PagingError(f"{self.pager.label}: a page request was cancelled unanswered")
+            return {}
+        result = sent.future.result()
+        if isinstance(result, MoovagoError):
+            if sent.epoch != self.epoch:
+                return {}  # a guess dropped meanwhile: its failure does not matter
+            if isinstance(result, QueryError):
+                raise self.pager.labelled(result) from result
+            raise result
+        return result
+
+    def _first_start(self) -> int:
+        return self.paging.first_page if self.paging.kind == "page" else 0
+
+    def _variables(self, ask: _Ask) -> dict[str, t.Any]:
+        first = self.paging.first_page if self.paging.kind == "page" else 0
+        return self.pager.page_variables(
+            filter=self.filter,
+            size=self.size,
+            start=(ask.start - first) * self.size if self.paging.kind == "page" else ask.start,
+            after=ask.after,
+        )
+
+    def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
+        if self.advanced and any(row[self.id] not in self.seen for row in rows):
+            self.fresh_pages += 1
+        for row in rows:
+            key = row[self.id]
+            if key in self.seen:
+                continue
+            if ranks is None:
+                self.seen[key] = float(self.emitted)
+            else:
+                self.seen[key] = ranks[key]
+                bisect.insort(self.order, ranks[key])
+            self.emitted += 1
+            yield row
+
+    def _ranked(self, keys: list[t.Any]) -> dict[t.Any, float] | None:
+        """Offset paging: places in the list's order for the rows of `keys` not read before,
+        between the rows read before around them; None when the rows read before among `keys`
+        are not in their order (rows moving only shift, so in a stable order they always are).
+        """
+        known = [self.seen[key] for key in keys if key in self.seen]
+        if any(a >= b for a, b in itertools.pairwise(known)):
+            return None
+        ranks: dict[t.Any, float] = {}
+        low, pending = -math.inf, []
+        for key in keys:
+            if key not in self.seen:
+                pending.append(key)
+                continue
+            _between(ranks, pending, low, self.seen[key])
+            low, pending = self.seen[key], []
+        above = bisect.bisect_right(self.order, low)
+        _between(ranks, pending, low, self.order[above] if above < len(self.order) else math.inf)
+        return ranks
+
+    def _counted(self) -> None:
+        self.pages += 1
+        if self.on_page is not None:
+            self.on_page(self.pages, self.emitted)
+
+    def _handle(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
+        if self.paging.kind == "offset":
+            return self._offset(ask, page)
+        if self.paging.kind == "page":
+            return self._page_number(ask, page)
+        return self._cursor(ask, page)
+
+    # -- re-reads ------------------------------------------------------------------------------
+
+    def _resync_back(self, what: str) -> int:
+        """How far back the next re-read starts (rows or pages); raises past MAX_RESYNCS."""
+        self.resyncs += 1
+        self.round += 1
+        budget = MAX_RESYNCS + RESYNCS_PER_FRESH_PAGE * self.fresh_pages
+        if self.round > MAX_ROUNDS or self.resyncs > budget:
+            msg = (
+                f"{self.pager.label}: rows kept moving while paging Query."
+                f"{self.pager.entity.root_field} ({what}); re-read from a safe point "
+                f"{self.resyncs - 1} times ({self.round - 1} in a row, {self.fresh_pages} pages of "
+                "new rows). "
+                "The server's order may not be stable between reads; run again later"
+            )
+            raise PagingError(msg)
+        self.pager.logger.warning(
+            "%s: %s; re-reading from an earlier point (round %d)",
+            self.pager.label,
+            what,
+            self.round,
+        )
+        return 4 ** (self.round - 1)
+
+    # -- offset paging -------------------------------------------------------------------------
+
+    def _offset(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
+        """One answer: the page at `ask.start` and, in the same request, the row before it.
+
+        The page continues what was read when that row is one already emitted (or the page
+        starts the list): rows come in one stable order, every row emitted lies at or before
+        the last one emitted, so a row that stayed and was not emitted yet lies after any
+        emitted row, in this page or past it. Deletes and inserts before the page only move
+        the page's start; an emitted row before it still proves nothing was skipped.
+        """
+        rows = page.rows
+        start = ask.start
+        anchor = page.anchor[0][self.id] if page.anchor else None  # the row at start - 1
+        ids = [row[self.id] for row in rows]
+        if (
+            ask.purpose == "next"
+            and len(ids) >= 2
+            and ids == self.previous_ids
+            and anchor == self.previous_ids[0]
+        ):
+            # The page after the last one is that page again, and the row "before" it is its
+            # first row: the server answers every offset from the start.
+            msg = (
+                f"{self.pager.label}: the API returned the rows of the previous page again at "
+                f"{self.paging.offset_arg}={start}; it does not honour "
+                f"{self.paging.offset_arg}/{self.paging.size_arg} paging"
+            )
+            raise PagingError(msg)
+        what = None
+        if start > 0 and anchor is None:
+            what = f"the list no longer reaches offset {start}"
+        elif start > 0 and anchor not in self.seen:
+            what = f"the row before offset {start} is not one read before"
+        ranks = None if what else self._ranked([*([anchor] if start else []), *ids])
+        if what is None and ranks is None:
+            what = f"rows read before came back in another order at offset {start}"
+        if what is not None or ranks is None:
+            back = self._resync_back(str(what)) * max(1, self.max_rows)
+            return [], _Ask("resync", start=max(0, start - back))
+        if ask.purpose == "next" or ranks:
+            self.round = 0  # in order again: a page after the last one, or rows not read before
+        if not rows:
+            return [], None  # nothing after a row already read: the end, in one answer
+        self.previous_ids = ids
+        self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
+        self.pos = start + len(rows)  # advance by the rows received, never by the size asked
+        self.advanced, self.furthest = self.pos > self.furthest, max(self.furthest, self.pos)
+        self.ranks = ranks
+        return rows, _Ask("next", start=self.pos)
+
+    # -- page-number paging --------------------------------------------------------------------
+
+    def _page_number(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
+        first = self.paging.first_page
+        rows = page.rows
+        number = ask.start
+        if number != first:
+            anchor_ok = bool(page.anchor) and page.anchor[-1][self.id] == self.last
+            if ask.purpose == "resync":
+                anchor_ok = any(row[self.id] in self.seen for row in rows)
+            if not anchor_ok:
+                back = self._resync_back(f"the page before page {number} changed")
+                return [], _Ask("resync", start=max(first, number - 1 - back))
+            if rows and self.previous_short and ask.purpose == "next":
+                msg = (
+                    f"{self.pager.label}: page {number - 1} of Query."
+                    f"{self.pager.entity.root_field} was short but page {number} is not: the "
+                    "server's page sizes vary, so pages cannot be read safely"
+                )
+                raise PagingError(msg)
+        if not rows:
+            return [], None
+        if number == first or ask.purpose == "resync":
+            self.page_rows = max(self.page_rows, len(rows))
+        self.round = 0
+        self.previous_short = len(rows) < self.page_rows
+        self.pos = (number - first) * self.page_rows + len(rows)
+        self.last = rows[-1][self.id]
+        return rows, _Ask("next", start=number + 1)
+
+    # -- cursor paging -------------------------------------------------------------------------
+
+    def _cursor(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
+        rows = page.rows
+        self.max_rows = max(self.max_rows, len(rows))
+        if ask.expect is not None and not any(row[self.id] in self.seen for row in rows):
+            if ask.purpose == "next":
+                what = (
+                    f"the page after cursor {ask.after!r} does not begin with the row read before"
+                )
+            else:
+                what = f"no row read before follows cursor {ask.after!r} any more"
+            back = self._resync_back(what) * max(1, self.max_rows)
+            # The cursor of a row read `back` rows earlier, or the start of the list.
+            older = self.history[:-1]
+            after = older[len(older) - back] if back <= len(older) else None
+            return [], _Ask("resync", after=after, expect=None if after is None else "known")
+        if ask.purpose == "next" and ask.expect is not None:
+            self.round = 0
+        if page.has_next is False:
+            return rows, None  # the server declares the end
+        if not rows:
+            if page.has_next and page.end_cursor not in (None, ask.after):
+                return rows, _Ask("next", after=page.end_cursor)
+            if page.has_next:
+                raise self._stuck(ask)
+            return rows, None  # an empty page: the end
+        cursors: list[str] = []
+        if self.paging.row_cursor:
+            cursors = [self._cursor_of(page, i) for i in range(len(rows))]
+            self.history = (self.history + cursors)[-4 * self.size :]
+        if len(cursors) >= 2:
+            # Start after the second-to-last row: the next page must begin with the last one.
+            return rows, _Ask("next", after=cursors[-2], expect=rows[-1][self.id])
+        after = self._cursor_of(page, len(rows) - 1)
+        if after == ask.after:
+            raise self._stuck(ask)
+        return rows, _Ask("next", after=after)
+
+    def _stuck(self, ask: _Ask) -> PagingError:
+        return PagingError(
+            f"{self.pager.label}: Query.{self.pager.entity.root_field} says more rows follow "
+            f"but its cursor does not move past {ask.after!r}"
+        )
+
+    def _cursor_of(self, page: Page, index: int) -> str:
+        if self.paging.row_cursor:
+            cursor = page.cursors[index] if index < len(page.cursors) else None
+        else:
+            cursor = page.end_cursor if index == len(page.rows) - 1 else None
+        if cursor is None:
+            msg = (
+                f"{self.pager.label}: Query.{self.pager.entity.root_field} sent a page without "
+                "the cursor needed to ask for the next one"
+            )
+            raise PagingError(msg)
+        return cursor
+
+
+def _between(ranks: dict[t.Any, float], keys: list[t.Any], low: float, high: float) -> None:
+    """Spread `keys` evenly between the places `low` and `high` (either may be unbounded)."""
+    if not keys:
+        return
+    if low == -math.inf:
+        low = (0.0 if high == math.inf else high) - len(keys) - 1
+    if high == math.inf:
+        high = low + len(keys) + 1
+    step = (high - low) / (len(keys) + 1)
+    for index, key in enumerate(keys, start=1):
+        ranks[key] = low + step * index
