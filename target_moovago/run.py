@@ -10,7 +10,7 @@ Each write the target confirms is one JSON line in the change log, appended when
 confirms it, so before the STATE that covers it. When its request leaves, the write is first
 noted in a journal beside the log (`<changes_path>.inflight`); a run killed before the answer
 leaves it there, and the next run settles it against what Moovago holds before it plans
-anything (`landed_write`, from the writer): a write that landed is logged then, once.
+anything (the writer's `settle_killed_writes`): a write that landed is logged then, once.
 """
 
 from __future__ import annotations
