@@ -296,7 +296,7 @@ def report(results: dict[str, list[tuple[Run, Run]]], runs: int, load: tuple) ->
         "pages) keep that start small. One in flight, the rate stays at "
         "min(rate, page_size / latency). "
         "Target: the chunks of one planned batch are key-disjoint, so the writer keeps several "
-        "in flight (`target_moovago/window.py`); at the default 1 request/s the default window "
+        "in flight (`target_moovago/writer.py`); at the default 1 request/s the default window "
         "is 2, which covers answers up to 2 s. The target's 1,500 ms baseline is bound by "
         "1 / latency (16.7 rows/s = 67%).",
         "",

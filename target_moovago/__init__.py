@@ -12,8 +12,8 @@ The modules, in the order a row passes through them:
 - `plan.py`: pure planning of create/update/delete/unchanged/reject, and the exactly-once
   settings and request-size rule.
 - `runlock.py`: one run per account on this machine, and the business-hours gate.
-- `writer.py`: one stream's batches: aliased requests, splitting, confirm or undo each row;
-  `window.py`: several requests in flight, and reconciliation after an ambiguous failure.
+- `writer.py`: one stream's batches: aliased requests, several in flight, splitting,
+  reconciliation after an ambiguous failure or a kill, confirm or undo each row.
 - `run.py`: the handle every sink shares; field policies and the change log.
 - `ledger.py`: the run's accounting (rejects, summary, progress) and the errors that end it.
 - `revert.py`: `moovago-revert`, putting a change log back through a run of the target.

@@ -31,7 +31,6 @@ from target_moovago.remote import writes_of
 from target_moovago.run import ChangeLog, Run
 from target_moovago.sinks import input_schema
 from target_moovago.target import TargetMoovago
-from target_moovago.window import settle_killed_writes
 from target_moovago.writer import BatchWriter
 
 PROG = "moovago-revert"
@@ -97,8 +96,8 @@ class Reverter:
             if "create" in writes.shapes:
                 create = input_schema(remote.schema, writes.shapes["create"])
                 self.creatable[stream] = InputValidator(create)
-            settle_killed_writes(remote, self.run.changes, entity, fields, output)
             self.writers[stream] = BatchWriter(self.run, entity, remote.key_specs(entity), fields)
+            self.writers[stream].settle_killed_writes(output)
 
     def plan(self, stream: str, entries: Iterable[Mapping[str, t.Any]]) -> None:
         """Undo one stream's consecutive entries (newest first) against its index as the

@@ -10,7 +10,7 @@ Each write the target confirms is one JSON line in the change log, appended when
 confirms it, so before the STATE that covers it. When its request leaves, the write is first
 noted in a journal beside the log (`<changes_path>.inflight`); a run killed before the answer
 leaves it there, and the next run settles it against what Moovago holds before it plans
-anything (window.landed_write): a write that landed is logged then, once.
+anything (the writer's `settle_killed_writes`): a write that landed is logged then, once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import time
 import typing as t
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,13 +39,14 @@ from target_moovago.ledger import (
     check_writable,
     json_default,
 )
+from target_moovago.mapping import comparable
 from target_moovago.plan import DEFAULT_MAX_REQUEST_BYTES, Action, Kind, Policy
 from target_moovago.remote import Remote, writes_of
 from target_moovago.runlock import BulkGate
 
 if TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
-    from target_moovago.index import KeySpec
+    from target_moovago.index import KeySpec, RemoteIndex
 
 
 JOURNAL_SUFFIX = ".inflight"
@@ -126,6 +127,27 @@ def match_key(specs: Sequence[KeySpec], values: Mapping[str, t.Any]) -> dict[str
         if spec.value(values) is not None:
             return {name: values.get(name) for name in spec.fields}
     return None
+
+
+def landed_write(
+    index: RemoteIndex, entry: Mapping[str, t.Any], readable: Collection[str]
+) -> str | None:
+    """The record a write of the change log's journal made or changed, when the index shows
+    it landed; None when it did not, or its values are not read back to tell."""
+    record_id = entry.get("record_id")
+    after = {k: v.get("after") for k, v in (entry.get("fields") or {}).items()}
+    operation = entry.get("operation")
+    if operation == "delete":
+        return str(record_id) if record_id and record_id not in index else None
+    if operation == "update":
+        stored = index.get(str(record_id))
+        shown = {k: v for k, v in after.items() if k in readable}
+        if stored is None or not shown:
+            return None
+        same = all(comparable(stored.get(k)) == comparable(v) for k, v in shown.items())
+        return str(record_id) if same else None
+    spec, ids = index.find(after)
+    return ids[0] if spec is not None and len(ids) == 1 else None
 
 
 class ChangeLog:
@@ -379,6 +401,11 @@ class Run:
         self.stop_signal = signum
         if at_once:
             self.stop_after_request = True
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a termination signal asked to stop sending."""
+        return self.stop_after_request and self.stop_signal is not None
 
     def check_stop(self) -> None:
         """Before each request: raise once a termination signal asked to stop sending."""

@@ -19,7 +19,6 @@ from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
 from target_moovago.reader import batch_records
 from target_moovago.remote import match_key_problems, match_keys_hint, writes_of
 from target_moovago.run import HasRun
-from target_moovago.window import settle_killed_writes
 from target_moovago.writer import BatchWriter
 
 if t.TYPE_CHECKING:
@@ -254,8 +253,7 @@ class MoovagoSink(BatchSink):
         """Plan the batch once against the index as the planned writes will leave it, settle
         what writes nothing, and hand the writes to the business-hours gate."""
         writer = self.writer
-        changes, readable = self.run.changes, self.output_fields
-        settle_killed_writes(self.run.remote, changes, self.entity, writer.fields, readable)
+        writer.settle_killed_writes(self.output_fields)
         index = self.index()
         rows = []
         for number, record in enumerate(records, start=self._rows_seen + 1):

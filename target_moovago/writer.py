@@ -1,20 +1,24 @@
-"""The batch writer of one stream: project planned writes into the index, send them as aliased
-mutation batches, halve a batch refused as a whole or over the size limit (or HTTP 413),
-reconcile after an ambiguous failure, confirm or undo each row, account every row."""
+"""The batch writer of one stream: project planned writes into the index; send them as aliased
+mutation batches, up to `max_requests_in_flight` at once (a planned batch's chunks are key-disjoint;
+only `client.execute_many` is concurrent, each answer is handled here in input order); halve a batch
+refused whole or over the size limit (or HTTP 413); reconcile after an ambiguous failure or a kill;
+confirm or undo each row, account every row. Reconciliation re-reads records from the server's
+clock on (its `Date` header, else the newest `updatedAt` read this run) minus a margin, never the
+local clock, which may be minutes off; with no server clock at all, every record is read."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import typing as t
-from collections import Counter
-from collections.abc import Sequence
-
-from graphql import DocumentNode
+from collections import Counter, deque
+from collections.abc import Collection, Generator, Iterator, Sequence
 
 from moovago_api.documents import operation_name
-from moovago_api.errors import QueryError, RequestTooLarge, TransientError
+from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.mutations import Alias, batch_document
+from moovago_api.wire import format_datetime
 from target_moovago.index import KeySpec, RemoteIndex
 from target_moovago.mapping import DELETED_AT, SDC_PREFIX
 from target_moovago.plan import (
@@ -29,23 +33,22 @@ from target_moovago.plan import (
     too_large_reason,
 )
 from target_moovago.remote import writes_of
-from target_moovago.window import Answer, Sent, landed_creates, send_window
+from target_moovago.run import landed_write
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request
-    from moovago_api.schema import Entity, MoovagoSchema
+    from moovago_api.schema import Entity
     from target_moovago.run import Run
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5
 SAMPLES_PER_KIND = 3
+# The Date header's whole seconds and the request's own time; a wider margin only re-reads more.
+RECONCILE_MARGIN = dt.timedelta(minutes=5)
 
-
-def mutation_document(
-    schema: MoovagoSchema, entity: Entity, actions: Sequence[Action]
-) -> tuple[DocumentNode, dict, list[Alias]]:
-    """One aliased batch in the layout the schema file declares (moovago_api.mutations)."""
-    return batch_document(schema, entity, actions)
+#: A request in flight: its chunk, aliases, the server's clock before it left, its bytes.
+Sent = tuple[list[Action], list[Alias], dt.datetime | None, int]
+Answer = dict[str, t.Any] | MoovagoError  # a request's `data`, or the error it raised
 
 
 class BatchWriter:
@@ -68,16 +71,13 @@ class BatchWriter:
         """The entity's index (the run keeps one per entity, read again if it must grow)."""
         return self.run.remote.index(self.entity, self.fields)
 
-    # accounting -------------------------------------------------------------------------------
-
     def account(self, action: Action) -> None:
         """Settle an action that writes nothing: a rejection or a counter."""
         if action.kind is Kind.REJECT:
             self.reject(action.row, action.reason, action.field)
         elif action.kind not in WRITES:
             if action.kind is Kind.SUPERSEDED:
-                row = action.row
-                where = f"{row.key_label(self.key_specs)} (row #{row.position})"
+                where = f"{action.row.key_label(self.key_specs)} (row #{action.row.position})"
                 self.logger.info("Stream %s, %s %s", self.label, where, action.reason)
             self.run.ledger.add(self.label, COUNTER[action.kind])
 
@@ -91,8 +91,6 @@ class BatchWriter:
         where = f" (field {field})" if field else ""
         self.logger.warning("Stream %s, %s rejected%s: %s", self.label, label, where, reason)
         self.run.ledger.reject(self.label, label, reason, field=field, row=record)
-
-    # the index as it will be ------------------------------------------------------------------
 
     def project(self, actions: Sequence[Action]) -> None:
         """Apply planned writes to the index at once, so later rows (held or not) plan against
@@ -118,9 +116,9 @@ class BatchWriter:
         elif action.before is not None:
             self.index.add(action.record_id, action.before)
 
-    def _refuse(self, action: Action, reason: str) -> None:
+    def _refuse(self, action: Action, reason: str, field: str | None = None) -> None:
         self._undo(action)
-        self.reject(action.row, reason, None)
+        self.reject(action.row, reason, field)
 
     def _confirm(self, action: Action, record_id: str) -> None:
         if action.kind is Kind.CREATE:
@@ -134,19 +132,77 @@ class BatchWriter:
         self.run.changes.confirmed(self.label, action, self.key_specs)
         self.run.ledger.add(self.label, COUNTER[action.kind])
 
-    # sending ----------------------------------------------------------------------------------
-
     def write(self, actions: Sequence[Action]) -> None:
         """Send the planned writes in batches of `mutations_per_request` (log them on a dry run)."""
         if self.run.dry_run:
             self._dry_run(actions)
             return
-        send_window(self, self.run, list(chunks(actions, self.run.mutations_per_request)))
+        self.send(list(chunks(actions, self.run.mutations_per_request)))
+
+    def send(self, batches: Sequence[list[Action]], depth: int = 0, rounds: int = 0) -> None:
+        """Send the chunks with up to `max_requests_in_flight` requests in flight; handle each
+        answer in input order (`depth` and `rounds`: of a split or a resend).
+
+        A chunk naming a create not yet confirmed (in flight, or refused) waits until nothing is
+        in flight, so the pending id is settled and any refusal lands in order. After a failure
+        or a stop no further chunk is sent, and the answers of those in flight are still handled
+        (confirmed, refused or reconciled; nothing is resent) before the first failure is
+        raised: no request of the batch is in flight once this returns or raises.
+        """
+        todo = deque(batches)
+        sent: deque[Sent] = deque()
+        failures: list[Exception] = []
+
+        def requests(creates: bool) -> Iterator[Request]:
+            """Requests from `todo` as slots free up, each noted in `sent`, up to a chunk of the
+            other retry rule or one that must wait, a failure or a stop; none raises in flight."""
+            while todo and not failures and not self.run.stopping:
+                if sent and self._unresolved(todo[0]):
+                    return
+                chunk = self._resolved(todo.popleft())
+                if not chunk:
+                    continue
+                if _has_creates(chunk) is not creates:
+                    todo.appendleft(chunk)  # resolving it again changes nothing
+                    return
+                try:
+                    request, aliases, size = self._request(chunk)
+                except MoovagoError:
+                    if not sent:
+                        raise
+                    todo.appendleft(chunk)  # raised again once nothing is in flight
+                    return
+                # Too large: split (by sends of their own) once nothing is in flight.
+                if size > self.run.request_limit:
+                    if sent:
+                        todo.appendleft(chunk)
+                        return
+                    self.too_large(chunk, depth, rounds, size, refused=False)
+                    continue
+                clock = self.run.remote.client.server_time() or self.run.remote.newest_updated_at
+                sent.append((chunk, aliases, clock, size))
+                yield request
+
+        while todo and not failures:
+            self.run.check_stop()  # nothing is in flight here
+            # One retry rule per call: a chunk with creates is never retried blind.
+            creates = _has_creates(todo[0])
+            answers = self.run.remote.client.execute_many(
+                requests(creates), retry_ambiguous=not creates
+            )
+            with contextlib.closing(t.cast("Generator[Answer, None, None]", answers)):
+                for answer in answers:
+                    done = sent.popleft()
+                    try:
+                        self.answered(done, answer, depth, rounds)
+                    except Exception as exc:  # noqa: BLE001 - raised below, once nothing is in flight
+                        failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias], int]:
-        """The request of one chunk for `send_window`, and the alias of each action."""
-        schema = self.run.remote.schema
-        document, variables, aliases = mutation_document(schema, self.entity, chunk)
+        """The request of one chunk, and the alias of each action."""
+        document, variables, aliases = batch_document(self.run.remote.schema, self.entity, chunk)
         name = operation_name(document)
         self.run.changes.sending(self.label, chunk, self.key_specs)  # before it can land
         return (document, variables, name), aliases, request_bytes(document, variables, name)
@@ -167,36 +223,40 @@ class BatchWriter:
             ready.append(action)
         return ready
 
-    def _send(self, chunk: list[Action], depth: int, rounds: int = 0) -> None:
-        send_window(self, self.run, [chunk], depth, rounds)
-
-    def _answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
-        """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
-        chunk, aliases, reference = sent.chunk, sent.aliases, sent.reference
-        has_creates = any(a.kind is Kind.CREATE for a in chunk)
-        errors: dict[str, str] = {}
+    def _unresolved(self, chunk: Sequence[Action]) -> bool:
+        """Whether an action names a create not confirmed (in flight, or refused)."""
         try:
-            if isinstance(answer, BaseException):
-                raise answer
-            data = answer
-        except RequestTooLarge:
-            self._too_large(chunk, depth, rounds, sent.size, refused=True)
+            for action in chunk:
+                if action.kind is not Kind.CREATE:
+                    self.run.pending.resolve(action.record_id)
+                for value in action.data.values():
+                    self.run.pending.resolve(value)
+        except KeyError:
+            return True
+        return False
+
+    def answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
+        """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
+        chunk, aliases, reference, size = sent
+        errors: dict[str, str] = {}
+        if isinstance(answer, RequestTooLarge):
+            self.too_large(chunk, depth, rounds, size, refused=True)
             return
-        except QueryError as err:
-            data = err.data or {}
-            for error in err.errors:
+        if isinstance(answer, TransientError) and answer.ambiguous and _has_creates(chunk):
+            self._after_ambiguous_failure(chunk, reference, rounds, answer)
+            return
+        if isinstance(answer, BaseException) and not isinstance(answer, QueryError):
+            raise answer
+        data = (answer.data or {}) if isinstance(answer, QueryError) else answer
+        if isinstance(answer, QueryError):
+            for error in answer.errors:
                 path = error.get("path") or []
                 owner = next((a for a in aliases if path and a.owns(path)), None)
                 if owner is not None:
                     errors.setdefault(owner.name, str(error.get("message", "error")))
             if not errors and all(a.result(data) is None for a in aliases):
-                self._whole_request_failed(chunk, depth, err)
+                self._whole_request_failed(chunk, depth, answer)
                 return
-        except TransientError as err:
-            if not (has_creates and err.ambiguous):
-                raise
-            self._after_ambiguous_failure(chunk, reference, rounds, err)
-            return
         answers = []
         for alias, action in zip(aliases, chunk, strict=True):
             result = alias.result(data)
@@ -241,17 +301,10 @@ class BatchWriter:
         """Answers that contradict each other prove nothing: each such create is looked up
         like after an ambiguous failure, confirmed with the record found, else rejected (never
         sent again: the server may have made it)."""
-        actions = [action for action, _ in contradicted]
-        landed = landed_creates(
-            self.run.remote, self.entity, self.index, self.key_specs, actions, reference
-        )
+        landed = self.landed_creates([action for action, _ in contradicted], reference)
         for (action, why), match in zip(contradicted, landed, strict=True):
-            self.logger.warning(
-                "Stream %s, %s: %s; reconciling",
-                self.label,
-                action.row.key_label(self.key_specs),
-                why,
-            )
+            label = action.row.key_label(self.key_specs)
+            self.logger.warning("Stream %s, %s: %s; reconciling", self.label, label, why)
             if match is not None:
                 self._confirm(action, match)
             else:
@@ -261,7 +314,7 @@ class BatchWriter:
                     "reconciling; not sent again to avoid a duplicate",
                 )
 
-    def _too_large(
+    def too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
     ) -> None:
         """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
@@ -270,51 +323,41 @@ class BatchWriter:
             self.run.progress.request_done(self.label)
             self.run.request_limit = min(self.run.request_limit, size - 1)
         if len(chunk) > 1:
-            self._halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
+            self.halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
             return
         (action,) = chunk
-        self._undo(action)
         reason = too_large_reason(action, size, self.run, refused=refused)
-        self.reject(action.row, reason, largest_field(action))
+        self._refuse(action, reason, largest_field(action))
 
-    def _halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
+    def halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
+        """Send each half of a chunk as a window of its own (`why`: for the log)."""
         self.logger.info(
             "Stream %s: request of %d mutations %s; splitting", self.label, len(chunk), why
         )
         middle = len(chunk) // 2
-        self._send(chunk[:middle], depth, rounds)
-        self._send(chunk[middle:], depth, rounds)
+        self.send([chunk[:middle]], depth, rounds)
+        self.send([chunk[middle:]], depth, rounds)
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
         self.run.progress.request_done(self.label)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
-            self._halve(chunk, depth + 1, 0, "refused as a whole")
+            self.halve(chunk, depth + 1, 0, "refused as a whole")
             return
         messages = "; ".join(str(e.get("message", "")) for e in err.errors) or str(err)
         for action in chunk:
             self._refuse(action, f"{action.kind.value} refused: {messages}")
 
     def _after_ambiguous_failure(
-        self,
-        chunk: list[Action],
-        reference: dt.datetime | None,
-        rounds: int,
-        err: TransientError,
+        self, chunk: list[Action], reference: dt.datetime | None, rounds: int, err: TransientError
     ) -> None:
         """The request may have been applied: find the creates that landed, resend the rest."""
         creates = [a for a in chunk if a.kind is Kind.CREATE]
-        remaining = [a for a in chunk if a.kind is not Kind.CREATE]
-        landed = landed_creates(
-            self.run.remote, self.entity, self.index, self.key_specs, creates, reference
-        )
-        for action, match in zip(creates, landed, strict=True):
-            if match is None:
-                remaining.append(action)
-            else:
+        landed = dict(zip(map(id, creates), self.landed_creates(creates, reference), strict=True))
+        for action in creates:
+            if (match := landed[id(action)]) is not None:
                 self._confirm(action, match)
-        order = {id(a): n for n, a in enumerate(chunk)}
-        remaining.sort(key=lambda a: order[id(a)])
+        remaining = [a for a in chunk if landed.get(id(a)) is None]  # in the chunk's order
         self.logger.warning(
             "Stream %s: request of %d mutations failed ambiguously (%s); %d of %d creates had "
             "landed, resending %d",
@@ -333,23 +376,75 @@ class BatchWriter:
                     f"failures ({err}); not sent again to avoid a duplicate",
                 )
         elif remaining:
-            self._send(remaining, depth=0, rounds=rounds + 1)
+            self.send([remaining], depth=0, rounds=rounds + 1)
 
-    def _arguments(self, action: Action) -> dict[str, t.Any]:
-        """What the call would send, in the file's layout (a dry run shows it)."""
-        return self.writes.shape(action.kind).arguments(action.record_id, action.data)
+    def landed_creates(
+        self, creates: Sequence[Action], reference: dt.datetime | None
+    ) -> list[str | None]:
+        """For each create, the id of the record it made, or None when it did not land: the
+        records created since `reference` (the server's clock before sending) that the index
+        does not hold yet, matched by key, else by the same values."""
+        fields = list(self.index.fields)
+        extra: dict[str, t.Any] = {}
+        if self.entity.bound_path and reference is not None:  # where the plan puts a lower bound
+            extra = self.entity.filter_value(None, format_datetime(reference - RECONCILE_MARGIN))
+        elif self.entity.bound_path:
+            self.logger.info(
+                "%s: no server clock seen (no Date header, no updatedAt read): reconciling by "
+                "reading every record",
+                self.label,
+            )
+        recent = RemoteIndex(fields, self.key_specs)
+        found: dict[str, dict[str, t.Any]] = {}
+        for record in self.run.remote.list_records(self.entity, fields, **extra):
+            record_id = str(record["id"])
+            if record_id not in self.index:
+                recent.add(record_id, record)
+                found[record_id] = record
+        landed: list[str | None] = []
+        for action in creates:
+            spec, ids = recent.find(action.data)
+            match = ids[0] if ids else None
+            if spec is None:  # no key: the same values mean the same row
+                data = action.data.items()
+                same = (
+                    i for i, r in found.items() if all(r.get(k) == v for k, v in data if k in r)
+                )
+                match = next(same, None)
+            landed.append(match)
+            if match is not None:
+                recent.remove(match)
+                found.pop(match, None)
+        return landed
+
+    def settle_killed_writes(self, readable: Collection[str]) -> None:
+        """Before the stream's first plan: the writes a killed run sent and never saw answered
+        go to the change log, once, where Moovago shows they landed."""
+        entries = self.run.changes.unsettled.pop(self.label, [])
+        if not entries:
+            return
+        wanted = sorted({f for e in entries for f in e.get("fields") or {} if f in readable})
+        index = self.run.remote.index(self.entity, [*self.fields, *wanted])
+        landed = [landed_write(index, entry, readable) for entry in entries]
+        for entry, record_id in zip(entries, landed, strict=True):
+            self.run.changes.settled(entry, record_id)
+        self.logger.info(
+            "Stream %s: %d writes of a stopped run were never answered; %d had landed (logged now)",
+            self.label,
+            len(entries),
+            len(landed) - landed.count(None),
+        )
 
     def _dry_run(self, writes: Sequence[Action]) -> None:
         for action in writes:
             self.run.ledger.add(self.label, COUNTER[action.kind])
-            shown = self._samples.get(action.kind, 0)
-            if shown < SAMPLES_PER_KIND:
-                self._samples[action.kind] = shown + 1
+            self._samples[action.kind] = shown = self._samples.get(action.kind, 0) + 1
+            if shown <= SAMPLES_PER_KIND:  # what the call would send, in the file's layout
                 held = f" (kept by field_policies: {action.held})" if action.held else ""
-                self.logger.info(
-                    "dry run: %s %s %s%s",
-                    self.label,
-                    action.kind.value,
-                    json.dumps(self._arguments(action), default=str, ensure_ascii=False),
-                    held,
-                )
+                arguments = self.writes.shape(action.kind).arguments(action.record_id, action.data)
+                sample = json.dumps(arguments, default=str, ensure_ascii=False)
+                self.logger.info("dry run: %s %s %s%s", self.label, action.kind.value, sample, held)
+
+
+def _has_creates(chunk: Sequence[Action]) -> bool:
+    return any(a.kind is Kind.CREATE for a in chunk)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from graphql import print_ast
 
+from moovago_api.mutations import batch_document
 from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
 from target_moovago.mapping import MappedRow
 from target_moovago.plan import Action, Kind, Row
 from target_moovago.remote import list_pager
-from target_moovago.writer import mutation_document
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_batch_document_aliases_each_mutation_and_keeps_values_in_variables(sche
         action(Kind.UPDATE, {"city": "Niort"}, "c-1"),
         action(Kind.DELETE, record_id="c-2"),
     ]
-    document, variables, aliases = mutation_document(schema, entity, actions)
+    document, variables, aliases = batch_document(schema, entity, actions)
     text = print_ast(document)
     assert schema.validate_document(document) == []
     assert [alias.name for alias in aliases] == ["c0", "u1", "d2"]
