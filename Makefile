@@ -71,14 +71,16 @@ demo: install meltano
 
 # Tests run in parallel (pytest-xdist): most of their time is spent waiting on the sandbox's
 # rate limit and on subprocesses, so more workers than cores pays; every test is isolated.
+# The fast lane has no Meltano or PostgreSQL test, so it takes more workers.
 WORKERS ?= 4
+CHECK_WORKERS ?= 6
 
 test: install
 	$(PY) -m pytest -n $(WORKERS)
 
 # The fast lane for day-to-day work: everything but the end-to-end and slow tests.
 check: install
-	$(PY) -m pytest -n $(WORKERS) -m "not e2e and not slow" -q
+	$(PY) -m pytest -n $(CHECK_WORKERS) -m "not e2e and not slow" -q
 
 # The settings tables of docs/settings.md, regenerated from the plugins' own --about output.
 readme: install
