@@ -2,8 +2,7 @@
 
 Every request of the tap and the target goes through `MoovagoClient.execute` (also behind
 `execute_many` and `submit`), so the rate governor and the retry policy can be neither
-bypassed nor applied twice. What an answer means is `errors.read_answer`'s; redaction is
-`wire.redact`'s.
+bypassed nor applied twice. `errors.read_answer` says what an answer means.
 """
 
 from __future__ import annotations
@@ -23,13 +22,7 @@ from typing import Any
 import backoff
 from graphql import DocumentNode, GraphQLSyntaxError, OperationDefinitionNode, parse, print_ast
 
-from moovago_api.errors import (
-    ConfigError,
-    MoovagoError,
-    RateLimited,
-    TransientError,
-    read_answer,
-)
+from moovago_api.errors import ConfigError, MoovagoError, RateLimited, TransientError, read_answer
 from moovago_api.governor import (
     MAX_REQUESTS_IN_FLIGHT,
     MAX_REQUESTS_PER_SECOND,
@@ -41,11 +34,9 @@ from moovago_api.governor import (
 from moovago_api.transport import Answer, Transport, encode_request
 from moovago_api.wire import check_api_url, check_plain_http, parse_api_key, redact, secret_forms
 
-__all__ = [
-    "DEFAULT_MAX_RESPONSE_BYTES",
+__all__ = [  # the settings, the target and the benchmarks import these from here
     "MAX_REQUESTS_IN_FLIGHT",
     "MAX_REQUESTS_PER_SECOND",
-    "ClientStats",
     "MoovagoClient",
     "check_api_url",
     "check_rate",
@@ -54,14 +45,11 @@ __all__ = [
     "parse_api_key",
 ]
 
-#: Largest decoded answer read (`max_response_bytes`): 64 MiB.
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # largest decoded answer read
 
-Request = tuple[Any, ...]
-"""One request of `execute_many`: (document, variables) or (document, variables, operation_name)."""
-
-Result = dict[str, Any] | MoovagoError
-"""One result of `execute_many`: the `data`, or the MoovagoError the request ended with."""
+Request = tuple[Any, ...]  # (document, variables[, operation_name])
+Result = dict[str, Any] | MoovagoError  # a request's `data`, or the error it ended with
+CLOSED = "This MoovagoClient is closed."
 
 
 @dataclass
@@ -86,10 +74,8 @@ class ClientStats:
 class MoovagoClient:
     """Sends GraphQL documents to Moovago and returns `data`, or raises a typed error.
 
-    `clock` and `sleep` (default: the governor's clock; a sleep that `close` ends) time retries,
-    429 pauses and budgets, so tests can run them on a fake clock. `connect_timeout` (default
-    `request_timeout`) bounds opening a connection: a quick connection test is
-    `MoovagoClient(..., max_retries=0, connect_timeout=3.0)`.
+    `clock` and `sleep` (default: the governor's clock, a sleep that `close` ends) time retries,
+    429 pauses and budgets. A quick connection test: `max_retries=0, connect_timeout=3.0`.
     """
 
     def __init__(
@@ -144,7 +130,7 @@ class MoovagoClient:
         self._sleep = sleep or self._stop.wait
         self._transport = Transport(
             self.api_url,
-            {self.api_key_header: self._api_key},
+            {header: key},
             self.request_timeout,
             self.connect_timeout,
             verify_tls,
@@ -171,47 +157,50 @@ class MoovagoClient:
     ) -> dict[str, Any]:
         """Send one GraphQL operation and return its `data`.
 
-        429s and throttling errors pause every request of the governor, then retry; 5xx,
-        timeouts, resets and non-JSON bodies retry on backoff's full-jitter exponential within
-        `max_retries` and `max_retry_seconds`. With `retry_ambiguous=False`, a failure after the
-        request may have reached the server raises at once (TransientError, ambiguous=True), so
-        a create is never sent twice blind.
+        429s and throttling errors pause every request of the governor, then retry; other
+        transient failures retry on backoff's full-jitter exponential within `max_retries` and
+        `max_retry_seconds`. With `retry_ambiguous=False`, a failure after the request may have
+        reached the server raises at once (TransientError, ambiguous), so no create is sent
+        twice blind.
         """
         if self._closed:
-            raise MoovagoError("This MoovagoClient is closed.")
+            raise MoovagoError(CLOSED)
         text = print_ast(document) if isinstance(document, DocumentNode) else document
         body = encode_request(text, variables, operation_name)
-        run = _Run(body, operation_name or _label(text), self._clock())
+        label, started = operation_name or _label(text), self._clock()
         waits = backoff.expo(factor=self.backoff_base, max_value=self.backoff_max)
         next(waits)  # backoff's generators yield a 0 first
+        attempts = failures = throttles = 0
+        maybe_applied = False  # some attempt may have reached the server and failed
         while True:
-            run.asked = self._clock()
+            attempts += 1
             try:
-                return self._attempt(run)
+                return self._attempt(body, label, attempts)
             except RateLimited as err:  # not a failure: waited out, bounded on its own
-                self._throttled(run, err)
+                throttles += 1
+                self._throttled(err, label, attempts, throttles, started)
             except TransientError as err:
                 self.stats.add(transient_failures=1)
-                run.maybe_applied = run.maybe_applied or err.ambiguous
+                maybe_applied = maybe_applied or err.ambiguous
                 if err.ambiguous and not retry_ambiguous:
                     raise TransientError(
-                        f"Moovago {run.label}: {err}; the request may have been applied, so it "
-                        "is not retried.",
+                        f"Moovago {label}: {err}; the request may have been applied, so it is "
+                        "not retried.",
                         status=err.status,
                     ) from None
-                run.failures += 1
-                spent = self._clock() - run.started
-                if run.failures > self.max_retries or spent >= self.max_retry_seconds:
+                failures += 1
+                spent = self._clock() - started
+                if failures > self.max_retries or spent >= self.max_retry_seconds:
                     raise TransientError(
-                        f"Moovago {run.label} failed after {run.attempts} attempts over "
-                        f"{spent:.1f}s; last error: {err}.",
+                        f"Moovago {label} failed after {attempts} attempts over {spent:.1f}s; "
+                        f"last error: {err}.",
                         status=err.status,
-                        ambiguous=run.maybe_applied,
+                        ambiguous=maybe_applied,
                     ) from None
                 wait = min(backoff.full_jitter(next(waits)), self.max_retry_seconds - spent)
                 self.logger.info(
                     "Moovago %s: %s; retry %d of %d in %.2fs.",
-                    *(run.label, err, run.failures, self.max_retries, wait),
+                    *(label, err, failures, self.max_retries, wait),
                 )
                 self.stats.add(wait_seconds=wait)
                 self._sleep(wait)
@@ -223,23 +212,18 @@ class MoovagoClient:
         *,
         retry_ambiguous: bool = True,
     ) -> Iterator[Result]:
-        """Send several requests with up to `window` of them in flight; results in input order.
-
-        Each request is (document, variables[, operation_name]) and goes through `execute`; each
-        result is its `data` or the MoovagoError it ended with. `window` (default and upper
-        bound: `max_requests_in_flight`) of 1 sends them one by one in the calling thread.
-        Requests are taken only as slots free up; once the iterator is closed or exhausted, none
-        of its requests is still in flight.
-        """
+        """Send requests with up to `window` (at most `max_requests_in_flight`) in flight; each
+        result, in input order, is its `data` or its MoovagoError. A window of 1 sends them in
+        the calling thread. Once the iterator is closed, none of its requests is in flight."""
         size = self.max_requests_in_flight if window is None else int(window)
         if size < 1:
             raise ValueError(f"window must be at least 1, got {window!r}")
-        size = min(size, self.max_requests_in_flight)
-        if size == 1:
+        if min(size, self.max_requests_in_flight) == 1:
             yield from (self._settle(request, retry_ambiguous) for request in requests)
             return
         items = iter(requests)
-        pending = deque(self._submit(r, retry_ambiguous) for r in itertools.islice(items, size))
+        start = itertools.islice(items, min(size, self.max_requests_in_flight))
+        pending = deque(self._submit(r, retry_ambiguous) for r in start)
         try:
             while pending:
                 result = _outcome(pending.popleft())
@@ -258,18 +242,13 @@ class MoovagoClient:
         *,
         retry_ambiguous: bool = True,
     ) -> concurrent.futures.Future[Result]:
-        """Send one request in the background; its Future holds the `data` or the MoovagoError.
-
-        For a caller that decides its next request from each answer (the pager asking pages
-        ahead); at most `max_requests_in_flight` run at once. Cancel the futures not needed
-        any more (one not started yet is then never sent).
-        """
+        """Send one request in the background (the pager asking ahead); its Future holds the
+        `data` or the MoovagoError. A future cancelled before it started is never sent."""
         return self._submit((document, variables, operation_name), retry_ambiguous)
 
     def useful_in_flight(self) -> int:
-        """Requests worth keeping in flight to use every slot of the rate at the answer time
-        seen so far: 1 + rate x answer time, at most `max_requests_in_flight`; 1 before any
-        answer. Asking more ahead would only make more requests go unused at an end."""
+        """Requests worth keeping in flight to use the rate at the answer time seen so far:
+        1 + rate x answer time, at most `max_requests_in_flight`; 1 before any answer."""
         seconds = self._answer_seconds
         if seconds is None:
             return 1
@@ -277,8 +256,8 @@ class MoovagoClient:
         return max(1, min(self.max_requests_in_flight, wanted))
 
     def server_time(self) -> dt.datetime | None:
-        """The server's clock as last seen: the `Date` of the latest answer that had one, plus
-        the time since it arrived (UTC; whole seconds of error). None before any such answer."""
+        """The server's clock: the last answer's `Date` plus the time since (UTC, to the
+        second); None before any answer with one."""
         if self._server_date is None:
             return None
         date, at = self._server_date
@@ -299,8 +278,6 @@ class MoovagoClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- internals -------------------------------------------------------------------------------
 
     def _settle(self, request: Request, retry_ambiguous: bool) -> Result:
         if isinstance(request, (str, DocumentNode)):
@@ -328,25 +305,25 @@ class MoovagoClient:
             except RuntimeError:  # closed meanwhile
                 pass
         done: concurrent.futures.Future[Result] = concurrent.futures.Future()
-        done.set_result(MoovagoError("This MoovagoClient is closed."))
+        done.set_result(MoovagoError(CLOSED))
         return done
 
-    def _attempt(self, run: _Run) -> dict[str, Any]:
+    def _attempt(self, body: bytes, label: str, attempt: int) -> dict[str, Any]:
         """One HTTP attempt through the governor: `data`, or the error it ended with."""
+        asked = self._clock()
         slot = None if self._closed else self.governor.acquire(self._stop)
         if slot is None:
-            raise MoovagoError(f"This MoovagoClient is closed; {run.label} was not sent.")
+            raise MoovagoError(f"{CLOSED} {label} was not sent.")
         sent = self._clock()
-        run.attempts += 1
-        self.stats.add(requests=1, retries=int(run.attempts > 1), wait_seconds=sent - run.asked)
+        self.stats.add(requests=1, retries=int(attempt > 1), wait_seconds=sent - asked)
         status: int | str = "none"
         try:
-            answer = self._post(run.body, run.label, slot)
+            answer = self._post(body, label, slot)
             status = answer.status_code
         finally:
             self.logger.debug(
                 "POST %s bytes=%d status=%s duration=%.3fs attempt=%d",
-                *(run.label, len(run.body), status, self._clock() - sent, run.attempts),
+                *(label, len(body), status, self._clock() - sent, attempt),
             )
         if answer.date is not None:
             self._server_date = (answer.date, self._clock())
@@ -355,61 +332,44 @@ class MoovagoClient:
         return read_answer(
             answer.status_code,
             answer.content,
-            run.label,
+            label,
             retry_after=answer.retry_after(),
-            request_size=len(run.body),
+            request_size=len(body),
             api_key_header=self.api_key_header,
             scrub=functools.partial(redact, secrets=self.secrets),
         )
 
     def _post(self, body: bytes, label: str, slot: float | None = None) -> Answer:
-        # One method for every POST: the doctor wraps it to observe answers (moovago_schema.probe).
+        # Every POST: the doctor wraps this to observe answers (moovago_schema.probe).
         check_plain_http(self.api_url)  # where the name resolves now, not at start
         return self._transport.post(body, label, slot)
 
-    def _throttled(self, run: _Run, err: RateLimited) -> None:
+    def _throttled(
+        self, err: RateLimited, label: str, attempts: int, throttles: int, started: float
+    ) -> None:
         """Every request of the governor waits Retry-After (else backoff) before the next."""
-        run.throttles += 1
         self.stats.add(rate_limited=1)
         delay = err.retry_after
         if delay is None:  # the window is full: wait at least the base, then back off
-            ceiling = min(self.backoff_max, self.backoff_base * 2 ** (run.throttles - 1))
+            ceiling = min(self.backoff_max, self.backoff_base * 2 ** (throttles - 1))
             delay = max(self.backoff_base, backoff.full_jitter(ceiling))
-        spent = self._clock() - run.started
-        if run.throttles > max(self.max_retries, 1) * 4 or delay > self.max_retry_seconds - spent:
+        spent = self._clock() - started
+        if throttles > max(self.max_retries, 1) * 4 or delay > self.max_retry_seconds - spent:
             raise RateLimited(
-                f"Moovago kept answering {err} to {run.label} after {run.attempts} attempts "
-                f"over {spent:.1f}s; lower max_requests_per_second or run outside business "
-                "hours.",
+                f"Moovago kept answering {err} to {label} after {attempts} attempts over "
+                f"{spent:.1f}s; lower max_requests_per_second or run outside business hours.",
                 err.retry_after,
             ) from None
         self.logger.warning(
             "Moovago answered %s to %s; every request waits %.2fs (%s) before retrying.",
-            *(err, run.label, delay, "backoff" if err.retry_after is None else "Retry-After"),
+            *(err, label, delay, "backoff" if err.retry_after is None else "Retry-After"),
         )
         self.governor.pause_until(self.governor.now() + delay)
 
 
-@dataclass
-class _Run:
-    """One `execute` call across its attempts."""
-
-    body: bytes
-    label: str
-    started: float
-    asked: float = 0.0  # when the current attempt asked the governor for a slot
-    attempts: int = 0
-    failures: int = 0  # transient failures so far (backoff's tries)
-    throttles: int = 0  # 429s and throttling errors so far
-    maybe_applied: bool = False  # some attempt may have reached the server and failed
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
 @functools.lru_cache(maxsize=256)
 def _label(text: str) -> str:
-    """`query MyTeamQuery`, for logs; the document's own words, never its values."""
+    """`query MyTeamQuery`, for logs: the document's own words, never its values."""
     try:
         node = parse(text, no_location=True)
     except GraphQLSyntaxError:
