@@ -1,17 +1,7 @@
 """Errors that carry what happened, so callers branch on type, never on message text.
 
-MoovagoError
-  ConfigError        a setting is missing or wrong; the message names the setting
-  SchemaFileError    the schema file cannot be read or parsed; names the file and line
-  AuthError          the API refused the key; fatal; names the settings, never the key
-  RateLimited        HTTP 429 (or a throttling error in a 200) that outlived its retries
-  TransientError     5xx, timeout, reset, non-JSON body that outlived its retries
-  QueryError         HTTP 200 with `errors`: keeps `errors` (with paths) and partial `data`
-  RequestTooLarge    HTTP 413: the body is over the server's limit; nothing was applied
-  ResponseTooLarge   the decoded answer is over `max_response_bytes`; not retried
-
-`read_answer` says which of them an HTTP answer of the API is (the client retries the 429s and
-transient ones); `classify_errors` does the same for the `errors` array of a GraphQL answer.
+`read_answer` says which of them an HTTP answer of the API is; the client retries RateLimited
+and TransientError.
 """
 
 from __future__ import annotations
@@ -27,7 +17,7 @@ class MoovagoError(Exception):
 
 
 class ConfigError(MoovagoError):
-    """A setting is missing, malformed or out of range."""
+    """A setting is missing, malformed or out of range; the message names it."""
 
 
 class SchemaFileError(MoovagoError):
@@ -35,12 +25,11 @@ class SchemaFileError(MoovagoError):
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
         super().__init__(message)
-        self.path = path
-        self.line = line
+        self.path, self.line = path, line
 
 
 class AuthError(MoovagoError):
-    """The API key was refused. Never retried; the message never contains the key."""
+    """The API key was refused: fatal, and the message never holds the key."""
 
 
 class RateLimited(MoovagoError):
@@ -52,46 +41,36 @@ class RateLimited(MoovagoError):
 
 
 class TransientError(MoovagoError):
-    """A failure that may pass: 5xx, timeout, connection reset, a body that is not JSON.
+    """A failure that may pass: 5xx, timeout, reset, a body that is not JSON.
 
-    `ambiguous` is True when the request may have reached the server and been applied
-    (the server may have committed a mutation before failing): callers must check before
-    sending a create again.
+    `ambiguous`: the request may have reached the server and been applied, so a create must be
+    checked before it is sent again.
     """
 
     def __init__(self, message: str, *, status: int | None = None, ambiguous: bool = True) -> None:
         super().__init__(message)
-        self.status = status
-        self.ambiguous = ambiguous
+        self.status, self.ambiguous = status, ambiguous
 
 
 class QueryError(MoovagoError):
-    """HTTP 200 whose body holds an `errors` array.
-
-    `errors` is the list as the server sent it (each with `message` and `path`), `data` the
-    partial data that came beside it (None when the whole operation failed).
-    """
+    """HTTP 200 with `errors`: the list as sent (each with `message`, `path`) and the partial
+    `data` beside it (None when the whole operation failed)."""
 
     def __init__(
-        self,
-        message: str,
-        errors: list[dict[str, Any]] | None = None,
-        data: dict[str, Any] | None = None,
+        self, message: str, errors: list[dict[str, Any]] | None = None, data: Any = None
     ) -> None:
         super().__init__(message)
         self.errors: list[dict[str, Any]] = list(errors or [])
-        self.data = data
+        self.data: dict[str, Any] | None = data
 
     def paths(self) -> list[tuple[Any, ...]]:
-        """The `path` of each error, as tuples (empty tuple when the server gave none)."""
+        """The `path` of each error, as tuples (empty when the server gave none)."""
         return [tuple(err.get("path") or ()) for err in self.errors]
 
 
 class ResponseTooLarge(MoovagoError):
-    """The decoded answer grew past `max_response_bytes`; it was cut off, not retried.
-
-    The request itself reached the server: a mutation in it may have been applied.
-    """
+    """The decoded answer grew past `max_response_bytes` (`limit`): cut off, not retried; the
+    request reached the server, so a mutation in it may have been applied."""
 
     def __init__(self, message: str, *, limit: int) -> None:
         super().__init__(message)
@@ -99,12 +78,11 @@ class ResponseTooLarge(MoovagoError):
 
 
 class RequestTooLarge(MoovagoError):
-    """HTTP 413: the server (or a proxy before it) refused to read a body that large; nothing
-    was applied. `size` is the body's length in bytes."""
+    """HTTP 413: the body is over the server's limit; nothing was applied."""
 
-    def __init__(self, message: str, *, size: int) -> None:
-        super().__init__(message)
-        self.size = size
+
+class PagingError(MoovagoError):
+    """A list cannot be read completely: unsupported paging, or rows that keep moving."""
 
 
 # -- what an answer means -----------------------------------------------------------------------
@@ -149,9 +127,7 @@ def read_answer(
     if status in (401, 403):
         raise auth_error(f"HTTP {status}", api_key_header)
     if status == 413:  # refused before reading the body: nothing was applied, not retried
-        raise RequestTooLarge(
-            f"HTTP 413 to {label}: {request_size} bytes refused", size=request_size
-        )
+        raise RequestTooLarge(f"HTTP 413 to {label}: {request_size} bytes refused")
     try:
         payload = json.loads(content)
     except ValueError:
@@ -224,7 +200,3 @@ def _messages(errors: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
     if len(errors) > limit:
         parts.append(f"and {len(errors) - limit} more")
     return "; ".join(parts)
-
-
-class PagingError(MoovagoError):
-    """A list cannot be read completely: unsupported paging, or rows that keep moving."""
