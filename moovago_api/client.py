@@ -72,11 +72,8 @@ class ClientStats:
 
 
 class MoovagoClient:
-    """Sends GraphQL documents to Moovago and returns `data`, or raises a typed error.
-
-    `clock` and `sleep` (default: the governor's clock, a sleep that `close` ends) time retries,
-    429 pauses and budgets. A quick connection test: `max_retries=0, connect_timeout=3.0`.
-    """
+    """Sends GraphQL documents to Moovago and returns `data`, or raises a typed error;
+    `clock` and `sleep` (tests) time retries, 429 pauses and budgets."""
 
     def __init__(
         self,
@@ -102,7 +99,6 @@ class MoovagoClient:
         self.api_url = check_api_url(api_url)
         self.api_key_header, self._api_key = parse_api_key(api_key, api_key_header)
         header, key = self.api_key_header, self._api_key
-        #: Every form of the key to scrub from text: as configured, stripped, as a header line.
         self.secrets = secret_forms(key, api_key, f"{header}: {key}", f"{header}:{key}")
         rate = check_rate(max_requests_per_second)
         in_flight = max_requests_in_flight
@@ -111,7 +107,7 @@ class MoovagoClient:
             raise ConfigError(
                 f"max_requests_in_flight must be 1 to {MAX_REQUESTS_IN_FLIGHT}, got {in_flight!r}."
             )
-        # The other ranges are the settings' (moovago_api.settings checks them once, by name).
+        # The other ranges are checked by name in moovago_api.settings.
         self.max_requests_per_second = rate
         self.request_timeout = float(request_timeout)
         self.connect_timeout = min(float(connect_timeout or request_timeout), request_timeout)
@@ -155,13 +151,9 @@ class MoovagoClient:
         *,
         retry_ambiguous: bool = True,
     ) -> dict[str, Any]:
-        """Send one GraphQL operation and return its `data`.
-
-        429s and throttling errors pause every request of the governor, then retry; other
-        transient failures retry on backoff's full-jitter exponential within `max_retries` and
-        `max_retry_seconds`. With `retry_ambiguous=False`, a failure after the request may have
-        reached the server raises at once (TransientError, ambiguous), so no create is sent
-        twice blind.
+        """Send one GraphQL operation and return its `data`. 429s pause the whole governor,
+        other transient failures retry on backoff's full jitter; with `retry_ambiguous=False` a
+        failure after the request may have reached the server raises at once (no blind create).
         """
         if self._closed:
             raise MoovagoError(CLOSED)

@@ -107,12 +107,8 @@ def read_answer(
     api_key_header: str,
     scrub: Any,
 ) -> dict[str, Any]:
-    """The `data` of one HTTP answer to `label`, or the error it means.
-
-    RateLimited for a 429 or a throttling error without data, TransientError (`ambiguous`: the
-    request may have been applied) for a 5xx, a 408 or a body that is not JSON: the client
-    retries those. `scrub(value)` removes the secrets from the server's text.
-    """
+    """The `data` of one HTTP answer to `label`, or the error it means; `scrub(value)` removes
+    the secrets from the server's text."""
     if status == 429:
         raise RateLimited("HTTP 429", retry_after)
     if status >= 500:

@@ -95,19 +95,21 @@ class Transport:
         try:
             if conn.sock is None:
                 conn.connect()
-        except ssl.SSLCertVerificationError as err:
-            raise ConfigError(
-                f"api_url: the TLS certificate of {conn.host} could not be verified "
-                f"({self._said(err)}). Check api_url; set verify_tls to false only for a test "
-                "server with a self-signed certificate."
-            ) from err
         except (OSError, HTTPError) as err:  # never connected: nothing can have been applied
+            conn.close()
+            if isinstance(err, ssl.SSLCertVerificationError):
+                raise ConfigError(
+                    f"api_url: the TLS certificate of {conn.host} could not be verified "
+                    f"({self._said(err)}). Check api_url; set verify_tls to false only for a "
+                    "test server with a self-signed certificate."
+                ) from err
             kind = "timed out" if isinstance(err, TimeoutError) else "failed"
             raise TransientError(f"request {kind} ({self._said(err)})", ambiguous=False) from None
-        if not self.verify_tls:  # the opt-out is loud on every request, as urllib3's pools are
+        if isinstance(conn, HTTPSConnection) and not conn.is_verified:  # as loud as urllib3's
             warnings.warn(f"Unverified HTTPS request to {conn.host}", InsecureRequestWarning, 2)
         claim = threading.Lock()  # taken first by the whole answer or by its deadline
         timer = threading.Timer(self.request_timeout, _cut, (conn.sock, claim))
+        response = None
         try:
             conn.timeout = self.request_timeout
             conn.request("POST", self._path, body, self.headers, preload_content=False)
@@ -119,6 +121,8 @@ class Transport:
             if not claim.acquire(blocking=False):  # cut as it ended: the end may not be real
                 raise TimeoutError
         except (OSError, HTTPError, http.client.HTTPException, ResponseTooLarge) as err:
+            if response is not None:
+                response.close()
             conn.close()
             if isinstance(err, ResponseTooLarge):
                 raise
@@ -153,31 +157,24 @@ class Transport:
         )
 
     def _read_body(self, response: BaseHTTPResponse, label: str) -> bytes:
-        limit = self.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if (
-            declared.isdigit()
-            and int(declared) > limit
-            and not response.headers.get("Content-Encoding")
-        ):
-            raise self._too_large(label, f"it declares {int(declared)} bytes")
+        limit, headers = self.max_response_bytes, response.headers
+        declared = headers.get("Content-Length", "")
+        refused = declared.isdigit() and int(declared) > limit and "Content-Encoding" not in headers
         content = bytearray()
-        while chunk := response.read1(_CHUNK, decode_content=True):
+        while not refused and (chunk := response.read1(_CHUNK, decode_content=True)):
             content += chunk
-            if len(content) > limit:
-                raise self._too_large(label, "it kept growing")
+            refused = len(content) > limit
+        if refused:
+            raise ResponseTooLarge(
+                f"Moovago's answer to {label} is over max_response_bytes ({limit} bytes once "
+                "decoded): it was refused. Ask for less per request (page_size) or raise "
+                "max_response_bytes.",
+                limit=limit,
+            )
         return bytes(content)
 
     def _said(self, err: Exception) -> str:
         return short(redact(str(err), self.secrets))
-
-    def _too_large(self, label: str, why: str) -> ResponseTooLarge:
-        return ResponseTooLarge(
-            f"Moovago's answer to {label} is over max_response_bytes ({self.max_response_bytes} "
-            f"bytes once decoded; {why}): it was refused. Ask for less per request (page_size) "
-            "or raise max_response_bytes.",
-            limit=self.max_response_bytes,
-        )
 
 
 def _close(idle: queue.SimpleQueue[HTTPConnection]) -> None:
