@@ -85,8 +85,6 @@ class PagingError(MoovagoError):
     """A list cannot be read completely: unsupported paging, or rows that keep moving."""
 
 
-# -- what an answer means -----------------------------------------------------------------------
-
 _AUTH = re.compile(
     r"not authori[sz]ed|unauthori[sz]ed|unauthenticated|forbidden|access denied"
     r"|invalid api[ _-]?key|api[ _-]?key .*(?:invalid|missing|unknown|expired)",
@@ -111,10 +109,8 @@ def read_answer(
     the secrets from the server's text."""
     if status == 429:
         raise RateLimited("HTTP 429", retry_after)
-    if status >= 500:
-        raise TransientError(f"HTTP {status}", status=status, ambiguous=True)
-    if status == 408:  # the server gave up reading the request: nothing was applied
-        raise TransientError("HTTP 408", status=status, ambiguous=False)
+    if status >= 500 or status == 408:  # 408: the server gave up reading, nothing was applied
+        raise TransientError(f"HTTP {status}", status=status, ambiguous=status != 408)
     if 300 <= status < 400:
         raise ConfigError(
             f"api_url answered HTTP {status} (redirect): set api_url to the final address "
