@@ -53,9 +53,7 @@ class Alias:
     def result(self, data: Mapping[str, Any] | None) -> Any:
         node: Any = data
         for step in self.path:
-            if not isinstance(node, Mapping):
-                return None
-            node = node.get(step)
+            node = node.get(step) if isinstance(node, Mapping) else None
         return node
 
     def owns(self, error_path: Sequence[Any]) -> bool:
