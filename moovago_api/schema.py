@@ -100,7 +100,8 @@ class MoovagoSchema:
         key = json.dumps(overrides, sort_keys=True, default=str)
         with _cache_lock:
             if key not in self._variants:
-                self._variants[key] = MoovagoSchema(self.path, self.sdl, self.graphql, overrides)
+                plans = dict(overrides)
+                self._variants[key] = MoovagoSchema(self.path, self.sdl, self.graphql, plans)
             return self._variants[key]
 
     def output_json_schema(
