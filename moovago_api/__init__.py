@@ -5,7 +5,6 @@ No Singer code lives here: the tap, the target, the sandbox and the schema tools
 
 from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["__version__"]
 try:  # one place holds the version: pyproject.toml, read back from the installed distribution
     __version__ = version("moovago-connectors")
 except PackageNotFoundError:  # a source tree that was never installed

@@ -1,15 +1,11 @@
 """GraphQL documents, built with gql.dsl from the loaded schema: values only ever in `variables`.
 
-Every read (the tap's lists, the target's index, the team query) is built here by
-`list_document`, from a selection spec checked against the schema file by gql.dsl (an unknown
-field fails at build time), and every argument is a variable typed as the schema declares it.
-
-A selection spec is a sequence of items, each:
-- `"name"`: a field; an object, union or interface field gets its full default selection;
+Reads are built by `list_document` from a selection spec that gql.dsl checks against the schema
+file at build time; each item of a spec is one of:
+- `"name"`: a field; an object, union or interface field gets every field it can;
 - `("name", [items])`: a field with the sub-selection `items`;
-- `{"TypeName": [items]}` (under a union or interface field): an inline fragment
-  `... on TypeName { items }`; `__typename` is always selected on union and interface fields.
-Mutation batches are built in `moovago_api.mutations`, with gql.dsl too.
+- `{"TypeName": [items]}` (under a union or interface): `... on TypeName { items }`.
+`__typename` is always selected on union and interface fields.
 """
 
 from __future__ import annotations
@@ -38,27 +34,14 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
-    OperationDefinitionNode,
     get_named_type,
-    is_non_null_type,
+    get_operation_ast,
+    is_required_argument,
     print_ast,
 )
-from graphql.pyutils import Undefined
 
 from moovago_api.errors import ConfigError
 from moovago_api.schema import Entity, MoovagoSchema
-
-__all__ = [
-    "ANCHOR_ALIAS",
-    "ANCHOR_OFFSET_VAR",
-    "Selection",
-    "default_selection",
-    "has_aliases",
-    "list_document",
-    "operation_name",
-    "page_variables",
-    "restore_aliases",
-]
 
 #: One item of a selection spec (see the module docstring).
 Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
@@ -90,12 +73,9 @@ def page_variables(entity: Entity) -> list[str]:
     """Argument names of `entity`'s root field that `list_document` turns into variables."""
     paging = entity.paging
     names = [n for n in (entity.team_arg, entity.filter_arg) if n]
-    if paging.kind == "offset":
-        names += [t.cast("str", paging.offset_arg), t.cast("str", paging.size_arg)]
-    elif paging.kind == "page":
-        names += [t.cast("str", paging.page_arg), t.cast("str", paging.size_arg)]
-    elif paging.kind == "cursor":
-        names += [t.cast("str", paging.after_arg), t.cast("str", paging.size_arg)]
+    start = {"offset": paging.offset_arg, "page": paging.page_arg, "cursor": paging.after_arg}
+    if paging.kind in start:
+        names += [t.cast("str", start[paging.kind]), t.cast("str", paging.size_arg)]
     if paging.sort_arg and paging.sort_value is not None:
         names.append(paging.sort_arg)
     return names
@@ -192,51 +172,22 @@ def _wrap_rows(
     return wrapped
 
 
-def default_selection(
-    graphql_schema: GraphQLSchema,
-    gql_type: GraphQLNamedType,
-    seen: tuple[str, ...] = (),
-    *,
-    include_deprecated: bool = False,
+def _every_field(
+    graphql_schema: GraphQLSchema, gql_type: GraphQLNamedType, seen: tuple[str, ...]
 ) -> list[Selection]:
-    """Every field of a type a read can ask for, nested ones included (cycles stop).
-
-    A union or interface gets an inline fragment per possible type.
-    """
+    """What a field selected without sub-selection gets: every field a read can ask for
+    (cycles stop); a union or interface gets an inline fragment per possible type."""
     if isinstance(gql_type, (GraphQLUnionType, GraphQLInterfaceType)):
         return [
-            {
-                member.name: default_selection(
-                    graphql_schema,
-                    member,
-                    (*seen, member.name),
-                    include_deprecated=include_deprecated,
-                )
-            }
+            {member.name: _every_field(graphql_schema, member, (*seen, member.name))}
             for member in graphql_schema.get_possible_types(gql_type)
             if member.name not in seen
         ]
-    if not isinstance(gql_type, GraphQLObjectType):
-        return []
     items: list[Selection] = []
-    for name, gql_field in gql_type.fields.items():
-        if gql_field.deprecation_reason is not None and not include_deprecated:
-            continue
-        if any(
-            is_non_null_type(arg.type) and arg.default_value is Undefined
-            for arg in gql_field.args.values()
-        ):
-            continue
-        named = get_named_type(gql_field.type)
-        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
-            if named.name in seen:
-                continue
-            sub = default_selection(
-                graphql_schema, named, (*seen, named.name), include_deprecated=include_deprecated
-            )
-            if sub:
-                items.append((name, sub))
-        else:
+    for name, gql_field in t.cast("GraphQLObjectType", gql_type).fields.items():
+        deprecated = gql_field.deprecation_reason is not None
+        required = any(is_required_argument(arg) for arg in gql_field.args.values())
+        if not (deprecated or required or get_named_type(gql_field.type).name in seen):
             items.append(name)
     return items
 
@@ -245,47 +196,45 @@ def _select(
     dsl: DSLSchema,
     gql_type: GraphQLNamedType,
     dsl_type: DSLType | None,
-    items: Sequence[Selection],
+    items: Sequence[Selection] | None,
     seen: tuple[str, ...],
 ) -> list[DSLSelectable]:
-    out: list[DSLSelectable] = []
+    """gql.dsl selections of a selection spec on `gql_type` (None: `_every_field`)."""
+    if items is None:
+        items = _every_field(dsl._schema, gql_type, seen)
+        if not items:
+            return []
     abstract = isinstance(gql_type, (GraphQLUnionType, GraphQLInterfaceType))
-    if abstract:
-        out.append(DSLMetaField("__typename"))
+    out: list[DSLSelectable] = [DSLMetaField("__typename")] if abstract else []
     conflicts = _conflicting_fields(dsl._schema, gql_type) if abstract else set()
     for item in items:
         if isinstance(item, Mapping):
             for type_name, sub in item.items():
                 member = getattr(dsl, type_name)
-                member_type = t.cast("GraphQLNamedType", member._type)
-                fragment = DSLInlineFragment().on(member)
-                selected = _select(dsl, member_type, member, sub, (*seen, type_name))
+                selected = _select(dsl, member._type, member, sub, (*seen, type_name))
                 for node in selected:
                     # Same name, other type on another member: GraphQL needs an alias.
                     if isinstance(node, DSLField) and node.name in conflicts:
                         node.alias(f"{node.name}{_ALIAS_MARK}{type_name}")
-                fragment.select(*selected)
-                out.append(fragment)
+                out.append(DSLInlineFragment().on(member).select(*selected))
             continue
-        if isinstance(item, str):
-            if item == "__typename":
-                if not abstract:
-                    out.append(DSLMetaField("__typename"))
-                continue
-            name, sub_items = item, None
-        else:
-            name, sub_items = item
+        name, sub_items = (item, None) if isinstance(item, str) else item
+        if name == "__typename":
+            if not abstract:
+                out.append(DSLMetaField("__typename"))
+            continue
         if dsl_type is None:
             msg = f"field {name!r} directly on union {gql_type.name} (use an inline fragment)"
             raise ConfigError(msg)
         dsl_field: DSLField = getattr(dsl_type, name)
         named = get_named_type(dsl_field.field.type)
         if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
-            if sub_items is None:
-                sub_items = default_selection(dsl._schema, named, (*seen, named.name))
             # gql.dsl has no DSLType for a union: its items are inline fragments only.
             sub_type = None if isinstance(named, GraphQLUnionType) else getattr(dsl, named.name)
-            dsl_field.select(*_select(dsl, named, sub_type, sub_items, (*seen, named.name)))
+            selected = _select(dsl, named, sub_type, sub_items, (*seen, named.name))
+            if not selected:
+                continue
+            dsl_field.select(*selected)
         out.append(dsl_field)
     return out
 
@@ -322,8 +271,6 @@ def restore_aliases(value: t.Any) -> t.Any:
 
 
 def operation_name(document: DocumentNode) -> str | None:
-    """The name of the document's first operation, if it has one."""
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            return definition.name.value if definition.name else None
-    return None
+    """The name of the document's operation, if it has one."""
+    operation = get_operation_ast(document)
+    return operation.name.value if operation and operation.name else None

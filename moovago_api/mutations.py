@@ -1,5 +1,5 @@
 """The aliased batch documents writing what the plan's write side (`moovago_api.write_plan`)
-declares, built with `gql.dsl`, values only in `variables`; and the match-key checks.
+declares, built with `gql.dsl`, values only in `variables`; and the check run at sink start.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ from gql.dsl import (
     DSLVariableDefinitions,
     dsl_gql,
 )
-from graphql import (
-    DocumentNode,
-    get_named_type,
-    validate,
-)
+from graphql import DocumentNode, get_named_type, validate
 
 from moovago_api.write_plan import (
     KINDS,
     EntityWrites,
-    InputField,
-    MutationShape,
     MutationShapeError,
     Payload,
     describe_writes,
@@ -38,28 +32,10 @@ if TYPE_CHECKING:
     from moovago_api.plan import StreamPlan as Entity
     from moovago_api.schema import MoovagoSchema
 
-__all__ = [
-    "KINDS",
-    "Alias",
-    "EntityWrites",
-    "InputField",
-    "MutationShape",
-    "MutationShapeError",
-    "Payload",
-    "WriteOp",
-    "batch_document",
-    "check_writes",
-    "describe_writes",
-]
-
-_ALIAS_PREFIX = {"create": "c", "update": "u", "delete": "d"}
-_ID_NAME = "id"
-
 
 @dataclass(frozen=True)
 class WriteOp:
-    """A write of a batch (the target's actions have the same three attributes; the kind may
-    be an Enum with that value)."""
+    """A write of a batch (the target's actions have the same attributes)."""
 
     kind: str
     record_id: str | None = None
@@ -77,17 +53,12 @@ class Alias:
     def result(self, data: Mapping[str, Any] | None) -> Any:
         node: Any = data
         for step in self.path:
-            if not isinstance(node, Mapping):
-                return None
-            node = node.get(step)
+            node = node.get(step) if isinstance(node, Mapping) else None
         return node
 
     def owns(self, error_path: Sequence[Any]) -> bool:
         """True when a GraphQL error with this `path` belongs to this mutation."""
         return tuple(str(p) for p in error_path[: len(self.path)]) == self.path
-
-
-# -- documents --------------------------------------------------------------------------------
 
 
 def batch_document(
@@ -96,14 +67,12 @@ def batch_document(
     """One mutation document writing every op, aliased in order, built with gql.dsl.
 
     Call N is aliased `c<N>`/`u<N>`/`d<N>` and gets its own variables (`i<N>`, plus `i<N>_id`
-    when the id is an argument of its own); nothing but variable references is in the document.
-    Raises MutationShapeError (one line naming the mutation and the file) when a kind the ops
-    need cannot be written, or when `validate_document` finds the document invalid.
+    when the id is an argument of its own). Raises MutationShapeError (one line naming the
+    mutation and the file) when a kind cannot be written or the document is invalid.
     """
     writes = entity.writes or describe_writes(schema, entity)
     if not ops:
-        msg = f"no write to put in a {entity.type_name} batch"
-        raise ValueError(msg)
+        raise ValueError(f"no write to put in a {entity.type_name} batch")
     dsl = DSLSchema(schema.graphql)
     var_defs = DSLVariableDefinitions()
     variables: dict[str, Any] = {}
@@ -113,23 +82,20 @@ def batch_document(
     for number, op in enumerate(ops):
         kind = kind_of(op.kind)
         shape = writes.shape(kind)
-        alias = f"{_ALIAS_PREFIX[kind]}{number}"
-        parent = getattr(dsl, shape.parent_type)
-        call = getattr(parent, shape.path[-1])
+        alias = f"{kind[0]}{number}"
         args = {}
         for arg_name, value in shape.arguments(op.record_id, op.data).items():
             var_name = f"i{number}" if arg_name == shape.input_arg else f"i{number}_{arg_name}"
             variables[var_name] = value
             args[arg_name] = getattr(var_defs, var_name)
-        call = call.args(**args).alias(alias)
+        call = getattr(getattr(dsl, shape.parent_type), shape.path[-1]).args(**args).alias(alias)
         payload_type = getattr(dsl, shape.payload_type, None)
         selected = []
         if shape.payload in (Payload.RECORD_ID, Payload.ID, Payload.RECORD):
-            selected.append(getattr(payload_type, shape.payload_field or _ID_NAME))
+            selected.append(getattr(payload_type, shape.payload_field or "id"))
         elif shape.payload is Payload.NESTED:
             nested = getattr(payload_type, shape.payload_field or "")
-            record_type = getattr(dsl, writes.type_name)
-            selected.append(nested.select(getattr(record_type, _ID_NAME)))
+            selected.append(nested.select(getattr(dsl, writes.type_name).id))
         if shape.errors_field is not None:
             errors = getattr(payload_type, shape.errors_field)
             item_type = getattr(dsl, get_named_type(errors.field.type).name)
@@ -143,33 +109,22 @@ def batch_document(
             call = call.select(*selected)
         if len(shape.path) == 2:
             grouped.setdefault(shape.path[0], []).append(call)
-            aliases.append(Alias(alias, kind, (shape.path[0], alias)))
         else:
             top.append(call)
-            aliases.append(Alias(alias, kind, (alias,)))
+        aliases.append(Alias(alias, kind, (*shape.path[:-1], alias)))
     mutation_root = getattr(dsl, schema.graphql.mutation_type.name)  # type: ignore[union-attr]
     selections = [getattr(mutation_root, name).select(*calls) for name, calls in grouped.items()]
     operation = DSLMutation(*selections, *top)
     operation.variable_definitions = var_defs
     operation.name = f"TargetMoovago{entity.type_name}Batch"
     document = dsl_gql(operation).document
-    if validate_document:
-        _check_valid(schema, writes, document, ops)
-    return document, variables, aliases
-
-
-def _check_valid(
-    schema: MoovagoSchema, writes: EntityWrites, document: DocumentNode, ops: Sequence[Any]
-) -> None:
-    errors = validate(schema.graphql, document)
+    errors = validate(schema.graphql, document) if validate_document else []
     if errors:
-        kinds = list(dict.fromkeys(kind_of(op.kind) for op in ops))
+        kinds = dict.fromkeys(kind_of(op.kind) for op in ops)
         names = ", ".join(writes.shape(k).coordinate for k in kinds)
-        msg = (
-            f"the {writes.type_name} mutation document ({names}) is not valid against "
-            f"{schema.path}: {errors[0].message}"
-        )
-        raise MutationShapeError(msg, str(schema.path))
+        msg = f"the {writes.type_name} mutation document ({names}) is not valid against "
+        raise MutationShapeError(f"{msg}{schema.path}: {errors[0].message}", str(schema.path))
+    return document, variables, aliases
 
 
 def check_writes(
@@ -181,17 +136,12 @@ def check_writes(
     missing, unusable or builds an invalid document.
     """
     writes = entity.writes or describe_writes(schema, entity)
-    ops = [WriteOp(kind, None if kind == "create" else "0", {}) for kind in kinds]
-    for op in ops:
-        writes.shape(op.kind)
+    ops = [WriteOp(kind, None if kind == "create" else "0") for kind in kinds]
+    names = ", ".join(writes.shape(op.kind).coordinate for op in ops)
     if ops:
         try:
             batch_document(schema, entity, ops, validate_document=True)
         except (AttributeError, KeyError, TypeError) as err:  # gql.dsl refusing a field
-            names = ", ".join(writes.shape(op.kind).coordinate for op in ops)
-            msg = (
-                f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be "
-                f"built: {err}"
-            )
-            raise MutationShapeError(msg, str(schema.path)) from err
+            msg = f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be built"
+            raise MutationShapeError(f"{msg}: {err}", str(schema.path)) from err
     return writes

@@ -7,6 +7,7 @@ copy through `schema_path`). All GraphQL work is done by graphql-core; nothing h
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping
@@ -19,7 +20,6 @@ from graphql import (
     GraphQLError,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
-    GraphQLNamedType,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
@@ -37,25 +37,12 @@ from graphql.validation.validate import validate_sdl
 from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.json_schema import DEFAULT_SCALAR_KINDS, SCALAR_KINDS, Converter
 from moovago_api.overrides import apply_overrides
-from moovago_api.plan import Paging, SkippedField, StreamPlan
+from moovago_api.plan import SkippedField, StreamPlan
 from moovago_api.read_plan import read_plans
 from moovago_api.write_plan import describe_writes
 
 #: The plan of a stream, under the name its callers have used since before there was a plan.
 Entity = StreamPlan
-
-__all__ = [
-    "DEFAULT_SCALAR_KINDS",
-    "DEFAULT_SCHEMA_PATH",
-    "SCALAR_KINDS",
-    "Deprecation",
-    "Entity",
-    "MoovagoSchema",
-    "Paging",
-    "SkippedField",
-    "StreamPlan",
-    "load_schema",
-]
 
 DEFAULT_SCHEMA_PATH: Path = Path(__file__).parent / "schema" / "moovago_api_graphql_schema.gql"
 
@@ -73,37 +60,30 @@ class MoovagoSchema:
     """A loaded, valid schema file. Build it with `load_schema`."""
 
     def __init__(
-        self,
-        path: Path,
-        sdl: str,
-        graphql_schema: GraphQLSchema,
-        overrides: Mapping[str, Any] | None = None,
+        self, path: Path, sdl: str, graphql: GraphQLSchema, overrides: Mapping[str, Any] = {}
     ) -> None:
         self.path = path
         self.sdl = sdl
-        self.graphql = graphql_schema
-        self.overrides: Mapping[str, Any] = overrides or {}
-        self._entities: list[StreamPlan] | None = None
-        self._skipped: list[SkippedField] = []
+        self.graphql = graphql
+        self.overrides = overrides
         self._variants: dict[str, MoovagoSchema] = {}
 
     def __repr__(self) -> str:
         return f"MoovagoSchema(path={str(self.path)!r})"
 
+    @functools.cached_property
+    def _plans(self) -> tuple[list[StreamPlan], list[SkippedField]]:
+        plans, skipped = read_plans(self)
+        plans = [replace(p, writes=describe_writes(self, p)) for p in plans]
+        return apply_overrides(self, plans, self.overrides), skipped
+
     def entities(self) -> list[StreamPlan]:
-        """Every stream's plan, `team` first: the conventions (`moovago_api.read_plan`,
-        `moovago_api.write_plan`), then the `stream_plans` setting this schema was loaded with.
-        Root fields that are not streams are in `skipped_fields()`, each with its reason."""
-        if self._entities is None:
-            plans, self._skipped = read_plans(self)
-            plans = [replace(p, writes=describe_writes(self, p)) for p in plans]
-            self._entities = apply_overrides(self, plans, self.overrides)
-        return list(self._entities)
+        """Every stream's plan, `team` first: the conventions, then this schema's overrides."""
+        return list(self._plans[0])
 
     def skipped_fields(self) -> list[SkippedField]:
         """Query root fields that are not streams, with the reason, in schema order."""
-        self.entities()
-        return list(self._skipped)
+        return list(self._plans[1])
 
     def entity(self, name: str) -> StreamPlan:
         """The plan with this stream name ('contact') or entity name ('companyContact')."""
@@ -119,13 +99,10 @@ class MoovagoSchema:
             return self
         key = json.dumps(overrides, sort_keys=True, default=str)
         with _cache_lock:
-            found = self._variants.get(key)
-            if found is None:
-                found = MoovagoSchema(self.path, self.sdl, self.graphql, dict(overrides))
-                self._variants[key] = found
-            return found
-
-    # -- JSON Schema -------------------------------------------------------------------------
+            if key not in self._variants:
+                plans = dict(overrides)
+                self._variants[key] = MoovagoSchema(self.path, self.sdl, self.graphql, plans)
+            return self._variants[key]
 
     def output_json_schema(
         self,
@@ -134,30 +111,31 @@ class MoovagoSchema:
         include_deprecated: bool = True,
         scalar_types: Mapping[str, str] | None = None,
     ) -> dict:
-        """JSON Schema of a record of an object type (the record itself is never null).
-
-        Union and interface fields become objects with `__typename` and the fields of every
-        possible type; `scalar_types` maps custom scalar names to kinds of SCALAR_KINDS.
-        """
-        gql_type = self._named_type(type_name)
-        if not isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-            raise TypeError(f"{type_name} is not an object type in {self.path.name}")
-        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), include_deprecated)
-        schema = converter.object_schema(gql_type, (gql_type.name,))
-        schema["type"] = "object"
-        return schema
+        """JSON Schema of a record of an object type; a union or interface field is an object
+        with `__typename` and the fields of every possible type."""
+        return self._json_schema(type_name, scalar_types, include_deprecated)
 
     def input_json_schema(
         self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
     ) -> dict:
         """JSON Schema of an input object; fields that must be given are in `required`."""
-        gql_type = self._named_type(type_name)
-        if not isinstance(gql_type, GraphQLInputObjectType):
-            raise TypeError(f"{type_name} is not an input type in {self.path.name}")
-        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), True)
-        schema = converter.input_object_schema(gql_type, (gql_type.name,))
-        schema["type"] = "object"
-        return schema
+        return self._json_schema(type_name, scalar_types, True, want_input=True)
+
+    def _json_schema(
+        self, type_name: str, scalar_types: Any, deprecated: bool, *, want_input: bool = False
+    ) -> dict:
+        gql_type = self.graphql.get_type(type_name)
+        if gql_type is None:
+            raise KeyError(f"No type {type_name!r} in {self.path.name}")
+        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), deprecated)
+        if want_input and isinstance(gql_type, GraphQLInputObjectType):
+            schema = converter.input_object_schema(gql_type, (gql_type.name,))
+        elif not want_input and isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
+            schema = converter.object_schema(gql_type, (gql_type.name,))
+        else:
+            kind = "an input" if want_input else "an object"
+            raise TypeError(f"{type_name} is not {kind} type in {self.path.name}")
+        return {**schema, "type": "object"}
 
     def custom_scalars(self) -> list[str]:
         """Names of the scalars the file defines (beyond GraphQL's own five)."""
@@ -168,11 +146,7 @@ class MoovagoSchema:
         ]
 
     def scalar_kinds(self, scalar_types: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Kind of every scalar of the file: the defaults, then `scalar_types` over them.
-
-        Raises ConfigError naming the entry when `scalar_types` names a scalar the file does
-        not define or a kind that is not one of SCALAR_KINDS.
-        """
+        """Kind of every scalar: the defaults, then the `scalar_types` setting, checked."""
         kinds = dict(DEFAULT_SCALAR_KINDS)
         custom = self.custom_scalars()
         for name, kind in (scalar_types or {}).items():
@@ -183,30 +157,18 @@ class MoovagoSchema:
                 )
                 raise ConfigError(msg)
             if kind not in SCALAR_KINDS:
-                msg = (
-                    f"Setting scalar_types: {name!r} maps to {kind!r}; use one of "
-                    f"{', '.join(SCALAR_KINDS)}"
-                )
-                raise ConfigError(msg)
+                msg = f"Setting scalar_types: {name!r} maps to {kind!r}; use one of "
+                raise ConfigError(msg + ", ".join(SCALAR_KINDS))
             kinds[name] = kind
         return kinds
 
-    def _named_type(self, type_name: str) -> GraphQLNamedType:
-        gql_type = self.graphql.get_type(type_name)
-        if gql_type is None:
-            raise KeyError(f"No type {type_name!r} in {self.path.name}")
-        return gql_type
-
-    # -- documents and deprecations ----------------------------------------------------------
-
     def validate_document(self, document: str | DocumentNode) -> list[str]:
         """Problems of a query or mutation against this schema, offline; [] when valid."""
-        if isinstance(document, str):
-            try:
-                document = parse(document)
-            except GraphQLSyntaxError as err:
-                return [_error_text(err)]
-        return [_error_text(err) for err in validate(self.graphql, document)]
+        try:
+            node = parse(document) if isinstance(document, str) else document
+        except GraphQLSyntaxError as err:
+            return [_error_text(err)]
+        return [_error_text(err) for err in validate(self.graphql, node)]
 
     def deprecations(self) -> list[Deprecation]:
         """Every deprecated field, argument, enum value and input field, in schema order."""
@@ -221,13 +183,10 @@ class MoovagoSchema:
                     where = f"{name}.{member}({arg}:)"
                     found.append(Deprecation("argument", where, value.deprecation_reason))
             for member, value in getattr(gql_type, "values", {}).items():
-                found.append(
-                    Deprecation("enum_value", f"{name}.{member}", value.deprecation_reason)
-                )
+                where = f"{name}.{member}"
+                found.append(Deprecation("enum_value", where, value.deprecation_reason))
         return [item for item in found if item.reason is not None]
 
-
-# -- loading ---------------------------------------------------------------------------------
 
 _cache: dict[tuple[Path, int, int], MoovagoSchema] = {}
 _cache_lock = threading.Lock()
@@ -242,16 +201,13 @@ def load_schema(path: str | Path | None = None) -> MoovagoSchema:
     try:
         stat = resolved.stat()
     except OSError as err:
-        raise SchemaFileError(
-            f"Cannot read schema file {resolved}: {err.strerror or err}", str(resolved)
-        ) from err
+        msg = f"Cannot read schema file {resolved}: {err.strerror or err}"
+        raise SchemaFileError(msg, str(resolved)) from err
     key = (resolved, stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
-        cached = _cache.get(key)
-        if cached is None:
-            cached = _build(resolved)
-            _cache[key] = cached
-        return cached
+        if key not in _cache:
+            _cache[key] = _build(resolved)
+        return _cache[key]
 
 
 def _build(path: Path) -> MoovagoSchema:
@@ -265,10 +221,9 @@ def _build(path: Path) -> MoovagoSchema:
     except GraphQLSyntaxError as err:
         raise _schema_file_error(path, [err]) from err
     errors = validate_sdl(document)
-    if errors:
-        raise _schema_file_error(path, errors)
-    graphql_schema = build_ast_schema(document, assume_valid_sdl=True)
-    errors = validate_schema(graphql_schema)
+    if not errors:
+        graphql_schema = build_ast_schema(document, assume_valid_sdl=True)
+        errors = validate_schema(graphql_schema)
     if errors:
         raise _schema_file_error(path, errors)
     return MoovagoSchema(path, sdl, graphql_schema)
@@ -279,13 +234,10 @@ def _schema_file_error(path: Path, errors: list[GraphQLError]) -> SchemaFileErro
     line = first.locations[0].line if first.locations else None
     where = f"{path}:{line}" if line is not None else str(path)
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return SchemaFileError(
-        f"Invalid GraphQL schema file {where}: {first.message}{more}", str(path), line
-    )
+    msg = f"Invalid GraphQL schema file {where}: {first.message}{more}"
+    return SchemaFileError(msg, str(path), line)
 
 
 def _error_text(err: GraphQLError) -> str:
-    if err.locations:
-        where = ", ".join(f"line {loc.line} column {loc.column}" for loc in err.locations)
-        return f"{err.message} ({where})"
-    return err.message
+    where = ", ".join(f"line {loc.line} column {loc.column}" for loc in err.locations or ())
+    return f"{err.message} ({where})" if where else err.message

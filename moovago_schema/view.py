@@ -32,7 +32,7 @@ from graphql import (
     visit,
 )
 
-from moovago_api.mutations import MutationShape
+from moovago_api.plan import MutationShape
 from moovago_api.schema import Entity, MoovagoSchema
 
 __all__ = [

@@ -12,7 +12,8 @@ from graphql.execution.values import get_variable_values
 from graphql.language import OperationDefinitionNode
 
 from moovago_api.errors import ConfigError, SchemaFileError
-from moovago_api.schema import DEFAULT_SCHEMA_PATH, Deprecation, Entity, Paging, load_schema
+from moovago_api.plan import Paging
+from moovago_api.schema import DEFAULT_SCHEMA_PATH, Deprecation, Entity, load_schema
 
 # Request bodies exactly as the vendor's getting-started page prints them (JSON, as sent).
 VENDOR_BODIES = [

@@ -1,0 +1,85 @@
+"""No import cycle across the connectors' packages: function-level imports count, imports under
+`if TYPE_CHECKING:` do not (they never run)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("moovago_api", "tap_moovago", "target_moovago")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Our modules `path` imports when it runs, at any level (TYPE_CHECKING blocks left out)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for n in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            # `from moovago_api import documents` imports the module moovago_api.documents
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as the list of its modules, or [] when there is none."""
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        for child in sorted(graph.get(module, ())):
+            cycle = visit(child, (*path, module))
+            if cycle:
+                return cycle
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        cycle = visit(module, ())
+        if cycle:
+            return cycle
+    return []
+
+
+def test_the_checker_sees_function_level_imports_and_skips_type_checking(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from moovago_api import schema\n"
+        "if TYPE_CHECKING:\n    from moovago_api.pager import Pager\n"
+        "def f():\n    from moovago_api.mutations import batch_document\n",
+        encoding="utf-8",
+    )
+    assert runtime_imports(source) == {
+        "moovago_api",
+        "moovago_api.schema",
+        "moovago_api.mutations",
+    }
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_across_the_core_the_tap_and_the_target():
+    assert {"moovago_api.schema", "tap_moovago.tap", "target_moovago.target"} <= set(MODULES)
+    graph = {module: runtime_imports(path) for module, path in MODULES.items()}
+    assert not find_cycle(graph), " -> ".join(find_cycle(graph))
