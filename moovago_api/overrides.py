@@ -1,11 +1,8 @@
 """The `stream_plans` setting: a user's corrections of the plans the conventions built.
 
-One object keyed by stream name, the same in tap and target (example and parts in
-docs/stream-plan.md); any part may be given, the rest comes from the conventions; an unknown
-stream name adds a stream, and needs `root_field`.
-
-Each part is checked against the schema file when the plans are first read: a part that does
-not fit is one ConfigError naming `stream_plans.<stream>.<part>` and what the file has.
+Keyed by stream name, the same in tap and target (parts and example in docs/stream-plan.md); an
+unknown stream name adds a stream and needs `root_field`. A part that does not fit the schema file
+is one ConfigError naming `stream_plans.<stream>.<part>` and what the file has.
 """
 
 from __future__ import annotations
@@ -14,19 +11,16 @@ import typing as t
 from dataclasses import replace
 from typing import Any
 
-from graphql import GraphQLInputObjectType, GraphQLObjectType, coerce_input_value
-from graphql import get_named_type as named
+from graphql import GraphQLInputObjectType, coerce_input_value, get_named_type
 from graphql.pyutils import Undefined
 
 from moovago_api.errors import ConfigError, SchemaFileError
-from moovago_api.plan import SETTING, StreamPlan
+from moovago_api.plan import SETTING, SchemaFile, StreamPlan, child
 from moovago_api.read_plan import list_plan
-from moovago_api.write_plan import EntityWrites, describe_writes, named_write
+from moovago_api.write_plan import describe_writes, named_write
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from moovago_api.schema import MoovagoSchema
 
 __all__ = ["PARTS", "apply_overrides"]
 
@@ -36,7 +30,7 @@ _PAGING_KINDS = ("offset", "page", "cursor", "none")
 
 
 def apply_overrides(
-    schema: MoovagoSchema, plans: list[StreamPlan], overrides: Mapping[str, Any]
+    schema: SchemaFile, plans: list[StreamPlan], overrides: Mapping[str, Any]
 ) -> list[StreamPlan]:
     """`plans` with each stream's overrides applied, new streams appended, all checked."""
     if not isinstance(overrides, dict):
@@ -50,17 +44,16 @@ def apply_overrides(
 
 
 def _override(
-    schema: MoovagoSchema, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
+    schema: SchemaFile, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
 ) -> StreamPlan:
-    where = f"Setting {SETTING}.{stream}"
     query = schema.graphql.query_type
     fields = query.fields if query is not None else {}
 
     def fail(part: str, what: str) -> ConfigError:
-        return ConfigError(f"{'.'.join(filter(None, (where, part)))}: {what} in {schema.path}")
+        where = ".".join(filter(None, (f"Setting {SETTING}.{stream}", part)))
+        return ConfigError(f"{where}: {what} in {schema.path}")
 
     _object(parts, "", fail, PARTS)
-
     if "root_field" in parts or plan is None:
         root = parts.get("root_field")
         if root not in fields:
@@ -68,12 +61,10 @@ def _override(
         found = list_plan(str(root), fields[str(root)])
         if isinstance(found, str):
             raise fail("root_field", f"Query.{root} {found}")
-        plan = replace(found, stream_name=stream, writes=None)
+        plan = replace(found, stream_name=stream)
         plan = replace(plan, writes=describe_writes(schema, plan))
-    root_field = fields[plan.root_field]
-    row_type = schema.graphql.get_type(plan.type_name)
-    row_fields = row_type.fields if isinstance(row_type, GraphQLObjectType) else {}
-    args = root_field.args
+    args = fields[plan.root_field].args
+    row_fields = getattr(schema.graphql.get_type(plan.type_name), "fields", {})
     changes: dict[str, Any] = {"overridden": tuple(k for k in PARTS if k in parts)}
     if "id_field" in parts:
         if parts["id_field"] not in row_fields:
@@ -90,14 +81,12 @@ def _override(
         paging = replace(paging, **given, problem=None)
     if "order" in parts:
         given = _object(parts["order"], "order", fail, ("arg", "value"))
-        arg = args.get(given.get("arg", paging.sort_arg or ""))
-        if arg is None:
+        sort_arg = given.get("arg", paging.sort_arg)
+        if sort_arg not in args:
             raise fail("order.arg", f"Query.{plan.root_field} has no argument {given.get('arg')!r}")
-        if coerce_input_value(given.get("value"), arg.type) is Undefined:
-            raise fail("order.value", f"{given.get('value')!r} is not a {arg.type}")
-        paging = replace(
-            paging, sort_arg=given.get("arg", paging.sort_arg), sort_value=given["value"]
-        )
+        if coerce_input_value(given.get("value"), args[sort_arg].type) is Undefined:
+            raise fail("order.value", f"{given.get('value')!r} is not a {args[sort_arg].type}")
+        paging = replace(paging, sort_arg=sort_arg, sort_value=given["value"])
     changes["paging"] = paging
     filter_arg = plan.filter_arg
     if "incremental" in parts:
@@ -112,19 +101,23 @@ def _override(
         _input_path(args, filter_arg, (parts["team_field"],), fail, "team_field")
         changes["team_filter_field"] = parts["team_field"]
     if filter_arg != plan.filter_arg:
-        changes.update(filter_arg=filter_arg, filter_type=named(args[filter_arg].type).name)
+        changes.update(
+            filter_arg=filter_arg, filter_type=get_named_type(args[filter_arg].type).name
+        )
     plan = replace(plan, **changes)
     if "writes" in parts:
         given = _object(parts["writes"], "writes", fail, ("create", "update", "delete"))
-        writes = plan.writes or EntityWrites(plan.name, plan.type_name, str(schema.path))
-        shapes, refused = dict(writes.shapes), dict(writes.refused)
+        writes = plan.writes or describe_writes(schema, plan)
+        shapes, refused, missing = dict(writes.shapes), dict(writes.refused), dict(writes.missing)
         for kind, name in given.items():
             try:
                 shapes[kind] = named_write(schema, plan, kind, str(name))
             except SchemaFileError as err:
                 raise fail(f"writes.{kind}", str(err)) from None
             refused.pop(kind, None)
-        plan = replace(plan, writes=replace(writes, shapes=shapes, refused=refused))
+            missing.pop(kind, None)
+        writes = replace(writes, shapes=shapes, refused=refused, missing=missing)
+        plan = replace(plan, writes=writes)
     return plan
 
 
@@ -141,10 +134,10 @@ def _input_path(args: Any, filter_arg: str | None, path: tuple, fail: Any, part:
     """Check that `filter_arg` then `path` lead through input objects to a field."""
     if filter_arg not in args:
         raise fail(part, f"the list has no filter argument {filter_arg!r}")
-    node: Any = named(args[filter_arg].type)
     if not path:
         raise fail(part, "is empty")
+    node: Any = get_named_type(args[filter_arg].type)
     for step in path:
         if not isinstance(node, GraphQLInputObjectType) or step not in node.fields:
             raise fail(part, f"{getattr(node, 'name', node)} has no input field {step!r}")
-        node = named(node.fields[step].type)
+        node = child(node, step)
