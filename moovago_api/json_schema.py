@@ -22,34 +22,24 @@ from graphql.utilities import value_from_ast_untyped
 
 __all__ = ["DEFAULT_SCALAR_KINDS", "SCALAR_KINDS", "Converter"]
 
+_FORMATS = ("date-time", "date", "time")
 #: JSON Schema of each kind a scalar can be mapped to (the `scalar_types` setting's values).
 SCALAR_KINDS: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "date-time": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"},
-    "time": {"type": "string", "format": "time"},
-    "integer": {"type": "integer"},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "object": {"type": "object"},
-    "array": {"type": "array"},
-    "any": {"type": ["object", "array", "string", "number", "boolean"]},
+    kind: {"type": "string", "format": kind} if kind in _FORMATS else {"type": kind}
+    for kind in ("string", *_FORMATS, "integer", "number", "boolean", "object", "array")
 }
+SCALAR_KINDS["any"] = {"type": ["object", "array", "string", "number", "boolean"]}
 
 #: Kind of each scalar by name; custom scalars not listed here (and not in `scalar_types`)
 #: travel as strings.
 DEFAULT_SCALAR_KINDS: dict[str, str] = {
-    "Int": "integer",
-    "Float": "number",
+    **dict.fromkeys(("Int", "Long", "BigInt"), "integer"),
+    **dict.fromkeys(("Float", "Decimal"), "number"),
+    **dict.fromkeys(("String", "ID"), "string"),
     "Boolean": "boolean",
-    "String": "string",
-    "ID": "string",
     "DateTime": "date-time",
     "Date": "date",
     "Time": "time",
-    "Long": "integer",
-    "BigInt": "integer",
-    "Decimal": "number",
     "JSON": "any",
     "JSONObject": "object",
 }

@@ -3,7 +3,7 @@
 A schema file says which fields exist, not how a list pages or which argument scopes it to the
 team. The plan says it, once, for tap, target, sandbox and `moovago-schema`: built by the read
 conventions R1-R6 (`read_plan`) and the write conventions W1-W4 (`write_plan`), both listed in
-docs/stream-plan.md, then corrected by the `stream_plans` setting (`overrides`).
+docs/stream-plan.md, then corrected by the `stream_plans` setting (`read_plan.apply_overrides`).
 """
 
 from __future__ import annotations
@@ -200,19 +200,14 @@ class MutationShape:
 
     def arguments(self, record_id: str | None, data: Mapping[str, Any] | None) -> dict[str, Any]:
         """The argument values of one call, keyed by argument name (they go in variables)."""
-        values: dict[str, Any] = {}
-        if self.id_arg is not None:
-            values[self.id_arg] = record_id
+        values: dict[str, Any] = {} if self.id_arg is None else {self.id_arg: record_id}
+        value = dict(data or {})
+        if self.data_field is not None:
+            value = {self.data_field: value}
+        if self.id_field is not None:
+            value = {self.id_field: record_id, **value}
         if self.input_arg is not None:
-            if self.id_field is None:
-                values[self.input_arg] = dict(data or {})
-            elif self.data_field is not None:
-                values[self.input_arg] = {
-                    self.id_field: record_id,
-                    self.data_field: dict(data or {}),
-                }
-            else:
-                values[self.input_arg] = {self.id_field: record_id, **(data or {})}
+            values[self.input_arg] = value
         return values
 
     def record_id(self, result: Any, *, sent_id: str | None = None) -> str | None:
