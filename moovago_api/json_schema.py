@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -45,15 +46,13 @@ DEFAULT_SCALAR_KINDS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
 class Converter:
     """GraphQL types to JSON Schema, with one scalar mapping and one deprecation rule."""
 
-    def __init__(
-        self, graphql_schema: GraphQLSchema, scalar_kinds: Mapping[str, str], deprecated: bool
-    ) -> None:
-        self.graphql = graphql_schema
-        self.scalar_kinds = scalar_kinds
-        self.include_deprecated = deprecated
+    graphql: GraphQLSchema
+    scalar_kinds: Mapping[str, str]
+    include_deprecated: bool
 
     def object_schema(
         self, gql_type: GraphQLObjectType | GraphQLInterfaceType, seen: tuple[str, ...]

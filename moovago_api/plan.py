@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from graphql import GraphQLNonNull, get_named_type, get_nullable_type, is_list_type
-from graphql.pyutils import Undefined
+from graphql import get_named_type, get_nullable_type, is_list_type
 
 from moovago_api.errors import SchemaFileError
 
@@ -273,11 +272,6 @@ def kind_of(kind: Any) -> str:
         msg = f"{value!r} is not a write (expected one of {', '.join(KINDS)})"
         raise ValueError(msg)
     return str(value)
-
-
-def required(arg: Any) -> bool:
-    """A non-null argument or input field without a default: it must be given."""
-    return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
 
 
 def first_live(items: Mapping[str, Any] | None, names: t.Iterable[str]) -> str | None:

@@ -22,6 +22,8 @@ from graphql import (
     get_named_type,
     is_abstract_type,
     is_object_type,
+    is_required_argument,
+    is_required_input_field,
     print_ast,
 )
 from graphql.pyutils import Undefined
@@ -36,7 +38,6 @@ from moovago_api.plan import (
     child,
     first_live,
     is_list,
-    required,
 )
 from moovago_api.write_plan import describe_writes, named_write
 
@@ -74,7 +75,7 @@ def read_plans(schema: SchemaFile) -> tuple[list[StreamPlan], list[SkippedField]
     team = query.fields.get("team")
     team_type = get_named_type(team.type) if team else None
     if team and isinstance(team_type, GraphQLObjectType) and not is_list(team.type):
-        team_arg = next((n for n, a in team.args.items() if required(a)), None)
+        team_arg = next((n for n, a in team.args.items() if is_required_argument(a)), None)
         id_field = next((n for n in _ID_FIELDS if n in team_type.fields), "id")
         plans["team"] = StreamPlan("team", "team", team_type.name, "team", id_field, team_arg)
     for field_name, gql_field in query.fields.items():
@@ -117,7 +118,7 @@ def list_plan(field_name: str, gql_field: GraphQLField) -> StreamPlan | str:
     filter_arg, why = _filter_argument(gql_field)
     for arg_name, arg in gql_field.args.items():
         known = arg_name == filter_arg or arg_name in _PAGING_ARGS or arg_name in _SORT_ARGS
-        if not why and not known and required(arg):
+        if not why and not known and is_required_argument(arg):
             why = f"required argument {arg_name}: {arg.type} the tap cannot fill"
     if why:
         return replace(plan, problem=problem or f"Query.{field_name}: {why} ({fix})")
@@ -175,9 +176,10 @@ def _filter_argument(gql_field: GraphQLField) -> tuple[str | None, str]:
     chosen = min(inputs, key=rank, default=None)
     for name, input_type in inputs.items():
         arg = gql_field.args[name]
-        if name != chosen and required(arg):
+        if name != chosen and is_required_argument(arg):
             return None, f"required argument {name}: {arg.type} the tap cannot fill"
-        unknown = [f for f, x in input_type.fields.items() if required(x) and f != _TEAM_FIELD]
+        needed = [f for f, x in input_type.fields.items() if is_required_input_field(x)]
+        unknown = [f for f in needed if f != _TEAM_FIELD]
         if name == chosen and unknown:
             what = f"requires {', '.join(unknown)}, which the tap cannot fill"
             return None, f"argument {name}: {arg.type} {what}"
@@ -231,7 +233,7 @@ def _paging(
         signature = ", ".join(_argument_text(name, arg) for name, arg in gql_field.args.items())
         return Paging("unsupported", problem=f"Query.{field_name}({signature}) {what}", **common)
 
-    if any(name in args and required(args[name]) for name in _BACKWARD_ARGS):
+    if any(name in args and is_required_argument(args[name]) for name in _BACKWARD_ARGS):
         return unsupported("requires backward paging (before/last), which the tap does not do")
     if after_arg and size_arg and (row_cursor or page_info):
         return Paging("cursor", after_arg=after_arg, size_arg=size_arg, **common)

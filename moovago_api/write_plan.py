@@ -21,6 +21,8 @@ from graphql import (
     is_input_object_type,
     is_leaf_type,
     is_object_type,
+    is_required_argument,
+    is_required_input_field,
 )
 
 from moovago_api.plan import (
@@ -35,7 +37,6 @@ from moovago_api.plan import (
     child,
     is_list,
     kind_of,
-    required,
 )
 
 __all__ = [
@@ -138,36 +139,24 @@ def _shape(
 
     if len(field_path) == 2:
         namespace = schema.graphql.mutation_type.fields[field_path[0]]  # type: ignore[union-attr]
-        needed = [n for n, a in namespace.args.items() if required(a)]
+        needed = [n for n, a in namespace.args.items() if is_required_argument(a)]
         if needed:
-            raise refuse(
-                f"Mutation.{field_path[0]} requires arguments the target cannot give "
-                f"({', '.join(needed)})"
-            )
+            what = f"requires arguments the target cannot give ({', '.join(needed)})"
+            raise refuse(f"Mutation.{field_path[0]} {what}")
     if gql_field.deprecation_reason is not None:
         raise refuse(f"it is deprecated ({gql_field.deprecation_reason})")
     id_names = (_ID_NAME, "_id", f"{entity.name}Id", f"{_lower_first(entity.type_name)}Id")
     layout = _layout(kind, gql_field, refuse, id_names)
-    payload, payload_field, payload_type = _payload(kind, gql_field, entity.type_name, refuse)
+    layout.update(_payload(kind, gql_field, entity.type_name, refuse))
     data = schema.graphql.get_type(layout.get("data_type") or "")
     skip = layout.get("id_field") if layout.get("data_field") is None else None
     fields = tuple(
-        InputField(name, str(f.type), required(f), f.deprecation_reason)
+        InputField(name, str(f.type), is_required_input_field(f), f.deprecation_reason)
         for name, f in (data.fields.items() if isinstance(data, GraphQLInputObjectType) else ())
         if name != skip
     )
-    return MutationShape(
-        kind=kind,
-        path=field_path,
-        parent_type=parent.name,
-        fields=fields,
-        payload=payload,
-        payload_field=payload_field,
-        payload_type=payload_type,
-        errors_field=_errors_field(gql_field),
-        failure_types=_failures(get_named_type(gql_field.type)),
-        **layout,
-    )
+    layout.update(errors_field=_errors_field(gql_field), failure_types=_failures(gql_field.type))
+    return MutationShape(kind, field_path, parent.name, fields=fields, **layout)
 
 
 def _is_id(gql_type: Any) -> bool:
@@ -179,7 +168,7 @@ def _is_id(gql_type: Any) -> bool:
 
 def _layout(
     kind: str, gql_field: GraphQLField, refuse: Any, id_names: Sequence[str]
-) -> dict[str, str | None]:
+) -> dict[str, Any]:
     """W2: where the id and the data go among the mutation's arguments."""
     args = gql_field.args
     objects = [n for n, a in args.items() if is_input_object_type(get_named_type(a.type))]
@@ -188,7 +177,7 @@ def _layout(
         raise refuse(f"it takes several input objects ({', '.join(objects)}); which is the data?")
     input_arg = inputs[0] if inputs else None
     data: Any = get_named_type(args[input_arg].type) if input_arg else None
-    layout: dict[str, str | None] = {}
+    layout: dict[str, Any] = {}
     if data is not None:
         layout.update(input_arg=input_arg, input_type=data.name)
     ids = [n for n, a in args.items() if n in id_names and _is_id(a.type)]
@@ -206,7 +195,7 @@ def _layout(
         layout["id_field"] = _ID_NAME
         others = {n: f for n, f in data.fields.items() if n != _ID_NAME}
         nested = [n for n, f in others.items() if is_input_object_type(get_named_type(f.type))]
-        needed = [n for n, f in others.items() if required(f)]
+        needed = [n for n, f in others.items() if is_required_input_field(f)]
         if kind == "delete" and needed:
             raise refuse(f"its input {data.name} requires fields besides id ({', '.join(needed)})")
         if kind == "update" and len(others) == 1 and nested:
@@ -219,7 +208,7 @@ def _layout(
         where = "an `id` argument, nor an input object with an `id` field"
         raise refuse(f"it takes neither {where}, to say which record")
     given = (input_arg, layout.get("id_arg"))
-    extra = [n for n, a in args.items() if n not in given and required(a)]
+    extra = [n for n, a in args.items() if n not in given and is_required_argument(a)]
     if extra:
         raise refuse(f"it requires arguments the target cannot give ({', '.join(extra)})")
     return layout
@@ -240,24 +229,27 @@ def _errors_field(gql_field: GraphQLField) -> str | None:
     return None
 
 
-def _failures(named: Any) -> tuple[str, ...]:
+def _failures(gql_type: Any) -> tuple[str, ...]:
     """W4: the members of a result union that carry a `message` (a failure, not a write)."""
+    named = get_named_type(gql_type)
     members = named.types if isinstance(named, GraphQLUnionType) else ()
     return tuple(m.name for m in members if "message" in m.fields)
 
 
-def _payload(
-    kind: str, gql_field: GraphQLField, type_name: str, refuse: Any
-) -> tuple[Payload, str | None, str]:
+def _payload(kind: str, gql_field: GraphQLField, type_name: str, refuse: Any) -> dict[str, Any]:
     """W3: where the result names the record written."""
     if is_list(gql_field.type):
         raise refuse(f"it returns a list ({gql_field.type}), not one result per call")
     named = get_named_type(gql_field.type)
+
+    def found(payload: Payload, field: str | None = None) -> dict[str, Any]:
+        return {"payload": payload, "payload_field": field, "payload_type": named.name}
+
     if isinstance(named, GraphQLScalarType):
         if named.name in ("ID", "String"):
-            return Payload.SCALAR, None, named.name
+            return found(Payload.SCALAR)
         if named.name == "Boolean" and kind != "create":
-            return Payload.BOOLEAN, None, named.name
+            return found(Payload.BOOLEAN)
         raise refuse(f"it returns {named.name}, which does not name the record written")
     if isinstance(named, GraphQLUnionType):  # one member names the record, the others fail
         written = [m for m in named.types if m.name not in _failures(named)]
@@ -265,16 +257,16 @@ def _payload(
     if not isinstance(named, GraphQLObjectType):
         raise refuse(f"it returns {named.name}, which the target cannot read an id from")
     if named.name == type_name and is_leaf_type(child(named, _ID_NAME)):
-        return Payload.RECORD, _ID_NAME, named.name
+        return found(Payload.RECORD, _ID_NAME)
     if is_leaf_type(child(named, "recordId")):
-        return Payload.RECORD_ID, "recordId", named.name
+        return found(Payload.RECORD_ID, "recordId")
     if is_leaf_type(child(named, _ID_NAME)):
-        return Payload.ID, _ID_NAME, named.name
+        return found(Payload.ID, _ID_NAME)
     for name, sub in named.fields.items():
         record = get_named_type(sub.type)
         nested = isinstance(record, GraphQLObjectType) and _ID_NAME in record.fields
         if nested and record.name == type_name and not is_list(sub.type):
-            return Payload.NESTED, name, named.name
+            return found(Payload.NESTED, name)
     raise refuse(
         f"its result {named.name} has no recordId, no id and no {type_name} field, "
         "so the id of the record written cannot be known"
