@@ -3,84 +3,83 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputField,
     GraphQLInputObjectType,
-    GraphQLInputType,
     GraphQLInterfaceType,
     GraphQLList,
-    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLOutputType,
-    GraphQLScalarType,
     GraphQLSchema,
     GraphQLUnionType,
+    is_abstract_type,
 )
 from graphql.utilities import value_from_ast_untyped
 
 __all__ = ["DEFAULT_SCALAR_KINDS", "SCALAR_KINDS", "Converter"]
 
+_FORMATS = ("date-time", "date", "time")
 #: JSON Schema of each kind a scalar can be mapped to (the `scalar_types` setting's values).
 SCALAR_KINDS: dict[str, dict[str, Any]] = {
-    "string": {"type": "string"},
-    "date-time": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"},
-    "time": {"type": "string", "format": "time"},
-    "integer": {"type": "integer"},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "object": {"type": "object"},
-    "array": {"type": "array"},
-    "any": {"type": ["object", "array", "string", "number", "boolean"]},
+    kind: {"type": "string", "format": kind} if kind in _FORMATS else {"type": kind}
+    for kind in ("string", *_FORMATS, "integer", "number", "boolean", "object", "array")
 }
+SCALAR_KINDS["any"] = {"type": ["object", "array", "string", "number", "boolean"]}
 
 #: Kind of each scalar by name; custom scalars not listed here (and not in `scalar_types`)
 #: travel as strings.
 DEFAULT_SCALAR_KINDS: dict[str, str] = {
-    "Int": "integer",
-    "Float": "number",
+    **dict.fromkeys(("Int", "Long", "BigInt"), "integer"),
+    **dict.fromkeys(("Float", "Decimal"), "number"),
+    **dict.fromkeys(("String", "ID"), "string"),
     "Boolean": "boolean",
-    "String": "string",
-    "ID": "string",
     "DateTime": "date-time",
     "Date": "date",
     "Time": "time",
-    "Long": "integer",
-    "BigInt": "integer",
-    "Decimal": "number",
     "JSON": "any",
     "JSONObject": "object",
 }
 
 
+@dataclass(frozen=True)
 class Converter:
     """GraphQL types to JSON Schema, with one scalar mapping and one deprecation rule."""
 
-    def __init__(
-        self, graphql_schema: GraphQLSchema, scalar_kinds: Mapping[str, str], deprecated: bool
-    ) -> None:
-        self.graphql = graphql_schema
-        self.scalar_kinds = scalar_kinds
-        self.include_deprecated = deprecated
+    graphql: GraphQLSchema
+    scalar_kinds: Mapping[str, str]
+    include_deprecated: bool
 
     def object_schema(
         self, gql_type: GraphQLObjectType | GraphQLInterfaceType, seen: tuple[str, ...]
     ) -> dict[str, Any]:
-        properties: dict[str, Any] = {}
-        for field_name, field in gql_type.fields.items():
-            if field.deprecation_reason is not None and not self.include_deprecated:
-                continue
-            prop = self.output_schema(field.type, seen)
-            _describe(prop, field.description, field.deprecation_reason)
-            properties[field_name] = prop
-        schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
-        _describe(schema, gql_type.description, None)
-        return schema
+        properties = {
+            name: self._field(field, seen)
+            for name, field in gql_type.fields.items()
+            if field.deprecation_reason is None or self.include_deprecated
+        }
+        return _object(properties, gql_type.description)
 
-    def abstract_schema(
+    def input_object_schema(
+        self, gql_type: GraphQLInputObjectType, seen: tuple[str, ...]
+    ) -> dict[str, Any]:
+        properties = {name: self._field(f, seen) for name, f in gql_type.fields.items()}
+        required = [
+            name
+            for name, field in gql_type.fields.items()
+            if isinstance(field.type, GraphQLNonNull) and "default" not in properties[name]
+        ]
+        # GraphQL refuses unknown input fields, so the JSON Schema does too.
+        extra: dict[str, Any] = {"additionalProperties": False}
+        if required:
+            extra["required"] = required
+        return _object(properties, gql_type.description, extra)
+
+    def _abstract_schema(
         self, gql_type: GraphQLUnionType | GraphQLInterfaceType, seen: tuple[str, ...]
     ) -> dict[str, Any]:
         """`__typename` plus the fields of every possible type (each selected on its type)."""
@@ -97,68 +96,49 @@ class Converter:
                     properties[name] = prop
                 elif properties[name] != prop:
                     properties[name] = _either(properties[name], prop)
-        schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
-        _describe(schema, gql_type.description, None)
-        return schema
+        return _object(properties, gql_type.description)
 
-    def output_schema(self, gql_type: GraphQLOutputType, seen: tuple[str, ...]) -> dict[str, Any]:
+    def _field(self, field: GraphQLField | GraphQLInputField, seen: tuple[str, ...]) -> dict:
+        prop = self._schema(field.type, seen)
+        if field.description:
+            prop["description"] = field.description
+        if field.deprecation_reason is not None:
+            prop["deprecated"] = True
+            prop["x-deprecation-reason"] = field.deprecation_reason
+        default = getattr(field.ast_node, "default_value", None)
+        if default is not None:
+            prop["default"] = value_from_ast_untyped(default)
+        return prop
+
+    def _schema(self, gql_type: Any, seen: tuple[str, ...]) -> dict[str, Any]:
+        """The schema of an output or input type (their kinds do not overlap)."""
         if isinstance(gql_type, GraphQLNonNull):
-            return _non_null(self.output_schema(gql_type.of_type, seen))
+            return _non_null(self._schema(gql_type.of_type, seen))
         if isinstance(gql_type, GraphQLList):
-            return {"type": ["array", "null"], "items": self.output_schema(gql_type.of_type, seen)}
-        if isinstance(gql_type, GraphQLObjectType):
+            return {"type": ["array", "null"], "items": self._schema(gql_type.of_type, seen)}
+        if isinstance(gql_type, (GraphQLObjectType, GraphQLInputObjectType)):
             if gql_type.name in seen:
                 # A cycle (A.b: B, B.a: A): stop at an object of unknown shape.
                 return {"type": ["object", "null"]}
-            return self.object_schema(gql_type, (*seen, gql_type.name))
-        if isinstance(gql_type, (GraphQLUnionType, GraphQLInterfaceType)):
-            return self.abstract_schema(gql_type, (*seen, gql_type.name))
-        return self.leaf_schema(gql_type)
-
-    def input_object_schema(
-        self, gql_type: GraphQLInputObjectType, seen: tuple[str, ...]
-    ) -> dict[str, Any]:
-        properties: dict[str, Any] = {}
-        required: list[str] = []
-        for field_name, field in gql_type.fields.items():
-            prop = self.input_schema(field.type, seen)
-            _describe(prop, field.description, field.deprecation_reason)
-            default = field.ast_node.default_value if field.ast_node is not None else None
-            if default is not None:
-                prop["default"] = value_from_ast_untyped(default)
-            elif isinstance(field.type, GraphQLNonNull):
-                required.append(field_name)
-            properties[field_name] = prop
-        schema: dict[str, Any] = {
-            "type": ["object", "null"],
-            "properties": properties,
-            # GraphQL refuses unknown input fields, so the JSON Schema does too.
-            "additionalProperties": False,
-        }
-        if required:
-            schema["required"] = required
-        _describe(schema, gql_type.description, None)
-        return schema
-
-    def input_schema(self, gql_type: GraphQLInputType, seen: tuple[str, ...]) -> dict[str, Any]:
-        if isinstance(gql_type, GraphQLNonNull):
-            return _non_null(self.input_schema(gql_type.of_type, seen))
-        if isinstance(gql_type, GraphQLList):
-            return {"type": ["array", "null"], "items": self.input_schema(gql_type.of_type, seen)}
-        if isinstance(gql_type, GraphQLInputObjectType):
-            if gql_type.name in seen:
-                return {"type": ["object", "null"]}
+            if isinstance(gql_type, GraphQLObjectType):
+                return self.object_schema(gql_type, (*seen, gql_type.name))
             return self.input_object_schema(gql_type, (*seen, gql_type.name))
-        return self.leaf_schema(gql_type)
-
-    def leaf_schema(self, gql_type: GraphQLNamedType) -> dict[str, Any]:
+        if is_abstract_type(gql_type):
+            return self._abstract_schema(gql_type, (*seen, gql_type.name))
         if isinstance(gql_type, GraphQLEnumType):
             return {"type": ["string", "null"], "enum": [*gql_type.values, None]}
-        if isinstance(gql_type, GraphQLScalarType):
-            base = SCALAR_KINDS[self.scalar_kinds.get(gql_type.name, "string")]
-            types = base["type"] if isinstance(base["type"], list) else [base["type"]]
-            return {**base, "type": [*types, "null"]}
-        raise TypeError(f"Unexpected GraphQL type {gql_type}")  # pragma: no cover
+        base = SCALAR_KINDS[self.scalar_kinds.get(gql_type.name, "string")]
+        types = base["type"] if isinstance(base["type"], list) else [base["type"]]
+        return {**base, "type": [*types, "null"]}
+
+
+def _object(
+    properties: dict[str, Any], description: str | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties, **(extra or {})}
+    if description:
+        schema["description"] = description
+    return schema
 
 
 def _either(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
@@ -182,11 +162,3 @@ def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
     if "enum" in schema:
         schema["enum"] = [v for v in schema["enum"] if v is not None]
     return schema
-
-
-def _describe(schema: dict[str, Any], description: str | None, deprecation: str | None) -> None:
-    if description:
-        schema["description"] = description
-    if deprecation is not None:
-        schema["deprecated"] = True
-        schema["x-deprecation-reason"] = deprecation

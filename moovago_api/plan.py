@@ -1,27 +1,9 @@
-"""The plan of each stream: how it is read (and, in `write_plan`, written), as plain data.
+"""The plan of each stream: how it is read and written, as plain data.
 
 A schema file says which fields exist, not how a list pages or which argument scopes it to the
-team. The plan says it, once, for tap, target, sandbox and `moovago-schema`. It is built by the
-conventions below, each one rule in one place, then corrected by the user's `stream_plans`
-setting (`moovago_api.overrides`), checked against the file at start.
-
-Read conventions (`moovago_api.read_plan`; the write side's are in `moovago_api.write_plan`):
-  R1 stream    `Query.team` (one object, or `team(id:)`) is the `team` stream; every other Query
-               field returning a list of objects, or a connection of them (`nodes`,
-               `edges { node }`, `items`), is a stream named after its row type in snake case
-               (`companyContact` is `contact`). A deprecated one stays a stream, marked.
-  R2 id        the row's `id` field, else its `_id` field.
-  R3 filter    the input-object argument holding `teamId` (else `updatedSince`-like fields, else
-               one named filter/where/input); `teamId` in it scopes the list to the team.
-  R4 paging    skip|offset + limit|first|take|perPage|pageSize, page|pageNumber + one of those
-               sizes, or after|cursor + a size with a row cursor or `pageInfo.endCursor`.
-  R5 order     an argument sort|orderBy|sortBy|order whose enum has an ascending-id value
-               (`ID_ASC`, `_ID_ASC`, `id_ASC`, `id`) is sent with that value (an input-object
-               order is the setting's: `"order": {"value": {"field": "ID", ...}}`).
-  R6 bound     with an `updatedAt` row field: a filter field updatedSince|updatedAfter|
-               updatedAtFrom|updatedFrom, else `_operators.updatedAt.gte|gt` in the filter.
-A root field none of these read is still a plan, with `problem` saying why and naming the
-setting that fixes it: listed in the catalog, not selected, refused when synced.
+team. The plan says it, once, for tap, target, sandbox and `moovago-schema`: built by the read
+conventions R1-R6 (`read_plan`) and the write conventions W1-W4 (`write_plan`), both listed in
+docs/stream-plan.md, then corrected by the `stream_plans` setting (`read_plan.apply_overrides`).
 """
 
 from __future__ import annotations
@@ -32,22 +14,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from graphql import get_named_type, get_nullable_type, is_list_type
+
 from moovago_api.errors import SchemaFileError
 
 if t.TYPE_CHECKING:
-    from moovago_api.write_plan import EntityWrites
+    from pathlib import Path
 
-__all__ = [
-    "SETTING",
-    "SETTING_PROPERTY",
-    "InputField",
-    "MutationShape",
-    "MutationShapeError",
-    "Paging",
-    "Payload",
-    "SkippedField",
-    "StreamPlan",
-]
+    from graphql import GraphQLSchema
 
 #: The setting, shared by tap and target, that overrides any part of a plan.
 SETTING = "stream_plans"
@@ -61,15 +35,22 @@ SETTING_PROPERTY: dict[str, Any] = {
     '"_id", "paging": {"kind": "page", "page_arg": "page", "size_arg": "perPage"}}}. Parts: '
     "root_field, id_field, paging, order, incremental, team_field, writes.",
 }
+KINDS = ("create", "update", "delete")
+
+
+class SchemaFile(t.Protocol):
+    """What the conventions read of a loaded schema file (`moovago_api.schema.MoovagoSchema`)."""
+
+    graphql: GraphQLSchema
+    path: Path
 
 
 @dataclass(frozen=True)
 class Paging:
     """How a list pages: kind 'offset' | 'page' | 'cursor' | 'none' | 'unsupported' (`problem`).
 
-    `rows` is where the rows are in the answer: 'list' (the field is the list), or the
-    connection's field ('nodes', 'items', 'edges' with `{ node }`). `row_cursor` holds a row's
-    own cursor; `page_info` names a connection's `{ hasNextPage endCursor }`.
+    `rows`: 'list' (the field is the list) or the connection's field holding the rows ('nodes',
+    'items', 'edges' with `{ node }`).
     """
 
     kind: str = "none"
@@ -79,8 +60,8 @@ class Paging:
     page_arg: str | None = None
     first_page: int = 1
     after_arg: str | None = None
-    row_cursor: str | None = None
-    page_info: str | None = None
+    row_cursor: str | None = None  # a row's own cursor field
+    page_info: str | None = None  # a connection's `{ hasNextPage endCursor }`
     sort_arg: str | None = None
     sort_value: Any = None
     problem: str | None = None
@@ -99,8 +80,8 @@ class StreamPlan:
     filter_arg: str | None = None
     filter_type: str | None = None
     team_filter_field: str | None = None
-    # Where the incremental lower bound goes inside the filter: ('updatedSince',) or
-    # ('_operators', 'updatedAt', 'gte'); the first step is `updated_since_field`.
+    # Where the incremental lower bound goes in the filter: ('updatedSince',) or
+    # ('_operators', 'updatedAt', 'gte').
     bound_path: tuple[str, ...] = ()
     replication_key: str | None = None
     full_table_reason: str | None = None  # why an entity with `updatedAt` reads full table
@@ -218,19 +199,14 @@ class MutationShape:
 
     def arguments(self, record_id: str | None, data: Mapping[str, Any] | None) -> dict[str, Any]:
         """The argument values of one call, keyed by argument name (they go in variables)."""
-        values: dict[str, Any] = {}
-        if self.id_arg is not None:
-            values[self.id_arg] = record_id
+        values: dict[str, Any] = {} if self.id_arg is None else {self.id_arg: record_id}
+        value = dict(data or {})
+        if self.data_field is not None:
+            value = {self.data_field: value}
+        if self.id_field is not None:
+            value = {self.id_field: record_id, **value}
         if self.input_arg is not None:
-            if self.id_field is None:
-                values[self.input_arg] = dict(data or {})
-            elif self.data_field is not None:
-                values[self.input_arg] = {
-                    self.id_field: record_id,
-                    self.data_field: dict(data or {}),
-                }
-            else:
-                values[self.input_arg] = {self.id_field: record_id, **(data or {})}
+            values[self.input_arg] = value
         return values
 
     def record_id(self, result: Any, *, sent_id: str | None = None) -> str | None:
@@ -264,3 +240,51 @@ class MutationShape:
         if not isinstance(found, list):
             return []
         return [str(e.get("message")) for e in found if isinstance(e, Mapping) and e.get("message")]
+
+
+@dataclass(frozen=True)
+class EntityWrites:
+    """What the file lets the target do to one entity; per kind, a shape or why not."""
+
+    entity: str  # entity name: 'company', 'companyContact'
+    type_name: str
+    path: str  # the schema file, for messages
+    shapes: Mapping[str, MutationShape] = field(default_factory=dict)
+    refused: Mapping[str, str] = field(default_factory=dict)  # found but unusable: kind -> why
+    missing: Mapping[str, str] = field(default_factory=dict)  # not found: kind -> where looked
+
+    @property
+    def writable(self) -> bool:
+        """True when the file declares a usable create."""
+        return "create" in self.shapes
+
+    def shape(self, kind: str) -> MutationShape:
+        """The mutation for `kind`, or MutationShapeError with the one line saying why not."""
+        kind = kind_of(kind)
+        if kind in self.shapes:
+            return self.shapes[kind]
+        raise MutationShapeError(self.refused.get(kind) or self.missing[kind], self.path)
+
+
+def kind_of(kind: Any) -> str:
+    value = getattr(kind, "value", kind)
+    if value not in KINDS:
+        msg = f"{value!r} is not a write (expected one of {', '.join(KINDS)})"
+        raise ValueError(msg)
+    return str(value)
+
+
+def first_live(items: Mapping[str, Any] | None, names: t.Iterable[str]) -> str | None:
+    """The first of `names` present in `items` and not deprecated."""
+    found = (n for n in names if items and items.get(n) and items[n].deprecation_reason is None)
+    return next(found, None)
+
+
+def is_list(gql_type: Any) -> bool:
+    return is_list_type(get_nullable_type(gql_type))
+
+
+def child(parent: Any, name: str) -> Any:
+    """The named type of `parent`'s field `name`, or None (no such field, or no fields)."""
+    found = getattr(parent, "fields", {}).get(name)
+    return None if found is None else get_named_type(found.type)

@@ -36,9 +36,8 @@ from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.json_schema import DEFAULT_SCALAR_KINDS, SCALAR_KINDS, Converter
-from moovago_api.overrides import apply_overrides
 from moovago_api.plan import SkippedField, StreamPlan
-from moovago_api.read_plan import read_plans
+from moovago_api.read_plan import apply_overrides, read_plans
 from moovago_api.write_plan import describe_writes
 
 #: The plan of a stream, under the name its callers have used since before there was a plan.
