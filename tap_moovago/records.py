@@ -1,11 +1,7 @@
-"""What enters the tap from outside, checked where it enters: a stream's bookmark from the
-STATE, and each record the API answers against the SCHEMA the tap emitted for it.
-
-Bookmark rule: a bookmark must be an ISO-8601 date-time with a time zone (the replication key's
-own type); anything else (`12345`, `"yesterday"`, an object, `true`) stops the run with one line
-naming the stream and the value. A bookmark up to FUTURE_ALLOWANCE after the run's start (a
-server clock ahead of ours) is capped to the run's start with a warning; one further ahead is
-refused: it would hide every change until then.
+"""What enters the tap from outside, checked where it enters: a bookmark from the STATE must
+be an ISO-8601 date-time with a time zone, not after the run's start by more than
+FUTURE_ALLOWANCE (within it: capped to the start, a server clock ahead of ours); each record must
+fit the SCHEMA the tap emitted. Anything else stops the run with one line naming stream and value.
 """
 
 from __future__ import annotations
@@ -44,8 +40,7 @@ def checked_bookmark(
     started: dt.datetime,
     logger: logging.Logger,
 ) -> dt.datetime:
-    """The instant a stream's bookmark `value` stands for (capped to `started` within the
-    allowance); ConfigError with one line naming the stream and the value otherwise."""
+    """The instant a stream's bookmark `value` stands for, capped to `started`."""
     where = f"Stream '{stream}': the bookmark of {key} in the state is {_shown(value)}"
     try:
         instant = parse_datetime(value)
@@ -70,22 +65,14 @@ def checked_bookmark(
 
 def _is_date(text: str) -> bool:
     try:
-        dt.date.fromisoformat(text)
+        return len(text) == len("2026-01-31") and bool(dt.date.fromisoformat(text))
     except ValueError:
         return False
-    return len(text) == len("2026-01-31")
-
-
-def _types(prop: Mapping[str, t.Any]) -> set[str]:
-    kind = prop.get("type")
-    return {kind} if isinstance(kind, str) else set(kind or ())
 
 
 class RecordFit:
-    """Makes each record fit the stream's SCHEMA: fields it does not declare are dropped, an
-    integer where a plain string is declared becomes its decimal text, the replication key and
-    every date-time field are rewritten in the API's form; any other mismatch is a RecordError
-    naming the record, the field and the value (the stream stops: nothing emitted lies)."""
+    """Makes each record fit the stream's SCHEMA: undeclared fields dropped, an integer where a
+    plain string is declared made text, date-times in the API's form; else a RecordError."""
 
     def __init__(self, stream: str, schema: Mapping[str, t.Any], replication_key: str | None):
         self.stream = stream
@@ -122,7 +109,8 @@ class RecordFit:
         }
 
     def _value(self, value: t.Any, prop: Mapping[str, t.Any], path: str, label: str) -> t.Any:
-        types = _types(prop)
+        kind = prop.get("type")
+        types = {kind} if isinstance(kind, str) else set(kind or ())
         if not types:  # anyOf, or a scalar of any JSON value: nothing declared to check
             return value
         if value is None:
