@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from functools import cached_property
 
 from graphql import (
-    DocumentNode,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLUnionType,
@@ -31,7 +31,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib import MetadataMapping
 
-    from moovago_api.client import MoovagoClient
     from moovago_api.documents import Selection
     from moovago_api.schema import Entity, MoovagoSchema
     from tap_moovago.tap import TapMoovago
@@ -62,7 +61,7 @@ class MoovagoStream(Stream):
         json_schema = moovago_schema.output_json_schema(
             entity.type_name, scalar_types=tap.config.get("scalar_types")
         )
-        _describe_deprecations(json_schema)
+        self.deprecated_fields = list(_deprecated(json_schema.get("properties", {}), ()))
         if entity.deprecated is not None:  # the root field listing it: marked in the catalog
             json_schema["deprecated"] = True
             reason = f"Query.{entity.root_field} is deprecated: {entity.deprecated}"
@@ -72,20 +71,7 @@ class MoovagoStream(Stream):
         self.replication_key = entity.replication_key
         if entity.name != "team":
             self.state_partitioning_keys = []  # one bookmark per stream, not one per team
-        self._pager: Pager | None = None
-        self._fit: RecordFit | None = None
         self._checked: tuple[object, dt.datetime] | None = None  # (bookmark, instant)
-
-    @classmethod
-    def subclass_for(
-        cls, entity: Entity, parent: type[MoovagoStream] | None
-    ) -> type[MoovagoStream]:
-        """A thin subclass per entity: the SDK links child streams to parents by class."""
-        return type(entity.type_name + "Stream", (cls,), {"parent_stream_type": parent})
-
-    @property
-    def client(self) -> MoovagoClient:
-        return self.moovago_tap.client
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -94,7 +80,7 @@ class MoovagoStream(Stream):
         fresh = self._metadata is None and not self._tap_input_catalog
         metadata = super().metadata
         if fresh and not self.config.get("include_deprecated_fields", False):
-            for breadcrumb in _deprecated_breadcrumbs(self.schema.get("properties", {}), ()):
+            for breadcrumb in self.deprecated_fields:
                 entry = metadata.get(breadcrumb)
                 if entry is not None and entry.selected_by_default is None:
                     entry.selected_by_default = False
@@ -102,28 +88,18 @@ class MoovagoStream(Stream):
             metadata.root.selected_by_default = False
         return metadata
 
-    @property
+    @cached_property
     def pager(self) -> Pager:
-        """The reader asking only for the selected fields, values in variables only (built once)."""
-        if self._pager is None:
-            entity = self.entity
-            object_type = self.moovago_schema.graphql.get_type(entity.type_name)
-            if not isinstance(object_type, GraphQLObjectType):
-                msg = f"Stream '{self.name}': {entity.type_name} is not an object type"
-                raise ConfigError(f"{msg} in {self.moovago_schema.path}")
-            fields = self._selections(object_type, self.effective_schema.get("properties", {}), ())
-            name = f"TapMoovago{entity.type_name}"
-            label = f"Stream '{self.name}'"
-            self._pager = Pager(
-                self.moovago_schema, entity, fields, operation_name=name, label=label
-            )
-            self.logger.debug("Query for %s: %s", label, print_ast(self._pager.document))
-        return self._pager
-
-    @property
-    def document(self) -> DocumentNode:
-        """The query for the selected fields, validated against the schema file."""
-        return self.pager.document
+        """The reader asking only for the selected fields, values in variables only."""
+        entity = self.entity
+        row_type = t.cast(
+            "GraphQLObjectType", self.moovago_schema.graphql.get_type(entity.type_name)
+        )
+        fields = self._selections(row_type, self.effective_schema.get("properties", {}), ())
+        name, label = f"TapMoovago{entity.type_name}", f"Stream '{self.name}'"
+        pager = Pager(self.moovago_schema, entity, fields, operation_name=name, label=label)
+        self.logger.debug("Query for %s: %s", label, print_ast(pager.document))
+        return pager
 
     def _selections(
         self,
@@ -214,7 +190,7 @@ class MoovagoStream(Stream):
                 since = format_datetime(start)
                 self.logger.info("Stream '%s': rows updated since %s", self.name, since)
         yield from self.pager.read(
-            self.client,
+            self.moovago_tap.client,
             filter=entity.filter_value(team_id, since),
             page_size=int(self.config.get("page_size", DEFAULT_PAGE_SIZE)),
             on_page=self._progress,
@@ -224,10 +200,12 @@ class MoovagoStream(Stream):
         if pages % PROGRESS_EVERY_PAGES == 0:
             self.logger.info("Stream '%s': %d rows in %d pages so far", self.name, rows, pages)
 
+    @cached_property
+    def _fit(self) -> RecordFit:
+        return RecordFit(self.name, self.effective_schema, self.replication_key)
+
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Every record fits the SCHEMA this stream emitted, or the stream stops naming it."""
-        if self._fit is None:
-            self._fit = RecordFit(self.name, self.effective_schema, self.replication_key)
         return self._fit.fit(row)
 
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
@@ -292,24 +270,17 @@ def team_row(tap: TapMoovago, pager: Pager) -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", row)
 
 
-def _describe_deprecations(schema: dict[str, t.Any]) -> None:
-    """Copy each deprecation reason into the description: catalogs keep only `deprecated`."""
-    for prop in schema.get("properties", {}).values():
-        reason = prop.get("x-deprecation-reason")
-        if prop.get("deprecated") and reason:
-            prop["description"] = " ".join(
-                filter(None, [prop.get("description"), f"DEPRECATED: {reason}"])
-            )
-        _describe_deprecations(prop)
-        _describe_deprecations(prop.get("items") or {})
-
-
-def _deprecated_breadcrumbs(
+def _deprecated(
     properties: Mapping[str, t.Any], breadcrumb: tuple[str, ...]
 ) -> Iterator[tuple[str, ...]]:
-    """Breadcrumbs of every deprecated property, nested ones included."""
+    """Breadcrumbs of every deprecated property, nested ones too, each with its reason copied
+    into its description (catalogs keep only `deprecated`)."""
     for name, prop in properties.items():
         here = (*breadcrumb, "properties", name)
         if prop.get("deprecated"):
+            if reason := prop.get("x-deprecation-reason"):
+                notes = [prop.get("description"), f"DEPRECATED: {reason}"]
+                prop["description"] = " ".join(filter(None, notes))
             yield here
-        yield from _deprecated_breadcrumbs(prop.get("properties") or {}, here)
+        yield from _deprecated(prop.get("properties") or {}, here)
+        yield from _deprecated((prop.get("items") or {}).get("properties") or {}, (*here, "items"))

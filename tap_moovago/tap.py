@@ -138,7 +138,11 @@ class TapMoovago(Tap):
                 self.measured = load_doctor_report(
                     self.config["doctor_report"], api_url=client.api_url, logger=self.logger
                 )
-                _check_measured(self.measured, self.config, schema)
+                if self.measured is not None:
+                    page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
+                    self.measured.refuse_unsafe(page_size, schema.entities())
+        except SchemaFileError as exc:
+            errors = [f"Setting schema_path: {exc}"]
         except ConfigError as exc:
             errors = [str(exc)]
         if errors and raise_errors:
@@ -176,7 +180,9 @@ class TapMoovago(Tap):
             if entity.name == "team" and not team_listed:
                 continue
             is_team = entity.name == "team"
-            stream_class = MoovagoStream.subclass_for(entity, None if is_team else parent)
+            # A thin subclass per entity: the SDK links child streams to parents by class.
+            attributes = {"parent_stream_type": None if is_team else parent}
+            stream_class = type(entity.type_name + "Stream", (MoovagoStream,), attributes)
             parent = stream_class if is_team else parent
             streams.append(stream_class(self, entity=entity, moovago_schema=schema))
         return streams
@@ -304,33 +310,6 @@ def _one_line(logger: logging.Logger, prefix: str = "") -> t.Iterator[None]:
     except MoovagoError as exc:
         logger.error("%s%s", prefix, exc)  # the message says what to change
         raise click.exceptions.Exit(1) from None
-
-
-def _check_measured(
-    measured: Measured | None, config: t.Mapping[str, t.Any], schema: MoovagoSchema
-) -> None:
-    """Refuse settings the doctor's report shows unsafe at this api_url (one line each)."""
-    if measured is None:
-        return
-    seen = f"the doctor measured on {measured.when} ({measured.path})"
-    page_size, cap = int(config.get("page_size", DEFAULT_PAGE_SIZE)), measured.page_cap
-    if cap is not None and page_size > cap:
-        msg = f"Setting page_size {page_size} is above the page cap of {cap} rows {seen}"
-        raise ConfigError(f"{msg}: set page_size to {cap} or less")
-    flags = {"the list order is not stable": measured.stable_order}
-    flags["skip is not honoured"] = measured.skip_honoured
-    broken = " and ".join(text for text, flag in flags.items() if flag is False)
-    for entity in schema.entities():
-        paging = entity.paging
-        unsorted = not (paging.sort_arg and paging.sort_value is not None)
-        if broken and paging.kind == "offset" and unsorted:
-            msg = (
-                f"Stream '{entity.stream_name}' pages Query.{entity.root_field} by "
-                f"{paging.offset_arg}/{paging.size_arg} with no sort argument, and {seen}: "
-                f"{broken}; offset paging would skip or repeat rows: declare the list's sort "
-                "argument in the schema file (schema_path) or ask Moovago for a stable order"
-            )
-            raise ConfigError(msg)
 
 
 def _parse_start_date(value: str) -> None:
