@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from functools import cached_property
 
@@ -23,7 +22,7 @@ from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager, PagingError
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import widened_start
-from tap_moovago.records import RecordFit, checked_bookmark
+from tap_moovago.records import RecordFit
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -71,7 +70,6 @@ class MoovagoStream(Stream):
         self.replication_key = entity.replication_key
         if entity.name != "team":
             self.state_partitioning_keys = []  # one bookmark per stream, not one per team
-        self._checked: tuple[object, dt.datetime] | None = None  # (bookmark, instant)
 
     @property
     def metadata(self) -> MetadataMapping:
@@ -211,40 +209,6 @@ class MoovagoStream(Stream):
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
         return {"teamId": record[self.entity.id_field]}
-
-    # ---- the bookmark, checked before the SDK reads it (tap_moovago/records.py) -------------
-
-    def _bookmark(self, value: object, context: Context | None) -> dt.datetime:
-        if self._checked is None or self._checked[0] != value:  # checked (and warned) once
-            signpost = self.get_replication_key_signpost(context)
-            started = (
-                signpost if isinstance(signpost, dt.datetime) else dt.datetime.now(dt.timezone.utc)
-            )
-            key = str(self.replication_key)
-            instant = checked_bookmark(self.name, key, value, started=started, logger=self.logger)
-            self._checked = (value, instant)
-        return self._checked[1]
-
-    def compare_start_date(self, value: str, start_date_value: str) -> str:
-        """The later of bookmark and start_date (the SDK's comparison ends in a traceback on a
-        bookmark that is not a date-time)."""
-        bookmark = self._bookmark(value, None)
-        try:
-            start = dt.datetime.fromisoformat(str(start_date_value).replace("Z", "+00:00"))
-        except ValueError:
-            return value
-        start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
-        return start_date_value if start > bookmark else value
-
-    def get_starting_timestamp(self, context: Context | None) -> dt.datetime | None:
-        """The state's bookmark as checked (capped when a little ahead), else start_date."""
-        value = self.get_context_state(context).get("replication_key_value")
-        if value is None or not self.replication_key:
-            return super().get_starting_timestamp(context)
-        bookmark = self._bookmark(value, context)
-        if self.get_starting_replication_key_value(context) == value:
-            return bookmark
-        return super().get_starting_timestamp(context)
 
 
 def team_row(tap: TapMoovago, pager: Pager) -> dict[str, t.Any]:

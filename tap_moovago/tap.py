@@ -23,7 +23,9 @@ from moovago_api.settings import (
     connection_properties,
     numbers_from_text,
 )
+from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import Measured, load_doctor_report
+from tap_moovago.records import checked_bookmark
 from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream, Pager, team_row
 
 if t.TYPE_CHECKING:
@@ -166,6 +168,21 @@ class TapMoovago(Tap):
         except SchemaFileError as exc:
             raise ConfigError(f"Setting schema_path: {exc}") from None
         return schema.with_plans(self.config.get(PLANS_SETTING))
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The SDK's, each bookmark checked first (tap_moovago/records.py): one a little after
+        this run's start is read from the start, one that is not a date-time is refused."""
+        started = datetime.datetime.now(datetime.timezone.utc)
+        bookmarks = dict(state.get("bookmarks") or {})
+        for stream, bookmark in bookmarks.items():
+            if isinstance(bookmark, dict) and bookmark.get("replication_key_value") is not None:
+                key, value = str(bookmark.get("replication_key")), bookmark["replication_key_value"]
+                instant = checked_bookmark(stream, key, value, started=started, logger=self.logger)
+                if instant == started:  # capped: the SDK reads from this run's start
+                    bookmarks[stream] = dict(
+                        bookmark, replication_key_value=format_datetime(instant)
+                    )
+        super().load_state({**state, "bookmarks": bookmarks})
 
     def discover_streams(self) -> list[MoovagoStream]:
         """One stream per entity of the plan; `team` is the parent of the others."""
