@@ -24,8 +24,6 @@ if t.TYPE_CHECKING:
 
     from moovago_api.schema import Entity
 
-__all__ = ["CLOCK_TOLERANCE_SECONDS", "Measured", "load_doctor_report", "widened_start"]
-
 #: A clock offset the tap widens incremental starts by, beyond this many seconds.
 CLOCK_TOLERANCE_SECONDS = 60.0
 

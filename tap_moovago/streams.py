@@ -34,16 +34,12 @@ if t.TYPE_CHECKING:
     from moovago_api.schema import Entity, MoovagoSchema
     from tap_moovago.tap import TapMoovago
 
-__all__ = ["DEFAULT_PAGE_SIZE", "PROGRESS_EVERY_PAGES", "MoovagoStream", "team_row"]
-
 #: An INFO line every this many pages, so a long sync shows it is moving.
 PROGRESS_EVERY_PAGES = 20
 
 
 class MoovagoStream(Stream):
-    """A Moovago entity read with its root field; fields, JSON Schema, replication key, filter
-    and paging all come from the entity's plan. `team` is the parent: its id is the `teamId`
-    context of the list streams."""
+    """An entity of the plan: fields, JSON Schema, replication key, filter and paging from it."""
 
     # A plain Stream calling MoovagoClient, not GraphQLStream: that one ignores errors in 200s
     # and Retry-After, does not space requests and also sends variables as URL parameters.
@@ -237,8 +233,8 @@ def team_row(tap: TapMoovago, pager: Pager) -> dict[str, t.Any]:
 def _deprecated(
     properties: Mapping[str, t.Any], breadcrumb: tuple[str, ...]
 ) -> Iterator[tuple[str, ...]]:
-    """Breadcrumbs of every deprecated property, nested ones too, each with its reason copied
-    into its description (catalogs keep only `deprecated`)."""
+    """Every deprecated property, its reason copied into its description (catalogs keep only
+    `deprecated`)."""
     for name, prop in properties.items():
         here = (*breadcrumb, "properties", name)
         if prop.get("deprecated"):

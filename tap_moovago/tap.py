@@ -14,6 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.schema import SCALAR_KINDS, load_schema
@@ -26,7 +27,7 @@ from moovago_api.settings import (
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.records import checked_bookmark
-from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream, Pager, team_row
+from tap_moovago.streams import MoovagoStream, team_row
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -133,8 +134,7 @@ class TapMoovago(Tap):
             schema.scalar_kinds(self.config.get("scalar_types"))
             schema.entities()  # checks the plan overrides
             client = self.client  # checks the connection settings
-            start_date = self.config.get("start_date")
-            if start_date:
+            if start_date := self.config.get("start_date"):
                 _parse_start_date(start_date)
             if self.config.get("doctor_report"):
                 self.measured = load_doctor_report(
@@ -170,8 +170,7 @@ class TapMoovago(Tap):
         return schema.with_plans(self.config.get(PLANS_SETTING))
 
     def load_state(self, state: dict[str, t.Any]) -> None:
-        """The SDK's, each bookmark checked first (tap_moovago/records.py): one a little after
-        this run's start is read from the start, one that is not a date-time is refused."""
+        """The SDK's, each bookmark checked first (records.checked_bookmark): refused or capped."""
         started = datetime.datetime.now(datetime.timezone.utc)
         bookmarks = dict(state.get("bookmarks") or {})
         for stream, bookmark in bookmarks.items():
@@ -194,9 +193,9 @@ class TapMoovago(Tap):
         parent: type[MoovagoStream] | None = None
         streams: list[MoovagoStream] = []
         for entity in schema.entities():
-            if entity.name == "team" and not team_listed:
-                continue
             is_team = entity.name == "team"
+            if is_team and not team_listed:
+                continue
             # A thin subclass per entity: the SDK links child streams to parents by class.
             attributes = {"parent_stream_type": None if is_team else parent}
             stream_class = type(entity.type_name + "Stream", (MoovagoStream,), attributes)
@@ -206,8 +205,7 @@ class TapMoovago(Tap):
 
     @property
     def team_id(self) -> str:
-        """The API key's team, for streams synced without the team stream: one `team` query
-        (its row is not emitted), held against setting team_id when given."""
+        """The API key's team when the catalog has no team stream: one `team` query, not emitted."""
         if self._team_id is None:
             schema = self.moovago_schema
             entity = schema.entity("team")
@@ -223,8 +221,8 @@ class TapMoovago(Tap):
         return self._team_id
 
     def _log_discovery(self, schema: MoovagoSchema) -> None:
-        """The plan of each stream, and one line per root field not taken, per stream a sync
-        cannot read or reads deprecated or in full, per custom scalar typed by guess."""
+        """A line per root field not taken, per stream (its plan, then any problem, deprecation
+        or full-table read), per custom scalar typed by guess."""
         where = f"Schema file {schema.path.name}"
         lines: list[tuple[int, str]] = []
         for skipped in schema.skipped_fields():
