@@ -199,7 +199,10 @@ def _stream_probe(
 ) -> StreamProbe:
     paging, why_not = reader.paging(entity)
     stream = StreamProbe(
-        entity.stream_name, entity.name, paging, paged=entity.paging.kind in _PAGED_KINDS
+        entity.stream_name,
+        entity.name,
+        paging,
+        paged=entity.paging.kind in ("offset", "page", "cursor"),
     )
     if why_not:
         stream.unsupported = why_not
@@ -246,15 +249,8 @@ def _stream_probe(
     return stream
 
 
-_PAGED_KINDS = ("offset", "page", "cursor")
-
-
 def _can_follow(entity: Entity, page: Page) -> bool:
-    """Whether a page after `page` can be asked: cursor paging needs a cursor to ask after.
-
-    Without one the server declared the end (`hasNextPage: false`) or sent an empty page; the
-    cap row then reads `page` as the end, as the pager does.
-    """
+    """Whether a page after `page` can be asked: cursor paging needs a cursor (none: the end)."""
     return entity.paging.kind != "cursor" or page.next_cursor is not None
 
 
@@ -369,7 +365,7 @@ class _Reader:
                 self.schema,
                 entity,
                 _spec(selection),
-                operation_name=_operation(entity),
+                operation_name=f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}",
                 label=f"Stream '{entity.stream_name}'",
             )
             self._pagers[entity.root_field] = (pager, selection)
@@ -393,7 +389,10 @@ class _Reader:
         for name, gql_field in gql_type.fields.items():
             if gql_field.deprecation_reason is not None and not self.deprecated:
                 continue
-            if any(_required(arg) for arg in gql_field.args.values()):
+            if any(
+                isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
+                for arg in gql_field.args.values()
+            ):
                 continue
             named = get_named_type(gql_field.type)
             if isinstance(named, GraphQLUnionType):
@@ -410,14 +409,6 @@ class _Reader:
 def _spec(selection: Selection) -> list[DocSelection]:
     """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
     return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
-
-
-def _operation(entity: Entity) -> str:
-    return f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}"
-
-
-def _required(arg: Any) -> bool:
-    return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
 
 
 def _is_list_of_objects(gql_type: GraphQLOutputType) -> bool:

@@ -91,7 +91,14 @@ class MoovagoStream(Stream):
         )
         fields = self._selections(row_type, self.effective_schema.get("properties", {}), ())
         name, label = f"TapMoovago{entity.type_name}", f"Stream '{self.name}'"
-        pager = Pager(self.moovago_schema, entity, fields, operation_name=name, label=label)
+        pager = Pager(
+            self.moovago_schema,
+            entity,
+            fields,
+            operation_name=name,
+            label=label,
+            logger=self.logger,
+        )
         self.logger.debug("Query for %s: %s", label, print_ast(pager.document))
         return pager
 
