@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -407,49 +407,3 @@ class Sandbox:
         status = str(response.status)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         return response
-
-
-def make_app(
-    box: Sandbox, rebuild: Callable[[list[str]], Sandbox] | None = None
-) -> web.Application:
-    """The HTTP routes over `box`. With `rebuild` (`serve --reconfigurable`), `POST
-    /_sandbox/configure` with a JSON list of `serve` arguments answers from then on with a fresh
-    Sandbox built from them: tests reuse one process instead of starting one per configuration."""
-    current = [box]
-
-    def route(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return await getattr(current[0], name)(request)
-
-        return handler
-
-    async def date_header(request: web.Request, response: web.StreamResponse) -> None:
-        await current[0]._date_header(request, response)
-
-    async def configure(request: web.Request) -> web.Response:
-        args = await request.json()
-        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-            message = "expected a JSON list of serve arguments"
-            return web.json_response({"error": message}, status=400)
-        try:
-            current[0] = rebuild(args)  # type: ignore[misc]  # registered only with rebuild
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        keys = [[key, current[0].keys[key]] for key, _ in current[0].config.api_keys]
-        return web.json_response({"keys": keys})
-
-    # a rebuilt sandbox may lower the body limit, never raise it above the default cap
-    limit = box.config.faults.max_body_bytes
-    app = web.Application(client_max_size=limit + 1 if limit and not rebuild else DEFAULT_MAX_BODY)
-    app.on_response_prepare.append(date_header)
-    # Reconfigurable: every route also under one leading segment, so each configuration can be
-    # given a URL of its own (clients keep state per URL, such as the rate governor).
-    for prefix in ("", "/{configuration}") if rebuild is not None else ("",):
-        app.router.add_post(prefix + "/graphql", route("handle_graphql"))
-        app.router.add_get(prefix + "/_sandbox/stats", route("handle_stats"))
-        app.router.add_post(prefix + "/_sandbox/reset", route("handle_reset"))
-        app.router.add_get(prefix + "/_sandbox/export", route("handle_export"))
-        app.router.add_get(prefix + "/_sandbox/requests", route("handle_requests"))
-    if rebuild is not None:
-        app.router.add_post("/_sandbox/configure", configure)
-    return app

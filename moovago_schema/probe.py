@@ -1,19 +1,13 @@
 """What `moovago-schema doctor` asks the live API, and what it sees: read-only, governed.
 
-Every request goes through `moovago_api.client` (its governor keeps the configured rate, its
-retry policy applies); every document is a query built with gql.dsl from the schema file in use,
-values only in variables. Lists are read with the pager's own documents and answer handling
-(`moovago_api.pager.Pager`: `execute`, `page`, `page_variables`), so every paging shape the
-pager drives is measured the same way: offset (skip/limit), page number and cursor, plain lists
-and connections (`nodes`, `edges`). Per list stream at most 6 requests: a small page twice
-(answers as the file declares, limit honoured, same order twice), a page larger than
-`page_size` (the cap; `page_size` itself when the larger one is refused), when that one comes
-back short the next page (more rows: a cap; none: the end), and the page right after the small
-one, held against the large page (the paging argument honoured), unless the page after a cap
-showed it already.
-
-Nothing read here leaves the process but counts, type names and schema coordinates: no record
-value, no key.
+Every request goes through `moovago_api.client` (rate, retries) with queries built from the schema
+file in use; lists are read with the pager's own documents and answer handling, so every paging
+shape the tap reads is measured the same way. Per list stream at most 6 requests: a small page
+twice (answers as the file declares, limit honoured, same order twice), a page larger than
+`page_size` (the cap; `page_size` itself when that is refused), the next page when it came back
+short (more rows: a cap; none: the end), and the page after the small one, held against the large
+page (the paging argument honoured). Nothing read leaves the process but counts, type names and
+schema coordinates: no record value, no key.
 """
 
 from __future__ import annotations
@@ -27,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gql.dsl import DSLField, DSLSchema
 from graphql import (
     GraphQLEnumType,
     GraphQLField,
@@ -126,45 +119,36 @@ class Probe:
     server_offset: float | None = None  # seconds, from the client's server_time(), if it has it
 
 
-class _Observer:
-    """Records the status, timing and headers of each answer the client receives.
+def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
+    """Record the status, timing and headers of each answer `client` receives: its method that
+    reads an answer is wrapped (this instance only), so the doctor sends nothing itself."""
+    post = getattr(client, "_post", None)
+    if not callable(post):
+        return
 
-    The client keeps one HTTP path; this wraps the method that reads an answer (on this client
-    instance only), so the doctor sees `Date` and `Retry-After` without sending anything itself.
-    """
-
-    def __init__(self, client: MoovagoClient, answers: list[Answer]) -> None:
-        self.answers = answers
-        post = getattr(client, "_post", None)
-        if callable(post):
-            client._post = self._wrap(post)  # type: ignore[method-assign]
-
-    def _wrap(self, post: Callable[..., Any]) -> Callable[..., Any]:
-        def observed(*args: Any, **kwargs: Any) -> Any:
-            started = time.monotonic()
-            answer = post(*args, **kwargs)
-            seconds = time.monotonic() - started
-            headers = answer.headers
-            self.answers.append(
-                Answer(
-                    status=int(answer.status_code),
-                    seconds=seconds,
-                    received=datetime.now(timezone.utc),
-                    date=_http_date(headers.get("Date")),
-                    retry_after=headers.get("Retry-After"),
-                    shape=_shape(answer) if answer.status_code != 200 else "",
-                )
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        answer = post(*args, **kwargs)
+        answers.append(
+            Answer(
+                status=int(answer.status_code),
+                seconds=time.monotonic() - started,
+                received=datetime.now(timezone.utc),
+                date=_http_date(answer.headers.get("Date")),
+                retry_after=answer.headers.get("Retry-After"),
+                shape=_shape(answer) if answer.status_code != 200 else "",
             )
-            return answer
+        )
+        return answer
 
-        return observed
+    client._post = observed  # type: ignore[method-assign]
 
 
 def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any]) -> Probe:
     """Run the doctor's requests: the team, then each entity stream of `schema`."""
     page_size = int(config["page_size"])
     result = Probe(schema=schema, page_size=page_size)
-    _Observer(client, result.answers)
+    _observe(client, result.answers)
     include_deprecated = bool(config.get("include_deprecated_fields", False))
     reader = _Reader(client, schema, include_deprecated, result.answers)
     entities = schema.entities()
@@ -215,7 +199,10 @@ def _stream_probe(
 ) -> StreamProbe:
     paging, why_not = reader.paging(entity)
     stream = StreamProbe(
-        entity.stream_name, entity.name, paging, paged=entity.paging.kind in _PAGED_KINDS
+        entity.stream_name,
+        entity.name,
+        paging,
+        paged=entity.paging.kind in ("offset", "page", "cursor"),
     )
     if why_not:
         stream.unsupported = why_not
@@ -262,15 +249,8 @@ def _stream_probe(
     return stream
 
 
-_PAGED_KINDS = ("offset", "page", "cursor")
-
-
 def _can_follow(entity: Entity, page: Page) -> bool:
-    """Whether a page after `page` can be asked: cursor paging needs a cursor to ask after.
-
-    Without one the server declared the end (`hasNextPage: false`) or sent an empty page; the
-    cap row then reads `page` as the end, as the pager does.
-    """
+    """Whether a page after `page` can be asked: cursor paging needs a cursor (none: the end)."""
     return entity.paging.kind != "cursor" or page.next_cursor is not None
 
 
@@ -288,7 +268,6 @@ class _Reader:
         self.answers = answers
         self.schema = schema
         self.deprecated = deprecated
-        self.dsl = DSLSchema(schema.graphql)
         self.requests = 0
         self._pagers: dict[str, tuple[Pager, Selection]] = {}
 
@@ -308,12 +287,9 @@ class _Reader:
                 f" ({root.type}) nor a connection the pager reads"
             )
         where = "" if shape.rows == "list" else f", {shape.rows} connection"
-        if shape.kind == "offset":
-            return f"offset ({shape.offset_arg}/{shape.size_arg}){where}", ""
-        if shape.kind == "page":
-            return f"page ({shape.page_arg}/{shape.size_arg}){where}", ""
-        if shape.kind == "cursor":
-            return f"cursor ({shape.after_arg}/{shape.size_arg}){where}", ""
+        first = {"offset": shape.offset_arg, "page": shape.page_arg, "cursor": shape.after_arg}
+        if shape.kind in first:
+            return f"{shape.kind} ({first[shape.kind]}/{shape.size_arg}){where}", ""
         return f"none (one request){where}", ""
 
     def single(self, entity: Entity, variables: Mapping[str, Any]) -> tuple[Any, dict[str, int]]:
@@ -382,16 +358,14 @@ class _Reader:
 
     def _pager(self, entity: Entity) -> tuple[Pager, Selection]:
         if entity.root_field not in self._pagers:
-            object_type = self.schema.graphql.get_type(entity.type_name)
-            selection: Selection = {}
-            self._selections(object_type, selection, (), 0)
+            selection = self._selection(self.schema.graphql.get_type(entity.type_name), (), 0)
             if not selection:
                 raise ConfigError(f"{entity.type_name} has no field the doctor can select")
             pager = Pager(
                 self.schema,
                 entity,
                 _spec(selection),
-                operation_name=_operation(entity),
+                operation_name=f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}",
                 label=f"Stream '{entity.stream_name}'",
             )
             self._pagers[entity.root_field] = (pager, selection)
@@ -409,47 +383,32 @@ class _Reader:
             raise ConfigError(f"Query.{entity.root_field} is not in {self.schema.path}")
         return query.fields[entity.root_field]
 
-    def _selections(
-        self, gql_type: Any, selection: Selection, seen: tuple[str, ...], depth: int
-    ) -> list[DSLField]:
-        if not isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-            return []
-        dsl_type = getattr(self.dsl, gql_type.name)
-        fields: list[DSLField] = []
+    def _selection(self, gql_type: Any, seen: tuple[str, ...], depth: int) -> Selection:
+        """The fields the doctor reads: no union, no cycle, objects MAX_DEPTH deep."""
+        selection: Selection = {}
         for name, gql_field in gql_type.fields.items():
             if gql_field.deprecation_reason is not None and not self.deprecated:
                 continue
-            if any(_required(arg) for arg in gql_field.args.values()):
+            if any(
+                isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
+                for arg in gql_field.args.values()
+            ):
                 continue
             named = get_named_type(gql_field.type)
             if isinstance(named, GraphQLUnionType):
                 continue  # members differ per row; the tap's own reading covers them
-            if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
-                if named.name in seen or depth >= MAX_DEPTH:
-                    continue
-                nested: Selection = {}
-                children = self._selections(named, nested, (*seen, gql_type.name), depth + 1)
-                if not children:
-                    continue
-                fields.append(getattr(dsl_type, name).select(*children))
-                selection[name] = nested
-            else:
-                fields.append(getattr(dsl_type, name))
+            if not isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
                 selection[name] = None
-        return fields
+            elif named.name not in seen and depth < MAX_DEPTH:
+                nested = self._selection(named, (*seen, gql_type.name), depth + 1)
+                if nested:
+                    selection[name] = nested
+        return selection
 
 
 def _spec(selection: Selection) -> list[DocSelection]:
     """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
     return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
-
-
-def _operation(entity: Entity) -> str:
-    return f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}"
-
-
-def _required(arg: Any) -> bool:
-    return isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
 
 
 def _is_list_of_objects(gql_type: GraphQLOutputType) -> bool:
@@ -472,8 +431,8 @@ def _check(
 ) -> None:
     """Count each way `value` differs from `gql_type` (coordinate: what), never the value."""
 
-    def problem(text: str) -> None:
-        problems[f"{where}: {text}"] = problems.get(f"{where}: {text}", 0) + 1
+    def problem(text: str, at: str = where) -> None:
+        problems[f"{at}: {text}"] = problems.get(f"{at}: {text}", 0) + 1
 
     if isinstance(gql_type, GraphQLNonNull):
         if value is None:
@@ -496,9 +455,7 @@ def _check(
         for name, nested in (selection or {}).items():
             coordinate = f"{gql_type.name}.{name}"
             if name not in value:
-                problems[f"{coordinate}: missing from the answer"] = (
-                    problems.get(f"{coordinate}: missing from the answer", 0) + 1
-                )
+                problem("missing from the answer", coordinate)
                 continue
             _check(value[name], gql_type.fields[name].type, nested, coordinate, problems)
         return
@@ -524,16 +481,10 @@ _SCALAR_KINDS: dict[str, Callable[[Any], bool]] = {
 
 
 def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
+    kinds = (("a boolean", bool), ("a number", (int, float)), ("a string", str), ("a list", list))
+    for kind, types in (*kinds, ("an object", Mapping)):
+        if isinstance(value, types):
+            return kind
     return "a value"
 
 

@@ -1,9 +1,7 @@
-"""What `moovago-schema doctor --format json` measured, read back by the connectors.
-
-The tap cannot import `moovago_schema`; this module reads the report file it writes and keeps
-only the figures the connectors act on (the page cap, the order, skip, the clock offset). A
-report that is not a doctor report is one clear ConfigError naming the file and the field; a
-report measured at another api_url is ignored with a warning (it says nothing about this one).
+"""What `moovago-schema doctor --format json` measured, read back by the tap (setting
+doctor_report): the page cap, the order, skip and the clock offset. A file that is not a doctor
+report is one ConfigError naming it and the field; a report of another api_url is ignored with a
+warning (it says nothing about this one).
 """
 
 from __future__ import annotations
@@ -11,40 +9,83 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from jsonschema import Draft202012Validator
+
 from moovago_api.errors import ConfigError
 from moovago_api.wire import parse_datetime
 
-__all__ = ["CLOCK_TOLERANCE_SECONDS", "Measured", "load_doctor_report", "widened_start"]
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
 
-#: A clock offset the connectors widen incremental starts by, beyond this many seconds.
+    from moovago_api.schema import Entity
+
+#: A clock offset the tap widens incremental starts by, beyond this many seconds.
 CLOCK_TOLERANCE_SECONDS = 60.0
 
-_log = logging.getLogger(__name__)
+_FIGURES = {"stable_order": "boolean", "skip_honoured": "boolean", "clock_offset_seconds": "number"}
+_REPORT = Draft202012Validator(
+    {
+        "type": "object",
+        "required": ["settings", "measured"],
+        "properties": {
+            "settings": {
+                "type": "object",
+                "required": ["api_url"],
+                "properties": {"api_url": {"type": "string"}},
+            },
+            "measured": {
+                "type": "object",
+                "properties": {
+                    "page_cap": {"type": ["integer", "null"], "minimum": 1},
+                    **{name: {"type": [kind, "null"]} for name, kind in _FIGURES.items()},
+                },
+            },
+        },
+    }
+)
 
 
 @dataclass(frozen=True)
 class Measured:
-    """The figures of one doctor report the connectors may act on (None: not measured)."""
+    """The figures of one doctor report the tap acts on (None: not measured)."""
 
     path: str
-    api_url: str
-    at: dt.datetime
-    page_cap: int | None
-    stable_order: bool | None
-    skip_honoured: bool | None
-    clock_offset_seconds: float | None
+    when: str
+    page_cap: int | None = None
+    stable_order: bool | None = None
+    skip_honoured: bool | None = None
+    clock_offset_seconds: float | None = None
 
-    @property
-    def when(self) -> str:
-        return self.at.strftime("%Y-%m-%d %H:%M UTC")
+    def refuse_unsafe(self, page_size: int, entities: Iterable[Entity]) -> None:
+        """Refuse settings this report shows unsafe at this api_url (one line each)."""
+        seen = f"the doctor measured on {self.when} ({self.path})"
+        if self.page_cap is not None and page_size > self.page_cap:
+            msg = f"Setting page_size {page_size} is above the page cap of {self.page_cap} rows"
+            raise ConfigError(f"{msg} {seen}: set page_size to {self.page_cap} or less")
+        flags = {"the list order is not stable": self.stable_order}
+        flags["skip is not honoured"] = self.skip_honoured
+        broken = " and ".join(text for text, flag in flags.items() if flag is False)
+        for entity in entities:
+            paging = entity.paging
+            unsorted = not (paging.sort_arg and paging.sort_value is not None)
+            if broken and paging.kind == "offset" and unsorted:
+                msg = (
+                    f"Stream '{entity.stream_name}' pages Query.{entity.root_field} by "
+                    f"{paging.offset_arg}/{paging.size_arg} with no sort argument, and {seen}: "
+                    f"{broken}; offset paging would skip or repeat rows: declare the list's "
+                    "sort argument in the schema file (schema_path) or ask Moovago for a "
+                    "stable order"
+                )
+                raise ConfigError(msg)
 
 
 def _endpoint(url: str) -> str:
-    parts = urlsplit(url.strip())
+    parts = urlsplit(str(url).strip())
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
@@ -52,7 +93,6 @@ def load_doctor_report(
     path: str | Path, *, api_url: str, logger: logging.Logger | None = None
 ) -> Measured | None:
     """The report at `path` for `api_url`; None (with a warning) when measured elsewhere."""
-    logger = logger or _log
     where = f"Setting doctor_report: {path}"
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -61,35 +101,16 @@ def load_doctor_report(
     except ValueError:
         msg = f"{where} is not JSON; write it with `moovago-schema doctor --format json`"
         raise ConfigError(msg) from None
-    if not isinstance(payload, dict):
-        raise ConfigError(f"{where} is not a doctor report (not a JSON object)")
-    settings = payload.get("settings")
-    measured = payload.get("measured")
-    if not isinstance(settings, dict) or not isinstance(settings.get("api_url"), str):
-        raise ConfigError(f"{where} is not a doctor report: no settings.api_url")
-    if not isinstance(measured, dict):
-        raise ConfigError(f"{where} is not a doctor report: no measured block")
+    for error in _REPORT.iter_errors(payload):
+        field = ".".join(map(str, error.absolute_path)) or "the document"
+        raise ConfigError(f"{where} is not a doctor report: {field}: {error.message}")
+    measured, report_url = payload["measured"], payload["settings"]["api_url"]
     try:
         at = parse_datetime(measured.get("at"))
     except ValueError:
         raise ConfigError(f"{where}: measured.at is not an ISO-8601 instant") from None
-    page_cap = measured.get("page_cap")
-    if page_cap is not None and (
-        not isinstance(page_cap, int) or isinstance(page_cap, bool) or page_cap < 1
-    ):
-        raise ConfigError(f"{where}: measured.page_cap is not a whole number of rows")
-    flags: dict[str, bool | None] = {}
-    for name in ("stable_order", "skip_honoured"):
-        value = measured.get(name)
-        if value is not None and not isinstance(value, bool):
-            raise ConfigError(f"{where}: measured.{name} is not true, false or null")
-        flags[name] = value
-    offset = measured.get("clock_offset_seconds")
-    if offset is not None and (not isinstance(offset, (int, float)) or isinstance(offset, bool)):
-        raise ConfigError(f"{where}: measured.clock_offset_seconds is not a number")
-    report_url = settings["api_url"]
     if _endpoint(report_url) != _endpoint(api_url):
-        logger.warning(
+        (logger or logging.getLogger(__name__)).warning(
             "%s was measured at %s, not at api_url %s: ignored; run `moovago-schema doctor` "
             "against this api_url",
             where,
@@ -97,15 +118,8 @@ def load_doctor_report(
             _endpoint(api_url),
         )
         return None
-    return Measured(
-        path=str(path),
-        api_url=report_url,
-        at=at,
-        page_cap=page_cap,
-        stable_order=flags["stable_order"],
-        skip_honoured=flags["skip_honoured"],
-        clock_offset_seconds=None if offset is None else float(offset),
-    )
+    figures = {name: measured.get(name) for name in ("page_cap", *_FIGURES)}
+    return Measured(str(path), at.strftime("%Y-%m-%d %H:%M UTC"), **figures)
 
 
 def widened_start(measured: Measured | None, start: dt.datetime | None) -> dt.datetime | None:
@@ -113,6 +127,4 @@ def widened_start(measured: Measured | None, start: dt.datetime | None) -> dt.da
     if start is None or measured is None or measured.clock_offset_seconds is None:
         return start
     offset = abs(measured.clock_offset_seconds)
-    if offset <= CLOCK_TOLERANCE_SECONDS:
-        return start
-    return start - dt.timedelta(seconds=offset)
+    return start if offset <= CLOCK_TOLERANCE_SECONDS else start - dt.timedelta(seconds=offset)

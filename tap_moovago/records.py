@@ -1,11 +1,7 @@
-"""What enters the tap from outside, checked where it enters: a stream's bookmark from the
-STATE, and each record the API answers against the SCHEMA the tap emitted for it.
-
-Bookmark rule: a bookmark must be an ISO-8601 date-time with a time zone (the replication key's
-own type); anything else (`12345`, `"yesterday"`, an object, `true`) stops the run with one line
-naming the stream and the value. A bookmark up to FUTURE_ALLOWANCE after the run's start (a
-server clock ahead of ours) is capped to the run's start with a warning; one further ahead is
-refused: it would hide every change until then.
+"""What enters the tap from outside, checked where it enters: a bookmark from the STATE must
+be an ISO-8601 date-time with a time zone, not after the run's start by more than
+FUTURE_ALLOWANCE (within it: capped to the start, a server clock ahead of ours); each record must
+fit the SCHEMA the tap emitted. Anything else stops the run with one line naming stream and value.
 """
 
 from __future__ import annotations
@@ -44,8 +40,7 @@ def checked_bookmark(
     started: dt.datetime,
     logger: logging.Logger,
 ) -> dt.datetime:
-    """The instant a stream's bookmark `value` stands for (capped to `started` within the
-    allowance); ConfigError with one line naming the stream and the value otherwise."""
+    """The instant a stream's bookmark `value` stands for, capped to `started`."""
     where = f"Stream '{stream}': the bookmark of {key} in the state is {_shown(value)}"
     try:
         instant = parse_datetime(value)
@@ -70,94 +65,78 @@ def checked_bookmark(
 
 def _is_date(text: str) -> bool:
     try:
-        dt.date.fromisoformat(text)
+        return len(text) == len("2026-01-31") and bool(dt.date.fromisoformat(text))
     except ValueError:
         return False
-    return len(text) == len("2026-01-31")
-
-
-def _types(prop: Mapping[str, t.Any]) -> set[str]:
-    kind = prop.get("type")
-    return {kind} if isinstance(kind, str) else set(kind or ())
 
 
 class RecordFit:
-    """Makes each record fit the stream's SCHEMA: fields it does not declare are dropped, an
-    integer where a plain string is declared becomes its decimal text, the replication key and
-    every date-time field are rewritten in the API's form; any other mismatch is a RecordError
-    naming the record, the field and the value (the stream stops: nothing emitted lies)."""
+    """Makes each record fit the stream's SCHEMA: undeclared fields dropped, an integer where a
+    plain string is declared made text, date-times in the API's form; else a RecordError."""
 
     def __init__(self, stream: str, schema: Mapping[str, t.Any], replication_key: str | None):
         self.stream = stream
-        self.properties: Mapping[str, t.Any] = schema.get("properties") or {}
+        self.schema = {"type": "object", "properties": schema.get("properties") or {}}
         self.replication_key = replication_key
+        self.label = ""  # the record being fitted, as errors name it
 
     def fit(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        label = f"id={_shown(record.get('id'))}"
+        self.label = f"id={_shown(record.get('id'))}"
         key = self.replication_key
         if key and record.get(key) is not None:  # before the types: never a number made text
-            record = {**record, key: self._instant(record[key], key, label)}
-        return self._object(record, self.properties, "", label)
+            record = {**record, key: self._instant(record[key], key)}
+        return t.cast("dict[str, t.Any]", self._value(record, self.schema, ""))
 
-    def _instant(self, value: object, key: str, label: str) -> str:
+    def _instant(self, value: object, path: str) -> str:
         if isinstance(value, str) and API_FORM.fullmatch(value):
             return value  # already the API's form: most rows, not worth a parse
         try:
             return format_datetime(parse_datetime(value))
         except ValueError:
             msg = (
-                f"Stream '{self.stream}': record {label}: {key} is {_shown(value)}, not an "
-                "ISO-8601 date-time with a time zone (a number could be seconds or "
+                f"Stream '{self.stream}': record {self.label}: {path} is {_shown(value)}, not "
+                "an ISO-8601 date-time with a time zone (a number could be seconds or "
                 "milliseconds); the stream stops here"
             )
             raise RecordError(msg) from None
 
-    def _object(
-        self, value: Mapping[str, t.Any], props: Mapping[str, t.Any], path: str, label: str
-    ) -> dict[str, t.Any]:
-        return {
-            name: self._value(item, props[name], f"{path}{name}", label)
-            for name, item in value.items()
-            if name in props
-        }
-
-    def _value(self, value: t.Any, prop: Mapping[str, t.Any], path: str, label: str) -> t.Any:
-        types = _types(prop)
+    def _value(self, value: t.Any, prop: Mapping[str, t.Any], path: str) -> t.Any:
+        kind, form = prop.get("type"), prop.get("format")
+        types = {kind} if isinstance(kind, str) else set(kind or ())
         if not types:  # anyOf, or a scalar of any JSON value: nothing declared to check
             return value
+        ok = False
         if value is None:
             ok = "null" in types
         elif isinstance(value, bool):
             ok = "boolean" in types
         elif isinstance(value, int | float):
-            if prop.get("format") == "date-time":
-                return self._instant(value, path, label)  # refused, naming why
+            if form == "date-time":
+                return self._instant(value, path)  # refused, naming why
             if "number" in types or ("integer" in types and float(value).is_integer()):
                 return value
-            if "string" in types and isinstance(value, int) and not prop.get("format"):
+            if "string" in types and isinstance(value, int) and not form:
                 return str(value)
-            ok = False
         elif isinstance(value, str):
-            ok = "string" in types
-            if ok and prop.get("format") == "date-time":
-                return self._instant(value, path, label)
-            if ok and prop.get("format") == "date":
-                ok = _is_date(value)
+            ok = "string" in types and (form != "date" or _is_date(value))
+            if ok and form == "date-time":
+                return self._instant(value, path)
+        elif isinstance(value, dict) and "object" in types and "properties" in prop:
+            props = prop["properties"]
+            return {
+                name: self._value(item, props[name], f"{path}.{name}" if path else name)
+                for name, item in value.items()
+                if name in props
+            }
         elif isinstance(value, dict):
-            if "object" in types and "properties" in prop:
-                return self._object(value, prop["properties"], f"{path}.", label)
             ok = "object" in types
-        elif isinstance(value, list):
-            if "array" in types:
-                items = prop.get("items") or {}
-                return [self._value(v, items, f"{path}.{n}", label) for n, v in enumerate(value)]
-            ok = False
-        else:
-            ok = False
+        elif isinstance(value, list) and "array" in types:
+            items = prop.get("items") or {}
+            return [self._value(v, items, f"{path}.{n}") for n, v in enumerate(value)]
         if ok:
             return value
         msg = (
-            f"Stream '{self.stream}': record {label}: {path} is {_shown(value)}, which the "
+            f"Stream '{self.stream}': record {self.label}: {path} is {_shown(value)}, which the "
             f"SCHEMA declares {'/'.join(sorted(types))}; the stream stops here"
         )
         raise RecordError(msg)

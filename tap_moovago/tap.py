@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import typing as t
@@ -12,8 +13,8 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 
-from moovago_api import documents
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, TransientError
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.schema import SCALAR_KINDS, load_schema
@@ -23,8 +24,10 @@ from moovago_api.settings import (
     connection_properties,
     numbers_from_text,
 )
+from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import Measured, load_doctor_report
-from tap_moovago.streams import DEFAULT_PAGE_SIZE, MoovagoStream
+from tap_moovago.records import checked_bookmark
+from tap_moovago.streams import MoovagoStream, team_row
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -127,20 +130,19 @@ class TapMoovago(Tap):
         if errors:
             return errors
         try:
-            schema = load_schema(self.config.get("schema_path"))
+            schema = self.moovago_schema
             schema.scalar_kinds(self.config.get("scalar_types"))
-            schema.with_plans(self.config.get(PLANS_SETTING)).entities()  # checks the overrides
-            self._client = client_from_config(
-                self.config, default_rate=DEFAULT_RATE, logger=self.logger
-            )
-            start_date = self.config.get("start_date")
-            if start_date:
+            schema.entities()  # checks the plan overrides
+            client = self.client  # checks the connection settings
+            if start_date := self.config.get("start_date"):
                 _parse_start_date(start_date)
             if self.config.get("doctor_report"):
                 self.measured = load_doctor_report(
-                    self.config["doctor_report"], api_url=self._client.api_url, logger=self.logger
+                    self.config["doctor_report"], api_url=client.api_url, logger=self.logger
                 )
-                _check_measured(self.measured, self.config, schema)
+                if self.measured is not None:
+                    page_size = int(self.config.get("page_size", DEFAULT_PAGE_SIZE))
+                    self.measured.refuse_unsafe(page_size, schema.entities())
         except SchemaFileError as exc:
             errors = [f"Setting schema_path: {exc}"]
         except ConfigError as exc:
@@ -160,128 +162,101 @@ class TapMoovago(Tap):
 
     @property
     def moovago_schema(self) -> MoovagoSchema:
-        """The schema file of `schema_path`, or the bundled one."""
+        """The schema file of `schema_path` (or the bundled one) with the plan overrides."""
         try:
             schema = load_schema(self.config.get("schema_path"))
         except SchemaFileError as exc:
-            msg = f"Setting schema_path: {exc}"
-            raise ConfigValidationError(msg, errors=[msg]) from exc
+            raise ConfigError(f"Setting schema_path: {exc}") from None
         return schema.with_plans(self.config.get(PLANS_SETTING))
 
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The SDK's, each bookmark checked first (records.checked_bookmark): refused or capped."""
+        started = datetime.datetime.now(datetime.timezone.utc)
+        bookmarks = dict(state.get("bookmarks") or {})
+        for stream, bookmark in bookmarks.items():
+            if isinstance(bookmark, dict) and bookmark.get("replication_key_value") is not None:
+                key, value = str(bookmark.get("replication_key")), bookmark["replication_key_value"]
+                instant = checked_bookmark(stream, key, value, started=started, logger=self.logger)
+                if instant == started:  # capped: the SDK reads from this run's start
+                    bookmarks[stream] = dict(
+                        bookmark, replication_key_value=format_datetime(instant)
+                    )
+        super().load_state({**state, "bookmarks": bookmarks})
+
     def discover_streams(self) -> list[MoovagoStream]:
-        """One stream per entity of the schema file; `team` is the parent of the others."""
-        moovago_schema = self.moovago_schema
-        entities = moovago_schema.entities()
-        self._log_discovery(moovago_schema)
-        parent: type[MoovagoStream] | None = None
-        streams: list[MoovagoStream] = []
+        """One stream per entity of the plan; `team` is the parent of the others."""
+        schema = self.moovago_schema
+        self._log_discovery(schema)
         # A catalog that leaves `team` out (hand-written, Airbyte-made) gets no team stream: the
         # SDK cannot sync a parent it has no catalog entry for; team_id gives the id instead.
         team_listed = self.input_catalog is None or "team" in self.input_catalog
-        for entity in entities:
-            if entity.name == "team" and not team_listed:
+        parent: type[MoovagoStream] | None = None
+        streams: list[MoovagoStream] = []
+        for entity in schema.entities():
+            is_team = entity.name == "team"
+            if is_team and not team_listed:
                 continue
-            stream_class = MoovagoStream.subclass_for(
-                entity, None if entity.name == "team" else parent
-            )
-            if entity.name == "team":
-                parent = stream_class
-            elif entity.stream_name not in BUNDLED_STREAMS:
-                self.logger.info(
-                    "Schema file %s has entity '%s' (Query.%s): discovered as stream '%s'",
-                    moovago_schema.path,
-                    entity.name,
-                    entity.root_field,
-                    entity.stream_name,
-                )
-            streams.append(stream_class(self, entity=entity, moovago_schema=moovago_schema))
+            # A thin subclass per entity: the SDK links child streams to parents by class.
+            attributes = {"parent_stream_type": None if is_team else parent}
+            stream_class = type(entity.type_name + "Stream", (MoovagoStream,), attributes)
+            parent = stream_class if is_team else parent
+            streams.append(stream_class(self, entity=entity, moovago_schema=schema))
         return streams
 
     @property
     def team_id(self) -> str:
-        """The API key's team, for streams synced without the team stream: one `team` query
-        (its row is not emitted), held against setting team_id when given."""
+        """The API key's team when the catalog has no team stream: one `team` query, not emitted."""
         if self._team_id is None:
             schema = self.moovago_schema
             entity = schema.entity("team")
-            if entity.team_arg is not None:  # `team(id:)`: the team is named, never implied
-                if not self.config.get("team_id"):
-                    msg = f"Query.{entity.root_field}({entity.team_arg}:) needs setting team_id"
-                    raise ConfigError(msg)
+            if entity.team_arg is not None and self.config.get("team_id"):  # named, not implied
                 self._team_id = str(self.config["team_id"])
                 return self._team_id
-            name = "TapMoovagoTeamId"
-            document = documents.list_document(schema, entity, ["id"], name=name, paged=False)
-            data = self.client.execute(document, operation_name=name)
-            team = data.get(entity.root_field) or {}
-            if not team.get("id"):
-                msg = "The API returned no team for this API key"
-                raise MoovagoError(msg)
-            expected = self.config.get("team_id")
-            if expected and str(team["id"]) != str(expected):
-                msg = (
-                    f"Setting team_id is {expected!r} but the API key belongs to team "
-                    f"{team['id']!r}; fix team_id or leave it empty"
-                )
-                raise ConfigError(msg)
-            self._team_id = str(team["id"])
+            name, label = "TapMoovagoTeamId", "The team query"
+            pager = Pager(schema, entity, [entity.id_field], operation_name=name, label=label)
+            self._team_id = str(team_row(self, pager)[entity.id_field])
             self.logger.info(
                 "Team %s read with one team query (no team stream in the catalog)", self._team_id
             )
         return self._team_id
 
-    def _log_discovery(self, moovago_schema: MoovagoSchema) -> None:
-        """One line per root field not taken, per list refused, per scalar typed by guess."""
-        where = moovago_schema.path.name
-        for skipped in moovago_schema.skipped_fields():
+    def _log_discovery(self, schema: MoovagoSchema) -> None:
+        """A line per root field not taken, per stream (its plan, then any problem, deprecation
+        or full-table read), per custom scalar typed by guess."""
+        where = f"Schema file {schema.path.name}"
+        lines: list[tuple[int, str]] = []
+        for skipped in schema.skipped_fields():
             if skipped.lists_rows:  # rows no stream reads: never only an INFO line
-                self.logger.warning(
-                    "Schema file %s: %s lists rows but is not a stream: %s (to read them, add a "
-                    "stream with %s.<name>.root_field)",
-                    where,
-                    skipped.coordinate,
-                    skipped.reason,
-                    PLANS_SETTING,
-                )
-                continue
-            self.logger.info(
-                "Schema file %s: %s is not a stream: %s", where, skipped.coordinate, skipped.reason
-            )
-        for entity in moovago_schema.entities():
-            self.logger.info("Stream '%s' plan: %s", entity.stream_name, entity.summary())
+                fix = f"to read them, add a stream with {PLANS_SETTING}.<name>.root_field"
+                text = f"{skipped.coordinate} lists rows but is not a stream: {skipped.reason}"
+                lines.append((logging.WARNING, f"{where}: {text} ({fix})"))
+            else:
+                text = f"{skipped.coordinate} is not a stream: {skipped.reason}"
+                lines.append((logging.INFO, f"{where}: {text}"))
+        for entity in schema.entities():
+            stream = f"stream '{entity.stream_name}'"
+            if entity.stream_name not in BUNDLED_STREAMS:
+                text = f"has entity '{entity.name}' (Query.{entity.root_field})"
+                lines.append((logging.INFO, f"{where} {text}: discovered as {stream}"))
+            lines.append((logging.INFO, f"Stream '{entity.stream_name}' plan: {entity.summary()}"))
             if entity.read_problem():
-                self.logger.warning(
-                    "Schema file %s: stream '%s' is listed but a sync of it fails: %s "
-                    "(not selected by default)",
-                    where,
-                    entity.stream_name,
-                    entity.read_problem(),
-                )
+                text = f"{stream} is listed but a sync of it fails: {entity.read_problem()}"
+                lines.append((logging.WARNING, f"{where}: {text} (not selected by default)"))
             if entity.deprecated is not None:
-                self.logger.warning(
-                    "Schema file %s: stream '%s' reads Query.%s, marked deprecated (%s)",
-                    where,
-                    entity.stream_name,
-                    entity.root_field,
-                    entity.deprecated,
-                )
+                text = f"reads Query.{entity.root_field}, marked deprecated ({entity.deprecated})"
+                lines.append((logging.WARNING, f"{where}: {stream} {text}"))
             if entity.full_table_reason:
-                self.logger.warning(
-                    "Stream '%s' reads full table: %s (set %s.%s.incremental)",
-                    entity.stream_name,
-                    entity.full_table_reason,
-                    PLANS_SETTING,
-                    entity.stream_name,
-                )
-        kinds = moovago_schema.scalar_kinds(self.config.get("scalar_types"))
-        for name in moovago_schema.custom_scalars():
+                fix = f"set {PLANS_SETTING}.{entity.stream_name}.incremental"
+                text = f"reads full table: {entity.full_table_reason} ({fix})"
+                lines.append((logging.WARNING, f"Stream '{entity.stream_name}' {text}"))
+        kinds = schema.scalar_kinds(self.config.get("scalar_types"))
+        for name in schema.custom_scalars():
             if name not in kinds:
-                self.logger.info(
-                    "Schema file %s: custom scalar %s is extracted as a string; set "
-                    "scalar_types to type it otherwise",
-                    where,
-                    name,
-                )
+                text = f"custom scalar {name} is extracted as a string"
+                fix = "set scalar_types to type it otherwise"
+                lines.append((logging.INFO, f"{where}: {text}; {fix}"))
+        for level, line in lines:
+            self.logger.log(level, "%s", line)
 
     def run_team_check(self) -> None:
         """Run the `team` query once and emit its record: proves URL, key and schema agree."""
@@ -294,9 +269,10 @@ class TapMoovago(Tap):
         self._client = client_from_config(
             self.config, default_rate=DEFAULT_RATE, logger=self.logger, connection_test=True
         )
-        # The SDK logs a failed sync with a second ERROR line that names no address; cb_test
-        # logs the one line that does.
-        quiet = _BelowError()
+
+        def quiet(record: logging.LogRecord) -> bool:  # the SDK's second ERROR names no address
+            return record.levelno < logging.ERROR
+
         team.logger.addFilter(quiet)
         try:
             self.run_sync_dry_run(dry_run_record_limit=1, streams=[team])
@@ -310,20 +286,14 @@ class TapMoovago(Tap):
     @classmethod
     def invoke(cls, **kwargs: t.Any) -> None:
         """Run the tap; our own errors end it with their one clear line, not a traceback."""
-        try:
+        with _one_line(cls.logger):
             super().invoke(**kwargs)
-        except MoovagoError as exc:
-            cls.logger.error("%s", exc)  # the message says what to change; no traceback
-            raise click.exceptions.Exit(1) from None
 
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """`--discover`: a setting or schema file discovery cannot use is one line, exit 1."""
-        try:
+        with _one_line(cls.logger):
             super().cb_discover(ctx, param, value)
-        except MoovagoError as exc:
-            cls.logger.error("%s", exc)  # the message says what to change; no traceback
-            ctx.exit(1)
 
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
@@ -331,69 +301,36 @@ class TapMoovago(Tap):
         if value != CliTestOptionValue.All.value:
             super().cb_test(ctx, param, value)
             return
-        config_input = ctx.params.get("config")
-        try:
-            tap = cls(
-                config=config_input.config if config_input else None,
-                parse_env_config=bool(config_input and config_input.parse_env),
+        config = ctx.params.get("config")
+        with _one_line(cls.logger, "Connection test failed: "):
+            cls(
+                config=config.config if config else None,
+                parse_env_config=bool(config and config.parse_env),
                 validate_config=True,
-            )
-        except ConfigValidationError as exc:  # one line per error, as a normal run prints
-            for error in exc.errors or [str(exc)]:
-                cls.logger.error("Connection test failed: %s", error)
-            ctx.exit(1)
-        try:
-            tap.run_team_check()
-        except MoovagoError as exc:
-            cls.logger.error("Connection test failed: %s", exc)
-            ctx.exit(1)
+            ).run_team_check()
         ctx.exit()
 
 
-class _BelowError(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
-
-
-def _check_measured(
-    measured: Measured | None, config: t.Mapping[str, t.Any], schema: MoovagoSchema
-) -> None:
-    """Refuse settings the doctor's report shows unsafe at this api_url (one line each)."""
-    if measured is None:
-        return
-    page_size = int(config.get("page_size", DEFAULT_PAGE_SIZE))
-    if measured.page_cap is not None and page_size > measured.page_cap:
-        msg = (
-            f"Setting page_size {page_size} is above the page cap of {measured.page_cap} rows "
-            f"the doctor measured on {measured.when} ({measured.path}): set page_size to "
-            f"{measured.page_cap} or less"
-        )
-        raise ConfigError(msg)
-    broken = []
-    if measured.stable_order is False:
-        broken.append("the list order is not stable")
-    if measured.skip_honoured is False:
-        broken.append("skip is not honoured")
-    if not broken:
-        return
-    for entity in schema.entities():
-        paging = entity.paging
-        if paging.kind == "offset" and not (paging.sort_arg and paging.sort_value is not None):
-            msg = (
-                f"Stream '{entity.stream_name}' pages Query.{entity.root_field} by "
-                f"{paging.offset_arg}/{paging.size_arg} with no sort argument, and the doctor "
-                f"measured on {measured.when} that {' and '.join(broken)} ({measured.path}): "
-                "offset paging would skip or repeat rows; declare the list's sort argument in "
-                "the schema file (schema_path) or ask Moovago for a stable order"
-            )
-            raise ConfigError(msg)
-
-
-def _parse_start_date(value: str) -> datetime.datetime:
+@contextlib.contextmanager
+def _one_line(logger: logging.Logger, prefix: str = "") -> t.Iterator[None]:
+    """Our errors and settings errors end the run with one line each (exit 1), no traceback."""
     try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        yield
+    except ConfigValidationError as exc:
+        if not prefix:  # the SDK's own handler prints these
+            raise
+        for error in exc.errors or [str(exc)]:
+            logger.error("%s%s", prefix, error)
+        raise click.exceptions.Exit(1) from None
+    except MoovagoError as exc:
+        logger.error("%s%s", prefix, exc)  # the message says what to change
+        raise click.exceptions.Exit(1) from None
+
+
+def _parse_start_date(value: str) -> None:
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        msg = (
-            f"Setting start_date {value!r} is not an ISO-8601 date-time (e.g. 2026-01-01T00:00:00Z)"
-        )
+        example = "e.g. 2026-01-01T00:00:00Z"
+        msg = f"Setting start_date {value!r} is not an ISO-8601 date-time ({example})"
         raise ConfigError(msg) from None

@@ -21,7 +21,7 @@ def _tap(catalog: dict | None = None, **config: object) -> TapMoovago:
 
 
 def _query(tap: TapMoovago, stream: str) -> str:
-    return print_ast(tap.streams[stream].document)
+    return print_ast(tap.streams[stream].pager.document)
 
 
 def test_discovery_has_one_stream_per_entity_with_keys_from_the_schema() -> None:
@@ -175,7 +175,7 @@ def test_a_selected_field_missing_from_the_schema_file_fails_naming_stream_and_f
     with pytest.raises(
         ConfigError, match=r"Stream 'contact': field 'faxNumber' .*CompanyContact\.faxNumber"
     ):
-        _ = tap.streams["contact"].document
+        _ = tap.streams["contact"].pager.document
 
 
 def test_a_deselected_team_still_asks_for_its_id_for_the_child_streams() -> None:

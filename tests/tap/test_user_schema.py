@@ -142,11 +142,11 @@ def test_new_entity_gets_a_valid_query_without_paging_arguments(tmp_path: Path) 
     tap = TapMoovago(config={**OFFLINE, "schema_path": str(path)})
     stream = tap.streams["visit"]
     assert stream.parent_stream_type is type(tap.streams["team"])
-    query = print_ast(stream.document)
+    query = print_ast(stream.pager.document)
     assert "visitList(filter: $filter) {" in query
     assert "($filter: FilterManyVisitInput!)" in query
-    assert load_schema(path).validate_document(stream.document) == []
-    company_query = print_ast(tap.streams["company"].document)
+    assert load_schema(path).validate_document(stream.pager.document) == []
+    company_query = print_ast(tap.streams["company"].pager.document)
     assert not re.search(r"^    website$", company_query, re.MULTILINE), "Company.website"
     assert re.search(r"^      website$", company_query, re.MULTILINE), "Mandator.website"
     assert "customerCode" not in company_query
