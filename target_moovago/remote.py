@@ -197,11 +197,8 @@ class Remote:
     def key_fields(self, entity: Entity) -> list[list[str]]:
         """The configured (else default) match keys of `entity`, as written (`name?`)."""
         names = self.stream_setting("match_keys", entity)
-        return (
-            [list(names)]
-            if names
-            else [list(k) for k in DEFAULT_MATCH_KEYS.get(entity.stream_name, [])]
-        )
+        defaults = DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
+        return [list(names)] if names else [list(k) for k in defaults]
 
     def key_specs(self, entity: Entity) -> list[KeySpec]:
         """The match keys the file can read; a configured one it cannot is a ConfigError."""
@@ -242,7 +239,13 @@ class Remote:
         if index is not None and set(fields) <= set(index.fields):
             return index
         if self._lock is None and not self.config.get("dry_run"):
-            self._lock = RunLock.from_config(self.config, self.team_id, self.logger)
+            wait = float(self.config.get("lock_wait_seconds") or 0)
+            url, where = str(self.config.get("api_url") or ""), self.config.get("lock_dir")
+            lock = RunLock(url, self.team_id, lock_dir=where, wait_seconds=wait)
+            if wait:
+                self.logger.info("Run lock %s: waiting up to %g s", lock.path, wait)
+            lock.acquire()
+            self._lock = lock
         previous = index
         tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
         index = RemoteIndex(tracked, self.key_specs(entity))

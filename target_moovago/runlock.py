@@ -21,7 +21,7 @@ import socket
 import time
 import typing as t
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +32,6 @@ from target_moovago.ledger import BusinessHoursError
 if t.TYPE_CHECKING:
     from target_moovago.plan import Action
 
-POLL_SECONDS = 0.2
 POLICIES = ("refuse", "wait", "ignore")
 
 
@@ -72,18 +71,6 @@ class RunLock:
         self.wait_seconds = max(0.0, float(wait_seconds))
         self._fd: int | None = None
 
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, t.Any], team_id: str, logger: logging.Logger
-    ) -> RunLock:
-        """The run lock the settings ask for (`lock_dir`, `lock_wait_seconds`), acquired."""
-        wait = float(config.get("lock_wait_seconds") or 0)
-        url = str(config.get("api_url") or "")
-        lock = cls(url, team_id, lock_dir=config.get("lock_dir"), wait_seconds=wait)
-        if wait:
-            logger.info("Run lock %s: waiting up to %g s", lock.path, wait)
-        return lock.__enter__()
-
     @property
     def held(self) -> bool:
         return self._fd is not None
@@ -111,7 +98,7 @@ class RunLock:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise RunLockError(self._held_message(fd)) from None
-                    time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                    time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
             since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
             os.ftruncate(fd, 0)  # who holds it, for the message a second run prints

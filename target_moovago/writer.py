@@ -1,9 +1,7 @@
-"""The batch writer of one stream: project planned writes into the index; send them as aliased
-mutation batches, up to `max_requests_in_flight` at once (each answer handled here in input
-order); halve a batch refused whole or over the size limit (or HTTP 413); reconcile after an
-ambiguous failure or a kill; confirm or undo each row and account for it. Reconciliation reads
-records from the server's clock on (its `Date` header, else the newest `updatedAt` read this run)
-minus a margin, never the local clock; with no server clock at all, every record is read."""
+"""The batch writer of one stream: sends planned writes as aliased mutation batches, up to
+`max_requests_in_flight` at once; halves a batch refused whole or too large (or HTTP 413);
+reconciles after an ambiguous failure or a kill, from the server's clock (its `Date` header, else
+the newest `updatedAt` read), never the local one; confirms or undoes and accounts every row."""
 
 from __future__ import annotations
 
@@ -142,15 +140,10 @@ class BatchWriter:
                 self.logger.info("dry run: %s %s %s%s", self.label, action.kind.value, sample, held)
 
     def send(self, batches: Sequence[list[Action]], depth: int = 0, rounds: int = 0) -> None:
-        """Send the chunks with up to `max_requests_in_flight` requests in flight; handle each
-        answer in input order (`depth` and `rounds`: of a split or a resend).
-
-        A chunk naming a create not yet confirmed (in flight, or refused) waits until nothing is
-        in flight, so the pending id is settled and any refusal lands in order. After a failure
-        or a stop no further chunk is sent, and the answers of those in flight are still handled
-        (confirmed, refused or reconciled; nothing is resent) before the first failure is
-        raised: no request of the batch is in flight once this returns or raises.
-        """
+        """Send the chunks, up to `max_requests_in_flight` at once, answers handled in order
+        (`depth`, `rounds`: of a split or a resend). A chunk naming an unconfirmed create waits
+        until nothing is in flight. After a failure or a stop nothing more is sent, the answers
+        in flight are still handled, then the first failure is raised: none is left in flight."""
         todo = deque(batches)
         sent: deque[Sent] = deque()
         failures: list[Exception] = []
@@ -257,16 +250,13 @@ class BatchWriter:
         if isinstance(answer, QueryError) and not errors and results.count(None) == len(results):
             self._whole_request_failed(chunk, depth, answer)
             return
-        shapes = [self.writes.shape(action.kind) for action in chunk]
         written = [
-            shape.record_id(result, sent_id=action.record_id)
-            for shape, result, action in zip(shapes, results, chunk, strict=True)
+            self.writes.shape(a.kind).record_id(result, sent_id=a.record_id)
+            for a, result in zip(chunk, results, strict=True)
         ]
         created = Counter(w for a, w in zip(chunk, written, strict=True) if a.kind is Kind.CREATE)
         contradicted: list[tuple[Action, str]] = []
-        for alias, action, result, shape, record_id in zip(
-            aliases, chunk, results, shapes, written, strict=True
-        ):
+        for alias, action, result, record_id in zip(aliases, chunk, results, written, strict=True):
             # A create's answered id cannot be true when answered for two creates, or when the
             # index holds it for another record.
             creates = action.kind is Kind.CREATE and record_id is not None
@@ -281,7 +271,7 @@ class BatchWriter:
             else:
                 reason = (
                     errors.get(alias.name)
-                    or "; ".join(shape.error_messages(result))
+                    or "; ".join(self.writes.shape(action.kind).error_messages(result))
                     or "the API returned no result for this mutation"
                 )
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
@@ -368,9 +358,8 @@ class BatchWriter:
     def landed_creates(
         self, creates: Sequence[Action], reference: dt.datetime | None
     ) -> list[str | None]:
-        """For each create, the id of the record it made, or None when it did not land: the
-        records created since `reference` (the server's clock before sending) that the index
-        does not hold yet, matched by key, else by the same values."""
+        """For each create, the record it made (None: it did not land), among those read since
+        `reference` (the server's clock before sending) the index lacks: by key, else by values."""
         if not creates:
             return []
         extra: dict[str, t.Any] = {}
