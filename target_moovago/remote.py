@@ -1,11 +1,9 @@
-"""The remote side of a run: schema, client, team, entity and key resolution, index reads.
+"""The remote side of a run: schema, client, team, entities and their settings, index reads.
 
-What target-postgres calls its connector. Every request of the run goes through the one client
-made here (one rate governor); lists are read only through the shared pager (`list_pager`).
-
-The schema file held against what the target writes, at start: whether the match keys (setting
-`match_keys`) can find a row's remote record, with the example every key message ends with, and
-the mutations no stream uses.
+What target-postgres calls its connector: every request of the run goes through the one client
+made here (one rate governor); lists are read only through the shared pager. At start, the
+schema file is held against what the target writes: whether the match keys can find a row's
+remote record (each message ends with an example), and the mutations no stream uses.
 """
 
 from __future__ import annotations
@@ -16,15 +14,12 @@ import logging
 import typing as t
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
-from graphql import GraphQLField, GraphQLObjectType, get_named_type, is_leaf_type
+from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 
 from moovago_api import documents
 from moovago_api.documents import Selection
 from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.mutations import (
-    EntityWrites,
-    check_writes,
-)
+from moovago_api.mutations import EntityWrites, check_writes
 from moovago_api.pager import Pager
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import InputField
@@ -40,28 +35,12 @@ from target_moovago.runlock import RunLock
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
 
-
 PAGE_SIZE = 1000
 
 
-def _selection(gql_type: GraphQLObjectType, names: Iterable[str]) -> list[Selection]:
-    """Fields to read for `names`: leaves as is, objects with their leaf sub-fields."""
-    selected: list[Selection] = []
-    for name in names:
-        gql_field = gql_type.fields.get(name)
-        if gql_field is None:
-            continue
-        named = get_named_type(gql_field.type)
-        if is_leaf_type(named):
-            selected.append(name)
-        elif isinstance(named, GraphQLObjectType):
-            leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
-            selected.append((name, leaves))
-    return selected
-
-
 def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> Pager:
-    """The shared pager reading `entity`'s `id` and `fields` (the index and reconciliation)."""
+    """The shared pager reading `entity`'s `id` and `fields`: leaves as they are, objects with
+    their leaf sub-fields."""
     if not entity.filter_arg:
         msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
         raise MoovagoError(msg)
@@ -69,11 +48,18 @@ def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> 
     if not isinstance(gql_type, GraphQLObjectType):
         msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
         raise MoovagoError(msg)
-    names = [entity.id_field, *(f for f in fields if f not in ("id", entity.id_field))]
+    selected: list[Selection] = []
+    for name in [entity.id_field, *(f for f in fields if f not in ("id", entity.id_field))]:
+        named = get_named_type(gql_type.fields[name].type) if name in gql_type.fields else None
+        if named is not None and is_leaf_type(named):
+            selected.append(name)
+        elif isinstance(named, GraphQLObjectType):
+            leaves = [n for n, f in named.fields.items() if is_leaf_type(get_named_type(f.type))]
+            selected.append((name, leaves))
     return Pager(
         schema,
         entity,
-        _selection(gql_type, names),
+        selected,
         operation_name=f"TargetMoovago{entity.type_name}Index",
         label=f"Stream '{entity.stream_name}' (target index)",
     )
@@ -85,12 +71,6 @@ def writes_of(entity: Entity) -> EntityWrites:
         msg = f"entity {entity.name!r} has no write description"
         raise UnsupportedStreamError(msg)
     return entity.writes
-
-
-def needed_kinds(mode: Mode, hard_delete: bool) -> list[str]:
-    """The mutations a stream may send: checked against the file before any row is read."""
-    kinds = {Mode.UPSERT: ["create", "update"], Mode.CREATE_ONLY: ["create"]}.get(mode, ["update"])
-    return [*kinds, "delete"] if hard_delete else kinds
 
 
 class Remote:
@@ -113,7 +93,6 @@ class Remote:
         if self._schema is None:
             schema = load_schema(self.config.get("schema_path"))
             self._schema = schema.with_plans(self.config.get(PLANS_SETTING))
-            # Once per run: mutations of the file the target will never call, each with why.
             for line in unclaimed_mutations(self._schema, self._schema.entities()):
                 self.logger.warning(line)
         return self._schema
@@ -127,27 +106,17 @@ class Remote:
     @property
     def requests(self) -> int:
         """Requests sent so far (0 before the client exists)."""
-        return self._client.stats.requests if self._client is not None else 0
+        return self.stats().get("requests", 0)
 
     def stats(self) -> dict[str, int]:
-        if self._client is None:
-            return {}
-        raw = self._client.stats
-        return {k: getattr(raw, k, 0) for k in ("requests", "retries", "rate_limited")}
+        raw = self._client.stats if self._client is not None else None
+        names = ("requests", "retries", "rate_limited")
+        return {k: getattr(raw, k, 0) for k in names} if raw is not None else {}
 
     def close(self) -> None:
         self.release_lock()
         if self._client is not None:
             self._client.close()
-
-    # one run at a time per account --------------------------------------------------------------
-
-    def take_lock(self) -> None:
-        """Before the first read of remote records (so before any write): the run lock of
-        this API URL and team, held to the end of the run. A dry run writes nothing: no lock."""
-        if self._lock is not None or self.config.get("dry_run"):
-            return
-        self._lock = RunLock.from_config(self.config, self.team_id, self.logger)
 
     def release_lock(self) -> None:
         lock, self._lock = self._lock, None
@@ -158,36 +127,34 @@ class Remote:
     def team_id(self) -> str:
         if self._team_id is None:
             entity = self.schema.entity("team")
+            name = "TargetMoovagoTeam"
             doc = documents.list_document(
-                self.schema, entity, [entity.id_field], name="TargetMoovagoTeam", paged=False
+                self.schema, entity, [entity.id_field], name=name, paged=False
             )
             named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
             if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
                 msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
                 raise ConfigError(msg)
-            data = self.client.execute(doc, named, operation_name="TargetMoovagoTeam")
-            team = data.get("team") or {}
+            team = self.client.execute(doc, named, operation_name=name).get("team") or {}
             if not team.get(entity.id_field):
                 msg = "the API returned no team for this API key"
                 raise MoovagoError(msg)
             self._team_id = str(team[entity.id_field])
         return self._team_id
 
-    # what the config says about an entity ---------------------------------------------------
+    # an entity and its per-stream settings -----------------------------------------------------
 
     def entity_for(self, stream_name: str) -> Entity:
-        """The writable entity of a stream; UnsupportedStreamError naming what it can write.
-        The mutations its mode needs are built and validated against the file once
-        (MutationShapeError: one line naming the mutation and the file)."""
-        try:
-            entity = self.schema.entity(stream_name)
-        except KeyError:
+        """The writable entity of a stream (UnsupportedStreamError naming what it can write);
+        the mutations its mode needs are checked against the file once."""
+        entity = self.parent_entity(stream_name)
+        if entity is None:
             writable = [e.stream_name for e in self.schema.entities() if writes_of(e).shapes]
             msg = (
                 f"stream {stream_name!r} is not a Moovago entity; target-moovago writes "
                 f"{', '.join(writable)}"
             )
-            raise UnsupportedStreamError(msg) from None
+            raise UnsupportedStreamError(msg)
         writes_of(entity)  # UnsupportedStreamError when the file describes no write side
         if self.read_only(stream_name):
             msg = (
@@ -196,8 +163,10 @@ class Remote:
             )
             raise ReadOnlyStreamError(msg)
         if entity.name not in self._checked:
-            kinds = needed_kinds(self.mode(entity), bool(self.config.get("hard_delete")))
-            check_writes(self.schema, entity, kinds)
+            modes = {Mode.UPSERT: ["create", "update"], Mode.CREATE_ONLY: ["create"]}
+            kinds = modes.get(self.mode(entity), ["update"])
+            deletes = ["delete"] if self.config.get("hard_delete") else []
+            check_writes(self.schema, entity, [*kinds, *deletes])
             self._checked.add(entity.name)
         return entity
 
@@ -208,24 +177,42 @@ class Remote:
         return writes is not None and not writes.shapes and not writes.refused
 
     def parent_entity(self, stream_name: str) -> Entity | None:
-        """A parent only needs to be readable (its index resolves natural keys); None when
-        the file has no such entity."""
+        """The entity of a stream or entity name, None when the file has none."""
         try:
             return self.schema.entity(stream_name)
         except KeyError:
             return None
 
+    def stream_setting(self, name: str, entity: Entity) -> t.Any:
+        """A per-stream setting's entry for `entity`, under its stream or its entity name (a
+        list: whether it names either; two objects: merged, the stream's winning), else None."""
+        configured = self.config.get(name) or {}
+        if isinstance(configured, list):
+            return entity.stream_name in configured or entity.name in configured
+        by_stream, by_entity = configured.get(entity.stream_name), configured.get(entity.name)
+        if isinstance(by_stream, dict) and isinstance(by_entity, dict):
+            return {**by_entity, **by_stream}
+        return by_stream if by_stream is not None else by_entity
+
+    def key_fields(self, entity: Entity) -> list[list[str]]:
+        """The configured (else default) match keys of `entity`, as written (`name?`)."""
+        names = self.stream_setting("match_keys", entity)
+        defaults = DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
+        return [list(names)] if names else [list(k) for k in defaults]
+
     def key_specs(self, entity: Entity) -> list[KeySpec]:
-        configured = self.config.get("match_keys") or {}
-        names = configured.get(entity.stream_name) or configured.get(entity.name)
-        raw = [names] if names else DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
-        normalize = self._normalize(entity)
-        specs = [KeySpec.parse(list(k), normalize) for k in raw]
+        """The match keys the file can read; a configured one it cannot is a ConfigError."""
+        try:
+            normalize = parse_normalize(
+                entity.stream_name, self.stream_setting("match_normalize", entity) or []
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
         usable = []
-        for spec in specs:
+        for spec in (KeySpec.parse(k, normalize) for k in self.key_fields(entity)):
             absent = [name for name in spec.fields if name not in known]
-            if absent and names:
+            if absent and self.stream_setting("match_keys", entity):
                 msg = (
                     f"match_keys for {entity.stream_name!r} names {absent[0]!r}, "
                     f"which {entity.type_name} does not have in {self.schema.path}; "
@@ -236,47 +223,29 @@ class Remote:
                 usable.append(spec)
         return usable
 
-    def key_fields(self, entity: Entity) -> list[list[str]]:
-        """The configured (else default) match keys of `entity`, as written (`name?`)."""
-        configured = self.config.get("match_keys") or {}
-        names = configured.get(entity.stream_name) or configured.get(entity.name)
-        if names:
-            return [list(names)]
-        return [list(k) for k in DEFAULT_MATCH_KEYS.get(entity.stream_name, [])]
-
-    def _normalize(self, entity: Entity) -> frozenset[str]:
-        configured = self.config.get("match_normalize") or {}
-        value = configured.get(entity.stream_name, configured.get(entity.name, []))
-        try:
-            return parse_normalize(entity.stream_name, value)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-
-    def stream_setting(self, name: str, entity: Entity) -> t.Any:
-        """A per-stream setting's entry for `entity` (by stream or entity name), else None."""
-        configured = self.config.get(name) or {}
-        if isinstance(configured, list):
-            return entity.stream_name in configured or entity.name in configured
-        return configured.get(entity.stream_name, configured.get(entity.name))
-
     def field_policies(self, entity: Entity) -> dict[str, Policy]:
-        """Under the stream's name and the entity's (`contact`, `companyContact`) alike."""
-        configured = self.config.get("field_policies") or {}
-        entry = {**configured.get(entity.name, {}), **configured.get(entity.stream_name, {})}
+        entry = self.stream_setting("field_policies", entity) or {}
         return {name: Policy(value) for name, value in entry.items()}
 
     def mode(self, entity: Entity) -> Mode:
-        modes = self.config.get("stream_modes") or {}
-        return Mode(modes.get(entity.stream_name) or modes.get(entity.name) or "upsert")
+        return Mode(self.stream_setting("stream_modes", entity) or "upsert")
 
     # reads ----------------------------------------------------------------------------------
 
     def index(self, entity: Entity, fields: Sequence[str]) -> RemoteIndex:
-        """The index of `entity`, prefetched once; tracks at least `fields` and the keys."""
+        """The index of `entity`, read once (and again to track more `fields`), after taking the
+        run lock of this API URL and team (held to the end; a dry run writes nothing: no lock)."""
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
-        self.take_lock()
+        if self._lock is None and not self.config.get("dry_run"):
+            wait = float(self.config.get("lock_wait_seconds") or 0)
+            url, where = str(self.config.get("api_url") or ""), self.config.get("lock_dir")
+            lock = RunLock(url, self.team_id, lock_dir=where, wait_seconds=wait)
+            if wait:
+                self.logger.info("Run lock %s: waiting up to %g s", lock.path, wait)
+            lock.acquire()
+            self._lock = lock
         previous = index
         tracked = list(dict.fromkeys([*(previous.fields if previous else ()), *fields]))
         index = RemoteIndex(tracked, self.key_specs(entity))
@@ -285,11 +254,9 @@ class Remote:
         if previous is not None:  # what this run planned (pending creates, updates) stays
             for record_id, values in previous.items():
                 index.add(record_id, {**(index.get(record_id) or {}), **values})
+        names = ", ".join(index.fields)
         self.logger.info(
-            "Prefetched %d %s records (fields: %s)",
-            len(index),
-            entity.stream_name,
-            ", ".join(index.fields),
+            "Prefetched %d %s records (fields: %s)", len(index), entity.stream_name, names
         )
         self._indexes[entity.name] = index
         return index
@@ -305,20 +272,47 @@ class Remote:
             flt[entity.team_filter_field] = self.team_id
         for record in pager.read(self.client, filter=flt, page_size=PAGE_SIZE):
             record["id"] = record.pop(entity.id_field)  # the target keys records by `id`
-            if clock:
-                self._saw_update(record.get(clock))
+            try:
+                seen = parse_datetime(record.get(clock)) if clock else None
+            except ValueError:
+                seen = None
+            if seen is not None and (
+                self.newest_updated_at is None or seen > self.newest_updated_at
+            ):
+                self.newest_updated_at = seen
             yield record
 
-    def _saw_update(self, value: t.Any) -> None:
-        try:
-            seen = parse_datetime(value)
-        except ValueError:
-            return
-        if self.newest_updated_at is None or seen > self.newest_updated_at:
-            self.newest_updated_at = seen
+
+def _key_context(
+    schema: MoovagoSchema, entity: Entity
+) -> tuple[Mapping[str, t.Any], dict[str, InputField] | None, str]:
+    """The record type's fields, the create's input fields (None: no create), and the fix
+    every key message ends with: 'set match_keys, e.g. {"visit": ["companyId", ...]}'."""
+    record_type = schema.graphql.get_type(entity.type_name)
+    record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
+    create = entity.writes.shapes.get("create") if entity.writes else None
+    inputs = {f.name: f for f in create.fields} if create is not None else None
+
+    def usable(name: str) -> bool:  # a live leaf the record has, and not the server's own
+        found = record_fields.get(name)
+        return (
+            found is not None
+            and found.deprecation_reason is None
+            and is_leaf_type(get_named_type(found.type))
+            and name not in ("id", "teamId", "createdAt", "updatedAt")
+        )
+
+    # The example: fields a create may write, required first, else any usable field.
+    live = [f for f in (inputs or {}).values() if f.deprecation is None and usable(f.name)]
+    example = [f.name for f in live if f.required][:3] or [f.name for f in live][:1]
+    example = example or [n for n in record_fields if usable(n)][:1] or ["<field>"]
+    fix = f'set match_keys, e.g. {{"{entity.stream_name}": {json.dumps(example)}}}'
+    return record_fields, inputs, fix
 
 
-_ID_NAME = "id"
+def match_keys_hint(schema: MoovagoSchema, entity: Entity) -> str:
+    """'set match_keys, e.g. {"visit": ["companyId", ...]}': the fix every key message ends with."""
+    return _key_context(schema, entity)[2]
 
 
 def match_key_problems(
@@ -328,45 +322,36 @@ def match_key_problems(
     *,
     written: Collection[str] | None = None,
 ) -> list[str]:
-    """Sentences saying why the match keys of `entity` will not find existing records in this
-    file: none at all, a key field the record type lacks, deprecated, not writable, or absent
-    from the input (`written`: the fields the input maps to). Each names `match_keys` with an
-    example. [] when the keys are usable."""
-    stream = entity.stream_name
-    record_type = schema.graphql.get_type(entity.type_name)
-    record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
-    create = entity.writes.shapes.get("create") if entity.writes else None
-    inputs = {f.name: f for f in create.fields} if create is not None else None
-    fix = match_keys_hint(schema, entity)
+    """Why the match keys of `entity` will not find existing records in this file: none at
+    all, a key field the record type lacks, deprecated, not writable, or absent from the input
+    (`written`: the fields the input maps to). [] when the keys are usable."""
+    stream, type_name, path = entity.stream_name, entity.type_name, schema.path
+    record_fields, inputs, fix = _key_context(schema, entity)
     if not keys:
         return [
             f"stream {stream!r} has no match key: rows without an id cannot be matched to "
-            f"existing {entity.type_name} records (they are rejected); {fix}"
+            f"existing {type_name} records (they are rejected); {fix}"
         ]
     problems: list[str] = []
     for key in keys:
+        label = f"match key {'+'.join(key)} of stream {stream!r}"
         for raw in key:
             name = raw.rstrip("?")
-            label = f"match key {'+'.join(key)} of stream {stream!r}"
             found = record_fields.get(name)
-            if found is None:
-                problems.append(
-                    f"{label}: {entity.type_name} has no field {name!r} in {schema.path}; {fix}"
-                )
-                continue
-            reason = found.deprecation_reason
+            reason = found.deprecation_reason if found is not None else None
             if reason is None and inputs is not None and name in inputs:
                 reason = inputs[name].deprecation
-            if reason is not None:
+            if found is None:
+                problems.append(f"{label}: {type_name} has no field {name!r} in {path}; {fix}")
+            elif reason is not None:
                 problems.append(
-                    f"{label}: {entity.type_name}.{name} is deprecated in {schema.path} "
-                    f"({reason}); {fix}"
+                    f"{label}: {type_name}.{name} is deprecated in {path} ({reason}); {fix}"
                 )
-            elif inputs is not None and name not in inputs and name != _ID_NAME:
+            elif inputs is not None and name not in inputs and name != "id":
+                create = writes_of(entity).shapes["create"].data_type
                 problems.append(
-                    f"{label}: {entity.type_name}.{name} is not writable in {schema.path} "
-                    f"({create.data_type if create else 'the create input'} has no {name!r}), "
-                    f"so created records cannot be found by it; {fix}"
+                    f"{label}: {type_name}.{name} is not writable in {path} ({create} has no "
+                    f"{name!r}), so created records cannot be found by it; {fix}"
                 )
             elif written is not None and name not in written and not raw.endswith("?"):
                 problems.append(
@@ -376,54 +361,17 @@ def match_key_problems(
     return problems
 
 
-def match_keys_hint(schema: MoovagoSchema, entity: Entity) -> str:
-    """'set match_keys, e.g. {"visit": ["companyId", ...]}': the fix every key message ends with."""
-    record_type = schema.graphql.get_type(entity.type_name)
-    record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
-    create = entity.writes.shapes.get("create") if entity.writes else None
-    inputs = {f.name: f for f in create.fields} if create is not None else None
-    example = _example(record_fields, inputs)
-    return f'set match_keys, e.g. {{"{entity.stream_name}": {json.dumps(example)}}}'
-
-
-def _example(
-    record_fields: Mapping[str, GraphQLField], inputs: Mapping[str, InputField] | None
-) -> list[str]:
-    """A key to suggest: a live field the record has and a create may write, required first."""
-
-    def usable(name: str) -> bool:
-        found = record_fields.get(name)
-        return (
-            found is not None
-            and found.deprecation_reason is None
-            and is_leaf_type(get_named_type(found.type))
-            and name not in (_ID_NAME, "teamId", "createdAt", "updatedAt")
-        )
-
-    if inputs is not None:
-        live = [f for f in inputs.values() if f.deprecation is None and usable(f.name)]
-        chosen = [f.name for f in live if f.required][:3] or [f.name for f in live][:1]
-        if chosen:
-            return chosen
-    names = [n for n in record_fields if usable(n)]
-    return names[:1] or ["<field>"]
-
-
 def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
     """One sentence per Mutation field no entity uses (a write the target cannot do)."""
     mutation = schema.graphql.mutation_type
-    if mutation is None:
-        return []
     claimed: set[str] = set()
     for entity in entities:
         claimed.update(s.path[0] for s in (entity.writes.shapes if entity.writes else {}).values())
-        for kind in KINDS:
-            found = find_mutation(schema, entity, kind)
-            if found is not None:
-                claimed.add(found[1][0])
+        found = (find_mutation(schema, entity, kind) for kind in KINDS)
+        claimed.update(f[1][0] for f in found if f is not None)
     return [
         f"Mutation.{name} in {schema.path} is not used: it matches no entity's "
         "create, update or delete"
-        for name in mutation.fields
+        for name in (mutation.fields if mutation is not None else ())
         if name not in claimed
     ]

@@ -1,4 +1,4 @@
-"""moovago-revert: put back what a change log changed, newest first, through the target's own run
+"""moovago-revert: put back what a change log changed, newest first, through a run of the target
 (client, governor, business-hours gate, writer, rejects, summary and change log).
 
 A field goes back to its value before only where Moovago still holds the value the log wrote; a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import itertools
 import json
 import logging
@@ -18,6 +19,7 @@ import sys
 import time
 import typing as t
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 
 import click
@@ -37,6 +39,7 @@ PROG = "moovago-revert"
 Entry = Mapping[str, t.Any]  # one change-log line
 View = dict[str, t.Any] | None  # a record as the writes planned so far leave it; None: absent
 OPERATIONS = {"create": "delete", "update": "update", "delete": "create"}  # -> what undoes it
+_stream = itemgetter("stream")
 
 
 class RevertError(MoovagoError):
@@ -70,21 +73,16 @@ def read_changes(path: Path) -> list[dict[str, t.Any]]:
 class Reverter:
     """Plans the undoing of change-log entries, newest first, and hands the writes to the gate."""
 
-    def __init__(self, run: Run, echo: Callable[[str], None]) -> None:
-        self.run = run
-        self.echo = echo
+    def __init__(self, run: Run, entries: Sequence[Entry], echo: Callable[[str], None]) -> None:
+        """One writer per stream, tracking every field its entries name that can be read back;
+        the mutations the revert needs checked against the schema file first."""
+        self.run, self.echo = run, echo
         self.writers: dict[str, BatchWriter] = {}
         self.writer: BatchWriter  # the stream being planned
         self.readable: dict[str, set[str]] = {}
         self.creatable: dict[str, InputValidator] = {}
-        self.conflicts = 0
-        self.writes = 0
-        self._position = 0
-
-    def open(self, entries: Sequence[Mapping[str, t.Any]]) -> None:
-        """One writer per stream, tracking every field its entries name that can be read back;
-        the mutations the revert needs checked against the schema file first."""
-        remote = self.run.remote
+        self.conflicts = self.writes = self._position = 0
+        remote = run.remote
         for stream, group in itertools.groupby(sorted(entries, key=_stream), key=_stream):
             items = list(group)
             entity = remote.entity_for(stream)
@@ -92,14 +90,12 @@ class Reverter:
             output = set(remote.schema.output_json_schema(entity.type_name)["properties"])
             fields = sorted({f for e in items for f in e["fields"] if f in output})
             self.readable[stream] = output
-            writes = writes_of(entity)
-            if "create" in writes.shapes:
-                create = input_schema(remote.schema, writes.shapes["create"])
-                self.creatable[stream] = InputValidator(create)
-            self.writers[stream] = BatchWriter(self.run, entity, remote.key_specs(entity), fields)
+            if create := writes_of(entity).shapes.get("create"):
+                self.creatable[stream] = InputValidator(input_schema(remote.schema, create))
+            self.writers[stream] = BatchWriter(run, entity, remote.key_specs(entity), fields)
             self.writers[stream].settle_killed_writes(output)
 
-    def plan(self, stream: str, entries: Iterable[Mapping[str, t.Any]]) -> None:
+    def plan(self, stream: str, entries: Iterable[Entry]) -> None:
         """Undo one stream's consecutive entries (newest first) against its index as the
         writes planned so far leave it; one action per record, then project and admit."""
         self.writer = writer = self.writers[stream]
@@ -117,23 +113,29 @@ class Reverter:
                 actions[record_id] = action
         writes = [a for a in actions.values() if a.kind in WRITES]
         self.writes += len(writes)
-        for action in writes:
-            self._say(action)
+        for action in writes:  # one line of the plan, as the writes will be sent
+            label = f"{writer.label} id={action.row.mapped.record_id}"
+            if action.kind is Kind.UPDATE:
+                changes = ", ".join(f"{k} -> {v!r}" for k, v in action.data.items())
+                what = f"update {label}: {changes}"
+            elif action.kind is Kind.DELETE:
+                what = f"delete {label}: created by the run, unchanged since"
+            else:
+                what = f"create again {label}, deleted by the run: {', '.join(sorted(action.data))}"
+            self.echo(("would " if self.run.dry_run else "") + what)
         if writes:
             writer.project(writes)
             self.run.gate.admit(writer, writes)
 
-    def _row(self, entry: Mapping[str, t.Any], data: Mapping[str, t.Any]) -> Row:
+    def _row(self, entry: Entry, data: Mapping[str, t.Any]) -> Row:
         mapped = MappedRow(payload=dict(data), record_id=entry["record_id"])
         return Row(self._position, entry, mapped)
 
     def _conflict(self, entry: Entry, why: str, field: str | None) -> None:
-        writer = self.writer
         self.conflicts += 1
-        label = f"id={entry['record_id']}"
         where = f" field {field}" if field else ""
-        self.echo(f"conflict: {writer.label} {label}{where}: {why}")
-        writer.reject(self._row(entry, {}), f"conflict: {why}", field)
+        self.echo(f"conflict: {self.writer.label} id={entry['record_id']}{where}: {why}")
+        self.writer.reject(self._row(entry, {}), f"conflict: {why}", field)
 
     def _undo_update(self, entry: Entry, view: View, planned: Action | None) -> Action | None:
         """Each field back to its value before, where Moovago still holds the value after."""
@@ -171,13 +173,13 @@ class Reverter:
     def _undo_delete(self, entry: Entry, view: View, planned: Action | None) -> Action | None:
         """Create the record the log deleted again, with its last known fields."""
         before = {k: c.get("before") for k, c in entry["fields"].items()}
-        writer = self.writer
-        _, found = writer.index.find(before)
+        label = self.writer.label
+        _, found = self.writer.index.find(before)
         if view is not None or found:
             there = entry["record_id"] if view is not None else found[0]
-            self.echo(f"{writer.label} id={entry['record_id']}: there again (id={there}); left")
+            self.echo(f"{label} id={entry['record_id']}: there again (id={there}); left")
             return planned
-        validator = self.creatable.get(writer.label)
+        validator = self.creatable.get(label)
         known = validator.properties if validator else {}
         data = {k: v for k, v in before.items() if v is not None and k in known}
         problems = validator.problems(data) if validator else []
@@ -187,29 +189,11 @@ class Reverter:
             return planned
         return Action(Kind.CREATE, self._row(entry, data), data=data)
 
-    def _say(self, action: Action) -> None:
-        """One line of the plan, as the writes will be sent."""
-        label = f"{self.writer.label} id={action.row.mapped.record_id}"
-        if action.kind is Kind.UPDATE:
-            what = f"update {label}: " + ", ".join(f"{k} -> {v!r}" for k, v in action.data.items())
-        elif action.kind is Kind.DELETE:
-            what = f"delete {label}: created by the run, unchanged since"
-        else:
-            what = f"create again {label}, deleted by the run: {', '.join(sorted(action.data))}"
-        self.echo(("would " if self.run.dry_run else "") + what)
 
-
-def _stream(entry: Mapping[str, t.Any]) -> str:
-    return str(entry["stream"])
-
-
-def revert(
-    run: Run, entries: Sequence[Mapping[str, t.Any]], echo: Callable[[str], None]
-) -> Reverter:
+def revert(run: Run, entries: Sequence[Entry], echo: Callable[[str], None]) -> Reverter:
     """Plan every entry newest first (a stream's consecutive entries together), then let the
     gate decide on the whole and write."""
-    reverter = Reverter(run, echo)
-    reverter.open(entries)
+    reverter = Reverter(run, entries, echo)
     run.gate.hold_until_end()
     for stream, group in itertools.groupby(reversed(entries), key=_stream):
         reverter.plan(stream, list(group))
@@ -229,17 +213,6 @@ def _config(path: Path) -> dict[str, t.Any]:
     return config
 
 
-def _with_signals(run: Run, work: Callable[[], Reverter]) -> Reverter:
-    """SIGTERM/SIGINT stop sending once the requests in flight are answered."""
-    stops = (signal.SIGTERM, signal.SIGINT)
-    previous = {n: signal.signal(n, lambda n, _f: run.stop(n, at_once=True)) for n in stops}
-    try:
-        return work()
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, type=Path, help="the target's config (JSON)")
@@ -255,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    logger = logging.getLogger(PROG)
+    now = functools.partial(dt.datetime.now, dt.timezone.utc)
     run = None
     try:
         config = _config(args.config)
@@ -264,8 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             entries = [e for e in entries if e.get("run_id") in args.run]
             if not entries:
                 raise RevertError(f"{args.changes}: no line of run {', '.join(args.run)}")
-        left = ChangeLog(args.changes, clock=lambda: dt.datetime.now(dt.timezone.utc)).unsettled
-        if left:
+        if left := ChangeLog(args.changes, clock=now).unsettled:
             msg = (
                 f"{args.changes}: {sum(map(len, left.values()))} writes a stopped run never saw "
                 f"answered ({args.changes}.inflight); run the target again with the same "
@@ -274,8 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RevertError(msg)
         own = args.changes_path or args.changes.with_name(f"{args.changes.stem}.revert.jsonl")
         config.update(dry_run=args.dry_run, changes_path=str(own))
-        run = Run(config, logger, clock=lambda: dt.datetime.now(dt.timezone.utc), sleep=time.sleep)
-        done = _with_signals(run, lambda: revert(run, entries, click.echo))
+        run = Run(config, logging.getLogger(PROG), clock=now, sleep=time.sleep)
+        # SIGTERM/SIGINT stop sending once the requests in flight are answered.
+        stops = (signal.SIGTERM, signal.SIGINT)
+        previous = {n: signal.signal(n, lambda n, _f: run.stop(n, at_once=True)) for n in stops}
+        try:
+            done = revert(run, entries, click.echo)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     except MoovagoError as exc:
         if run is not None:
             run.failed(exc)

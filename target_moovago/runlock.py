@@ -1,17 +1,13 @@
-"""One target run at a time per Moovago account on this machine.
+"""One target run at a time per Moovago account on this machine, and the business-hours gate.
 
-The lock is a file in `lock_dir` named after the API URL and the team, held with an exclusive
-`flock`: the kernel releases it when the process ends however it ends (SIGKILL included), so a
-lock file left by a dead run never blocks the next one. It guards one machine only: two
-machines (or two containers without a shared lock directory) can still run at once.
+The run lock is a file in `lock_dir` named after the API URL and the team, held with `flock`: the
+kernel drops it when the process ends however it ends (SIGKILL included), so a file left by a dead
+run never blocks the next. It guards one machine only.
 
-The business-hours gate: one decision per run, over planned rows held in arrival order.
-
-A run writing more than `bulk_threshold` rows to a production API is a bulk job, and Moovago
-asks for none Monday-Friday 08:00-18:30 Paris. Until the run's planned writes cross the
-threshold (or the input ends under it) the gate holds every planned batch; when they cross it
-the gate decides once (refuse, wait or go) and releases the held batches, in the order they
-arrived, exactly as they were planned.
+The gate: a run writing more than `bulk_threshold` rows to a production API is a bulk job, which
+Moovago asks for none Monday-Friday 08:00-18:30 Paris. The gate holds every planned batch until
+the run's writes cross the threshold (or the input ends under it), decides once (refuse, wait or
+go) and releases the held batches in arrival order, exactly as planned.
 """
 
 from __future__ import annotations
@@ -25,22 +21,18 @@ import socket
 import time
 import typing as t
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from moovago_api.errors import MoovagoError
 from moovago_api.governor import bulk_window
 from target_moovago.ledger import BusinessHoursError
 
-if TYPE_CHECKING:
+if t.TYPE_CHECKING:
     from target_moovago.plan import Action
 
-
-POLL_SECONDS = 0.2
+POLICIES = ("refuse", "wait", "ignore")
 
 
 class RunLockError(MoovagoError):
@@ -48,15 +40,13 @@ class RunLockError(MoovagoError):
 
 
 def default_lock_dir() -> Path:
-    """The per-user state directory: $XDG_STATE_HOME/target-moovago/locks, else
-    ~/.local/state/target-moovago/locks."""
+    """$XDG_STATE_HOME/target-moovago/locks, else ~/.local/state/target-moovago/locks."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "target-moovago" / "locks"
 
 
 def lock_name(api_url: str, team_id: str) -> str:
-    """A file name for one account: the same for `HTTPS://Host/graphql/` and
-    `https://host/graphql`, different for another URL or team."""
+    """One file name per account: `HTTPS://Host/graphql/` is `https://host/graphql`."""
     parts = urlsplit(api_url.strip())
     url = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
     digest = hashlib.sha256(f"{url}\n{team_id}".encode()).hexdigest()[:20]
@@ -74,32 +64,12 @@ class RunLock:
         *,
         lock_dir: str | Path | None = None,
         wait_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.team_id = team_id
         self.directory = Path(lock_dir).expanduser() if lock_dir else default_lock_dir()
         self.path = self.directory / lock_name(api_url, team_id)
         self.wait_seconds = max(0.0, float(wait_seconds))
-        self._clock = clock
-        self._sleep = sleep
         self._fd: int | None = None
-
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, Any], team_id: str, logger: logging.Logger
-    ) -> RunLock:
-        """The run lock the settings ask for (`lock_dir`, `lock_wait_seconds`), acquired."""
-        lock = cls(
-            str(config.get("api_url") or ""),
-            team_id,
-            lock_dir=config.get("lock_dir") or None,
-            wait_seconds=float(config.get("lock_wait_seconds") or 0),
-        )
-        if lock.wait_seconds:
-            logger.info("Run lock %s: waiting up to %g s", lock.path, lock.wait_seconds)
-        lock.acquire()
-        return lock
 
     @property
     def held(self) -> bool:
@@ -113,18 +83,26 @@ class RunLock:
         except ImportError:  # pragma: no cover - not POSIX
             msg = "the run lock needs POSIX file locks (fcntl), which this platform lacks"
             raise RunLockError(msg) from None
-        fd = self._open()
-        deadline = self._clock() + self.wait_seconds
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            msg = f"cannot use the run lock file {self.path} ({exc.strerror or exc}); set lock_dir"
+            raise RunLockError(f"{msg} to a directory this user can write") from None
+        deadline = time.monotonic() + self.wait_seconds
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if self._clock() >= deadline:
+                    if time.monotonic() >= deadline:
                         raise RunLockError(self._held_message(fd)) from None
-                    self._sleep(min(POLL_SECONDS, max(0.0, deadline - self._clock())))
-            self._record(fd)
+                    time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": since}
+            os.ftruncate(fd, 0)  # who holds it, for the message a second run prints
+            os.pwrite(fd, (json.dumps({**holder, "team": self.team_id}) + "\n").encode(), 0)
         except BaseException:
             os.close(fd)
             raise
@@ -140,35 +118,8 @@ class RunLock:
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
-
-    def _open(self) -> int:
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            msg = (
-                f"cannot use the run lock file {self.path} ({exc.strerror or exc}); "
-                "set lock_dir to a directory this user can write"
-            )
-            raise RunLockError(msg) from None
-
-    def _record(self, fd: int) -> None:
-        """Who holds the lock, for the message a second run prints."""
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "team": self.team_id,
-            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
 
     def _held_message(self, fd: int) -> str:
         try:
@@ -188,19 +139,10 @@ class RunLock:
         )
 
 
-POLICIES = ("refuse", "wait", "ignore")
-
-
 class Writes(t.Protocol):
     """What the gate releases a batch to (a stream's writer)."""
 
     def write(self, actions: Sequence[Action]) -> None: ...
-
-
-@dataclass
-class HeldBatch:
-    writer: Writes
-    actions: Sequence[Action]
 
 
 class BulkGate:
@@ -223,7 +165,7 @@ class BulkGate:
         self.logger = logger
         self.decided = not production or policy == "ignore"
         self.writes = 0  # writes of the batches held so far
-        self._held: deque[HeldBatch] = deque()
+        self._held: deque[tuple[Writes, Sequence[Action]]] = deque()
         self._until_end = False  # the input has ended: decide on the whole run only
 
     @property
@@ -236,7 +178,7 @@ class BulkGate:
         if self.decided:
             writer.write(actions)
             return
-        self._held.append(HeldBatch(writer, actions))
+        self._held.append((writer, actions))
         self.writes += len(actions)
         if not self._until_end and self.writes > self.threshold:
             self._decide()
@@ -255,8 +197,8 @@ class BulkGate:
 
     def release(self) -> None:
         while self._held:
-            batch = self._held.popleft()
-            batch.writer.write(batch.actions)
+            writer, actions = self._held.popleft()
+            writer.write(actions)
 
     def _decide(self) -> None:
         """Refuse (raise before any write), wait until the window opens, or go."""

@@ -1,10 +1,7 @@
-"""The batch writer of one stream: project planned writes into the index; send them as aliased
-mutation batches, up to `max_requests_in_flight` at once (a planned batch's chunks are key-disjoint;
-only `client.execute_many` is concurrent, each answer is handled here in input order); halve a batch
-refused whole or over the size limit (or HTTP 413); reconcile after an ambiguous failure or a kill;
-confirm or undo each row, account every row. Reconciliation re-reads records from the server's
-clock on (its `Date` header, else the newest `updatedAt` read this run) minus a margin, never the
-local clock, which may be minutes off; with no server clock at all, every record is read."""
+"""The batch writer of one stream: sends planned writes as aliased mutation batches, up to
+`max_requests_in_flight` at once; halves a batch refused whole or too large (or HTTP 413);
+reconciles after an ambiguous failure or a kill, from the server's clock (its `Date` header, else
+the newest `updatedAt` read), never the local one; confirms or undoes and accounts every row."""
 
 from __future__ import annotations
 
@@ -64,7 +61,7 @@ class BatchWriter:
         self.key_specs = key_specs
         self.fields = list(fields)  # what the stream's rows may change, tracked in the index
         self.logger = run.logger
-        self._samples: dict[Kind, int] = {}
+        self._samples: Counter[Kind] = Counter()
 
     @property
     def index(self) -> RemoteIndex:
@@ -106,18 +103,14 @@ class BatchWriter:
                 else:
                     self.index.remove(action.record_id)
 
-    def _undo(self, action: Action) -> None:
+    def _refuse(self, action: Action, reason: str, field: str | None = None) -> None:
+        """Undo a write's projection and reject its row."""
         self.run.changes.dropped(action)
-        if action.record_id is None:
-            return
-        if action.kind is Kind.CREATE:
+        if action.kind is Kind.CREATE and action.record_id is not None:
             self.index.remove(action.record_id)
             self.run.pending.settle(action.record_id, None)
-        elif action.before is not None:
+        elif action.record_id is not None and action.before is not None:
             self.index.add(action.record_id, action.before)
-
-    def _refuse(self, action: Action, reason: str, field: str | None = None) -> None:
-        self._undo(action)
         self.reject(action.row, reason, field)
 
     def _confirm(self, action: Action, record_id: str) -> None:
@@ -134,21 +127,23 @@ class BatchWriter:
 
     def write(self, actions: Sequence[Action]) -> None:
         """Send the planned writes in batches of `mutations_per_request` (log them on a dry run)."""
-        if self.run.dry_run:
-            self._dry_run(actions)
+        if not self.run.dry_run:
+            self.send(list(chunks(actions, self.run.mutations_per_request)))
             return
-        self.send(list(chunks(actions, self.run.mutations_per_request)))
+        for action in actions:
+            self.run.ledger.add(self.label, COUNTER[action.kind])
+            self._samples[action.kind] += 1
+            if self._samples[action.kind] <= SAMPLES_PER_KIND:  # what the call would send
+                held = f" (kept by field_policies: {action.held})" if action.held else ""
+                arguments = self.writes.shape(action.kind).arguments(action.record_id, action.data)
+                sample = json.dumps(arguments, default=str, ensure_ascii=False)
+                self.logger.info("dry run: %s %s %s%s", self.label, action.kind.value, sample, held)
 
     def send(self, batches: Sequence[list[Action]], depth: int = 0, rounds: int = 0) -> None:
-        """Send the chunks with up to `max_requests_in_flight` requests in flight; handle each
-        answer in input order (`depth` and `rounds`: of a split or a resend).
-
-        A chunk naming a create not yet confirmed (in flight, or refused) waits until nothing is
-        in flight, so the pending id is settled and any refusal lands in order. After a failure
-        or a stop no further chunk is sent, and the answers of those in flight are still handled
-        (confirmed, refused or reconciled; nothing is resent) before the first failure is
-        raised: no request of the batch is in flight once this returns or raises.
-        """
+        """Send the chunks, up to `max_requests_in_flight` at once, answers handled in order
+        (`depth`, `rounds`: of a split or a resend). A chunk naming an unconfirmed create waits
+        until nothing is in flight. After a failure or a stop nothing more is sent, the answers
+        in flight are still handled, then the first failure is raised: none is left in flight."""
         todo = deque(batches)
         sent: deque[Sent] = deque()
         failures: list[Exception] = []
@@ -166,12 +161,17 @@ class BatchWriter:
                     todo.appendleft(chunk)  # resolving it again changes nothing
                     return
                 try:
-                    request, aliases, size = self._request(chunk)
+                    document, variables, aliases = batch_document(
+                        self.run.remote.schema, self.entity, chunk
+                    )
                 except MoovagoError:
                     if not sent:
                         raise
                     todo.appendleft(chunk)  # raised again once nothing is in flight
                     return
+                self.run.changes.sending(self.label, chunk, self.key_specs)  # before it can land
+                name = operation_name(document)
+                size = request_bytes(document, variables, name)
                 # Too large: split (by sends of their own) once nothing is in flight.
                 if size > self.run.request_limit:
                     if sent:
@@ -181,7 +181,7 @@ class BatchWriter:
                     continue
                 clock = self.run.remote.client.server_time() or self.run.remote.newest_updated_at
                 sent.append((chunk, aliases, clock, size))
-                yield request
+                yield document, variables, name
 
         while todo and not failures:
             self.run.check_stop()  # nothing is in flight here
@@ -200,22 +200,18 @@ class BatchWriter:
         if failures:
             raise failures[0]
 
-    def _request(self, chunk: Sequence[Action]) -> tuple[Request, list[Alias], int]:
-        """The request of one chunk, and the alias of each action."""
-        document, variables, aliases = batch_document(self.run.remote.schema, self.entity, chunk)
-        name = operation_name(document)
-        self.run.changes.sending(self.label, chunk, self.key_specs)  # before it can land
-        return (document, variables, name), aliases, request_bytes(document, variables, name)
+    def _resolve(self, action: Action) -> None:
+        """Real ids in place of pending ones; KeyError naming a create not confirmed."""
+        if action.kind is not Kind.CREATE:
+            action.record_id = self.run.pending.resolve(action.record_id)
+        action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
 
     def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
-        """The actions with real ids in place of pending ones; one naming a create that was
-        refused is rejected here."""
+        """The chunk resolved; an action naming a create that was refused is rejected here."""
         ready = []
         for action in chunk:
             try:
-                if action.kind is not Kind.CREATE:
-                    action.record_id = self.run.pending.resolve(action.record_id)
-                action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
+                self._resolve(action)
             except KeyError as missing:
                 what = f"{missing.args[0]}, a planned create that was refused"
                 self._refuse(action, f"{action.kind.value} not sent: it names {what}")
@@ -227,10 +223,7 @@ class BatchWriter:
         """Whether an action names a create not confirmed (in flight, or refused)."""
         try:
             for action in chunk:
-                if action.kind is not Kind.CREATE:
-                    self.run.pending.resolve(action.record_id)
-                for value in action.data.values():
-                    self.run.pending.resolve(value)
+                self._resolve(action)
         except KeyError:
             return True
         return False
@@ -238,7 +231,6 @@ class BatchWriter:
     def answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
         """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
         chunk, aliases, reference, size = sent
-        errors: dict[str, str] = {}
         if isinstance(answer, RequestTooLarge):
             self.too_large(chunk, depth, rounds, size, refused=True)
             return
@@ -248,59 +240,43 @@ class BatchWriter:
         if isinstance(answer, BaseException) and not isinstance(answer, QueryError):
             raise answer
         data = (answer.data or {}) if isinstance(answer, QueryError) else answer
-        if isinstance(answer, QueryError):
-            for error in answer.errors:
-                path = error.get("path") or []
-                owner = next((a for a in aliases if path and a.owns(path)), None)
-                if owner is not None:
-                    errors.setdefault(owner.name, str(error.get("message", "error")))
-            if not errors and all(a.result(data) is None for a in aliases):
-                self._whole_request_failed(chunk, depth, answer)
-                return
-        answers = []
-        for alias, action in zip(aliases, chunk, strict=True):
-            result = alias.result(data)
-            shape = self.writes.shape(action.kind)
-            written = shape.record_id(result, sent_id=action.record_id)
-            answers.append((alias, action, result, shape, written))
-        created = Counter(a[4] for a in answers if a[1].kind is Kind.CREATE)
+        errors: dict[str, str] = {}
+        for error in answer.errors if isinstance(answer, QueryError) else ():
+            path = error.get("path") or []
+            owner = next((a for a in aliases if path and a.owns(path)), None)
+            if owner is not None:
+                errors.setdefault(owner.name, str(error.get("message", "error")))
+        results = [alias.result(data) for alias in aliases]
+        if isinstance(answer, QueryError) and not errors and results.count(None) == len(results):
+            self._whole_request_failed(chunk, depth, answer)
+            return
+        written = [
+            self.writes.shape(a.kind).record_id(result, sent_id=a.record_id)
+            for a, result in zip(chunk, results, strict=True)
+        ]
+        created = Counter(w for a, w in zip(chunk, written, strict=True) if a.kind is Kind.CREATE)
         contradicted: list[tuple[Action, str]] = []
-        for alias, action, result, shape, written in answers:
-            why = self._contradiction(action, written, created)
-            if why is not None:
+        for alias, action, result, record_id in zip(aliases, chunk, results, written, strict=True):
+            # A create's answered id cannot be true when answered for two creates, or when the
+            # index holds it for another record.
+            creates = action.kind is Kind.CREATE and record_id is not None
+            if creates and created[record_id] > 1:
+                why = f"the API answered record id {record_id} for {created[record_id]} creates"
                 contradicted.append((action, why))
-            elif written is not None:
-                self._confirm(action, written)
+            elif creates and record_id in self.index and record_id != action.record_id:
+                why = f"the API answered record id {record_id}, which is an existing record"
+                contradicted.append((action, why))
+            elif record_id is not None:
+                self._confirm(action, record_id)
             else:
                 reason = (
                     errors.get(alias.name)
-                    or "; ".join(shape.error_messages(result))
+                    or "; ".join(self.writes.shape(action.kind).error_messages(result))
                     or "the API returned no result for this mutation"
                 )
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
-        if contradicted:
-            self._reconcile_contradictions(contradicted, reference)
-        self.run.progress.request_done(self.label)
-
-    def _contradiction(
-        self, action: Action, written: str | None, created: Counter[str | None]
-    ) -> str | None:
-        """Why a create's answered id cannot be true (None: it can): the same id answered
-        for two creates, or an id the index already holds for another record."""
-        if action.kind is not Kind.CREATE or written is None:
-            return None
-        if created[written] > 1:
-            return f"the API answered record id {written} for {created[written]} creates"
-        if written in self.index and written != action.record_id:
-            return f"the API answered record id {written}, which is an existing record"
-        return None
-
-    def _reconcile_contradictions(
-        self, contradicted: Sequence[tuple[Action, str]], reference: dt.datetime | None
-    ) -> None:
-        """Answers that contradict each other prove nothing: each such create is looked up
-        like after an ambiguous failure, confirmed with the record found, else rejected (never
-        sent again: the server may have made it)."""
+        # Answers that contradict each other prove nothing: each such create is looked up like
+        # after an ambiguous failure, else rejected (never sent again: it may have landed).
         landed = self.landed_creates([action for action, _ in contradicted], reference)
         for (action, why), match in zip(contradicted, landed, strict=True):
             label = action.row.key_label(self.key_specs)
@@ -313,6 +289,7 @@ class BatchWriter:
                     f"create not confirmed: {why}, and no record it made was found after "
                     "reconciling; not sent again to avoid a duplicate",
                 )
+        self.run.progress.request_done(self.label)
 
     def too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
@@ -381,10 +358,10 @@ class BatchWriter:
     def landed_creates(
         self, creates: Sequence[Action], reference: dt.datetime | None
     ) -> list[str | None]:
-        """For each create, the id of the record it made, or None when it did not land: the
-        records created since `reference` (the server's clock before sending) that the index
-        does not hold yet, matched by key, else by the same values."""
-        fields = list(self.index.fields)
+        """For each create, the record it made (None: it did not land), among those read since
+        `reference` (the server's clock before sending) the index lacks: by key, else by values."""
+        if not creates:
+            return []
         extra: dict[str, t.Any] = {}
         if self.entity.bound_path and reference is not None:  # where the plan puts a lower bound
             extra = self.entity.filter_value(None, format_datetime(reference - RECONCILE_MARGIN))
@@ -394,11 +371,10 @@ class BatchWriter:
                 "reading every record",
                 self.label,
             )
-        recent = RemoteIndex(fields, self.key_specs)
+        recent = RemoteIndex(self.index.fields, self.key_specs)
         found: dict[str, dict[str, t.Any]] = {}
-        for record in self.run.remote.list_records(self.entity, fields, **extra):
-            record_id = str(record["id"])
-            if record_id not in self.index:
+        for record in self.run.remote.list_records(self.entity, recent.fields, **extra):
+            if (record_id := str(record["id"])) not in self.index:
                 recent.add(record_id, record)
                 found[record_id] = record
         landed: list[str | None] = []
@@ -434,16 +410,6 @@ class BatchWriter:
             len(entries),
             len(landed) - landed.count(None),
         )
-
-    def _dry_run(self, writes: Sequence[Action]) -> None:
-        for action in writes:
-            self.run.ledger.add(self.label, COUNTER[action.kind])
-            self._samples[action.kind] = shown = self._samples.get(action.kind, 0) + 1
-            if shown <= SAMPLES_PER_KIND:  # what the call would send, in the file's layout
-                held = f" (kept by field_policies: {action.held})" if action.held else ""
-                arguments = self.writes.shape(action.kind).arguments(action.record_id, action.data)
-                sample = json.dumps(arguments, default=str, ensure_ascii=False)
-                self.logger.info("dry run: %s %s %s%s", self.label, action.kind.value, sample, held)
 
 
 def _has_creates(chunk: Sequence[Action]) -> bool:
