@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from moovago_api.governor import ARRIVAL_MARGIN  # noqa: E402
 from moovago_sandbox.testing import start_sandbox  # noqa: E402
-from target_moovago.plan import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex  # noqa: E402
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex  # noqa: E402
 from target_moovago.target import TargetMoovago  # noqa: E402
 
 RATE = 5

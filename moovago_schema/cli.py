@@ -260,7 +260,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         names = {name for e in entities for name in (e.stream_name, e.name)}
         writable = [e.stream_name for e in planned.entities() if e.writes and e.writes.writable]
         # The target's own defaults; imported here so the other commands never load the target.
-        from target_moovago.plan import DEFAULT_MATCH_KEYS
+        from target_moovago.index import DEFAULT_MATCH_KEYS
 
         # A plan corrects how a stream is read too: it does not say the target writes it.
         settings = {key: value for key, value in config.items() if key != SETTING}

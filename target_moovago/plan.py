@@ -1,63 +1,39 @@
-"""Pure planning: mapped rows + an index of remote records -> create/update/delete/unchanged/reject.
-
-Nothing here does I/O; the sink feeds it rows and an index and sends what it returns.
-
-A row that cannot be written (a mapping problem, a value that cannot be a key, no key at all
-in create_only/upsert unless keyless creates are allowed) is rejected before any write.
-
-The settings that keep every row exactly once (matching, keyless rows, empty strings, the
-run lock, the request size) and the request-size rule: declared here, read where they act.
-"""
+"""Pure planning: mapped rows against the index of remote records -> create, update, delete,
+unchanged or reject; nothing here does I/O. A row that cannot be written (a mapping problem, a
+value that cannot be a key, no key in create_only/upsert unless keyless creates are allowed) is
+rejected before any write. Also: the exactly-once settings and the request-size rule."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import typing as t
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode
+from jsonschema import Draft202012Validator, FormatChecker
 from singer_sdk import typing as th
 
 from moovago_api.client import encode_request
+from moovago_api.wire import is_datetime_text
 from target_moovago.index import (
-    DEFAULT_MATCH_KEYS,
     NORMALIZATIONS,
     BadKeyError,
     KeySpec,
+    MappedRow,
+    Problem,
     RemoteIndex,
+    comparable,
+    json_types,
     key_part,
-    key_value_problem,
-    parse_normalize,
+    shown,
 )
-from target_moovago.mapping import InputValidator, MappedRow, Problem, comparable
-
-if TYPE_CHECKING:
-    from target_moovago.run import Run
-
 
 KEYLESS_SETTING = "allow_keyless_creates"
-
-__all__ = [  # the index's names are re-exported: the planner's vocabulary
-    "COUNTER",
-    "DEFAULT_MATCH_KEYS",
-    "KEYLESS_SETTING",
-    "WRITES",
-    "Action",
-    "BadKeyError",
-    "KeySpec",
-    "Kind",
-    "Mode",
-    "Planner",
-    "Policy",
-    "RemoteIndex",
-    "Row",
-    "chunks",
-    "key_part",
-    "parse_normalize",
-]
+_SURROGATE = re.compile("[\ud800-\udfff]")  # what UTF-8 cannot encode
 
 
 class Mode(str, Enum):
@@ -72,10 +48,6 @@ class Policy(str, Enum):
     OVERWRITE = "overwrite"
     FILL_EMPTY = "fill_empty"  # only where Moovago's value is empty: null, '' or []
     CREATE_ONLY = "create_only"
-
-
-def is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
 
 
 class Kind(str, Enum):
@@ -100,16 +72,63 @@ COUNTER = {
 }
 
 
+FORMAT_CHECKER = FormatChecker()
+FORMAT_CHECKER.checks("date-time")(lambda v: not isinstance(v, str) or is_datetime_text(v))
+
+
+@FORMAT_CHECKER.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or (len(value) == 10 and bool(dt.date.fromisoformat(value)))
+
+
+class InputValidator:
+    """Validates payloads against one input type's JSON Schema (from the SDL)."""
+
+    def __init__(self, schema: Mapping[str, t.Any]) -> None:
+        self._validator = Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+        self.properties: Mapping[str, Mapping[str, t.Any]] = schema.get("properties", {})
+
+    def problems(self, payload: Mapping[str, t.Any]) -> list[Problem]:
+        found = [
+            Problem(path, "text holds a lone surrogate, which cannot be encoded as UTF-8")
+            for path in _unencodable(payload)
+        ]
+        for err in sorted(self._validator.iter_errors(payload), key=lambda e: list(e.path)):
+            name = ".".join(str(p) for p in err.absolute_path) or None
+            reason = err.message
+            if err.validator == "required" and name is None:
+                missing = re.search(r"'([^']+)' is a required property", err.message)
+                name = missing.group(1) if missing else None
+                reason = f"required field {name} is missing or null"
+            elif err.validator == "format":
+                reason = f"{shown(err.instance)} is not a valid {err.validator_value}"
+            found.append(Problem(name, reason))
+        return found
+
+
+def _unencodable(value: t.Any, path: str = "") -> Iterator[str]:
+    """Paths of the strings a request body cannot carry (lone UTF-16 surrogates)."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            yield path
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _unencodable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from _unencodable(item, f"{path}.{number}" if path else str(number))
+
+
 @dataclass
 class Row:
     """One input row, as the sink read it, with its mapped payload."""
 
     position: int  # order of arrival in the stream, for messages
-    record: Mapping[str, Any]
+    record: Mapping[str, t.Any]
     mapped: MappedRow
 
     @property
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, t.Any]:
         return self.mapped.payload
 
     def key_label(self, specs: Sequence[KeySpec]) -> str:
@@ -121,28 +140,52 @@ class Row:
                 return ",".join(f"{f}={self.payload.get(f)!r}" for f in spec.fields)
         return f"row #{self.position}"
 
-    def problem(self, specs: Sequence[KeySpec], props: Mapping[str, Any]) -> Problem | None:
-        """What makes this row unwritable before planning: a mapping problem (NaN, a bad
-        `_sdc_deleted_at`, conflicting columns) or a match-key value that cannot be a key."""
-        if self.mapped.problems:
-            return self.mapped.problems[0]
-        for name in dict.fromkeys(f for spec in specs for f in spec.fields):
-            reason = key_value_problem(self.payload.get(name), props.get(name) or {})
-            if reason is not None:
-                return Problem(name, reason)
-        return None
-
 
 @dataclass
 class Action:
     kind: Kind
     row: Row
     record_id: str | None = None  # the remote record for update/delete/unchanged
-    data: dict[str, Any] = field(default_factory=dict)  # create input, or update data
+    data: dict[str, t.Any] = field(default_factory=dict)  # create input, or update data
     held: dict[str, str] = field(default_factory=dict)  # field -> the policy that kept it
     reason: str = ""
     field: str | None = None
-    before: dict[str, Any] | None = None  # the indexed values it replaces, to undo a refusal
+    before: dict[str, t.Any] | None = None  # the indexed values it replaces, to undo a refusal
+
+
+class PendingId(str):
+    """The id a planned create stands under until Moovago answers with the real one."""
+
+    __slots__ = ()
+
+
+@dataclass
+class PendingIds:
+    """Planned creates of the run: their real ids once confirmed, None once refused."""
+
+    _ids: dict[str, str | None] = field(default_factory=dict)
+
+    def new(self, stream: str) -> PendingId:
+        pending = PendingId(f"pending-{stream}-{len(self._ids) + 1}")
+        self._ids[pending] = pending
+        return pending
+
+    def settle(self, pending: str, record_id: str | None) -> None:
+        self._ids[pending] = record_id
+
+    def resolve(self, value: t.Any) -> t.Any:
+        """The real id for a pending one; KeyError when that create is refused or unconfirmed."""
+        if not isinstance(value, PendingId):
+            return value
+        found = self._ids.get(value)
+        if found is None or isinstance(found, PendingId):
+            raise KeyError(value)
+        return found
+
+
+def _invalid(row: Row, problems: Sequence[Problem], record_id: str | None = None) -> Action:
+    reason = "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
+    return Action(Kind.REJECT, row, record_id, reason=reason, field=problems[0].field)
 
 
 @dataclass
@@ -154,52 +197,53 @@ class Planner:
     update_validator: InputValidator
     mode: Mode = Mode.UPSERT
     hard_delete: bool = False
-    # Fields a NULL may clear on update (nullable scalars or objects of the output type). A NULL
-    # in any other field (non-null output, lists) leaves the stored value alone.
-    clearable: frozenset[str] | None = None  # None: every field
-    # Create rows with neither id nor match key (create_only, upsert): a create that fails
-    # ambiguously cannot be found again, so a crash and resume may duplicate it.
-    keyless_creates: bool = False
-    # How to fix a missing key: 'set match_keys, e.g. {...}' (moovago_api.mutations).
-    key_hint: str = "set match_keys"
-    # field -> Policy: what an update may write (`field_policies`); absent fields overwrite.
-    policies: Mapping[str, Policy] = field(default_factory=dict)
+    clearable: frozenset[str] | None = None  # fields a NULL may clear on update (None: all)
+    keyless_creates: bool = False  # create rows without id or key: a resume may duplicate them
+    key_hint: str = "set match_keys"  # how to fix a missing key (moovago_api.mutations)
+    policies: Mapping[str, Policy] = field(default_factory=dict)  # absent fields overwrite
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:
-        """One action per row, in row order. Rows addressing one remote record (by id, by a
-        match key the index resolves, or by the same key of a new record) merge into the
-        last of them, field by field in input order: how a row names the record, and whether
-        the run is a rerun, never decides which value wins."""
+        """One action per row, in row order. Rows addressing one record (by id, by a key the
+        index resolves, or by the same key of a new record) merge into the last of them, field
+        by field: how a row names the record, or a rerun, never decides which value wins."""
         actions: list[Action | None] = [None] * len(rows)
         merged: dict[int, Row] = {}
-        last_by_key: dict[tuple[Any, ...], int] = {}
+        last_by_key: dict[tuple[t.Any, ...], int] = {}
         props = {**self.update_validator.properties, **self.create_validator.properties}
         for number, row in enumerate(rows):
-            problem = row.problem(self.index.key_specs, props)
-            if problem is not None:
+            if problem := self._problem(row, props):
                 actions[number] = Action(
                     Kind.REJECT, row, reason=problem.reason, field=problem.field
                 )
                 continue
             identity = self.identity(row)
+            earlier = last_by_key.get(identity) if identity is not None else None
+            if earlier is not None:
+                reason = f"merged into a later row (#{row.position}) for the same record"
+                actions[earlier] = Action(Kind.SUPERSEDED, rows[earlier], reason=reason)
+                merged[number] = _merge(merged.pop(earlier, rows[earlier]), row)
             if identity is not None:
-                earlier = last_by_key.get(identity)
-                if earlier is not None:
-                    actions[earlier] = Action(
-                        Kind.SUPERSEDED,
-                        rows[earlier],
-                        reason=f"merged into a later row (#{row.position}) for the same record",
-                    )
-                    merged[number] = _merge(merged.pop(earlier, rows[earlier]), row)
                 last_by_key[identity] = number
-        for number, row in enumerate(rows):
-            if actions[number] is None:
-                actions[number] = self._plan_one(merged.get(number, row))
-        return [a for a in actions if a is not None]
+        return [a or self._plan_one(merged.get(n, rows[n])) for n, a in enumerate(actions)]
 
-    def identity(self, row: Row) -> tuple[Any, ...] | None:
-        """What makes two rows the same record: its id, else the one remote record its match
-        key finds in the index, else the first match key filled (a record to create)."""
+    def _problem(self, row: Row, props: Mapping[str, t.Any]) -> Problem | None:
+        """A mapping problem, or a match-key value that cannot be a key."""
+        if row.mapped.problems:
+            return row.mapped.problems[0]
+        for name in dict.fromkeys(f for spec in self.index.key_specs for f in spec.fields):
+            value = row.payload.get(name)
+            try:
+                key_part(value)
+            except BadKeyError as exc:
+                return Problem(name, f"{exc}; a match key must be one text or number")
+            types = json_types(props.get(name) or {})
+            if isinstance(value, bool) and types and "boolean" not in types:
+                why = "a boolean cannot be a key value of a field that is not a boolean"
+                return Problem(name, why)
+        return None
+
+    def identity(self, row: Row) -> tuple[t.Any, ...] | None:
+        """Two rows' one record: its id, else the record its key finds, else that key (new)."""
         if row.mapped.record_id:
             return ("id", row.mapped.record_id)
         for number, spec in enumerate(self.index.key_specs):
@@ -210,44 +254,38 @@ class Planner:
         return None
 
     def _plan_one(self, row: Row) -> Action:
-        if row.mapped.deleted and not self.hard_delete:
+        deleted, record_id = row.mapped.deleted, row.mapped.record_id
+        if deleted and not self.hard_delete:
             return Action(Kind.SKIP_DELETE, row, reason="_sdc_deleted_at is set, hard_delete off")
-        record_id = row.mapped.record_id
         if record_id is not None:
-            if record_id not in self.index:
-                if row.mapped.deleted:
-                    return Action(Kind.UNCHANGED, row, reason="already absent")
+            if record_id not in self.index and not deleted:
                 reason = f"no remote record with id {record_id}"
                 return Action(Kind.REJECT, row, reason=reason, field="id")
-            matches = [record_id]
+            matches = [record_id] if record_id in self.index else []
         else:
             spec, matches = self.index.find(row.payload)
             if spec is None and not (self.keyless_creates and self.mode is not Mode.UPDATE_ONLY):
                 return self._keyless(row)
-            if len(matches) > 1:
-                return Action(
-                    Kind.REJECT,
-                    row,
-                    reason=f"ambiguous: {len(matches)} remote records match {spec}: "
-                    + ", ".join(matches[:5]),
-                    field=",".join(spec.fields) if spec else None,
-                )
-        if row.mapped.deleted:
-            if not matches:
-                return Action(Kind.UNCHANGED, row, reason="already absent")
+            if spec is not None and len(matches) > 1:
+                reason = f"ambiguous: {len(matches)} remote records match {spec}: "
+                reason += ", ".join(matches[:5])
+                return Action(Kind.REJECT, row, reason=reason, field=",".join(spec.fields))
+        if deleted and not matches:
+            return Action(Kind.UNCHANGED, row, reason="already absent")
+        if deleted:
             return Action(Kind.DELETE, row, record_id=matches[0])
+        if not matches and self.mode is Mode.UPDATE_ONLY:
+            return Action(Kind.REJECT, row, reason="no matching remote record (update_only)")
         if not matches:
-            if self.mode is Mode.UPDATE_ONLY:
-                return Action(Kind.REJECT, row, reason="no matching remote record (update_only)")
-            return self._create(row)
+            data = {k: v for k, v in row.payload.items() if v is not None}
+            problems = self.create_validator.problems(data)
+            return _invalid(row, problems) if problems else Action(Kind.CREATE, row, data=data)
         if self.mode is Mode.CREATE_ONLY:
-            return Action(
-                Kind.REJECT, row, record_id=matches[0], reason="already exists (create_only)"
-            )
+            reason = "already exists (create_only)"
+            return Action(Kind.REJECT, row, record_id=matches[0], reason=reason)
         return self._update(row, matches[0])
 
     def _keyless(self, row: Row) -> Action:
-        """A row with neither id nor match key: it cannot be found again, so it is refused."""
         specs = self.index.key_specs
         missing = sorted({m for s in specs for m in s.missing(row.payload)})
         keys = " or ".join(str(s) for s in specs) or "none configured"
@@ -261,24 +299,12 @@ class Planner:
                 f"could duplicate it; fill the key, {self.key_hint}, or opt in with "
                 f"{KEYLESS_SETTING}"
             )
-        return Action(
-            Kind.REJECT,
-            row,
-            reason=f"no id and no match key ({keys}): {why}",
-            field=",".join(missing) or None,
-        )
-
-    def _create(self, row: Row) -> Action:
-        data = {k: v for k, v in row.payload.items() if v is not None}
-        problems = self.create_validator.problems(data)
-        if problems:
-            first = problems[0]
-            return Action(Kind.REJECT, row, reason=_join(problems), field=first.field)
-        return Action(Kind.CREATE, row, data=data)
+        reason = f"no id and no match key ({keys}): {why}"
+        return Action(Kind.REJECT, row, reason=reason, field=",".join(missing) or None)
 
     def _update(self, row: Row, record_id: str) -> Action:
         stored = self.index.get(record_id) or {}
-        changes: dict[str, Any] = {}
+        changes: dict[str, t.Any] = {}
         held: dict[str, str] = {}
         for name, value in row.payload.items():
             if value is None and not (self.clearable is None or name in self.clearable):
@@ -288,18 +314,21 @@ class Planner:
             policy = self.policies.get(name, Policy.OVERWRITE)
             if policy is Policy.CREATE_ONLY or (
                 policy is Policy.FILL_EMPTY
-                and (name not in stored or not is_empty(stored[name]) or is_empty(value))
+                and (name not in stored or not _is_empty(stored[name]) or _is_empty(value))
             ):
                 held[name] = policy.value  # never makes the row changed
-                continue
-            changes[name] = value
+            else:
+                changes[name] = value
         if not changes:
             return Action(Kind.UNCHANGED, row, record_id=record_id, held=held)
         problems = self.update_validator.problems(changes)
         if problems:
-            reason, first = _join(problems), problems[0].field
-            return Action(Kind.REJECT, row, record_id=record_id, reason=reason, field=first)
+            return _invalid(row, problems, record_id)
         return Action(Kind.UPDATE, row, record_id=record_id, data=changes, held=held)
+
+
+def _is_empty(value: t.Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 def _merge(earlier: Row, later: Row) -> Row:
@@ -309,15 +338,10 @@ def _merge(earlier: Row, later: Row) -> Row:
     mapped = replace(
         later.mapped,
         payload={**earlier.payload, **later.payload},
-        sources={**earlier.mapped.sources, **later.mapped.sources},
         record_id=later.mapped.record_id or earlier.mapped.record_id,
     )
     # The rejects file shows what was planned: both rows' columns, the later winning.
     return Row(later.position, {**earlier.record, **later.record}, mapped)
-
-
-def _join(problems: Iterable[Any]) -> str:
-    return "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
 
 
 def chunks(items: Sequence[Action], size: int) -> Iterator[list[Action]]:
@@ -403,21 +427,23 @@ def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: 
     return len(encode_request(document, variables, name))
 
 
+class _Limits(t.Protocol):
+    max_request_bytes: int  # as configured
+    request_limit: int  # lowered when the server answers 413
+
+
 def largest_field(action: Action) -> str | None:
     """The input field holding most of a row's bytes: the one to name when it is too big."""
     sizes = {k: len(json.dumps(v, default=str, ensure_ascii=False)) for k, v in action.data.items()}
     return max(sizes, key=lambda k: sizes[k]) if sizes else None
 
 
-def too_large_reason(action: Action, size: int, run: Run, *, refused: bool) -> str:
+def too_large_reason(action: Action, size: int, run: _Limits, *, refused: bool) -> str:
     """Why a row alone cannot be sent: its request's size and the limit it is over."""
-    kind, configured = action.kind.value, run.max_request_bytes
+    alone = f"the request for this row alone is {size} bytes"
+    setting = f"max_request_bytes={run.max_request_bytes}"
     if refused:
-        return (
-            f"{kind} refused by the server with HTTP 413: the request for this row alone is "
-            f"{size} bytes, over the server's limit (max_request_bytes={configured})"
-        )
-    return (
-        f"{kind} not sent: the request for this row alone is {size} bytes, over the limit of "
-        f"{run.request_limit} bytes (max_request_bytes={configured})"
-    )
+        how = "refused by the server with HTTP 413"
+        return f"{action.kind.value} {how}: {alone}, over the server's limit ({setting})"
+    limit = f"over the limit of {run.request_limit} bytes"
+    return f"{action.kind.value} not sent: {alone}, {limit} ({setting})"

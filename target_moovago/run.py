@@ -30,7 +30,7 @@ from singer_sdk import typing as th
 
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.wire import is_loopback_url, redact, secret_forms
-from target_moovago.index import PendingIds
+from target_moovago.index import comparable
 from target_moovago.ledger import (
     Ledger,
     Progress,
@@ -39,8 +39,7 @@ from target_moovago.ledger import (
     check_writable,
     json_default,
 )
-from target_moovago.mapping import comparable
-from target_moovago.plan import DEFAULT_MAX_REQUEST_BYTES, Action, Kind, Policy
+from target_moovago.plan import DEFAULT_MAX_REQUEST_BYTES, Action, Kind, PendingIds, Policy
 from target_moovago.remote import Remote, writes_of
 from target_moovago.runlock import BulkGate
 

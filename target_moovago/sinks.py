@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
-from target_moovago.index import RemoteIndex
-from target_moovago.mapping import SDC_PREFIX, FieldMapper, InputValidator, id_input_fields
-from target_moovago.plan import KEYLESS_SETTING, WRITES, Planner, Row
+from target_moovago.index import SDC_PREFIX, FieldMapper, RemoteIndex, id_input_fields
+from target_moovago.plan import KEYLESS_SETTING, WRITES, InputValidator, Planner, Row
 from target_moovago.reader import batch_records
 from target_moovago.remote import match_key_problems, match_keys_hint, writes_of
 from target_moovago.run import HasRun

@@ -16,8 +16,7 @@ from moovago_api.documents import operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.mutations import Alias, batch_document
 from moovago_api.wire import format_datetime
-from target_moovago.index import KeySpec, RemoteIndex
-from target_moovago.mapping import DELETED_AT, SDC_PREFIX
+from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex
 from target_moovago.plan import (
     COUNTER,
     WRITES,

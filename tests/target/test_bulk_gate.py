@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from target_moovago.index import FieldMapper
 from target_moovago.ledger import BusinessHoursError
-from target_moovago.mapping import FieldMapper
 from target_moovago.plan import Planner
 from target_moovago.runlock import BulkGate
 from tests.target.helpers import mutation_count, stream_messages

@@ -8,7 +8,7 @@ from graphql import print_ast
 from moovago_api.mutations import batch_document
 from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
-from target_moovago.mapping import MappedRow
+from target_moovago.index import MappedRow
 from target_moovago.plan import Action, Kind, Row
 from target_moovago.remote import list_pager
 

@@ -12,8 +12,8 @@ import pytest
 
 from moovago_api.errors import ConfigError
 from moovago_api.schema import load_schema
-from target_moovago.mapping import FieldMapper, InputValidator
-from target_moovago.plan import DEFAULT_MATCH_KEYS, KeySpec, Kind, Planner, Policy, RemoteIndex, Row
+from target_moovago.index import DEFAULT_MATCH_KEYS, FieldMapper, KeySpec, RemoteIndex
+from target_moovago.plan import InputValidator, Kind, Planner, Policy, Row
 from target_moovago.target import TargetMoovago
 from tests.target.helpers import entity_rows, stream_messages
 

@@ -9,8 +9,14 @@ import decimal
 import pytest
 
 from moovago_api.schema import load_schema
-from target_moovago.mapping import FieldMapper, InputValidator, id_input_fields
-from target_moovago.plan import DEFAULT_MATCH_KEYS, KeySpec, Kind, Planner, RemoteIndex, Row
+from target_moovago.index import (
+    DEFAULT_MATCH_KEYS,
+    FieldMapper,
+    KeySpec,
+    RemoteIndex,
+    id_input_fields,
+)
+from target_moovago.plan import InputValidator, Kind, Planner, Row
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,14 @@ from __future__ import annotations
 import pytest
 
 from moovago_api.schema import load_schema
-from target_moovago.mapping import FieldMapper, InputValidator
-from target_moovago.plan import (
+from target_moovago.index import (
     DEFAULT_MATCH_KEYS,
-    KEYLESS_SETTING,
+    FieldMapper,
     KeySpec,
-    Kind,
-    Mode,
-    Planner,
     RemoteIndex,
-    Row,
     parse_normalize,
 )
+from target_moovago.plan import KEYLESS_SETTING, InputValidator, Kind, Mode, Planner, Row
 
 KELVIN = "\u212a"  # KELVIN SIGN: casefolds to "k"
 PAIRS = [("abc", "ABC"), ("Straße-1", "STRASSE-1"), (f"{KELVIN}-7", "K-7"), (" C1 ", "C1")]

@@ -6,16 +6,8 @@ import pytest
 
 from moovago_api.mutations import describe_writes
 from moovago_api.schema import load_schema
-from target_moovago.mapping import FieldMapper, InputValidator
-from target_moovago.plan import (
-    DEFAULT_MATCH_KEYS,
-    KeySpec,
-    Kind,
-    Mode,
-    Planner,
-    RemoteIndex,
-    Row,
-)
+from target_moovago.index import DEFAULT_MATCH_KEYS, FieldMapper, KeySpec, RemoteIndex
+from target_moovago.plan import InputValidator, Kind, Mode, Planner, Row
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from moovago_api import wire
 from moovago_api.client import check_api_url
 from moovago_api.errors import ConfigError
 from moovago_sandbox import scalars
-from target_moovago import mapping
+from target_moovago.index import to_api_value
 
 LOOPBACK_HOSTS = [
     "127.0.0.1",
@@ -54,7 +54,7 @@ def test_client_and_target_agree_on_remote_hosts(host):
 def test_one_datetime_format_everywhere(value, text):
     assert wire.format_datetime(value) == text
     assert scalars.format_datetime is wire.format_datetime
-    assert mapping.to_api_value(value, {"type": "string", "format": "date-time"}) == text
+    assert to_api_value(value, {"type": "string", "format": "date-time"}) == text
 
 
 @pytest.mark.parametrize("text", ["2026-11-29", "2026-11-29T08:30:00", "yesterday", "", None, 5])
