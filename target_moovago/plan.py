@@ -5,8 +5,7 @@ Nothing here does I/O; the sink feeds it rows and an index and sends what it ret
 A row that cannot be written (a mapping problem, a value that cannot be a key, no key at all
 in create_only/upsert unless keyless creates are allowed) is rejected before any write.
 
-The settings that keep every row exactly once (matching, keyless rows, empty strings, the
-run lock, the request size) and the request-size rule: declared here, read where they act.
+The request-size rule (`max_request_bytes`; every setting is declared in target.py).
 """
 
 from __future__ import annotations
@@ -19,12 +18,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from graphql import DocumentNode
-from singer_sdk import typing as th
 
 from moovago_api.client import encode_request
 from target_moovago.index import (
     DEFAULT_MATCH_KEYS,
-    NORMALIZATIONS,
     BadKeyError,
     KeySpec,
     RemoteIndex,
@@ -35,7 +32,7 @@ from target_moovago.index import (
 from target_moovago.mapping import InputValidator, MappedRow, Problem, comparable
 
 if TYPE_CHECKING:
-    from target_moovago.run import Run
+    from target_moovago.sinks import Run
 
 
 KEYLESS_SETTING = "allow_keyless_creates"
@@ -323,79 +320,6 @@ def _join(problems: Iterable[Any]) -> str:
 def chunks(items: Sequence[Action], size: int) -> Iterator[list[Action]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-DEFAULT_MAX_REQUEST_BYTES = 1_048_576  # 1 MiB: a common proxy default (nginx, API gateways)
-MIN_REQUEST_BYTES = 1024
-
-PROPERTIES = (
-    th.Property(
-        "match_normalize",
-        th.ObjectType(
-            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
-        ),
-        title="Match key normalisation",
-        description=(
-            "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
-            "blanks) and/or `case` (case-folded: `abc` = `ABC`, `ß` = `ss`), e.g. "
-            '{"company": ["trim", "case"]}. Default: exact comparison. Risk: records Moovago '
-            "keeps apart (`abc`, `ABC`) become one key, so a row updates one of them or is "
-            "rejected as ambiguous."
-        ),
-    ),
-    th.Property(
-        KEYLESS_SETTING,
-        th.ArrayType(th.StringType),
-        title="Allow keyless creates",
-        description=(
-            "Streams whose rows with neither `id` nor a match key are created anyway "
-            '(`create_only`, `upsert`), e.g. ["turnover"]. Such a create cannot be looked up '
-            "after an ambiguous failure, so a crash and a resume from an earlier STATE may "
-            "duplicate those rows. Default: none; such rows are rejected before any write."
-        ),
-    ),
-    th.Property(
-        "keep_empty_strings",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-        title="Keep empty strings",
-        description=(
-            "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
-            '{"company": ["status"]}. Elsewhere `\'\'` in a field that does not take free text '
-            "(enum, number, boolean, date, list, object, ID) means no value, like NULL."
-        ),
-    ),
-    th.Property(
-        "lock_dir",
-        th.StringType,
-        title="Run lock directory",
-        description=(
-            "Directory of the run lock files: one run at a time per API URL and team on this "
-            "machine. Default: $XDG_STATE_HOME/target-moovago/locks, else "
-            "~/.local/state/target-moovago/locks. It cannot guard runs on two machines."
-        ),
-    ),
-    th.Property(
-        "lock_wait_seconds",
-        th.IntegerType(minimum=0),
-        default=0,
-        title="Run lock wait",
-        description=(
-            "How long a run waits for another run of the same account to end before it "
-            "refuses (0: refuse at once)."
-        ),
-    ),
-    th.Property(
-        "max_request_bytes",
-        th.IntegerType(minimum=MIN_REQUEST_BYTES),
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        title="Max request bytes",
-        description=(
-            "Largest request body sent, measured before sending: a larger batch is split by "
-            "size down to one row, and a row that alone is larger is rejected naming its size. "
-            "An HTTP 413 from the server splits the same way."
-        ),
-    ),
-)
 
 
 def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:
