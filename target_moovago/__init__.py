@@ -2,19 +2,19 @@
 
 The modules, in the order a row passes through them:
 
-- `target.py`: the Singer target; settings, STATE (emitted only after the rows it covers
-  settle) and the order of drains.
+- `target.py`: the Singer target; every setting, STATE (emitted only after the rows it covers
+  settle), the order of drains and the end of a run.
 - `reader.py`: the Singer input, line by line; a broken line is one fatal error naming it.
-- `sinks.py`: one stream's sink, wiring the SDK to the row's path below.
+- `sinks.py`: one stream's sink, wiring the SDK to the row's path below, and the `Run` every
+  sink shares (settings parsed once, the field-policy check, stop and finish).
 - `mapping.py`: warehouse row to mutation input: column names, values, validation (pure).
 - `remote.py`: the remote side of a run (schema, client, entities, match keys, index reads) and
   the schema file's checks at start; `index.py`: the remote records by id and key (pure data).
-- `plan.py`: pure planning of create/update/delete/unchanged/reject, and the exactly-once
-  settings and request-size rule.
+- `plan.py`: pure planning of create/update/delete/unchanged/reject, and the request-size rule.
 - `runlock.py`: one run per account on this machine, and the business-hours gate.
 - `writer.py`: one stream's batches: aliased requests, several in flight, splitting,
   reconciliation after an ambiguous failure or a kill, confirm or undo each row.
-- `run.py`: the handle every sink shares; field policies and the change log.
-- `ledger.py`: the run's accounting (rejects, summary, progress) and the errors that end it.
+- `ledger.py`: the run's accounting (rejects, summary, progress, the change log and its
+  journal) and the errors that end it.
 - `revert.py`: `moovago-revert`, putting a change log back through a run of the target.
 """

@@ -1,7 +1,7 @@
 """Pure planning: mapped rows against the index of remote records -> create, update, delete,
 unchanged or reject; nothing here does I/O. A row that cannot be written (a mapping problem, a
 value that cannot be a key, no key in create_only/upsert unless keyless creates are allowed) is
-rejected before any write. Also: the exactly-once settings and the request-size rule."""
+rejected before any write. Also the request-size rule (every setting is declared in target.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,10 @@ from enum import Enum
 
 from graphql import DocumentNode
 from jsonschema import Draft202012Validator, FormatChecker
-from singer_sdk import typing as th
 
 from moovago_api.client import encode_request
 from moovago_api.wire import is_datetime_text
 from target_moovago.index import (
-    NORMALIZATIONS,
     BadKeyError,
     KeySpec,
     MappedRow,
@@ -31,6 +29,7 @@ from target_moovago.index import (
     key_part,
     shown,
 )
+
 
 KEYLESS_SETTING = "allow_keyless_creates"
 _SURROGATE = re.compile("[\ud800-\udfff]")  # what UTF-8 cannot encode
@@ -347,79 +346,6 @@ def _merge(earlier: Row, later: Row) -> Row:
 def chunks(items: Sequence[Action], size: int) -> Iterator[list[Action]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-DEFAULT_MAX_REQUEST_BYTES = 1_048_576  # 1 MiB: a common proxy default (nginx, API gateways)
-MIN_REQUEST_BYTES = 1024
-
-PROPERTIES = (
-    th.Property(
-        "match_normalize",
-        th.ObjectType(
-            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
-        ),
-        title="Match key normalisation",
-        description=(
-            "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
-            "blanks) and/or `case` (case-folded: `abc` = `ABC`, `ß` = `ss`), e.g. "
-            '{"company": ["trim", "case"]}. Default: exact comparison. Risk: records Moovago '
-            "keeps apart (`abc`, `ABC`) become one key, so a row updates one of them or is "
-            "rejected as ambiguous."
-        ),
-    ),
-    th.Property(
-        KEYLESS_SETTING,
-        th.ArrayType(th.StringType),
-        title="Allow keyless creates",
-        description=(
-            "Streams whose rows with neither `id` nor a match key are created anyway "
-            '(`create_only`, `upsert`), e.g. ["turnover"]. Such a create cannot be looked up '
-            "after an ambiguous failure, so a crash and a resume from an earlier STATE may "
-            "duplicate those rows. Default: none; such rows are rejected before any write."
-        ),
-    ),
-    th.Property(
-        "keep_empty_strings",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
-        title="Keep empty strings",
-        description=(
-            "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
-            '{"company": ["status"]}. Elsewhere `\'\'` in a field that does not take free text '
-            "(enum, number, boolean, date, list, object, ID) means no value, like NULL."
-        ),
-    ),
-    th.Property(
-        "lock_dir",
-        th.StringType,
-        title="Run lock directory",
-        description=(
-            "Directory of the run lock files: one run at a time per API URL and team on this "
-            "machine. Default: $XDG_STATE_HOME/target-moovago/locks, else "
-            "~/.local/state/target-moovago/locks. It cannot guard runs on two machines."
-        ),
-    ),
-    th.Property(
-        "lock_wait_seconds",
-        th.IntegerType(minimum=0),
-        default=0,
-        title="Run lock wait",
-        description=(
-            "How long a run waits for another run of the same account to end before it "
-            "refuses (0: refuse at once)."
-        ),
-    ),
-    th.Property(
-        "max_request_bytes",
-        th.IntegerType(minimum=MIN_REQUEST_BYTES),
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        title="Max request bytes",
-        description=(
-            "Largest request body sent, measured before sending: a larger batch is split by "
-            "size down to one row, and a row that alone is larger is rejected naming its size. "
-            "An HTTP 413 from the server splits the same way."
-        ),
-    ),
-)
 
 
 def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:

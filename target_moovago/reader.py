@@ -15,7 +15,7 @@ import json
 import stat
 import typing as t
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 import fsspec
@@ -23,7 +23,8 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.json import deserialize_json
 
-from target_moovago.ledger import InputError, RecordBeforeSchemaError, UnsupportedStreamError
+from moovago_api.errors import MoovagoError
+from target_moovago.ledger import UnsupportedStreamError
 
 # What each message type must hold, and the JSON type of each part (None: any value).
 _REQUIRED: dict[str, dict[str, type | None]] = {
@@ -58,6 +59,14 @@ BATCH_COMPRESSIONS = (None, "none", "gzip")
 MAX_LINE_BYTES = 16 * 2**20
 PROTOCOLS_SETTING = "batch_protocols"
 SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+class InputError(MoovagoError):
+    """The Singer input is broken (not a bad row): the run stops."""
+
+
+class RecordBeforeSchemaError(InputError, RecordsWithoutSchemaException):
+    """A RECORD came before its stream's SCHEMA (still the SDK's exception for it)."""
 
 
 class ReadInterrupted(Exception):
@@ -133,29 +142,20 @@ def _bounded_lines(stream: t.BinaryIO | gzip.GzipFile) -> t.Iterator[tuple[int, 
         yield number, line
 
 
-def batch_records(path: str, *, gzipped: bool) -> list[dict[str, t.Any]]:
-    """The records of a BATCH file the reader checked, read again the same bounded way."""
+def batch_records(path: str, *, gzipped: bool) -> t.Iterator[dict[str, t.Any]]:
+    """The records of a BATCH file, read the bounded way; ValueError naming its first bad line."""
     with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
-        return [deserialize_json(line) for _, line in _bounded_lines(lines)]
-
-
-def _batch_file_problem(path: str, *, gzipped: bool) -> str | None:
-    """What is wrong with one BATCH file's lines (None: every line is a record object)."""
-    with fsspec.open(path, mode="rb") as raw, gzip.open(raw) if gzipped else raw as lines:
-        try:
-            for number, line in _bounded_lines(lines):
-                try:
-                    record = deserialize_json(line)
-                    _check_depth(record, MAX_DEPTH - 1)
-                except RecursionError:
-                    return f"line {number} is nested too deeply ({_TOO_DEEP})"
-                except (ValueError, UnicodeDecodeError):
-                    return f"line {number} is not valid JSON"
-                if not isinstance(record, dict):
-                    return f"line {number} is {_json_name(record)}, not a record object"
-        except ValueError as exc:
-            return str(exc)
-    return None
+        for number, line in _bounded_lines(lines):
+            try:
+                record = deserialize_json(line)
+                _check_depth(record, MAX_DEPTH - 1)
+            except RecursionError:
+                raise ValueError(f"line {number} is nested too deeply ({_TOO_DEEP})") from None
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError(f"line {number} is not valid JSON") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"line {number} is {_json_name(record)}, not a record object")
+            yield record
 
 
 class MoovagoReader(SingerReader):
@@ -170,6 +170,7 @@ class MoovagoReader(SingerReader):
         self.stop_requested = False
         self.reading = False  # the input is not all read yet
         self.protocols: frozenset[str] = frozenset()  # BATCH URL protocols beyond file://
+        self.skips: t.Callable[..., bool] = lambda _stream, rows=0: False  # read, not handled
 
     def interrupt(self) -> None:
         """Called from a signal handler: read no further line. Blocked on input, it raises
@@ -210,29 +211,27 @@ class MoovagoReader(SingerReader):
             self._current_message = line
             message = self._message(line)
             kind = message["type"]
-            self._check_order(message)
+            stream = str(message.get("stream"))  # every type but STATE has a string one
+            if kind in {"ACTIVATE_VERSION", "BATCH"} and stream not in self.streams:
+                # (a RECORD before its SCHEMA: the SDK's own exception, wrapped below)
+                raise InputError(
+                    self._where(message, f"{_a(kind)} before the SCHEMA of {stream!r}")
+                )
             if kind == "BATCH":
                 self._check_batch_files(message)
             try:
-                callbacks[kind](message)
+                if kind == "STATE" or not self.skips(stream, rows=kind == "RECORD"):
+                    callbacks[kind](message)
             except RecordsWithoutSchemaException:
-                msg = self._where(message, f"a RECORD before the SCHEMA of {message['stream']!r}")
+                msg = self._where(message, f"a RECORD before the SCHEMA of {stream!r}")
                 raise RecordBeforeSchemaError(msg) from None
             except UnsupportedStreamError as exc:
                 msg = f"input line {self.line_number}: {exc}"  # it names the stream
                 raise UnsupportedStreamError(msg) from None
             if kind == "SCHEMA":
-                self.streams.add(message["stream"])
+                self.streams.add(stream)
             stats[kind] += 1
         return stats
-
-    def _check_order(self, message: dict[str, t.Any]) -> None:
-        """ACTIVATE_VERSION and BATCH name a stream whose SCHEMA came first (RECORD: the SDK
-        raises its own exception, kept for callers that catch it)."""
-        kind = message["type"]
-        if kind in {"ACTIVATE_VERSION", "BATCH"} and message["stream"] not in self.streams:
-            msg = self._where(message, f"{_a(kind)} before the SCHEMA of {message['stream']!r}")
-            raise InputError(msg)
 
     def _check_batch_files(self, message: dict[str, t.Any]) -> None:
         """Read every file of a BATCH and check its lines before any row of it is written."""
@@ -254,23 +253,18 @@ class MoovagoReader(SingerReader):
                 raise InputError(msg)
             try:
                 path = batch_file(entry, self.protocols)
+                deque(batch_records(path, gzipped=compression == "gzip"), maxlen=0)  # all read
+            except FileNotFoundError:
+                problem = "does not exist"
             except ValueError as exc:
-                raise InputError(self._where(message, f"BATCH file {entry} {exc}")) from None
-            self._check_batch_file(message, entry, path, gzipped=compression == "gzip")
-            files.append(path)
-        message["manifest"] = files  # the SDK opens exactly the files checked
-
-    def _check_batch_file(
-        self, message: dict[str, t.Any], entry: str, path: str, *, gzipped: bool
-    ) -> None:
-        try:
-            problem = _batch_file_problem(path, gzipped=gzipped)
-        except FileNotFoundError:
-            problem = "does not exist"
-        except (OSError, EOFError, zlib.error) as exc:
-            problem = f"cannot be read ({exc})"
-        if problem is not None:
+                problem = str(exc)
+            except (OSError, EOFError, zlib.error) as exc:
+                problem = f"cannot be read ({exc})"
+            else:
+                files.append(path)
+                continue
             raise InputError(self._where(message, f"BATCH file {entry} {problem}"))
+        message["manifest"] = files  # the SDK opens exactly the files checked
 
     def _next_line(self, lines: t.Iterator[str]) -> str | None:
         try:

@@ -28,10 +28,10 @@ from jsonschema import Draft202012Validator
 from moovago_api.errors import MoovagoError
 from moovago_api.mutations import check_writes
 from target_moovago.index import MappedRow, comparable
+from target_moovago.ledger import ChangeLog
 from target_moovago.plan import WRITES, Action, InputValidator, Kind, Row
 from target_moovago.remote import writes_of
-from target_moovago.run import ChangeLog, Run
-from target_moovago.sinks import input_schema
+from target_moovago.sinks import Run, input_schema
 from target_moovago.target import TargetMoovago
 from target_moovago.writer import BatchWriter
 

@@ -1,38 +1,182 @@
-"""The sink: wires the SDK to the row's path (map, resolve parents, plan, gate, write).
+"""The sink, wiring the SDK to the row's path (map, resolve parents, plan, gate, write), and
+the run every sink of one target shares (`Run`).
 
-Each sink gets its run (`Run`) from the target; the target drains a parent stream's pending
-rows before a child's batch, so a child never drains its parent from inside its own drain.
+The target drains a parent stream's pending rows before a child's batch, so a child never
+drains its parent from inside its own drain.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
+import logging
+import time
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from singer_sdk.sinks import BatchSink
 
+from moovago_api.errors import MoovagoError
+from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.index import SDC_PREFIX, FieldMapper, RemoteIndex, id_input_fields
-from target_moovago.plan import KEYLESS_SETTING, WRITES, InputValidator, Planner, Row
+from target_moovago.ledger import ChangeLog, Ledger, Progress, Tally, check_writable
+from target_moovago.plan import KEYLESS_SETTING, WRITES, InputValidator, PendingIds, Planner, Row
 from target_moovago.reader import batch_records
-from target_moovago.remote import match_key_problems, match_keys_hint, writes_of
-from target_moovago.run import HasRun
+from target_moovago.remote import Remote, match_key_problems, match_keys_hint, writes_of
+from target_moovago.runlock import BulkGate
 from target_moovago.writer import BatchWriter
 
 if t.TYPE_CHECKING:
     from singer_sdk import Target
 
+    from moovago_api.client import MoovagoClient
     from moovago_api.plan import MutationShape
     from moovago_api.schema import Entity, MoovagoSchema
+    from target_moovago.index import RemoteIndex
 
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576  # 1 MiB: a common proxy default (nginx, API gateways)
 # Input fields that name a parent record; a row may name it by the parent's match key instead.
 PARENT_FIELDS = {"companyId": "company", "mandatorId": "mandator"}
 
 
-def _json_types(prop: t.Mapping[str, t.Any]) -> set[str]:
-    kind = prop.get("type", [])
-    return {kind} if isinstance(kind, str) else set(kind)
+class TargetStopped(MoovagoError):
+    """A termination signal stopped the run after the request in flight."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(
+            f"stopped by signal {signum}: every row before the last STATE emitted is written, "
+            "rejected or counted; rerun from that STATE (from the start if none was emitted)"
+        )
+
+
+class Run:
+    """What every sink of one run shares, its settings parsed once: the remote side, the
+    ledger, the change log, the business-hours gate, the pending creates and progress; and
+    the run's lifecycle (stop on a signal, finish once)."""
+
+    def __init__(
+        self,
+        config: Mapping[str, t.Any],
+        logger: logging.Logger,
+        *,
+        clock: Callable[[], dt.datetime],
+        sleep: Callable[[float], None],
+        production: bool | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        drain_streams: Callable[[Sequence[str]], None] = lambda _names: None,
+        emit_state: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.logger = logger
+        self.drain_streams = drain_streams  # drains the pending rows of the named streams
+        self.emit_state = emit_state  # emits the newest STATE whose rows are all settled
+        self.summary_path: str | None = config.get("summary_path")
+        self.dry_run = bool(config.get("dry_run"))
+        self.hard_delete = bool(config.get("hard_delete"))
+        self.skip_read_only = (config.get("read_only_streams") or "skip") == "skip"
+        self.mutations_per_request = int(config.get("mutations_per_request", 25))
+        self.max_request_bytes = int(config.get("max_request_bytes") or DEFAULT_MAX_REQUEST_BYTES)
+        self.request_limit = self.max_request_bytes  # lowered when the server answers 413
+        self.remote = Remote(config, logger)
+        secrets = secret_forms(str(config.get("api_key") or ""))
+        rejects = config.get("rejects_path") or "moovago-rejects.jsonl"
+        self.ledger = Ledger(
+            rejects, max_rejects=config.get("max_rejects"), secrets=secrets, clock=clock
+        )
+        self.ledger.dry_run = self.dry_run
+        changes = None if self.dry_run else config.get("changes_path")
+        self.changes = ChangeLog(changes, clock=clock, secrets=secrets)
+        # Checked before any request: a run must not fail on its outputs after writing rows.
+        check_writable("rejects_path", self.ledger.rejects_path)
+        if self.summary_path:
+            check_writable("summary_path", self.summary_path)
+        if production is None:
+            production = not is_loopback_url(str(config.get("api_url") or ""))
+        self.gate = BulkGate(
+            production=production,
+            policy=config.get("business_hours") or "refuse",
+            threshold=int(config.get("bulk_threshold", 500)),
+            clock=clock,
+            sleep=sleep,
+            logger=logger,
+        )
+        self.pending = PendingIds()
+        self.tallies: list[Tally] = []  # one per sink, in the order they were opened
+        self.progress = Progress(self.ledger, lambda: self.remote.requests, logger, clock=monotonic)
+        self.draining = False  # a sink is draining now
+        self.draining_all = False  # the target is draining every sink
+        self.stop_signal: int | None = None  # a termination signal was received
+        self.stopping = False  # and asked to send no further request
+        self._finished = False
+        if config.get("api_url") and config.get("api_key"):
+            self.remote.client  # noqa: B018 - a bad connection setting fails now, not mid-run
+
+    @property
+    def client(self) -> MoovagoClient:
+        return self.remote.client
+
+    def tally(self, stream: str) -> Tally:
+        """A new sink's tally: its rows received and settled, for STATE and progress."""
+        tally = self.progress.tally(stream)
+        self.tallies.append(tally)
+        return tally
+
+    def skips(self, stream: str, *, rows: int = 0) -> bool:
+        """A read-only stream under `read_only_streams: skip`: warned about once, its rows
+        counted in the summary and never written."""
+        skipped = self.ledger.read_only_skipped
+        if stream not in skipped:
+            if not (self.skip_read_only and self.remote.read_only(stream)):
+                return False
+            self.logger.warning(
+                "Stream '%s' is read-only in the Moovago API (it has no mutations): its rows "
+                "are skipped and counted in the summary (read_only_streams=error refuses it).",
+                stream,
+            )
+        skipped[stream] = skipped.get(stream, 0) + rows
+        return True
+
+    def marks(self) -> dict[Tally, int]:
+        """Rows received by each sink so far: a STATE received now covers them."""
+        return {tally: tally.received for tally in self.tallies}
+
+    def settled(self, marks: Mapping[Tally, int]) -> bool:
+        """Every row counted in `marks` is written, rejected or counted, and none is held."""
+        return not self.gate.holding and all(tally.settled >= n for tally, n in marks.items())
+
+    def stop(self, signum: int, *, at_once: bool) -> None:
+        """A termination signal: `at_once` (inside a drain, or input all read) sends no
+        further request; otherwise the rows read so far are written first."""
+        self.stop_signal = signum
+        self.stopping = self.stopping or at_once
+
+    def check_stop(self) -> None:
+        """Before each request: raise once a termination signal asked to stop sending."""
+        if self.stopping and self.stop_signal is not None:
+            raise TargetStopped(self.stop_signal)
+
+    def failed(self, exc: BaseException) -> None:
+        """A drain failed: after a signal, emit the STATE its settled rows allow; then write
+        the summary of what was done until now."""
+        if isinstance(exc, TargetStopped):
+            self.emit_state()
+        self.finish(failed=True)
+
+    def finish(self, *, failed: bool) -> None:
+        """Log the summary table and write the JSON summary, once per run."""
+        if self._finished:
+            return
+        self._finished = True
+        self.changes.close()
+        summary = {**self.ledger.summary(self.remote.stats()), "failed": failed}
+        if self.changes.path is not None:  # what `moovago-revert --run` takes
+            summary["changes"] = {"path": str(self.changes.path), "run_id": self.changes.run_id}
+        self.logger.info("target-moovago summary\n%s", Ledger.table(summary))
+        if self.summary_path:
+            self.ledger.write_summary(self.summary_path, summary)
+
+    def close(self) -> None:
+        self.remote.close()
 
 
 def _strip_date_formats(node: t.Any) -> None:
@@ -57,60 +201,52 @@ class MoovagoSink(BatchSink):
         key_properties: t.Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
-        if not isinstance(target, HasRun):
+        run = getattr(target, "run", None)
+        if not isinstance(run, Run):
             msg = "MoovagoSink is the sink of TargetMoovago (a target with a run)"
             raise TypeError(msg)
-        self.run = target.run
-        remote = self.run.remote
+        self.run = run
+        remote = run.remote
         self.entity = entity = remote.entity_for(stream_name)
         self.label = entity.stream_name
-        api_schema = remote.schema
         self.writes = writes_of(entity)
-        create_schema = self._input_schema("create")
-        update_schema = self._input_schema("update")
+        create_schema = input_schema(remote.schema, self.writes.shapes.get("create"))
+        update_schema = input_schema(remote.schema, self.writes.shapes.get("update"))
         props = {**update_schema["properties"], **create_schema["properties"]}
-        output = api_schema.output_json_schema(entity.type_name)["properties"]
+        output = remote.schema.output_json_schema(entity.type_name)["properties"]
         parents = self._parents(props)
         # The streams whose pending rows the target drains before this one's batch.
         self.parent_streams = tuple(stream for stream, _ in parents.values())
+        data_types = [s.data_type for kind, s in self.writes.shapes.items() if kind != "delete"]
         self.mapper = FieldMapper(
             props,
             output,
             parents,
-            id_fields=id_input_fields(
-                api_schema.graphql,
-                [shape.data_type for kind, shape in self.writes.shapes.items() if kind != "delete"],
-            ),
+            id_fields=id_input_fields(remote.schema.graphql, data_types),
             keep_empty=remote.stream_setting("keep_empty_strings", entity) or (),
         )
         self.key_specs = remote.key_specs(entity)
         self.output_fields = set(output)
-        clearable = frozenset(
-            name
-            for name, prop in output.items()
-            if "null" in _json_types(prop) and "array" not in _json_types(prop)
-        )
+        types = {name: prop.get("type", []) for name, prop in output.items()}  # str or list
         self.planner = functools.partial(
             Planner,
             create_validator=InputValidator(create_schema),
             update_validator=InputValidator(update_schema),
             mode=remote.mode(entity),
-            hard_delete=self.run.hard_delete,
-            clearable=clearable,
+            hard_delete=run.hard_delete,
+            clearable=frozenset(n for n, k in types.items() if "null" in k and "array" not in k),
             keyless_creates=bool(remote.stream_setting(KEYLESS_SETTING, entity)),
-            key_hint=match_keys_hint(api_schema, entity),
+            key_hint=match_keys_hint(remote.schema, entity),
             policies=remote.field_policies(entity),
         )
         # The SDK would parse date strings with `format` into datetimes and stop the whole run
         # on a bad one; we keep the strings and validate them per row against the API input type.
         self.schema = copy.deepcopy(self.schema)
         _strip_date_formats(self.schema.get("properties", {}))
-        self.columns = [
-            c for c in self.schema.get("properties", {}) if not c.startswith(SDC_PREFIX)
-        ]
-        cmap = self.mapper.column_map(self.columns)
+        columns = [c for c in self.schema.get("properties", {}) if not c.startswith(SDC_PREFIX)]
+        cmap = self.mapper.column_map(columns)
         if cmap.unknown:
-            self.run.ledger.note_unknown(self.label, cmap.unknown)
+            run.ledger.note_unknown(self.label, cmap.unknown)
             self.logger.warning(
                 "Stream %s: columns that are not %s input fields are ignored: %s",
                 self.label,
@@ -119,25 +255,19 @@ class MoovagoSink(BatchSink):
             )
         self._warned_unknown = bool(cmap.unknown)
         self._warned_key_properties = False
-        self._warn_deprecated(entity, sorted(set(cmap.fields.values())))
+        self._warn_deprecated(entity, set(cmap.fields.values()))
         written = None
         if not cmap.id_column:
             written = {*cmap.fields.values(), *(r.target_field for r in cmap.references.values())}
         keys = remote.key_fields(entity)
-        for problem in match_key_problems(api_schema, entity, keys, written=written):
+        for problem in match_key_problems(remote.schema, entity, keys, written=written):
             self.logger.warning("Stream %s: %s", self.label, problem)
-        fields = [f for f in self.mapper.mapped_fields(self.columns) if f in self.output_fields]
-        if self.run.changes.path is not None and self.run.hard_delete:  # to create it again
+        fields = [f for f in self.mapper.mapped_fields(columns) if f in self.output_fields]
+        if run.changes.path is not None and run.hard_delete:  # to create it again
             fields += [f for f in create_schema["properties"] if f in output and f not in fields]
-        self.writer = BatchWriter(self.run, entity, self.key_specs, fields)
+        self.writer = BatchWriter(run, entity, self.key_specs, fields)
         self._rows_seen = 0  # rows of this stream before the current batch, for row numbers
-        self.tally = self.run.tally(self.label)
-
-    def _input_schema(self, kind: str) -> dict[str, t.Any]:
-        """JSON Schema of what a `kind` call writes; empty when the file has no such call
-        (the stream's mode never sends it: checked at start)."""
-        shape = self.writes.shapes.get(kind)
-        return input_schema(self.run.remote.schema, shape)
+        self.tally = run.tally(self.label)
 
     def _parents(self, props: Mapping[str, t.Any]) -> dict[str, tuple[str, list[str]]]:
         """Parents a row may name by their match key (`companyCustomerCode`). A parent the
@@ -165,14 +295,13 @@ class MoovagoSink(BatchSink):
             )
         return parents
 
-    def _warn_deprecated(self, entity: Entity, written: Sequence[str]) -> None:
+    def _warn_deprecated(self, entity: Entity, written: t.Collection[str]) -> None:
         """One warning per written field the schema file deprecates, with Moovago's reason."""
+        shapes = [self.writes.shapes.get(k) for k in ("create", "update")]
         reasons: dict[str, str] = {}
-        shapes = self.writes.shapes
-        for shape in [shapes[k] for k in ("create", "update") if k in shapes]:
-            for field in shape.fields:  # the plan's input fields carry their deprecation
-                if field.name in written and field.deprecation is not None:
-                    reasons.setdefault(field.name, field.deprecation)
+        for field in [f for shape in shapes if shape is not None for f in shape.fields]:
+            if field.name in written and field.deprecation is not None:
+                reasons.setdefault(field.name, field.deprecation)
         for name, reason in reasons.items():
             self.logger.warning(
                 "Stream %s: column for %s.%s is written, but the schema file deprecates it "
@@ -194,7 +323,7 @@ class MoovagoSink(BatchSink):
         """Rows are validated against the API's input types, row by row, in plan."""
         return
 
-    # Private SDK hook (no public one): its MissingKeyPropertiesError would end the run.
+    # Private: the SDK's only hook for key_properties; its MissingKeyPropertiesError ends runs.
     def _singer_validate_message(self, record: dict) -> None:
         """key_properties naming columns a record lacks: one warning per stream, the row goes
         on (the target matches on id and its own match keys, never on key_properties)."""
@@ -212,7 +341,7 @@ class MoovagoSink(BatchSink):
         """Each file as the reader checked it (resolved, lines bounded); the SDK's version
         would open it again relative to a `batch_config` storage root instead."""
         for path in files:
-            records = batch_records(path, gzipped=encoding.compression == "gzip")
+            records = list(batch_records(path, gzipped=encoding.compression == "gzip"))
             self.record_counter_metric.increment(len(records))
             self.process_batch({"records": records})
 
@@ -237,6 +366,8 @@ class MoovagoSink(BatchSink):
             if records:
                 self._process(records)
             self.tally.settled = self._rows_seen
+            if not self.run.draining_all:  # else the SDK writes the STATE once all are drained
+                self.run.emit_state()
         except BaseException as exc:
             self.run.draining = False
             self.run.failed(exc)

@@ -1,5 +1,7 @@
-"""target-moovago: settings, STATE bookkeeping and the order of drains. The row's path is in
-sinks.py (wiring), plan.py (pure), runlock.py (the business-hours gate) and writer.py (I/O)."""
+"""target-moovago: the Singer target. Settings (declared here, once), STATE (emitted only after
+the rows it covers settle), the order of drains (parents first) and the end of a run (signals,
+summary). The row's path is in sinks.py (wiring), plan.py (pure), runlock.py (the
+business-hours gate) and writer.py (I/O)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,16 @@ import click
 from singer_sdk import Target
 from singer_sdk import typing as th
 
-from moovago_api.errors import MoovagoError
+from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.settings import connection_properties, numbers_from_text
-from target_moovago.ledger import TargetStopped
-from target_moovago.plan import PROPERTIES as INTEGRITY_PROPERTIES
-from target_moovago.plan import Mode
+from target_moovago.index import NORMALIZATIONS
+from target_moovago.plan import KEYLESS_SETTING, Mode, Policy
 from target_moovago.reader import PROTOCOLS_SETTING, MoovagoReader
-from target_moovago.run import PROPERTIES as CHANGES_PROPERTIES
-from target_moovago.run import READ_ONLY_STREAMS, Run
+from target_moovago.remote import Remote, writes_of
 from target_moovago.runlock import POLICIES
-from target_moovago.sinks import MoovagoSink
+from target_moovago.sinks import DEFAULT_MAX_REQUEST_BYTES, MoovagoSink, Run, TargetStopped
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -36,8 +36,9 @@ if t.TYPE_CHECKING:
     from target_moovago.ledger import Tally
 
 MAX_MUTATIONS_PER_REQUEST = 100
+MIN_REQUEST_BYTES = 1024
 
-_TARGET_SETTINGS = th.PropertiesList(
+SETTINGS = th.PropertiesList(
     th.Property(
         "match_keys",
         th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
@@ -61,9 +62,104 @@ _TARGET_SETTINGS = th.PropertiesList(
             '{"contact": "update_only"}.'
         ),
     ),
-    *CHANGES_PROPERTIES,
-    *INTEGRITY_PROPERTIES,
-    READ_ONLY_STREAMS,
+    th.Property(
+        "field_policies",
+        th.ObjectType(
+            additional_properties=th.ObjectType(
+                additional_properties=th.StringType(allowed_values=[p.value for p in Policy]),
+            ),
+        ),
+        title="Field policies",
+        description=(
+            "Per stream and field, what an update may write: `overwrite` (default), "
+            "`fill_empty` (only where Moovago's value is null, '' or []) or `create_only` "
+            '(written on create, never on update), e.g. {"company": {"note": "fill_empty"}}. '
+            "A field a policy keeps never makes a row changed."
+        ),
+    ),
+    th.Property(
+        "changes_path",
+        th.StringType,
+        title="Change log",
+        description="JSONL file (owner-readable only) every confirmed write is appended to "
+        "before the STATE covering it: run id, time, stream, record id, match key, operation, "
+        "and each written field's value before and after. `moovago-revert` puts it back.",
+    ),
+    th.Property(
+        "match_normalize",
+        th.ObjectType(
+            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
+        ),
+        title="Match key normalisation",
+        description=(
+            "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
+            "blanks) and/or `case` (case-folded: `abc` = `ABC`, `ß` = `ss`), e.g. "
+            '{"company": ["trim", "case"]}. Default: exact comparison. Risk: records Moovago '
+            "keeps apart (`abc`, `ABC`) become one key, so a row updates one of them or is "
+            "rejected as ambiguous."
+        ),
+    ),
+    th.Property(
+        KEYLESS_SETTING,
+        th.ArrayType(th.StringType),
+        title="Allow keyless creates",
+        description=(
+            "Streams whose rows with neither `id` nor a match key are created anyway "
+            '(`create_only`, `upsert`), e.g. ["turnover"]. Such a create cannot be looked up '
+            "after an ambiguous failure, so a crash and a resume from an earlier STATE may "
+            "duplicate those rows. Default: none; such rows are rejected before any write."
+        ),
+    ),
+    th.Property(
+        "keep_empty_strings",
+        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+        title="Keep empty strings",
+        description=(
+            "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
+            '{"company": ["status"]}. Elsewhere `\'\'` in a field that does not take free text '
+            "(enum, number, boolean, date, list, object, ID) means no value, like NULL."
+        ),
+    ),
+    th.Property(
+        "lock_dir",
+        th.StringType,
+        title="Run lock directory",
+        description=(
+            "Directory of the run lock files: one run at a time per API URL and team on this "
+            "machine. Default: $XDG_STATE_HOME/target-moovago/locks, else "
+            "~/.local/state/target-moovago/locks. It cannot guard runs on two machines."
+        ),
+    ),
+    th.Property(
+        "lock_wait_seconds",
+        th.IntegerType(minimum=0),
+        default=0,
+        title="Run lock wait",
+        description=(
+            "How long a run waits for another run of the same account to end before it "
+            "refuses (0: refuse at once)."
+        ),
+    ),
+    th.Property(
+        "max_request_bytes",
+        th.IntegerType(minimum=MIN_REQUEST_BYTES),
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        title="Max request bytes",
+        description=(
+            "Largest request body sent, measured before sending: a larger batch is split by "
+            "size down to one row, and a row that alone is larger is rejected naming its size. "
+            "An HTTP 413 from the server splits the same way."
+        ),
+    ),
+    th.Property(
+        "read_only_streams",
+        th.StringType(allowed_values=["skip", "error"]),
+        default="skip",
+        title="Read-only streams",
+        description="What to do with a stream Moovago has no mutation for (`team`, which "
+        "tap-moovago emits): `skip` (one warning naming it; its rows are counted in the "
+        "summary, not written) or `error` (stop before any row is read).",
+    ),
     th.Property(
         "hard_delete",
         th.BooleanType,
@@ -138,13 +234,39 @@ _TARGET_SETTINGS = th.PropertiesList(
         description="The API key's team, needed only when the schema file reads the team "
         "by id (`team(id: ID!)`); otherwise the team query tells it.",
     ),
-).to_dict()
+)
+
+
+def check_field_policies(remote: Remote) -> None:
+    """At start: each stream `field_policies` names is one the target writes, each field one
+    its mutations take, each fill_empty field one it reads back (to see it empty)."""
+    for stream, fields in (remote.config.get("field_policies") or {}).items():
+        try:
+            entity = remote.entity_for(stream)
+        except MoovagoError as exc:
+            raise ConfigError(f"field_policies: {exc}") from None
+        shapes = writes_of(entity).shapes.values()
+        inputs = {f.name for shape in shapes for f in shape.fields}
+        output = remote.schema.output_json_schema(entity.type_name)["properties"]
+        for name, policy in fields.items():
+            if name not in inputs:
+                msg = (
+                    f"field_policies: {stream}.{name}: the {entity.type_name} mutations in "
+                    f"{remote.schema.path} take no field {name!r}"
+                )
+                raise ConfigError(msg)
+            if policy == Policy.FILL_EMPTY and name not in output:
+                msg = (
+                    f"field_policies: {stream}.{name} is fill_empty, but {entity.type_name} "
+                    f"has no field {name!r} to read back whether it is empty"
+                )
+                raise ConfigError(msg)
 
 
 def _config_schema() -> dict[str, t.Any]:
     """Every rule JSON Schema can state is stated here, so the SDK checks it once at start;
     what it cannot (the match keys against the schema file) is checked when a stream opens."""
-    schema = copy.deepcopy(_TARGET_SETTINGS)
+    schema = SETTINGS.to_dict()
     keys = schema["properties"]["match_keys"]["additionalProperties"]
     keys["minItems"] = 1
     keys["items"]["minLength"] = 1
@@ -198,17 +320,21 @@ class TargetMoovago(Target):
             drain_streams=self._drain_streams,
             emit_state=self.emit_settled_state,
         )
-        if isinstance(self.message_reader, MoovagoReader):  # broken input: let the lock go
-            self.message_reader.on_failure = self.run.remote.release_lock
+        if self.config.get("field_policies"):
+            check_field_policies(self.run.remote)
+        reader = self.message_reader
+        if isinstance(reader, MoovagoReader):
+            reader.on_failure = self.run.remote.release_lock  # broken input: let the lock go
+            reader.skips = self.run.skips  # read-only streams: skipped whole
             protocols = self.config.get(PROTOCOLS_SETTING) or ()
-            self.message_reader.protocols = frozenset(str(p).lower() for p in protocols)
+            reader.protocols = frozenset(str(p).lower() for p in protocols)
         # STATE messages received and not emitted yet, each with the rows every sink had
         # received before it: it is emitted once all those rows are settled.
         self._states: deque[tuple[dict, dict[Tally, int]]] = deque()
         self._emitted_state: dict | None = None
 
+    # Private: the SDK keeps the config only in _config; a number given as text is typed first.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The SDK keeps the config only in _config: a number given as text is typed before the check
         numbers_from_text(self._config, self.config_jsonschema["properties"])
         return super()._validate_config(raise_errors=raise_errors)
 
@@ -235,16 +361,21 @@ class TargetMoovago(Target):
             if self.sink_exists(name):
                 self.drain_one(self.get_sink(name))
 
+    # Private: the only place the SDK orders the sinks it drains.
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
-        """Drain parent streams before the streams that name them (one thread)."""
         del parallelism  # always 1
         sinks = list(sink_list)
         sinks.sort(key=lambda s: bool(isinstance(s, MoovagoSink) and s.parent_streams))
-        for sink in sinks:
-            self.drain_one(sink)
+        self.run.draining_all = True  # the SDK writes the STATE once they are all drained
+        try:
+            for sink in sinks:
+                self.drain_one(sink)
+        finally:
+            self.run.draining_all = False
 
     # STATE ------------------------------------------------------------------------------------
 
+    # Private: the SDK's only hook for a STATE message; it notes the rows the STATE covers.
     def _process_state_message(self, message_dict: dict) -> None:
         super()._process_state_message(message_dict)
         state = self._latest_state
@@ -255,26 +386,8 @@ class TargetMoovago(Target):
             self._states.append((state, marks))
         self.emit_settled_state()
 
-    def _process_schema_message(self, message_dict: dict) -> None:
-        if not self.run.skips(message_dict["stream"]):  # read-only: skipped whole
-            super()._process_schema_message(message_dict)
-
-    def _process_activate_version_message(self, message_dict: dict) -> None:
-        if not self.run.skips(message_dict["stream"]):
-            super()._process_activate_version_message(message_dict)
-
-    def _process_batch_message(self, message_dict: dict) -> None:
-        if not self.run.skips(message_dict["stream"]):
-            super()._process_batch_message(message_dict)
-
-    def _process_record_message(self, message_dict: dict) -> None:
-        if not self.run.skips(message_dict["stream"], rows=1):  # read-only: skipped whole
-            super()._process_record_message(message_dict)
-        if self._states:
-            self.emit_settled_state()  # a full batch may have been drained
-
+    # Private: the SDK emits its latest STATE after each full drain; emit what is settled.
     def _write_state_message(self, state: dict) -> None:
-        """The SDK calls this after draining every sink: emit what is settled, not `state`."""
         self.emit_settled_state()
 
     def emit_settled_state(self) -> None:
@@ -291,10 +404,10 @@ class TargetMoovago(Target):
 
     # the end of a run -------------------------------------------------------------------------
 
+    # Private: the SDK's handler drains every sink again, inside the cut drain, and exits 0.
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: finish the request in flight, record it, emit the settled STATE and
-        exit non-zero. Overridden because the SDK's handler drains every sink again from
-        inside the interrupted drain and then exits 0."""
+        exit non-zero."""
         self.logger.warning("Received signal %d: stopping after the requests in flight", signum)
         reader = self.message_reader
         reading = isinstance(reader, MoovagoReader) and reader.reading

@@ -17,6 +17,7 @@ from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, Transi
 from moovago_api.mutations import Alias, batch_document
 from moovago_api.wire import format_datetime
 from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex
+from target_moovago.ledger import landed_write
 from target_moovago.plan import (
     COUNTER,
     WRITES,
@@ -29,12 +30,11 @@ from target_moovago.plan import (
     too_large_reason,
 )
 from target_moovago.remote import writes_of
-from target_moovago.run import landed_write
 
 if t.TYPE_CHECKING:
     from moovago_api.client import Request
     from moovago_api.schema import Entity
-    from target_moovago.run import Run
+    from target_moovago.sinks import Run
 
 MAX_SPLIT_DEPTH = 7  # 2**7 > 100 mutations: enough to isolate one bad row
 MAX_AMBIGUOUS_ROUNDS = 5

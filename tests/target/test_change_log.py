@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from target_moovago.run import JOURNAL_SUFFIX
+from target_moovago.ledger import JOURNAL_SUFFIX
 from tests.target.helpers import entity_rows, stream_messages
 
 
@@ -141,7 +141,7 @@ def test_writes_a_stopped_run_left_unanswered_are_settled_against_moovago(
 def test_the_journal_keeps_only_what_is_still_unsettled(tmp_path):
     import datetime as dt
 
-    from target_moovago.run import ChangeLog
+    from target_moovago.ledger import ChangeLog
 
     changes = tmp_path / "changes.jsonl"
     journal = Path(f"{changes}{JOURNAL_SUFFIX}")

@@ -1,5 +1,6 @@
 """The target's shape: small modules of one role each, imports only downward, no import cycle,
-no lock, nothing reaching across objects with `type: ignore`, one drain thread."""
+no lock, nothing reaching across objects with `type: ignore`, one drain thread, settings
+declared once, and every private SDK method it overrides saying why."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from singer_sdk import Target
+from singer_sdk.sinks import BatchSink
 
 from target_moovago.target import TargetMoovago
 
@@ -74,3 +77,25 @@ def test_no_import_cycle_inside_the_target():
 def test_one_drain_thread():
     target = TargetMoovago(config={"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"})
     assert target.max_parallelism == 1
+
+
+def test_settings_are_declared_once_in_target_py():
+    declaring = [p.name for p in MODULES if "th.Property(" in p.read_text("utf-8")]
+    assert declaring == ["target.py"]
+
+
+@pytest.mark.parametrize(("name", "base"), [("target.py", Target), ("sinks.py", BatchSink)])
+def test_each_private_sdk_override_says_why(name, base):
+    lines = (PACKAGE / name).read_text("utf-8").splitlines()
+    tree = ast.parse("\n".join(lines))
+    overrides = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith("_")
+        and not node.name.startswith("__")
+        and hasattr(base, node.name)
+    ]
+    assert overrides
+    for node in overrides:
+        assert lines[node.lineno - 2].strip().startswith("# Private"), node.name

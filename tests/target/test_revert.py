@@ -191,7 +191,7 @@ def test_the_revert_follows_the_business_hours_rule(box, run_target, tmp_path):
     import logging
 
     from target_moovago.ledger import BusinessHoursError
-    from target_moovago.run import Run
+    from target_moovago.sinks import Run
 
     changes, _ = push(box, run_target, tmp_path)
     config = run_target.config(box, bulk_threshold=1, changes_path=str(tmp_path / "own.jsonl"))
