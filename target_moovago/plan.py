@@ -30,7 +30,6 @@ from target_moovago.index import (
     shown,
 )
 
-
 KEYLESS_SETTING = "allow_keyless_creates"
 _SURROGATE = re.compile("[\ud800-\udfff]")  # what UTF-8 cannot encode
 
