@@ -27,6 +27,7 @@ from graphql import (
 
 from moovago_api.plan import (
     KINDS,
+    SETTING,
     EntityWrites,
     InputField,
     MutationShape,
@@ -69,7 +70,7 @@ def describe_writes(schema: SchemaFile, entity: StreamPlan) -> EntityWrites:
             missing[kind] = (
                 f"the schema file {schema.path} declares no {kind} mutation for "
                 f"{entity.type_name} (looked for {looked_for}; "
-                f"set stream_plans.<stream>.writes.{kind} to name another)"
+                f"set {SETTING}.{entity.stream_name}.writes.{kind} to name another)"
             )
             continue
         try:
