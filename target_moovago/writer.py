@@ -276,18 +276,16 @@ class BatchWriter:
                 self._refuse(action, f"{action.kind.value} failed: {reason}")
         # Answers that contradict each other prove nothing: each such create is looked up like
         # after an ambiguous failure, else rejected (never sent again: it may have landed).
-        landed = self.landed_creates([action for action, _ in contradicted], reference)
-        for (action, why), match in zip(contradicted, landed, strict=True):
+        for action, why in contradicted:
             label = action.row.key_label(self.key_specs)
             self.logger.warning("Stream %s, %s: %s; reconciling", self.label, label, why)
-            if match is not None:
-                self._confirm(action, match)
-            else:
-                self._refuse(
-                    action,
-                    f"create not confirmed: {why}, and no record it made was found after "
-                    "reconciling; not sent again to avoid a duplicate",
-                )
+        missing = {id(a) for a in self.reconcile([a for a, _ in contradicted], reference)}
+        for action, why in (c for c in contradicted if id(c[0]) in missing):
+            self._refuse(
+                action,
+                f"create not confirmed: {why}, and no record it made was found after "
+                "reconciling; not sent again to avoid a duplicate",
+            )
         self.run.progress.request_done(self.label)
 
     def too_large(
@@ -329,11 +327,8 @@ class BatchWriter:
     ) -> None:
         """The request may have been applied: find the creates that landed, resend the rest."""
         creates = [a for a in chunk if a.kind is Kind.CREATE]
-        landed = dict(zip(map(id, creates), self.landed_creates(creates, reference), strict=True))
-        for action in creates:
-            if (match := landed[id(action)]) is not None:
-                self._confirm(action, match)
-        remaining = [a for a in chunk if landed.get(id(a)) is None]  # in the chunk's order
+        missing = {id(a) for a in self.reconcile(creates, reference)}
+        remaining = [a for a in chunk if a.kind is not Kind.CREATE or id(a) in missing]
         self.logger.warning(
             "Stream %s: request of %d mutations failed ambiguously (%s); %d of %d creates had "
             "landed, resending %d",
@@ -354,11 +349,9 @@ class BatchWriter:
         elif remaining:
             self.send([remaining], depth=0, rounds=rounds + 1)
 
-    def landed_creates(
-        self, creates: Sequence[Action], reference: dt.datetime | None
-    ) -> list[str | None]:
-        """For each create, the record it made (None: it did not land), among those read since
-        `reference` (the server's clock before sending) the index lacks: by key, else by values."""
+    def reconcile(self, creates: Sequence[Action], reference: dt.datetime | None) -> list[Action]:
+        """Confirm each create whose record is found among those read since `reference` (the
+        server's clock before sending) that the index lacks, by key, else by values; the rest."""
         if not creates:
             return []
         extra: dict[str, t.Any] = {}
@@ -376,7 +369,7 @@ class BatchWriter:
             if (record_id := str(record["id"])) not in self.index:
                 recent.add(record_id, record)
                 found[record_id] = record
-        landed: list[str | None] = []
+        missing = []
         for action in creates:
             spec, ids = recent.find(action.data)
             match = ids[0] if ids else None
@@ -386,11 +379,13 @@ class BatchWriter:
                     i for i, r in found.items() if all(r.get(k) == v for k, v in data if k in r)
                 )
                 match = next(same, None)
-            landed.append(match)
-            if match is not None:
-                recent.remove(match)
-                found.pop(match, None)
-        return landed
+            if match is None:
+                missing.append(action)
+                continue
+            recent.remove(match)
+            found.pop(match, None)
+            self._confirm(action, match)
+        return missing
 
     def settle_killed_writes(self, readable: Collection[str]) -> None:
         """Before the stream's first plan: the writes a killed run sent and never saw answered
