@@ -102,7 +102,7 @@ class ListRead:
             why = "says more rows follow (hasNextPage) but takes no argument to ask for them"
             raise PagingError(f"{self.where} {why}")
         if len(page.rows) > LARGE_UNPAGED_RESPONSE:
-            message = "%s: %d rows in one response (no paging argument): may hit server limits"
+            message = "%s: %d rows in one response: no paging arguments, may hit server limits"
             log.warning(message, self.where, len(page.rows))
         yield from self._emit(page.rows)
         self._counted()
