@@ -46,8 +46,8 @@ from moovago_api.schema import Entity, MoovagoSchema
 #: One item of a selection spec (see the module docstring).
 Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
 
-#: Alias of the read, in the same request as the page, of the row(s) just before it (offset and
-#: page-number paging, id only): the pager checks it is a row it already has.
+#: Alias of the read, in the same request as the page, of what lies just before it (id only):
+#: the page before (page-number paging), the row before (offset paging, `anchored=True`).
 ANCHOR_ALIAS = "anchor"
 #: Variables of that read; they cannot clash with an argument name (those are the schema's).
 ANCHOR_PAGE_VAR = "anchorPage"
@@ -88,14 +88,14 @@ def list_document(
     *,
     name: str,
     paged: bool = True,
+    anchored: bool = False,
 ) -> DocumentNode:
     """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`, via gql.dsl.
 
     The rows get `fields` (plus `id`, and the row cursor when the paging needs one); a
-    connection adds `pageInfo { hasNextPage endCursor }`. With offset and page-number paging the
-    document also reads what lies just before the page (alias `anchor`, id only: the row before
-    it, or the page before it) in the same request, so the pager knows the page continues the
-    rows it already has. `paged=False` leaves paging out.
+    connection adds `pageInfo { hasNextPage endCursor }`. With page-number paging (offset paging:
+    `anchored=True`) the document also reads the page (row) before the page, alias `anchor`, id
+    only, so the pager knows the page continues the rows it has. `paged=False`: no paging.
     """
     dsl = _dsl(schema)
     root = _root_field(schema, entity)
@@ -130,7 +130,8 @@ def list_document(
         root_field = root_field.args(**{arg: getattr(variables, arg) for arg in names})
     root_field.select(*_wrap_rows(dsl, schema, entity, rows))
     selections: list[DSLField] = [root_field]
-    if paged and paging.kind in ("offset", "page") and variables is not None:
+    before = paging.kind == "page" or (anchored and paging.kind == "offset")
+    if paged and before and variables is not None:
         anchor_args = {arg: getattr(variables, arg) for arg in names}
         if paging.kind == "page":
             anchor_args[t.cast("str", paging.page_arg)] = getattr(variables, ANCHOR_PAGE_VAR)

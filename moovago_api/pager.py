@@ -1,22 +1,26 @@
 """The one way to read a list: every paging shape the SDL declares, checked page by page.
 
 Rules (docs/reliability.md, "Reading lists"):
-- advance by the rows actually received, never by the size asked for;
-- a short page is never the end: the end is an empty page, or an end the server declares
-  (`hasNextPage: false`);
-- each page after the first is read with proof that it continues the rows already read:
-  offset paging reads the row just before the page, page-number paging the page before it,
-  both in the same request as the page (alias `anchor`), and that row must be one already
-  emitted; cursor paging starts after the second-to-last row when rows carry cursors and must
-  find a row it already has. So the end (an empty page after a row already read) is proven by
-  one answer. When the proof fails, rows moved under the pager: it re-reads from a safe point
-  (further back each round, at worst the start) and emits only rows it has not emitted yet.
-  Too many re-reads end the read with a PagingError naming the stream;
-- rows come in a stable order: the pager asks for ascending ids when the field has a sort
-  argument, and otherwise assumes the server's order does not change between reads;
+- advance by the rows actually received, never by the size asked for; a short page is never
+  the end: the end is a page with nothing after a row already read, or `hasNextPage: false`;
+- each page after the first proves it continues the rows already read: the row (page) before
+  it must be one already emitted. Offset paging, after a full page, starts the next one row
+  early (offset n-1, same page size: servers refuse limits past theirs) so that row is the
+  page's first: one read of the list.
+  After a short page, or while no answer held two rows, it reads from offset n with the row
+  before beside the page (alias `anchor`), as page-number paging always does: that proof
+  assumes the server answers the two root fields of one request from the same state (a server
+  resolving them separately, as graphql-js does, may not). Cursor paging starts after the
+  second-to-last row and must find a row it has. A failed proof means rows moved: re-read
+  from a safe point (further back each round), emit only rows not emitted yet; too many
+  re-reads end the read with a PagingError naming the stream;
+- decided for offset paging: a page started early that holds only the row before is never the
+  end by itself (a server capping or cutting that page to one row sends the same answer): the
+  empty page beside that row decides. A list ending on a full page pays one request for it;
+  one-row lists and servers capping pages at one row are read with the row beside throughout;
+- rows come in a stable order: ascending ids when the field has a sort argument, else the
+  server's order is assumed not to change between reads;
 - a list whose paging arguments the pager cannot drive is refused, never read once.
-
-`read_all` is what the tap's streams, the target's index and any other list read use.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from dataclasses import dataclass, field
 
 from moovago_api.documents import (
     ANCHOR_ALIAS,
-    ANCHOR_OFFSET_VAR,
     ANCHOR_PAGE_VAR,
     ANCHOR_SIZE_VAR,
     has_aliases,
@@ -80,15 +83,14 @@ class Pager:
         self.entity = entity
         self.label = label or f"Stream '{entity.stream_name}'"
         self.logger = logger or _log
-        self.operation_name = operation_name or f"MoovagoRead{entity.type_name}"
-        self.document = list_document(schema, entity, fields, name=self.operation_name)
-        problems = schema.validate_document(self.document)
+        self.operation_name = name = operation_name or f"MoovagoRead{entity.type_name}"
+        self.document = list_document(schema, entity, fields, name=name)
+        # Offset paging: the page with the row before it beside it (alias `anchor`).
+        self.anchored = list_document(schema, entity, fields, name=name, anchored=True)
+        problems = schema.validate_document(self.anchored)  # the document and the row before
         if problems:
-            msg = (
-                f"{self.label}: the query built for the selected fields does not validate "
-                f"against {schema.path}: {'; '.join(problems)}"
-            )
-            raise ConfigError(msg)
+            msg = f"{self.label}: the query built for the selected fields does not validate "
+            raise ConfigError(msg + f"against {schema.path}: {'; '.join(problems)}")
         self._aliased = has_aliases(self.document)
 
     def read(
@@ -108,13 +110,9 @@ class Pager:
             msg = f"{self.label}: page size must be at least 1, not {page_size}"
             raise ConfigError(msg)
         if paging.sort_arg and paging.sort_value is None:
-            self.logger.warning(
-                "%s: cannot ask Query.%s(%s:) for ascending ids; assuming the server's own "
-                "order does not change between pages",
-                self.label,
-                self.entity.root_field,
-                paging.sort_arg,
-            )
+            why = "%s: cannot ask Query.%s(%s:) for ascending ids; assuming the server's own "
+            why += "order does not change between pages"
+            self.logger.warning(why, self.label, self.entity.root_field, paging.sort_arg)
         read = ListRead(self, client, dict(filter or {}), page_size, on_page)
         if paging.kind == "none":
             return read.unpaged()
@@ -143,10 +141,8 @@ class Pager:
         start: int = 0,
         after: str | None = None,
     ) -> dict[str, t.Any]:
-        """The variables of one page of `size` rows from row `start` (cursor paging: `after`).
-
-        The pager's own requests, and readers that pick their own pages (the doctor); `size=None`
-        leaves paging out. With page-number paging `start` must be a whole number of pages.
+        """One page of `size` rows from row `start` (a whole number of pages with page numbers;
+        cursors: `after`), for `document`; `size=None` leaves paging out. The doctor uses it too.
         """
         paging = self.entity.paging
         variables: dict[str, t.Any] = {}
@@ -159,8 +155,6 @@ class Pager:
         variables[t.cast("str", paging.size_arg)] = size
         if paging.kind == "offset":
             variables[t.cast("str", paging.offset_arg)] = start
-            variables[ANCHOR_OFFSET_VAR] = max(0, start - 1)
-            variables[ANCHOR_SIZE_VAR] = 1
         elif paging.kind == "page":
             number = paging.first_page + start // size
             variables[t.cast("str", paging.page_arg)] = number

@@ -11,10 +11,13 @@ from collections import deque
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
+from moovago_api.documents import ANCHOR_OFFSET_VAR, ANCHOR_SIZE_VAR
 from moovago_api.errors import MoovagoError, PagingError, QueryError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from graphql import DocumentNode
 
     from moovago_api.client import MoovagoClient
     from moovago_api.pager import OnPage, Page, Pager, Row
@@ -32,20 +35,16 @@ LARGE_UNPAGED_RESPONSE = 5000
 
 @dataclass
 class _Sent:
-    """A request of the read: its ask, the guesses' generation it belongs to, its answer."""
-
-    epoch: int
+    epoch: int  # the generation of guesses it was sent in
     ask: _Ask
-    variables: dict[str, t.Any]
     future: Future[t.Any]
 
 
 @dataclass
 class _Ask:
-    """One request of the read: what it is for, and where it starts."""
-
     purpose: str  # 'first' | 'next' | 'resync'
-    start: int = 0  # offset paging: first row position; page paging: page number
+    start: int = 0  # offset paging: the offset asked; page paging: page number
+    early: bool = False  # offset paging: from the row before the page, the page's first row
     after: str | None = None  # cursor paging
     expect: str | None = None  # cursor paging: id of the row the page must begin with
 
@@ -64,10 +63,12 @@ class ListRead:
         self.pager = pager
         self.client = client
         self.filter = filter
-        self.base = pager.page_variables(filter=filter)  # the filter and sort, no paging
         self.size = page_size
         self.on_page = on_page
         self.paging = pager.entity.paging
+        self.where = f"{pager.label}: Query.{pager.entity.root_field}"
+        handlers = {"offset": self._offset, "page": self._page_number}
+        self.handle = handlers.get(self.paging.kind, self._cursor)
         self.id = pager.entity.id_field  # the plan's id field: rows are told apart by it
         self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
         self.order: list[float] = []  # offset paging: those places, sorted
@@ -79,49 +80,40 @@ class ListRead:
         self.pages = 0
         self.resyncs = 0
         self.fresh_pages = 0  # pages that brought rows not emitted before: the read's progress
-        # Offset paging: a page's new rows pay for re-reads only when it reached further into
-        # the list than any before (rows inserted at an end that keeps moving are no progress).
+        # Offset paging: new rows pay for re-reads only from a page further than any before.
         self.advanced = True
         self.furthest = 0
         self.round = 0  # rounds of the current re-read, 0 when the last page was in order
-        # Offset and page paging: rows of the list read so far (the last one's position + 1).
-        self.pos = 0
         self.last: t.Any = None  # page paging: id of the last row of the page read last
         self.page_rows = 0  # page paging: rows per page as the server cuts them
         self.previous_short = False
-        self.max_rows = 0  # most rows the server sent in one page
-        self.previous_ids: list[t.Any] = []  # offset paging: ids of the page read before
+        self.max_rows = 0  # most rows the server sent in one answer
+        self.previous_ids: list[t.Any] = []  # offset paging: ids of the answer read before
         self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
 
     # -- driving -------------------------------------------------------------------------------
 
     def unpaged(self) -> Iterator[Row]:
-        entity, label = self.pager.entity, self.pager.label
-        message = "%s: Query.%s has no paging argument: read in one request"
-        self.pager.logger.info(message, label, entity.root_field)
-        page = self.pager.page(self.pager.execute(self.client, self.base))
-        where = f"{label}: Query.{entity.root_field}"
+        log = self.pager.logger
+        log.info("%s has no paging argument: read in one request", self.where)
+        variables = self.pager.page_variables(filter=self.filter)
+        page = self.pager.page(self.pager.execute(self.client, variables))
         if page.has_next:
             why = "says more rows follow (hasNextPage) but takes no argument to ask for them"
-            raise PagingError(f"{where} {why}")
+            raise PagingError(f"{self.where} {why}")
         if len(page.rows) > LARGE_UNPAGED_RESPONSE:
-            message = "%s: %d rows in one response because Query.%s has no paging arguments in "
-            message += "the schema file; large teams may hit server limits"
-            self.pager.logger.warning(message, label, len(page.rows), entity.root_field)
+            message = "%s: %d rows in one response: no paging arguments, may hit server limits"
+            log.warning(message, self.where, len(page.rows))
         yield from self._emit(page.rows)
         self._counted()
 
     def run(self) -> Iterator[Row]:
-        """Each answer decides the next request. With offset and page-number paging the pages
-        after it are asked ahead, as many as the client finds worth keeping in flight
-        (`useful_in_flight`: the rate times the answer time), on the guess that each page is as
-        long as the longest so far; an answer to a guess that did not hold (a short page, a
-        re-read) is dropped unread. Rows go out in order, each once, exactly as when pages are
-        read one by one; only the client runs requests concurrently.
+        """Each answer decides the next request; offset and page-number pages are also asked
+        ahead (`useful_in_flight` of them), guessing each page as long as the longest so far.
+        An answer to a guess that did not hold is dropped unread: rows go out as read one by one.
         """
-        self.want = _Ask("first", start=self._first_start())
-        # Ahead of the first answer too when answers take more than a slot or two: the guesses
-        # cost a few requests on a list of one page, and save one answer time on every list.
+        self.want = _Ask("first", start=self.paging.first_page if self.paging.kind == "page" else 0)
+        # Ahead of the first answer too when answers are slow: one answer time saved per list.
         self.full = self._window() >= 3
         ahead: deque[_Sent] = deque()
         try:
@@ -134,25 +126,21 @@ class ListRead:
                 if sent.ask != self.want:
                     self._drop(ahead)
                     continue
-                rows, self.want = self._handle(sent.ask, self.pager.page(answer))
+                page = self.pager.page(answer)
+                rows, self.want = self.handle(sent.ask, page)
                 # Guesses follow a full page read in order, never a re-read: rows moving near the
-                # end would make every guess a wasted request (and, against a list that grows
-                # as fast as it is read, keep the end from ever being proven).
+                # end would make every guess a wasted request (or keep the end from being proven).
                 self.full = (
                     sent.ask.purpose != "resync"
                     and bool(rows)
-                    and len(rows) >= max(self.max_rows, self.page_rows)
+                    and len(page.rows) >= max(self.max_rows, self.page_rows)
                 )
                 if ahead and self.want is not None and ahead[0].ask != self.want:
                     self._drop(ahead)
-                if rows:
-                    yield from self._emit(
-                        rows, self.ranks if self.paging.kind == "offset" else None
-                    )
+                yield from self._emit(rows, self.ranks)  # ranks: offset paging only
                 self._counted()
         finally:
-            # Once the read is over none of its requests is left running: guesses not sent are
-            # cancelled, the ones in flight are waited for (their answers are not needed).
+            # No request of the read outlives it: unsent guesses cancelled, sent ones waited for.
             futures = [sent.future for sent in ahead]
             for future in futures:
                 future.cancel()
@@ -170,9 +158,9 @@ class ListRead:
                 ask = self._guess(current[-1].ask)
             if ask is None:
                 return
-            variables = self._variables(ask)
-            future = self.client.submit(self.pager.document, variables, self.pager.operation_name)
-            ahead.append(_Sent(self.epoch, ask, variables, future))
+            document, variables = self._request(ask)
+            future = self.client.submit(document, variables, self.pager.operation_name)
+            ahead.append(_Sent(self.epoch, ask, future))
 
     def _window(self) -> int:
         if self.paging.kind not in ("offset", "page"):
@@ -182,9 +170,16 @@ class ListRead:
     def _guess(self, ask: _Ask) -> _Ask | None:
         if self.paging.kind == "page":
             return _Ask("next", start=ask.start + 1)
-        if self.paging.kind == "offset":
-            return _Ask("next", start=ask.start + (self.max_rows or self.size))
+        if self.paging.kind == "offset":  # a full page: as asked, or as long as the longest
+            rows = min(self.size, self.max_rows or self.size)
+            return self._at("next", ask.start + rows, early=rows >= 2)
         return None
+
+    def _at(self, purpose: str, pos: int, *, early: bool) -> _Ask:
+        """Offset paging: the rows from `pos`, from one row early or the row before beside."""
+        if pos and early:
+            return _Ask(purpose, start=pos - 1, early=True)
+        return _Ask(purpose, start=pos)
 
     def _drop(self, ahead: deque[_Sent]) -> None:
         """The guesses in flight no longer hold: cancel those not sent yet, ignore the rest."""
@@ -206,17 +201,17 @@ class ListRead:
             raise result
         return result
 
-    def _first_start(self) -> int:
-        return self.paging.first_page if self.paging.kind == "page" else 0
-
-    def _variables(self, ask: _Ask) -> dict[str, t.Any]:
-        first = self.paging.first_page if self.paging.kind == "page" else 0
-        return self.pager.page_variables(
-            filter=self.filter,
-            size=self.size,
-            start=(ask.start - first) * self.size if self.paging.kind == "page" else ask.start,
-            after=ask.after,
+    def _request(self, ask: _Ask) -> tuple[DocumentNode, dict[str, t.Any]]:
+        start = ask.start
+        if self.paging.kind == "page":
+            start = (ask.start - self.paging.first_page) * self.size
+        variables = self.pager.page_variables(
+            filter=self.filter, size=self.size, start=start, after=ask.after
         )
+        if self.paging.kind != "offset" or ask.early or not start:
+            return self.pager.document, variables
+        variables |= {ANCHOR_OFFSET_VAR: start - 1, ANCHOR_SIZE_VAR: 1}
+        return self.pager.anchored, variables
 
     def _emit(self, rows: list[Row], ranks: Mapping[t.Any, float] | None = None) -> Iterator[Row]:
         if self.advanced and any(row[self.id] not in self.seen for row in rows):
@@ -234,10 +229,8 @@ class ListRead:
             yield row
 
     def _ranked(self, keys: list[t.Any]) -> dict[t.Any, float] | None:
-        """Offset paging: places in the list's order for the rows of `keys` not read before,
-        between the rows read before around them; None when the rows read before among `keys`
-        are not in their order (rows moving only shift, so in a stable order they always are).
-        """
+        """Offset paging: places for the rows of `keys` not read before, between the rows read
+        before around them; None when those are out of their order (moving rows only shift)."""
         known = [self.seen[key] for key in keys if key in self.seen]
         if any(a >= b for a, b in itertools.pairwise(known)):
             return None
@@ -258,13 +251,6 @@ class ListRead:
         if self.on_page is not None:
             self.on_page(self.pages, self.emitted)
 
-    def _handle(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
-        if self.paging.kind == "offset":
-            return self._offset(ask, page)
-        if self.paging.kind == "page":
-            return self._page_number(ask, page)
-        return self._cursor(ask, page)
-
     # -- re-reads ------------------------------------------------------------------------------
 
     def _resync_back(self, what: str) -> int:
@@ -277,68 +263,55 @@ class ListRead:
                 f"{self.pager.label}: rows kept moving while paging Query."
                 f"{self.pager.entity.root_field} ({what}); re-read from a safe point "
                 f"{self.resyncs - 1} times ({self.round - 1} in a row, {self.fresh_pages} pages of "
-                "new rows). "
-                "The server's order may not be stable between reads; run again later"
+                "new rows). The server's order may not be stable between reads; run again later"
             )
             raise PagingError(msg)
-        self.pager.logger.warning(
-            "%s: %s; re-reading from an earlier point (round %d)",
-            self.pager.label,
-            what,
-            self.round,
-        )
+        message = "%s: %s; re-reading from an earlier point (round %d)"
+        self.pager.logger.warning(message, self.pager.label, what, self.round)
         return 4 ** (self.round - 1)
 
     # -- offset paging -------------------------------------------------------------------------
 
     def _offset(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
-        """One answer: the page at `ask.start` and, in the same request, the row before it.
-
-        The page continues what was read when that row is one already emitted (or the page
-        starts the list): rows come in one stable order, every row emitted lies at or before
-        the last one emitted, so a row that stayed and was not emitted yet lies after any
-        emitted row, in this page or past it. Deletes and inserts before the page only move
-        the page's start; an emitted row before it still proves nothing was skipped.
-        """
-        rows = page.rows
-        start = ask.start
-        anchor = page.anchor[0][self.id] if page.anchor else None  # the row at start - 1
-        ids = [row[self.id] for row in rows]
-        if (
-            ask.purpose == "next"
-            and len(ids) >= 2
-            and ids == self.previous_ids
-            and anchor == self.previous_ids[0]
-        ):
-            # The page after the last one is that page again, and the row "before" it is its
-            # first row: the server answers every offset from the start.
-            msg = (
-                f"{self.pager.label}: the API returned the rows of the previous page again at "
-                f"{self.paging.offset_arg}={start}; it does not honour "
-                f"{self.paging.offset_arg}/{self.paging.size_arg} paging"
-            )
-            raise PagingError(msg)
+        """The rows from `start` continue what was read when the row before them (the page's
+        first, `early`, or beside it) is one emitted: in one order a row that stayed and was not
+        emitted lies after it. Deletes and inserts before the page only move its start."""
+        start = ask.start + ask.early  # the position of the first row not read before
+        rows = page.rows[1:] if ask.early else page.rows
+        before = [row[self.id] for row in (page.rows[:1] if ask.early else page.anchor[:1])]
+        ids = [*(before if start else []), *(row[self.id] for row in rows)]
         what = None
-        if start > 0 and anchor is None:
+        answered = [row[self.id] for row in page.rows]
+        if ask.purpose == "next" and len(answered) >= 2 and answered == self.previous_ids:
+            what = f"the API returned the previous page again at {self.paging.offset_arg}={start}"
+        elif start and not before:
             what = f"the list no longer reaches offset {start}"
-        elif start > 0 and anchor not in self.seen:
+        elif start and before[0] not in self.seen:
             what = f"the row before offset {start} is not one read before"
-        ranks = None if what else self._ranked([*([anchor] if start else []), *ids])
+        ranks = None if what else self._ranked(ids)
         if what is None and ranks is None:
             what = f"rows read before came back in another order at offset {start}"
         if what is not None or ranks is None:
-            back = self._resync_back(str(what)) * max(1, self.max_rows)
-            return [], _Ask("resync", start=max(0, start - back))
-        if ask.purpose == "next" or ranks:
-            self.round = 0  # in order again: a page after the last one, or rows not read before
+            back = self._resync_back(str(what)) * max(1, self.max_rows - 1)  # pages of new rows
+            return [], self._at("resync", max(0, start - back), early=self.max_rows >= 2)
+        if not rows and ask.early:
+            # The end, or a page cut short to one row: an empty page beside that row tells.
+            return [], self._at("next", start, early=False)
+        if ranks:
+            self.round = 0  # in order again: rows not read before
         if not rows:
-            return [], None  # nothing after a row already read: the end, in one answer
-        self.previous_ids = ids
-        self.max_rows = max(self.max_rows, len(rows))  # rows per page as the server cuts them
-        self.pos = start + len(rows)  # advance by the rows received, never by the size asked
-        self.advanced, self.furthest = self.pos > self.furthest, max(self.furthest, self.pos)
+            return [], None  # an empty page after a row already read: the end, in one answer
+        self.previous_ids = answered
+        # After a full page read in order (as asked, or as the longest) the next starts one row
+        # early; after a re-read, the end is likely near: it is read in one request, beside.
+        early = ask.purpose != "resync" and len(page.rows) >= max(
+            2, min(self.size, self.max_rows or self.size)
+        )
+        self.max_rows = max(self.max_rows, len(page.rows))  # rows per answer as the server cuts
+        pos = start + len(rows)  # advance by the rows received, never by the size asked
+        self.advanced, self.furthest = pos > self.furthest, max(self.furthest, pos)
         self.ranks = ranks
-        return rows, _Ask("next", start=self.pos)
+        return rows, self._at("next", pos, early=early)
 
     # -- page-number paging --------------------------------------------------------------------
 
@@ -354,19 +327,14 @@ class ListRead:
                 back = self._resync_back(f"the page before page {number} changed")
                 return [], _Ask("resync", start=max(first, number - 1 - back))
             if rows and self.previous_short and ask.purpose == "next":
-                msg = (
-                    f"{self.pager.label}: page {number - 1} of Query."
-                    f"{self.pager.entity.root_field} was short but page {number} is not: the "
-                    "server's page sizes vary, so pages cannot be read safely"
-                )
-                raise PagingError(msg)
+                msg = f"{self.where}: page {number - 1} was short but page {number} is not: the "
+                raise PagingError(msg + "server's page sizes vary, so pages cannot be read safely")
         if not rows:
             return [], None
         if number == first or ask.purpose == "resync":
             self.page_rows = max(self.page_rows, len(rows))
         self.round = 0
         self.previous_short = len(rows) < self.page_rows
-        self.pos = (number - first) * self.page_rows + len(rows)
         self.last = rows[-1][self.id]
         return rows, _Ask("next", start=number + 1)
 
@@ -410,10 +378,8 @@ class ListRead:
         return rows, _Ask("next", after=after)
 
     def _stuck(self, ask: _Ask) -> PagingError:
-        return PagingError(
-            f"{self.pager.label}: Query.{self.pager.entity.root_field} says more rows follow "
-            f"but its cursor does not move past {ask.after!r}"
-        )
+        why = f"says more rows follow but its cursor does not move past {ask.after!r}"
+        return PagingError(f"{self.where} {why}")
 
     def _cursor_of(self, page: Page, index: int) -> str:
         if self.paging.row_cursor:
@@ -421,11 +387,8 @@ class ListRead:
         else:
             cursor = page.end_cursor if index == len(page.rows) - 1 else None
         if cursor is None:
-            msg = (
-                f"{self.pager.label}: Query.{self.pager.entity.root_field} sent a page without "
-                "the cursor needed to ask for the next one"
-            )
-            raise PagingError(msg)
+            why = "sent a page without the cursor needed to ask for the next one"
+            raise PagingError(f"{self.where} {why}")
         return cursor
 
 

@@ -30,7 +30,21 @@ SHAPES = Path(__file__).resolve().parents[1] / "schema_variants" / "shapes"
 
 def test_list_document_pages_with_variables_typed_by_the_schema_and_reads_the_row_before(schema):
     document = list_document(schema, schema.entity("company"), ["name"], name="Companies")
+    # Offset paging: one read of the list (the pager starts a page one row early for its proof).
     assert print_ast(document) == (
+        "query Companies($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int) {\n"
+        "  companyList(filter: $filter, skip: $skip, limit: $limit) {\n"
+        "    id\n"
+        "    name\n"
+        "  }\n"
+        "}"
+    )
+    assert schema.validate_document(document) == []
+    assert operation_name(document) == "Companies"
+    # `anchored`: the row before the page beside it, for answers one row cannot decide.
+    company = schema.entity("company")
+    anchored = list_document(schema, company, ["name"], name="Companies", anchored=True)
+    assert print_ast(anchored) == (
         "query Companies($filter: FilterManyCompanyInput!, $skip: Int, $limit: Int, "
         "$anchorOffset: Int, $anchorSize: Int) {\n"
         "  companyList(filter: $filter, skip: $skip, limit: $limit) {\n"
@@ -42,8 +56,7 @@ def test_list_document_pages_with_variables_typed_by_the_schema_and_reads_the_ro
         "  }\n"
         "}"
     )
-    assert schema.validate_document(document) == []
-    assert operation_name(document) == "Companies"
+    assert schema.validate_document(anchored) == []
     team = list_document(schema, schema.entity("team"), ["name"], name="Team")
     assert print_ast(team) == "query Team {\n  team {\n    id\n    name\n  }\n}"
     unpaged = list_document(schema, schema.entity("contact"), ["id"], name="C", paged=False)
@@ -115,9 +128,12 @@ def test_list_document_refuses_a_field_the_schema_lacks(schema):
 )
 def test_list_document_follows_each_paging_shape(variant, expected):
     shaped = load_schema(SHAPES / variant)
-    document = list_document(shaped, shaped.entity("company"), ["name"], name="Q")
+    entity = shaped.entity("company")
+    document = list_document(shaped, entity, ["name"], name="Q", anchored=True)
     assert expected in print_ast(document)
     assert shaped.validate_document(document) == []
+    plain = print_ast(list_document(shaped, entity, ["name"], name="Q"))  # page numbers: beside
+    assert ("anchor:" in plain) == (entity.paging.kind == "page")
 
 
 def test_unions_and_interfaces_get_typename_and_fragments_aliasing_clashing_fields():

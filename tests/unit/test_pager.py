@@ -8,6 +8,7 @@ The pager reads through a real MoovagoClient against a stub HTTP server answerin
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -48,6 +49,7 @@ class FakeList:
         unstable: bool = False,
         offset_cursors: bool = False,
         entity: str = "company",
+        grow_at_end: bool = False,
     ) -> None:
         self.schema = load_schema(SHAPES / variant if variant else None)
         self.entity = self.schema.entity(entity)
@@ -62,6 +64,7 @@ class FakeList:
         self.short = short
         self.unstable = unstable
         self.offset_cursors = offset_cursors
+        self.grow_at_end = grow_at_end  # inserted ids sort last, as the sandbox's do
         self.calls: list[dict[str, Any]] = []
         self.submitted: list[dict[str, Any]] = []
         self.inserted = 0
@@ -83,6 +86,8 @@ class FakeList:
         for _ in range(inserts):
             self.inserted += 1
             key = f"r{self.rng.randrange(100000):05d}i{self.inserted}"
+            if self.grow_at_end:
+                key = f"s{self.inserted:05d}"
             self.rows.append({"id": key, "name": "inserted"})
         self.rows.sort(key=lambda row: row["id"])
 
@@ -113,11 +118,13 @@ class FakeList:
         paging = self.paging
         if paging.kind == "offset":
             start = variables[paging.offset_arg]
-            anchor = variables[ANCHOR_OFFSET_VAR]
-            return {
-                root: rows[start : start + self._size(variables[paging.size_arg])],
-                ANCHOR_ALIAS: rows[anchor : anchor + self._size(variables[ANCHOR_SIZE_VAR])],
-            }
+            answer = {root: rows[start : start + self._size(variables[paging.size_arg])]}
+            if ANCHOR_OFFSET_VAR in variables:  # the row before beside the page (1-row answers)
+                anchor = variables[ANCHOR_OFFSET_VAR]
+                answer[ANCHOR_ALIAS] = rows[
+                    anchor : anchor + self._size(variables[ANCHOR_SIZE_VAR])
+                ]
+            return answer
         if paging.kind == "page":
             per = self._size(variables[paging.size_arg])
             first = paging.first_page
@@ -201,10 +208,57 @@ def test_a_server_ignoring_the_size_argument_still_gives_every_row(variant):
 def test_offset_pages_advance_by_rows_received_and_read_the_row_before_in_the_same_request():
     fake = FakeList(None, 250, cap=100)
     assert len(fake.read(page_size=500)) == 250
-    asked = [(c["skip"], c["limit"], c[ANCHOR_OFFSET_VAR], c[ANCHOR_SIZE_VAR]) for c in fake.calls]
-    # 100 rows, then 100 more from row 100 with row 99 beside them (it must be one already
-    # read), ..., then the end: an empty page after row 249, proven by the same answer.
-    assert asked == [(0, 500, 0, 1), (100, 500, 99, 1), (200, 500, 199, 1), (250, 500, 249, 1)]
+    asked = [
+        (c["skip"], c["limit"], c.get(ANCHOR_OFFSET_VAR), c.get(ANCHOR_SIZE_VAR))
+        for c in fake.calls
+    ]
+    # 100 rows (short: a cap, or the end), so the next page from row 100 has row 99 beside it
+    # (it must be one already read); 100 rows, a full page, so the next one starts one row
+    # early, at row 199 (the page's first row must be the row read last); 51 rows, short: the
+    # end is an empty page after row 249 with row 249 beside it, proven by the same answer.
+    assert asked == [
+        (0, 500, None, None),
+        (100, 500, 99, 1),
+        (199, 500, None, None),
+        (250, 500, 249, 1),
+    ]
+
+
+def test_offset_pages_after_a_full_page_are_one_list_read_starting_at_the_row_before():
+    fake = FakeList(None, 250)
+    assert fake.read(page_size=100) == sorted(fake.initial)
+    # Each page after a full one is one read of the list (no second root field), from the
+    # row read last (never more rows than the page size: servers refuse a limit past theirs);
+    # the short page's end is the empty page beside row 249.
+    asked = [(c["skip"], c["limit"], c.get(ANCHOR_OFFSET_VAR)) for c in fake.calls]
+    assert asked == [(0, 100, None), (99, 100, None), (198, 100, None), (250, 100, 249)]
+
+
+def test_a_full_last_page_then_only_the_row_before_is_checked_by_an_empty_page_beside_it():
+    # 199 rows in full pages: the page from row 198 holds only row 198, the end or a server
+    # cutting that page to one row; an empty page with row 198 beside it tells them apart.
+    fake = FakeList(None, 199)
+    assert fake.read(page_size=100) == sorted(fake.initial)
+    asked = [(c["skip"], c["limit"], c.get(ANCHOR_OFFSET_VAR)) for c in fake.calls]
+    assert asked == [(0, 100, None), (99, 100, None), (198, 100, None), (199, 100, 198)]
+
+
+@pytest.mark.parametrize("cap", [1, None])
+def test_one_row_lists_and_servers_capping_pages_at_one_row_end_on_an_empty_page_beside(cap):
+    # One row cannot tell the end from a cap at one row: the next page is read from the offset
+    # with the row before beside it, and only an empty page beside a row read ends the list.
+    one = FakeList(None, 1, cap=cap)
+    assert one.read(page_size=500) == sorted(one.initial)
+    assert [(c["skip"], c.get(ANCHOR_OFFSET_VAR)) for c in one.calls] == [(0, None), (1, 0)]
+    capped = FakeList(None, 4, cap=1)
+    assert capped.read(page_size=500 if cap else 1) == sorted(capped.initial)
+    assert [(c["skip"], c.get(ANCHOR_OFFSET_VAR)) for c in capped.calls] == [
+        (0, None),
+        (1, 0),
+        (2, 1),
+        (3, 2),
+        (4, 3),
+    ]
 
 
 def test_the_end_of_a_list_that_fits_one_page_costs_one_more_request():
@@ -265,13 +319,27 @@ def test_rows_moving_between_reads_never_lose_a_row_that_stayed(variant, offset_
         assert got <= fake.initial | {row["id"] for row in fake.rows} | fake.deleted
 
 
+def test_a_row_deleted_before_the_page_between_two_page_reads_is_caught_and_re_read():
+    # The sandbox's churn: before every third read a random row goes and one is added at the
+    # end. A delete before the page moves the row before it: the page's first row is then not
+    # the row read last, so the pager goes back; each row that stayed comes once.
+    went_back = 0
+    for seed in range(20):
+        fake = FakeList(None, 30, churn=(3, 1, 1), seed=seed, grow_at_end=True)
+        got = fake.read(page_size=5)  # read() asserts no row came twice
+        assert not fake.survivors() - set(got), f"seed {seed}"
+        skips = [call["skip"] for call in fake.calls]
+        went_back += any(b < a for a, b in itertools.pairwise(skips))
+    assert went_back >= 10, "the churn moved rows under most reads"
+
+
 def test_a_server_that_never_sends_the_row_before_a_page_is_refused_after_bounded_re_reads():
     fake = FakeList(None, 30)
     real = fake.execute
 
     def without_anchor(*args: Any, **kwargs: Any) -> dict[str, Any]:
         answer = real(*args, **kwargs)
-        answer.pop(ANCHOR_ALIAS)
+        answer.pop(ANCHOR_ALIAS, None)
         return answer
 
     fake.execute = without_anchor  # type: ignore[method-assign]
@@ -459,12 +527,17 @@ def test_pages_asked_ahead_of_a_capping_server_follow_the_rows_it_sends(cap, win
     fake = FakeList(None, 40, cap=cap)
     assert sorted(fake.read(page_size=10, window=window)) == sorted(fake.initial)
     asked = [c["skip"] for c in fake.submitted]  # in the order the pager asked for them
-    sequential = -(-40 // cap) + 1
+    one_by_one = FakeList(None, 40, cap=cap)
+    one_by_one.read(page_size=10)
+    sequential = len(one_by_one.calls)
+    assert sequential == {7: 8, 1: 41}[cap]  # 7: then 7 more beside row 6, then 6 new a page
     if window == 2:  # answers within a slot or two: nothing asked ahead of the first answer
-        assert asked[:3] == [0, cap, 2 * cap]
+        # the page after the short first one has the row before beside it, then from one row
+        # early: cap rows, cap - 1 of them new (a cap of 1: always the row before beside)
+        assert asked[:3] == {7: [0, 7, 13], 1: [0, 1, 2]}[cap]
         assert len(asked) <= sequential + 1
-    else:  # slow answers: guesses of full pages from the start, then of the rows sent
-        assert asked[:4] == [0, 10, 20, 30]
+    else:  # slow answers: guesses of full pages (from one row early) from the start, then
+        assert asked[:4] == [0, 9, 18, 27]  # of the rows sent
         assert len(asked) <= sequential + 2 * (window - 1)
     assert len(fake.calls) <= len(asked)  # guesses cancelled before they left cost nothing
 
