@@ -83,3 +83,18 @@ def test_no_import_cycle_across_the_core_the_tap_and_the_target():
     assert {"moovago_api.schema", "tap_moovago.tap", "target_moovago.target"} <= set(MODULES)
     graph = {module: runtime_imports(path) for module, path in MODULES.items()}
     assert not find_cycle(graph), " -> ".join(find_cycle(graph))
+
+
+# Issue 22's goal is 6,500 lines for the three packages; this round reached the figure below.
+# The ceiling only moves down: a change that adds lines removes as many elsewhere.
+MAX_TOTAL_LINES = 8_620
+MAX_MODULE_LINES = 450  # the project-wide rule: a module over 450 lines is a design question
+MAX_TARGET_MODULES = 10  # not counting the package's __init__.py
+
+
+def test_the_connectors_stay_in_proportion():
+    lines = {module: len(path.read_text("utf-8").splitlines()) for module, path in MODULES.items()}
+    assert sum(lines.values()) <= MAX_TOTAL_LINES, sum(lines.values())
+    assert not {m: n for m, n in lines.items() if n > MAX_MODULE_LINES}
+    target = [m for m in MODULES if m.startswith("target_moovago.")]
+    assert len(target) <= MAX_TARGET_MODULES, sorted(target)
