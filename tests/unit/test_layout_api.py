@@ -18,8 +18,8 @@ def _module(path: Path) -> str:
 MODULES = {_module(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
 
 
-def runtime_imports(path: Path) -> set[str]:
-    """Our modules `path` imports when it runs, at any level (TYPE_CHECKING blocks left out)."""
+def imported_names(path: Path) -> set[str]:
+    """Every module `path` imports when it runs, at any level (TYPE_CHECKING blocks left out)."""
     tree = ast.parse(path.read_text("utf-8"))
     skipped: set[int] = set()
     for node in ast.walk(tree):
@@ -35,7 +35,12 @@ def runtime_imports(path: Path) -> set[str]:
             found.add(node.module)
             # `from moovago_api import documents` imports the module moovago_api.documents
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if name in MODULES}
+    return found
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Our modules `path` imports when it runs."""
+    return {name for name in imported_names(path) if name in MODULES}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:
