@@ -1,6 +1,7 @@
 """The target's shape: small modules of one role each, imports only downward (no import cycle:
-tests/unit/test_layout_api.py), no lock, nothing reaching across objects with `type: ignore`, one drain thread, settings
-declared once, and every private SDK method it overrides saying why."""
+tests/unit/test_layout_api.py), no lock, nothing reaching across objects with `type: ignore`,
+one drain thread, settings declared once, and every private SDK method it overrides saying
+why."""
 
 from __future__ import annotations
 
