@@ -50,7 +50,8 @@ from typing import Any
 
 from benchmarks_md import write_section
 
-from moovago_api.client import MoovagoClient, default_in_flight
+from moovago_api.client import MoovagoClient
+from moovago_api.governor import default_in_flight
 from moovago_sandbox.testing import start_sandbox
 from tap_moovago.tap import TapMoovago
 from target_moovago.target import TargetMoovago

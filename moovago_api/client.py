@@ -1,49 +1,52 @@
-"""The one HTTP path to Moovago: governed, retried, classified.
-
-Every request of the tap and the target goes through `MoovagoClient.execute` (also behind
-`execute_many` and `submit`), so the rate governor and the retry policy can be neither
-bypassed nor applied twice. `errors.read_answer` says what an answer means.
-"""
+"""The one HTTP path to Moovago (docs/client.md): one governor and one retry policy, neither
+bypassed nor applied twice."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import functools
+import http.client
 import itertools
 import logging
 import math
+import queue
+import ssl
 import threading
+import warnings
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import backoff
-from graphql import DocumentNode, GraphQLSyntaxError, OperationDefinitionNode, parse, print_ast
+import certifi
+from graphql import DocumentNode, GraphQLSyntaxError, get_operation_ast, parse, print_ast
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import HTTPError, InsecureRequestWarning
 
-from moovago_api.errors import ConfigError, MoovagoError, RateLimited, TransientError, read_answer
+from moovago_api import __version__
+from moovago_api.errors import (
+    ConfigError,
+    MoovagoError,
+    RateLimited,
+    ResponseTooLarge,
+    TransientError,
+    read_answer,
+    short,
+)
 from moovago_api.governor import (
     MAX_REQUESTS_IN_FLIGHT,
-    MAX_REQUESTS_PER_SECOND,
     RateGovernor,
     check_rate,
     default_in_flight,
     shared_governor,
 )
-from moovago_api.transport import Answer, Transport, encode_request
+from moovago_api.transport import Answer, close_all, cut, encode_request, http_date, read_body
 from moovago_api.wire import check_api_url, check_plain_http, parse_api_key, redact, secret_forms
-
-__all__ = [  # the settings, the target and the benchmarks import these from here
-    "MAX_REQUESTS_IN_FLIGHT",
-    "MAX_REQUESTS_PER_SECOND",
-    "MoovagoClient",
-    "check_api_url",
-    "check_rate",
-    "default_in_flight",
-    "encode_request",
-    "parse_api_key",
-]
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # largest decoded answer read
 
@@ -124,16 +127,18 @@ class MoovagoClient:
         self._stop = threading.Event()  # set by close(): every wait ends at once
         self._clock = clock or self.governor.now
         self._sleep = sleep or self._stop.wait
-        self._transport = Transport(
-            self.api_url,
-            {header: key},
-            self.request_timeout,
-            self.connect_timeout,
-            verify_tls,
-            self.max_response_bytes,
-            self.governor,
-            self.secrets,
-        )
+        url = urlsplit(self.api_url)
+        self._host, self._port = url.hostname or "", url.port
+        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": f"moovago-connectors/{__version__}",
+            header: key,
+        }
+        self._idle: queue.SimpleQueue[HTTPConnection] = queue.SimpleQueue()  # kept-alive
+        self._close_idle = weakref.finalize(self, close_all, self._idle)  # also when dropped
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._answer_seconds: float | None = None  # moving average of answer times (no wait)
@@ -263,7 +268,7 @@ class MoovagoClient:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self._transport.close()
+        self._close_idle()
 
     def __enter__(self) -> MoovagoClient:
         return self
@@ -272,10 +277,6 @@ class MoovagoClient:
         self.close()
 
     def _settle(self, request: Request, retry_ambiguous: bool) -> Result:
-        if isinstance(request, (str, DocumentNode)):
-            request = (request,)
-        if not isinstance(request, Sequence) or not 1 <= len(request) <= 3:
-            raise TypeError("execute_many takes (document, variables[, operation_name]) tuples")
         document, variables, operation_name = (*request, None, None)[:3]
         try:
             return self.execute(
@@ -332,9 +333,75 @@ class MoovagoClient:
         )
 
     def _post(self, body: bytes, label: str, slot: float | None = None) -> Answer:
-        # Every POST: the doctor wraps this to observe answers (moovago_schema.probe).
+        """Every POST (the doctor wraps this to observe answers): TransientError (`ambiguous`
+        unless it cannot have reached the server) when no whole answer came in time."""
         check_plain_http(self.api_url)  # where the name resolves now, not at start
-        return self._transport.post(body, label, slot)
+        conn = self._connection()
+        try:
+            if conn.sock is None:
+                conn.connect()
+        except (OSError, HTTPError) as err:  # never connected: nothing can have been applied
+            conn.close()
+            if isinstance(err, ssl.SSLCertVerificationError):
+                raise ConfigError(
+                    f"api_url: the TLS certificate of {conn.host} could not be verified "
+                    f"({self._said(err)}). Check api_url; set verify_tls to false only for a "
+                    "test server with a self-signed certificate."
+                ) from err
+            kind = "timed out" if isinstance(err, TimeoutError) else "failed"
+            raise TransientError(f"request {kind} ({self._said(err)})", ambiguous=False) from None
+        if isinstance(conn, HTTPSConnection) and not conn.is_verified:  # as loud as urllib3's
+            warnings.warn(f"Unverified HTTPS request to {conn.host}", InsecureRequestWarning, 2)
+        claim = threading.Lock()  # taken first by the whole answer or by its deadline
+        timer = threading.Timer(self.request_timeout, cut, (conn.sock, claim))
+        response = None
+        try:
+            conn.timeout = self.request_timeout
+            conn.request("POST", self._path, body, self._headers, preload_content=False)
+            if slot is not None:
+                self.governor.sent(slot)  # written: the send counts from now
+            timer.start()
+            response = conn.getresponse()
+            content = read_body(response, self.max_response_bytes, label)
+            if not claim.acquire(blocking=False):  # cut as it ended: the end may not be real
+                raise TimeoutError
+        except (OSError, HTTPError, http.client.HTTPException, ResponseTooLarge) as err:
+            if response is not None:
+                response.close()
+            conn.close()
+            if isinstance(err, ResponseTooLarge):
+                raise
+            late = not claim.acquire(blocking=False)
+            what = self._said(err)
+            if late:
+                what = f"no whole answer within request_timeout ({self.request_timeout:g} s)"
+            kind = "timed out" if late or isinstance(err, TimeoutError) else "failed"
+            raise TransientError(f"request {kind} ({what})", ambiguous=True) from None
+        finally:
+            timer.cancel()
+        self._idle.put(conn)  # http.client has closed it if the server said so
+        headers = dict(response.headers.items())
+        return Answer(response.status, headers, content, http_date(headers.get("Date") or ""))
+
+    def _connection(self) -> HTTPConnection:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                conn = self._idle.get_nowait()
+                if conn.is_connected:  # not closed by the server while it sat idle
+                    return conn
+                conn.close()
+        if self.api_url.lower().startswith("http:"):
+            return HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
+        return HTTPSConnection(
+            self._host,
+            self._port,
+            timeout=self.connect_timeout,
+            cert_reqs="CERT_REQUIRED" if self.verify_tls else "CERT_NONE",
+            ca_certs=certifi.where(),  # the CAs requests trusted, not the system's
+        )
+
+    def _said(self, err: Exception) -> str:
+        return short(redact(str(err), self.secrets))
 
     def _throttled(
         self, err: RateLimited, label: str, attempts: int, throttles: int, started: float
@@ -362,14 +429,9 @@ class MoovagoClient:
 @functools.lru_cache(maxsize=256)
 def _label(text: str) -> str:
     """`query MyTeamQuery`, for logs: the document's own words, never its values."""
-    try:
-        node = parse(text, no_location=True)
-    except GraphQLSyntaxError:
-        return "operation"
-    for definition in node.definitions:
-        if isinstance(definition, OperationDefinitionNode):
-            name = definition.name.value if definition.name else "(anonymous)"
-            return f"{definition.operation.value} {name}"
+    with contextlib.suppress(GraphQLSyntaxError):
+        if node := get_operation_ast(parse(text, no_location=True)):
+            return f"{node.operation.value} {node.name.value if node.name else '(anonymous)'}"
     return "operation"
 
 

@@ -1,8 +1,4 @@
-"""Errors that carry what happened, so callers branch on type, never on message text.
-
-`read_answer` says which of them an HTTP answer of the API is; the client retries RateLimited
-and TransientError.
-"""
+"""Errors that carry what happened, so callers branch on type, never on message text."""
 
 from __future__ import annotations
 
@@ -41,11 +37,8 @@ class RateLimited(MoovagoError):
 
 
 class TransientError(MoovagoError):
-    """A failure that may pass: 5xx, timeout, reset, a body that is not JSON.
-
-    `ambiguous`: the request may have reached the server and been applied, so a create must be
-    checked before it is sent again.
-    """
+    """A failure that may pass: 5xx, timeout, reset, a body that is not JSON; `ambiguous`: it
+    may have been applied, so a create is checked before it is sent again."""
 
     def __init__(self, message: str, *, status: int | None = None, ambiguous: bool = True) -> None:
         super().__init__(message)

@@ -1,9 +1,5 @@
-"""How fast and when the connectors may call Moovago.
-
-Moovago answers 429 above 5 requests per second and asks for bulk jobs outside French business
-hours. `RateGovernor` keeps every request of the process inside a rolling window; `bulk_window`
-says whether a bulk job may run now.
-"""
+"""How fast (Moovago answers 429 above 5 requests/s) and when (bulk jobs outside French
+business hours) the connectors may call Moovago."""
 
 from __future__ import annotations
 
@@ -26,11 +22,8 @@ ARRIVAL_MARGIN = 0.04
 
 
 class RateGovernor:
-    """Never more than N sends in any rolling second, across all threads that share it.
-
-    N is `max_per_second` rounded down; a rate below one becomes one send per 1/rate seconds.
-    A 429 pauses everyone through `pause_until`; `margin` widens each window against jitter.
-    """
+    """Never more than N sends (the rate rounded down; below 1, one per 1/rate seconds) in
+    any rolling second, across all threads; `margin` widens each window against jitter."""
 
     def __init__(
         self,

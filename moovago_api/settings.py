@@ -1,14 +1,5 @@
-"""Connection settings shared by the tap and the target, as plain JSON Schema.
-
-The tap and target merge `connection_properties()` into their own config schema, then build
-their client with `client_from_config`, which checks the settings against that same schema and
-turns each failure into one sentence; by hand it checks only what JSON Schema cannot say (the
-URL's scheme and host, the key's form, a readable `schema_path`).
-
-A number may arrive as text: the SDK's `--config=ENV` leaves a non-integer setting as text, and
-Meltano passes a `kind: string` setting through unchanged (its `kind: decimal` fails from an
-environment variable: "Decimal is not JSON serializable"). `numbers_from_text` converts it.
-"""
+"""The connection settings of the tap and the target, declared once as JSON Schema and checked
+against it, each failure one sentence; numbers may arrive as text (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -20,17 +11,10 @@ from typing import Any
 
 import jsonschema
 
-from moovago_api.client import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    MAX_REQUESTS_IN_FLIGHT,
-    MAX_REQUESTS_PER_SECOND,
-    MoovagoClient,
-    check_api_url,
-    check_rate,
-    parse_api_key,
-)
+from moovago_api.client import DEFAULT_MAX_RESPONSE_BYTES, MoovagoClient
 from moovago_api.errors import ConfigError
-from moovago_api.wire import install_log_redaction
+from moovago_api.governor import MAX_REQUESTS_IN_FLIGHT, MAX_REQUESTS_PER_SECOND, check_rate
+from moovago_api.wire import check_api_url, install_log_redaction, parse_api_key
 
 CONNECTION_REQUIRED = ("api_url", "api_key")
 
@@ -169,12 +153,8 @@ def client_from_config(
     connection_test: bool = False,
     **overrides: Any,
 ) -> MoovagoClient:
-    """A client for these settings; ConfigError with one sentence per problem found.
-
-    `connection_test`: one attempt and 5 s to connect, so a test of an address that does not
-    answer says so in seconds. `overrides` replace other MoovagoClient arguments. Installs the
-    log redaction of the key first, so no log line of the process can print it from then on.
-    """
+    """A client for these settings, the key's log redaction installed first; ConfigError with
+    one sentence per problem. `connection_test`: one attempt, 5 s to connect."""
     raw_key = config.get("api_key")
     if isinstance(raw_key, str):
         install_log_redaction(raw_key)

@@ -16,7 +16,7 @@ from enum import Enum
 from graphql import DocumentNode
 from jsonschema import Draft202012Validator, FormatChecker
 
-from moovago_api.client import encode_request
+from moovago_api.transport import encode_request
 from moovago_api.wire import is_datetime_text
 from target_moovago.index import (
     BadKeyError,

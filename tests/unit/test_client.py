@@ -18,7 +18,7 @@ import pytest
 from graphql import parse
 from urllib3.exceptions import InsecureRequestWarning
 
-from moovago_api.client import MoovagoClient, encode_request, parse_api_key
+from moovago_api.client import MoovagoClient
 from moovago_api.errors import (
     AuthError,
     ConfigError,
@@ -28,6 +28,8 @@ from moovago_api.errors import (
     TransientError,
 )
 from moovago_api.governor import ARRIVAL_MARGIN, RateGovernor
+from moovago_api.transport import encode_request
+from moovago_api.wire import parse_api_key
 from tests.unit.stub_server import Reply, StubServer
 
 KEY = "sk-live-7f3a9c1e5b2d4f60-SECRET"

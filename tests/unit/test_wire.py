@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from moovago_api import wire
-from moovago_api.client import check_api_url
 from moovago_api.errors import ConfigError
+from moovago_api.wire import check_api_url
 from moovago_sandbox import scalars
 from target_moovago.index import to_api_value
 
