@@ -139,8 +139,9 @@ class MoovagoClient:
         }
         self._idle: queue.SimpleQueue[HTTPConnection] = queue.SimpleQueue()  # kept-alive
         self._close_idle = weakref.finalize(self, close_all, self._idle)  # also when dropped
-        self._lock = threading.Lock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(  # threads start on first use
+            self.max_requests_in_flight, thread_name_prefix="moovago-request"
+        )
         self._answer_seconds: float | None = None  # moving average of answer times (no wait)
         self._server_date: tuple[dt.datetime, float] | None = None
         self._closed = False
@@ -264,10 +265,7 @@ class MoovagoClient:
         """Refuse new requests, let those in flight finish, close every pooled connection."""
         self._closed = True
         self._stop.set()
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._close_idle()
 
     def __enter__(self) -> MoovagoClient:
@@ -286,17 +284,8 @@ class MoovagoClient:
             return err
 
     def _submit(self, request: Request, retry_ambiguous: bool) -> concurrent.futures.Future[Result]:
-        with self._lock:
-            if self._pool is None and not self._closed:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self.max_requests_in_flight, thread_name_prefix="moovago-request"
-                )
-            pool = self._pool
-        if pool is not None:
-            try:
-                return pool.submit(self._settle, request, retry_ambiguous)
-            except RuntimeError:  # closed meanwhile
-                pass
+        with contextlib.suppress(RuntimeError):  # RuntimeError: closed
+            return self._pool.submit(self._settle, request, retry_ambiguous)
         done: concurrent.futures.Future[Result] = concurrent.futures.Future()
         done.set_result(MoovagoError(CLOSED))
         return done

@@ -33,12 +33,6 @@ _MUST = {
     "max_requests_in_flight": f"a whole number from 1 to {MAX_REQUESTS_IN_FLIGHT}",
     "max_response_bytes": "a whole number of bytes, at least 1024",
 }
-_MISSING = {
-    "api_url": "api_url is missing: set it to the Moovago GraphQL endpoint given with your API "
-    "key (https://<api-backend>/graphql), or to the URL the local sandbox prints.",
-    "api_key": "api_key is missing: set it to the API key from your Moovago welcome e-mail "
-    "(ask support@moovago.com if you have none).",
-}
 
 
 def _setting(kind: str, title: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -165,8 +159,10 @@ def client_from_config(
         for name, prop in properties.items()
         if name in given or "default" in prop
     }
-    missing = [name for name in CONNECTION_REQUIRED if name not in settings]
-    problems: dict[str, str | None] = {name: _MISSING[name] for name in missing}
+    checks = {"api_url": check_api_url, "api_key": parse_api_key}  # each says what to set
+    problems = {
+        name: _problem(checks[name], None) for name in CONNECTION_REQUIRED if name not in settings
+    }
     for error in jsonschema.Draft7Validator({"properties": properties}).iter_errors(settings):
         name = str(error.path[0])
         problems.setdefault(name, _sentence(name, settings[name]))

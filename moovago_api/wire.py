@@ -50,11 +50,6 @@ def is_datetime_text(text: object) -> bool:
     return True
 
 
-def normalise_datetime_text(text: str) -> str:
-    """Any accepted ISO-8601 instant, rewritten in the API's own form."""
-    return format_datetime(parse_datetime(text))
-
-
 def resolve_host(host: str) -> list[str]:
     """The addresses `host` resolves to now (none when it does not resolve)."""
     try:
@@ -86,18 +81,14 @@ def is_loopback_url(url: str, resolve: Callable[[str], list[str]] | None = None)
 
 
 def check_plain_http(url: str, resolve: Callable[[str], list[str]] | None = None) -> None:
-    """ConfigError unless `url` is https:// or http:// to a loopback host as resolved now; the
-    client calls it for the setting and again before each request (a name may move)."""
-    try:
-        parts = urlsplit((url or "").strip())
-        host = parts.hostname
-    except ValueError:
-        return  # not a URL: check_api_url says why
+    """ConfigError unless the URL is https:// or http:// to a loopback host as resolved now:
+    checked for the setting and again before each request (a name may move)."""
+    parts = urlsplit(url)
     if parts.scheme == "http" and not is_loopback_url(url, resolve):
         raise ConfigError(
-            f"api_url must use https:// for {host}: plain http:// is only allowed to a loopback "
-            "IP (127.0.0.1, ::1) or a name resolving only to loopback addresses, such as the "
-            "local sandbox."
+            f"api_url must use https:// for {parts.hostname}: plain http:// is only allowed to a "
+            "loopback IP (127.0.0.1, ::1) or a name resolving only to loopback addresses, such as "
+            "the local sandbox."
         )
 
 
@@ -137,9 +128,14 @@ def parse_api_key(api_key: str | None, api_key_header: str = "X-API-KEY") -> tup
     return header, key
 
 
-def check_api_url(api_url: str) -> str:
+def check_api_url(api_url: str | None) -> str:
     """The URL, stripped; ConfigError unless https:// (or http:// to a loopback host)."""
     url = (api_url or "").strip()
+    if not url:
+        raise ConfigError(
+            "api_url is missing: set it to the Moovago GraphQL endpoint given with your API key "
+            "(https://<api-backend>/graphql), or to the URL the local sandbox prints."
+        )
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port

@@ -16,7 +16,7 @@ from typing import Any
 
 from graphql import GraphQLInputObjectType, get_named_type
 
-from moovago_api.wire import format_datetime, normalise_datetime_text, parse_datetime
+from moovago_api.wire import format_datetime, parse_datetime
 
 NORMALIZATIONS = ("trim", "case")
 DEFAULT_MATCH_KEYS: dict[str, list[list[str]]] = {
@@ -49,7 +49,7 @@ def to_api_value(value: Any, prop: Mapping[str, Any]) -> Any:
         return value.isoformat()
     if isinstance(value, str) and fmt == "date-time":
         try:
-            return normalise_datetime_text(value)
+            return format_datetime(parse_datetime(value))
         except ValueError:
             return value  # left as is: validation rejects it with the field's name
     if isinstance(value, decimal.Decimal):

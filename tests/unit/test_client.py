@@ -209,7 +209,7 @@ def test_https_or_loopback_urls_are_accepted(url):
         ("http://localhost.evil.test/graphql", "loopback"),
         ("ftp://api.example.test/graphql", "absolute https"),
         ("api.example.test/graphql", "absolute https"),
-        ("", "absolute https"),
+        ("", "api_url is missing"),
         ("https://user:pw@api.example.test/graphql", "user name or password"),
         ("https://api.example.test:99999/graphql", "not a valid URL"),
     ],

@@ -67,7 +67,9 @@ def test_parse_datetime_reads_zones():
     assert wire.parse_datetime("2026-11-29T09:30:00+01:00") == dt.datetime(
         2026, 11, 29, 8, 30, tzinfo=dt.timezone.utc
     )
-    assert wire.normalise_datetime_text("2026-11-29T08:30:00Z") == "2026-11-29T08:30:00.000Z"
+    assert wire.format_datetime(wire.parse_datetime("2026-11-29T08:30:00Z")) == (
+        "2026-11-29T08:30:00.000Z"
+    )
 
 
 def test_redact_covers_the_key_as_configured_stripped_and_as_a_header_line():
