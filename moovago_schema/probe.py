@@ -12,7 +12,6 @@ schema coordinates: no record value, no key.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 import typing as t
@@ -134,7 +133,7 @@ def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
                 status=int(answer.status_code),
                 seconds=time.monotonic() - started,
                 received=datetime.now(timezone.utc),
-                date=_http_date(answer.headers.get("Date")),
+                date=answer.date,
                 retry_after=answer.headers.get("Retry-After"),
                 shape=_shape(answer) if answer.status_code != 200 else "",
             )
@@ -489,16 +488,6 @@ def _json_kind(value: Any) -> str:
 
 
 # -- headers ---------------------------------------------------------------------------------
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _shape(answer: Any) -> str:
