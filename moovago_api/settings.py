@@ -14,7 +14,7 @@ import jsonschema
 from moovago_api.client import DEFAULT_MAX_RESPONSE_BYTES, MoovagoClient
 from moovago_api.errors import ConfigError
 from moovago_api.governor import MAX_REQUESTS_IN_FLIGHT, MAX_REQUESTS_PER_SECOND, check_rate
-from moovago_api.wire import check_api_url, install_log_redaction, parse_api_key
+from moovago_api.wire import HEADER_NAME, check_api_url, install_log_redaction, parse_api_key
 
 CONNECTION_REQUIRED = ("api_url", "api_key")
 
@@ -64,7 +64,7 @@ def connection_properties(*, default_rate: float) -> dict[str, Any]:
             "string",
             "API key header",
             "Name of the request header that carries the API key, as in the welcome e-mail.",
-            pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+            pattern=f"^{HEADER_NAME}$",
             default="X-API-KEY",
         ),
         "schema_path": _setting(

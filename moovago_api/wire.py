@@ -92,8 +92,8 @@ def check_plain_http(url: str, resolve: Callable[[str], list[str]] | None = None
         )
 
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_HEADER_LINE = re.compile(r"^(?P<name>[A-Za-z0-9!#$%&'*+.^_`|~-]+):(?P<space>\s*)(?P<value>\S.*)$")
+HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"  # an HTTP token (RFC 9110)
+_HEADER_LINE = re.compile(rf"^(?P<name>{HEADER_NAME}):(?P<space>\s*)(?P<value>\S.*)$")
 
 
 def parse_api_key(api_key: str | None, api_key_header: str = "X-API-KEY") -> tuple[str, str]:
@@ -111,7 +111,7 @@ def parse_api_key(api_key: str | None, api_key_header: str = "X-API-KEY") -> tup
     line = _HEADER_LINE.match(key)
     if line and (line["space"] or line["name"].lower() == header.lower()):
         header, key = line["name"], line["value"].strip()
-    if not _HEADER_NAME.match(header):
+    if not re.fullmatch(HEADER_NAME, header):
         raise ConfigError(
             f"api_key_header must be an HTTP header name such as X-API-KEY, got {header!r}."
         )
