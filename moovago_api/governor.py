@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -133,17 +133,6 @@ def shared_governor(api_url: str, max_per_second: float) -> RateGovernor:
             _shared[key] = RateGovernor(max_per_second, margin=ARRIVAL_MARGIN)
         _shared[key].lower_rate(max_per_second)
         return _shared[key]
-
-
-def max_in_any_window(times: Iterable[float], window: float = 1.0) -> int:
-    """The most sends found in any half-open window [t, t + window) of `times`."""
-    ordered = sorted(times)
-    best = start = 0
-    for end, t in enumerate(ordered):
-        while ordered[start] <= t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -20,6 +20,11 @@ from moovago_api.errors import QueryError
 from moovago_api.governor import RateGovernor
 
 
+def busiest_window(times: list[float], window: float = 1.0) -> int:
+    """Brute force, independent of the code under test: most sends in any [t, t + window)."""
+    return max((sum(1 for u in times if t <= u < t + window) for t in times), default=0)
+
+
 @dataclass
 class Reply:
     """One scripted answer. `action="reset"` drops the connection without answering."""

@@ -14,9 +14,9 @@ from moovago_api.governor import (
     BulkWindow,
     RateGovernor,
     bulk_window,
-    max_in_any_window,
     shared_governor,
 )
+from tests.unit.stub_server import busiest_window
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc
@@ -38,11 +38,6 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(seconds)
             self.now += seconds
-
-
-def busiest_window(times: list[float], window: float = 1.0) -> int:
-    """Brute force, independent of the code under test: most sends in any [t, t + window)."""
-    return max(sum(1 for u in times if t <= u < t + window) for t in times)
 
 
 def test_twenty_requests_at_five_per_second_fake_clock():
@@ -176,12 +171,6 @@ def test_lower_rate_keeps_the_recent_sends():
     governor.acquire()
     assert clock.now == pytest.approx(before + 1.0)
     assert busiest_window(governor.send_times[-3:]) <= 2
-
-
-def test_max_in_any_window_matches_brute_force():
-    times = [0.0, 0.1, 0.2, 0.99, 1.0, 1.05, 2.5, 2.6, 3.49, 3.5]
-    assert max_in_any_window(times) == busiest_window(times) == 5
-    assert max_in_any_window([]) == 0
 
 
 # -- bulk window -----------------------------------------------------------------------------
