@@ -125,7 +125,7 @@ class Reverter:
             self.echo(("would " if self.run.dry_run else "") + what)
         if writes:
             writer.project(writes)
-            self.run.gate.admit(writer, writes)
+            self.run.gate.admit(writer.write, writes)
 
     def _row(self, entry: Entry, data: Mapping[str, t.Any]) -> Row:
         mapped = MappedRow(payload=dict(data), record_id=entry["record_id"])

@@ -13,6 +13,7 @@ go) and releases the held batches in arrival order, exactly as planned.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ if t.TYPE_CHECKING:
     from target_moovago.plan import Action
 
 POLICIES = ("refuse", "wait", "ignore")
+Write = Callable[[Sequence["Action"]], None]
 
 
 class RunLockError(MoovagoError):
@@ -71,18 +73,9 @@ class RunLock:
         self.wait_seconds = max(0.0, float(wait_seconds))
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self) -> None:
         if self._fd is not None:
             return
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            msg = "the run lock needs POSIX file locks (fcntl), which this platform lacks"
-            raise RunLockError(msg) from None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -114,13 +107,6 @@ class RunLock:
         if fd is not None:
             os.close(fd)  # closing the only descriptor of the open file drops the flock
 
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _held_message(self, fd: int) -> str:
         try:
             holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
@@ -137,12 +123,6 @@ class RunLock:
             f"lock{waited} ({who}; lock file {self.path}); two runs at once would duplicate "
             "new rows. Let it finish, or set lock_wait_seconds to wait for it"
         )
-
-
-class Writes(t.Protocol):
-    """What the gate releases a batch to (a stream's writer)."""
-
-    def write(self, actions: Sequence[Action]) -> None: ...
 
 
 class BulkGate:
@@ -165,7 +145,7 @@ class BulkGate:
         self.logger = logger
         self.decided = not production or policy == "ignore"
         self.writes = 0  # writes of the batches held so far
-        self._held: deque[tuple[Writes, Sequence[Action]]] = deque()
+        self._held: deque[tuple[Write, Sequence[Action]]] = deque()
         self._until_end = False  # the input has ended: decide on the whole run only
 
     @property
@@ -173,12 +153,13 @@ class BulkGate:
         """Rows are held: no STATE may cover them yet."""
         return bool(self._held)
 
-    def admit(self, writer: Writes, actions: Sequence[Action]) -> None:
-        """Write a planned batch now, or hold it until the rule is decided."""
+    def admit(self, write: Write, actions: Sequence[Action]) -> None:
+        """Write a planned batch now (a stream writer's `write`), or hold it until the rule is
+        decided."""
         if self.decided:
-            writer.write(actions)
+            write(actions)
             return
-        self._held.append((writer, actions))
+        self._held.append((write, actions))
         self.writes += len(actions)
         if not self._until_end and self.writes > self.threshold:
             self._decide()
@@ -197,8 +178,8 @@ class BulkGate:
 
     def release(self) -> None:
         while self._held:
-            writer, actions = self._held.popleft()
-            writer.write(actions)
+            write, actions = self._held.popleft()
+            write(actions)
 
     def _decide(self) -> None:
         """Refuse (raise before any write), wait until the window opens, or go."""

@@ -399,7 +399,7 @@ class MoovagoSink(BatchSink):
                 self.run.ledger.note_held(self.label, action.held)
             writer.account(action)
         if writes:
-            self.run.gate.admit(writer, writes)
+            self.run.gate.admit(writer.write, writes)
 
     def _row(self, number: int, record: Mapping[str, t.Any]) -> Row:
         row = Row(number, record, self.mapper.convert(record))
