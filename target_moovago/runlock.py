@@ -12,6 +12,7 @@ go) and releases the held batches in arrival order, exactly as planned.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -125,28 +126,22 @@ class RunLock:
         )
 
 
+@dataclasses.dataclass
 class BulkGate:
     """Holds planned write batches while the bulk rule is undecided."""
 
-    def __init__(
-        self,
-        *,
-        production: bool,
-        policy: str,
-        threshold: int,
-        clock: Callable[[], dt.datetime],
-        sleep: Callable[[float], None],
-        logger: logging.Logger,
-    ) -> None:
-        self.policy = policy
-        self.threshold = threshold
-        self.clock = clock
-        self.sleep = sleep
-        self.logger = logger
-        self.decided = not production or policy == "ignore"
-        self.writes = 0  # writes of the batches held so far
-        self._held: deque[tuple[Write, Sequence[Action]]] = deque()
-        self._until_end = False  # the input has ended: decide on the whole run only
+    production: dataclasses.InitVar[bool]
+    policy: str
+    threshold: int
+    clock: Callable[[], dt.datetime]
+    sleep: Callable[[float], None]
+    logger: logging.Logger
+    writes: int = 0  # writes of the batches held so far
+    _held: deque[tuple[Write, Sequence[Action]]] = dataclasses.field(default_factory=deque)
+    _until_end: bool = False  # the input has ended: decide on the whole run only
+
+    def __post_init__(self, production: bool) -> None:
+        self.decided = not production or self.policy == "ignore"
 
     @property
     def holding(self) -> bool:
