@@ -184,53 +184,42 @@ class MoovagoReader(SingerReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        stats: t.Counter[str] = Counter()
+        lines = iter(file_input or self.default_input)
         self.reading = True
         try:
-            return self._process_lines(file_input, callbacks)
+            while (line := self._next_line(lines)) is not None:
+                self.line_number += 1
+                self._current_message = line
+                message = self._message(line)
+                kind = message["type"]
+                stream = str(message.get("stream"))  # every type but STATE has a string one
+                if kind in {"ACTIVATE_VERSION", "BATCH"} and stream not in self.streams:
+                    # (a RECORD before its SCHEMA: the SDK's own exception, wrapped below)
+                    raise InputError(
+                        self._where(message, f"{_a(kind)} before the SCHEMA of {stream!r}")
+                    )
+                if kind == "BATCH":
+                    self._check_batch_files(message)
+                try:
+                    if kind == "STATE" or not self.skips(stream, rows=kind == "RECORD"):
+                        callbacks[kind](message)
+                except RecordsWithoutSchemaException:
+                    msg = self._where(message, f"a RECORD before the SCHEMA of {stream!r}")
+                    raise RecordBeforeSchemaError(msg) from None
+                except UnsupportedStreamError as exc:
+                    msg = f"input line {self.line_number}: {exc}"  # it names the stream
+                    raise UnsupportedStreamError(msg) from None
+                if kind == "SCHEMA":
+                    self.streams.add(stream)
+                stats[kind] += 1
+        except ReadInterrupted:  # a signal while waiting for the next line
+            pass
         except BaseException:
             self.on_failure()
             raise
         finally:
             self.reading = False
-
-    def _process_lines(
-        self,
-        file_input: t.IO[str] | None,
-        callbacks: dict[str, t.Callable[[dict], None]],
-    ) -> t.Counter[str]:
-        stats: t.Counter[str] = Counter()
-        lines = iter(file_input or self.default_input)
-        while not self.stop_requested:
-            try:
-                line = self._next_line(lines)
-            except ReadInterrupted:
-                break
-            if line is None:
-                break
-            self.line_number += 1
-            self._current_message = line
-            message = self._message(line)
-            kind = message["type"]
-            stream = str(message.get("stream"))  # every type but STATE has a string one
-            if kind in {"ACTIVATE_VERSION", "BATCH"} and stream not in self.streams:
-                # (a RECORD before its SCHEMA: the SDK's own exception, wrapped below)
-                raise InputError(
-                    self._where(message, f"{_a(kind)} before the SCHEMA of {stream!r}")
-                )
-            if kind == "BATCH":
-                self._check_batch_files(message)
-            try:
-                if kind == "STATE" or not self.skips(stream, rows=kind == "RECORD"):
-                    callbacks[kind](message)
-            except RecordsWithoutSchemaException:
-                msg = self._where(message, f"a RECORD before the SCHEMA of {stream!r}")
-                raise RecordBeforeSchemaError(msg) from None
-            except UnsupportedStreamError as exc:
-                msg = f"input line {self.line_number}: {exc}"  # it names the stream
-                raise UnsupportedStreamError(msg) from None
-            if kind == "SCHEMA":
-                self.streams.add(stream)
-            stats[kind] += 1
         return stats
 
     def _check_batch_files(self, message: dict[str, t.Any]) -> None:
