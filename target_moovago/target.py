@@ -46,7 +46,7 @@ def mapping_of(value: th.JSONTypeHelper) -> th.ObjectType:
 SETTINGS = th.PropertiesList(
     th.Property(
         "match_keys",
-        mapping_of(th.ArrayType(th.StringType)),
+        mapping_of(th.ArrayType(th.StringType(min_length=1))),
         title="Match keys",
         description=(
             "Per stream, the fields that identify a remote record when a row has no `id`, "
@@ -266,7 +266,6 @@ def _config_schema() -> dict[str, t.Any]:
     schema = SETTINGS.to_dict()
     keys = schema["properties"]["match_keys"]["additionalProperties"]
     keys["minItems"] = 1
-    keys["items"]["minLength"] = 1
     schema["properties"] = {**connection_properties(default_rate=1), **schema["properties"]}
     schema["properties"][PLANS_SETTING] = PLANS_PROPERTY
     schema["required"] = ["api_url", "api_key"]
