@@ -254,11 +254,7 @@ class MoovagoReader(SingerReader):
     def _next_line(self, lines: t.Iterator[str]) -> str | None:
         try:
             self.waiting = True
-            if self.stop_requested:
-                return None
-            return next(lines)
-        except StopIteration:
-            return None
+            return None if self.stop_requested else next(lines, None)
         except UnicodeDecodeError:
             msg = f"input line {self.line_number + 1} is not UTF-8 text, so not Singer JSON"
             raise InputError(msg) from None
