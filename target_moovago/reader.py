@@ -184,53 +184,40 @@ class MoovagoReader(SingerReader):
         file_input: t.IO[str] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        stats: t.Counter[str] = Counter()
+        lines = iter(file_input or self.default_input)
         self.reading = True
         try:
-            return self._process_lines(file_input, callbacks)
+            while (line := self._next_line(lines)) is not None:
+                self.line_number += 1
+                self._current_message = line
+                message = self._message(line)
+                kind = message["type"]
+                stream = str(message.get("stream"))  # every type but STATE has a string one
+                if kind in {"ACTIVATE_VERSION", "BATCH"} and stream not in self.streams:
+                    # (a RECORD before its SCHEMA: the SDK's own exception, wrapped below)
+                    raise self._error(message, f"{_a(kind)} before the SCHEMA of {stream!r}")
+                if kind == "BATCH":
+                    self._check_batch_files(message)
+                try:
+                    if kind == "STATE" or not self.skips(stream, rows=kind == "RECORD"):
+                        callbacks[kind](message)
+                except RecordsWithoutSchemaException:
+                    text = f"a RECORD before the SCHEMA of {stream!r}"
+                    raise self._error(message, text, RecordBeforeSchemaError) from None
+                except UnsupportedStreamError as exc:
+                    msg = f"input line {self.line_number}: {exc}"  # it names the stream
+                    raise UnsupportedStreamError(msg) from None
+                if kind == "SCHEMA":
+                    self.streams.add(stream)
+                stats[kind] += 1
+        except ReadInterrupted:  # a signal while waiting for the next line
+            pass
         except BaseException:
             self.on_failure()
             raise
         finally:
             self.reading = False
-
-    def _process_lines(
-        self,
-        file_input: t.IO[str] | None,
-        callbacks: dict[str, t.Callable[[dict], None]],
-    ) -> t.Counter[str]:
-        stats: t.Counter[str] = Counter()
-        lines = iter(file_input or self.default_input)
-        while not self.stop_requested:
-            try:
-                line = self._next_line(lines)
-            except ReadInterrupted:
-                break
-            if line is None:
-                break
-            self.line_number += 1
-            self._current_message = line
-            message = self._message(line)
-            kind = message["type"]
-            stream = str(message.get("stream"))  # every type but STATE has a string one
-            if kind in {"ACTIVATE_VERSION", "BATCH"} and stream not in self.streams:
-                # (a RECORD before its SCHEMA: the SDK's own exception, wrapped below)
-                raise InputError(
-                    self._where(message, f"{_a(kind)} before the SCHEMA of {stream!r}")
-                )
-            if kind == "BATCH":
-                self._check_batch_files(message)
-            try:
-                if kind == "STATE" or not self.skips(stream, rows=kind == "RECORD"):
-                    callbacks[kind](message)
-            except RecordsWithoutSchemaException:
-                msg = self._where(message, f"a RECORD before the SCHEMA of {stream!r}")
-                raise RecordBeforeSchemaError(msg) from None
-            except UnsupportedStreamError as exc:
-                msg = f"input line {self.line_number}: {exc}"  # it names the stream
-                raise UnsupportedStreamError(msg) from None
-            if kind == "SCHEMA":
-                self.streams.add(stream)
-            stats[kind] += 1
         return stats
 
     def _check_batch_files(self, message: dict[str, t.Any]) -> None:
@@ -239,18 +226,16 @@ class MoovagoReader(SingerReader):
         fmt, compression = encoding.get("format"), encoding.get("compression")
         extra = sorted(set(encoding) - {"format", "compression"})
         if fmt not in BATCH_FORMATS or compression not in BATCH_COMPRESSIONS or extra:
-            msg = self._where(
+            raise self._error(
                 message,
                 f"unsupported BATCH encoding {json.dumps(encoding, default=str)[:200]}; "
                 'target-moovago reads {"format": "jsonl"} files, plain or gzip',
             )
-            raise InputError(msg)
         files = []
         for entry in message["manifest"]:
             if not isinstance(entry, str) or not entry:
                 got = _json_name(entry)
-                msg = self._where(message, f"a BATCH manifest entry must be a file URL, not {got}")
-                raise InputError(msg)
+                raise self._error(message, f"a BATCH manifest entry must be a file URL, not {got}")
             try:
                 path = batch_file(entry, self.protocols)
                 deque(batch_records(path, gzipped=compression == "gzip"), maxlen=0)  # all read
@@ -263,17 +248,13 @@ class MoovagoReader(SingerReader):
             else:
                 files.append(path)
                 continue
-            raise InputError(self._where(message, f"BATCH file {entry} {problem}"))
+            raise self._error(message, f"BATCH file {entry} {problem}")
         message["manifest"] = files  # the SDK opens exactly the files checked
 
     def _next_line(self, lines: t.Iterator[str]) -> str | None:
         try:
             self.waiting = True
-            if self.stop_requested:
-                return None
-            return next(lines)
-        except StopIteration:
-            return None
+            return None if self.stop_requested else next(lines, None)
         except UnicodeDecodeError:
             msg = f"input line {self.line_number + 1} is not UTF-8 text, so not Singer JSON"
             raise InputError(msg) from None
@@ -317,16 +298,14 @@ class MoovagoReader(SingerReader):
             raise InputError(msg)
         for part, expected in _REQUIRED[kind].items():
             if part not in message:
-                msg = self._where(message, f'the {kind} message has no "{part}"')
-                raise InputError(msg)
+                raise self._error(message, f'the {kind} message has no "{part}"')
             value = message[part]
             if expected is not None and not isinstance(value, expected):
-                msg = self._where(
+                raise self._error(
                     message,
                     f'the "{part}" of {_a(kind)} message must be {_JSON_NAMES[expected]}, '
                     f"not {_json_name(value)}",
                 )
-                raise InputError(msg)
         for part, (expected, item) in _OPTIONAL.get(kind, {}).items():
             value = message.get(part)
             if value is None:
@@ -335,25 +314,24 @@ class MoovagoReader(SingerReader):
             if not wrong and item is not None:
                 wrong = not all(isinstance(v, item) for v in value)
             if wrong:
-                what = _JSON_NAMES[expected] + (f" of {item.__name__}s" if item else "")
-                what = what.replace(" of strs", " of strings")
-                msg = self._where(
+                what = _JSON_NAMES[expected] + (" of strings" if item is str else "")
+                raise self._error(
                     message,
                     f'the "{part}" of {_a(kind)} message must be {what}, not {_json_name(value)}',
                 )
-                raise InputError(msg)
         schema = message.get("schema")
         if kind == "SCHEMA" and not (
             isinstance(schema, dict) and isinstance(schema.get("properties"), dict)
         ):
             got = _json_name(schema.get("properties") if isinstance(schema, dict) else schema)
-            msg = self._where(
-                message, f'the SCHEMA needs a "schema" object with "properties", got {got}'
-            )
-            raise InputError(msg)
+            text = f'the SCHEMA needs a "schema" object with "properties", got {got}'
+            raise self._error(message, text)
         return message
 
-    def _where(self, message: dict[str, t.Any], text: str) -> str:
+    def _error(
+        self, message: dict[str, t.Any], text: str, kind: type[InputError] = InputError
+    ) -> InputError:
+        """The error `text` about this message, naming its input line and stream."""
         stream = message.get("stream")
         named = f", stream {stream!r}" if isinstance(stream, str) else ""
-        return f"input line {self.line_number}{named}: {text}"
+        return kind(f"input line {self.line_number}{named}: {text}")

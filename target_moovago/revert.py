@@ -14,16 +14,14 @@ import functools
 import itertools
 import json
 import logging
-import signal
 import sys
-import time
 import typing as t
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 
 import click
-from jsonschema import Draft202012Validator
+from singer_sdk.exceptions import ConfigValidationError
 
 from moovago_api.errors import MoovagoError
 from moovago_api.mutations import check_writes
@@ -125,7 +123,7 @@ class Reverter:
             self.echo(("would " if self.run.dry_run else "") + what)
         if writes:
             writer.project(writes)
-            self.run.gate.admit(writer, writes)
+            self.run.gate.admit(writer.write, writes)
 
     def _row(self, entry: Entry, data: Mapping[str, t.Any]) -> Row:
         mapped = MappedRow(payload=dict(data), record_id=entry["record_id"])
@@ -202,14 +200,13 @@ def revert(run: Run, entries: Sequence[Entry], echo: Callable[[str], None]) -> R
 
 
 def _config(path: Path) -> dict[str, t.Any]:
+    """The config file as JSON; its settings are checked by the target, as for a run."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RevertError(f"--config {path}: {exc}") from None
-    error = next(Draft202012Validator(TargetMoovago.config_jsonschema).iter_errors(config), None)
-    if error is not None:
-        where = "".join(f"[{p!r}]" for p in error.absolute_path)
-        raise RevertError(f"--config {path}: {error.message} in config{where}")
+    if not isinstance(config, dict):
+        raise RevertError(f"--config {path}: not a JSON object")
     return config
 
 
@@ -246,15 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise RevertError(msg)
         own = args.changes_path or args.changes.with_name(f"{args.changes.stem}.revert.jsonl")
         config.update(dry_run=args.dry_run, changes_path=str(own))
-        run = Run(config, logging.getLogger(PROG), clock=now, sleep=time.sleep)
-        # SIGTERM/SIGINT stop sending once the requests in flight are answered.
-        stops = (signal.SIGTERM, signal.SIGINT)
-        previous = {n: signal.signal(n, lambda n, _f: run.stop(n, at_once=True)) for n in stops}
-        try:
-            done = revert(run, entries, click.echo)
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+        # The target checks the settings and, on SIGTERM/SIGINT, stops sending once the
+        # requests in flight are answered.
+        run = TargetMoovago(config=config, clock=now).run
+        done = revert(run, entries, click.echo)
+    except ConfigValidationError as exc:
+        click.echo(f"{PROG}: error: --config {args.config}: {'; '.join(exc.errors)}", err=True)
+        return 1
     except MoovagoError as exc:
         if run is not None:
             run.failed(exc)

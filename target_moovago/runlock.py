@@ -12,7 +12,9 @@ go) and releases the held batches in arrival order, exactly as planned.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -33,6 +35,7 @@ if t.TYPE_CHECKING:
     from target_moovago.plan import Action
 
 POLICIES = ("refuse", "wait", "ignore")
+Write = Callable[[Sequence["Action"]], None]
 
 
 class RunLockError(MoovagoError):
@@ -71,18 +74,9 @@ class RunLock:
         self.wait_seconds = max(0.0, float(wait_seconds))
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def acquire(self) -> None:
         if self._fd is not None:
             return
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            msg = "the run lock needs POSIX file locks (fcntl), which this platform lacks"
-            raise RunLockError(msg) from None
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -114,13 +108,6 @@ class RunLock:
         if fd is not None:
             os.close(fd)  # closing the only descriptor of the open file drops the flock
 
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
     def _held_message(self, fd: int) -> str:
         try:
             holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
@@ -139,46 +126,35 @@ class RunLock:
         )
 
 
-class Writes(t.Protocol):
-    """What the gate releases a batch to (a stream's writer)."""
-
-    def write(self, actions: Sequence[Action]) -> None: ...
-
-
+@dataclasses.dataclass
 class BulkGate:
     """Holds planned write batches while the bulk rule is undecided."""
 
-    def __init__(
-        self,
-        *,
-        production: bool,
-        policy: str,
-        threshold: int,
-        clock: Callable[[], dt.datetime],
-        sleep: Callable[[float], None],
-        logger: logging.Logger,
-    ) -> None:
-        self.policy = policy
-        self.threshold = threshold
-        self.clock = clock
-        self.sleep = sleep
-        self.logger = logger
-        self.decided = not production or policy == "ignore"
-        self.writes = 0  # writes of the batches held so far
-        self._held: deque[tuple[Writes, Sequence[Action]]] = deque()
-        self._until_end = False  # the input has ended: decide on the whole run only
+    production: dataclasses.InitVar[bool]
+    policy: str
+    threshold: int
+    clock: Callable[[], dt.datetime]
+    sleep: Callable[[float], None]
+    logger: logging.Logger
+    writes: int = 0  # writes of the batches held so far
+    _held: deque[tuple[Write, Sequence[Action]]] = dataclasses.field(default_factory=deque)
+    _until_end: bool = False  # the input has ended: decide on the whole run only
+
+    def __post_init__(self, production: bool) -> None:
+        self.decided = not production or self.policy == "ignore"
 
     @property
     def holding(self) -> bool:
         """Rows are held: no STATE may cover them yet."""
         return bool(self._held)
 
-    def admit(self, writer: Writes, actions: Sequence[Action]) -> None:
-        """Write a planned batch now, or hold it until the rule is decided."""
+    def admit(self, write: Write, actions: Sequence[Action]) -> None:
+        """Write a planned batch now (a stream writer's `write`), or hold it until the rule is
+        decided."""
         if self.decided:
-            writer.write(actions)
+            write(actions)
             return
-        self._held.append((writer, actions))
+        self._held.append((write, actions))
         self.writes += len(actions)
         if not self._until_end and self.writes > self.threshold:
             self._decide()
@@ -197,8 +173,8 @@ class BulkGate:
 
     def release(self) -> None:
         while self._held:
-            writer, actions = self._held.popleft()
-            writer.write(actions)
+            write, actions = self._held.popleft()
+            write(actions)
 
     def _decide(self) -> None:
         """Refuse (raise before any write), wait until the window opens, or go."""

@@ -30,7 +30,6 @@ from target_moovago.writer import BatchWriter
 if t.TYPE_CHECKING:
     from singer_sdk import Target
 
-    from moovago_api.client import MoovagoClient
     from moovago_api.plan import MutationShape
     from moovago_api.schema import Entity, MoovagoSchema
     from target_moovago.index import RemoteIndex
@@ -111,10 +110,6 @@ class Run:
         if config.get("api_url") and config.get("api_key"):
             self.remote.client  # noqa: B018 - a bad connection setting fails now, not mid-run
 
-    @property
-    def client(self) -> MoovagoClient:
-        return self.remote.client
-
     def tally(self, stream: str) -> Tally:
         """A new sink's tally: its rows received and settled, for STATE and progress."""
         tally = self.progress.tally(stream)
@@ -179,17 +174,6 @@ class Run:
         self.remote.close()
 
 
-def _strip_date_formats(node: t.Any) -> None:
-    if isinstance(node, dict):
-        if node.get("format") in {"date", "date-time", "time"}:
-            node.pop("format")
-        for value in node.values():
-            _strip_date_formats(value)
-    elif isinstance(node, list):
-        for value in node:
-            _strip_date_formats(value)
-
-
 class MoovagoSink(BatchSink):
     """Writes one stream: map, plan against the remote index, gate, write, account."""
 
@@ -239,10 +223,13 @@ class MoovagoSink(BatchSink):
             key_hint=match_keys_hint(remote.schema, entity),
             policies=remote.field_policies(entity),
         )
-        # The SDK would parse date strings with `format` into datetimes and stop the whole run
-        # on a bad one; we keep the strings and validate them per row against the API input type.
+        # The SDK would parse a column's date strings (its `format`, or one of its `anyOf`) into
+        # datetimes and stop the run on a bad one; we keep the strings, checked per row in plan.
         self.schema = copy.deepcopy(self.schema)
-        _strip_date_formats(self.schema.get("properties", {}))
+        for column in self.schema.get("properties", {}).values():
+            for node in [column, *column.get("anyOf", [])] if isinstance(column, dict) else []:
+                if isinstance(node, dict):
+                    node.pop("format", None)
         columns = [c for c in self.schema.get("properties", {}) if not c.startswith(SDC_PREFIX)]
         cmap = self.mapper.column_map(columns)
         if cmap.unknown:
@@ -399,7 +386,7 @@ class MoovagoSink(BatchSink):
                 self.run.ledger.note_held(self.label, action.held)
             writer.account(action)
         if writes:
-            self.run.gate.admit(writer, writes)
+            self.run.gate.admit(writer.write, writes)
 
     def _row(self, number: int, record: Mapping[str, t.Any]) -> Row:
         row = Row(number, record, self.mapper.convert(record))

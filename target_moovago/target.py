@@ -28,7 +28,6 @@ from target_moovago.runlock import POLICIES
 from target_moovago.sinks import DEFAULT_MAX_REQUEST_BYTES, MoovagoSink, Run, TargetStopped
 
 if t.TYPE_CHECKING:
-    from pathlib import PurePath
     from types import FrameType
 
     from singer_sdk.sinks import Sink
@@ -38,10 +37,16 @@ if t.TYPE_CHECKING:
 MAX_MUTATIONS_PER_REQUEST = 100
 MIN_REQUEST_BYTES = 1024
 
+
+def mapping_of(value: th.JSONTypeHelper) -> th.ObjectType:
+    """An object of names (streams, entities, fields), each holding `value`."""
+    return th.ObjectType(additional_properties=value)
+
+
 SETTINGS = th.PropertiesList(
     th.Property(
         "match_keys",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+        mapping_of(th.ArrayType(th.StringType(min_length=1))),
         title="Match keys",
         description=(
             "Per stream, the fields that identify a remote record when a row has no `id`, "
@@ -52,9 +57,7 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "stream_modes",
-        th.ObjectType(
-            additional_properties=th.StringType(allowed_values=[m.value for m in Mode]),
-        ),
+        mapping_of(th.StringType(allowed_values=[m.value for m in Mode])),
         title="Stream modes",
         description=(
             "Per stream: `upsert` (default: create or update), `create_only` (rows that "
@@ -64,11 +67,7 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "field_policies",
-        th.ObjectType(
-            additional_properties=th.ObjectType(
-                additional_properties=th.StringType(allowed_values=[p.value for p in Policy]),
-            ),
-        ),
+        mapping_of(mapping_of(th.StringType(allowed_values=[p.value for p in Policy]))),
         title="Field policies",
         description=(
             "Per stream and field, what an update may write: `overwrite` (default), "
@@ -87,9 +86,7 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "match_normalize",
-        th.ObjectType(
-            additional_properties=th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))
-        ),
+        mapping_of(th.ArrayType(th.StringType(allowed_values=list(NORMALIZATIONS)))),
         title="Match key normalisation",
         description=(
             "Per stream, opt in to compare match-key text after `trim` (ignore surrounding "
@@ -112,7 +109,7 @@ SETTINGS = th.PropertiesList(
     ),
     th.Property(
         "keep_empty_strings",
-        th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+        mapping_of(th.ArrayType(th.StringType)),
         title="Keep empty strings",
         description=(
             "Per stream, input fields where `''` is sent as a value (`*`: every field), e.g. "
@@ -269,7 +266,6 @@ def _config_schema() -> dict[str, t.Any]:
     schema = SETTINGS.to_dict()
     keys = schema["properties"]["match_keys"]["additionalProperties"]
     keys["minItems"] = 1
-    keys["items"]["minLength"] = 1
     schema["properties"] = {**connection_properties(default_rate=1), **schema["properties"]}
     schema["properties"][PLANS_SETTING] = PLANS_PROPERTY
     schema["required"] = ["api_url", "api_key"]
@@ -288,10 +284,6 @@ class TargetMoovago(Target):
     def __init__(
         self,
         *,
-        config: dict | PurePath | str | list[PurePath | str] | None = None,
-        parse_env_config: bool = False,
-        validate_config: bool = True,
-        setup_mapper: bool = True,
         clock: Callable[[], dt.datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
         production: bool | None = None,
@@ -300,14 +292,8 @@ class TargetMoovago(Target):
     ) -> None:
         """`clock` (aware datetime), `sleep` and `production` (default: the API URL is not
         loopback) are injectable so the business-hours rule is tested without a remote host;
-        `monotonic` times the progress lines."""
-        super().__init__(
-            config=config,
-            parse_env_config=parse_env_config,
-            validate_config=validate_config,
-            setup_mapper=setup_mapper,
-            **kwargs,
-        )
+        `monotonic` times the progress lines. The rest is the SDK's (config, ...)."""
+        super().__init__(**kwargs)
         # One drain thread (as target-postgres): every request waits for the one governor.
         self.max_parallelism = 1
         self.run = Run(

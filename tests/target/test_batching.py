@@ -72,7 +72,7 @@ def test_each_alias_error_goes_back_to_its_row(box, run_target, monkeypatch):
         index = original(self)
         if not getattr(self, "_deleted_once", False):
             self._deleted_once = True
-            self.run.client.execute(DELETE, {"i": {"id": doomed["id"]}})
+            self.run.remote.client.execute(DELETE, {"i": {"id": doomed["id"]}})
         return index
 
     monkeypatch.setattr(sinks.MoovagoSink, "index", index_then_delete)
@@ -131,7 +131,7 @@ def test_parallel_sinks_share_one_governor(box, run_target):
     result = run_target(box, messages, mutations_per_request=1)
     for stream in ("company", "mandator", "contact"):
         assert result.counts(stream)["created"] == 6
-    client = result.target.run.client
+    client = result.target.run.remote.client
     # Every request of the three sinks went through the one governor, at most 5 a second.
     assert len(client.governor.send_times) == client.stats.requests == result.summary["requests"]
     assert busiest_window(client.governor.send_times) <= 5
@@ -156,4 +156,4 @@ def test_default_rate_is_one_per_second(box, run_target):
     from target_moovago.target import TargetMoovago
 
     target = TargetMoovago(config=config)
-    assert target.run.client.max_requests_per_second == 1
+    assert target.run.remote.client.max_requests_per_second == 1

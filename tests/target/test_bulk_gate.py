@@ -44,16 +44,16 @@ def test_batches_are_held_then_released_in_arrival_order_once_decided():
     log, slept = [], []
     g = gate(policy="wait", slept=slept)
     a, b = Writer("a", log), Writer("b", log)
-    g.admit(a, [1, 2])
-    g.admit(b, [3])
-    g.admit(a, [4])
+    g.admit(a.write, [1, 2])
+    g.admit(b.write, [3])
+    g.admit(a.write, [4])
     assert log == []
     assert g.holding
-    g.admit(b, [5])  # 5 writes > 4: decided (wait), then everything goes in arrival order
+    g.admit(b.write, [5])  # 5 writes > 4: decided (wait), then everything goes in arrival order
     assert len(slept) == 1
     assert log == [("a", [1, 2]), ("b", [3]), ("a", [4]), ("b", [5])]
     assert not g.holding
-    g.admit(a, [6])  # decided: written at once, never counted again
+    g.admit(a.write, [6])  # decided: written at once, never counted again
     assert log[-1] == ("a", [6])
     assert len(slept) == 1
 
@@ -61,9 +61,9 @@ def test_batches_are_held_then_released_in_arrival_order_once_decided():
 def test_refuse_raises_before_any_write_naming_the_writes():
     log = []
     g = gate()
-    g.admit(Writer("a", log), [1, 2, 3])
+    g.admit(Writer("a", log).write, [1, 2, 3])
     with pytest.raises(BusinessHoursError, match="5 rows to write"):
-        g.admit(Writer("b", log), [4, 5])
+        g.admit(Writer("b", log).write, [4, 5])
     assert log == []
     assert g.holding  # nothing held may be covered by a STATE
 
@@ -72,9 +72,9 @@ def test_at_the_end_of_input_the_whole_run_is_counted_before_deciding():
     log = []
     g = gate()
     g.hold_until_end()
-    g.admit(Writer("a", log), [1, 2, 3])
-    g.admit(Writer("b", log), [4, 5])  # over the threshold, but the other streams may follow
-    g.admit(Writer("c", log), [6])
+    g.admit(Writer("a", log).write, [1, 2, 3])
+    g.admit(Writer("b", log).write, [4, 5])  # over the threshold, but the other streams may follow
+    g.admit(Writer("c", log).write, [6])
     with pytest.raises(BusinessHoursError, match="6 rows to write"):
         g.end_of_input()
     assert log == []
@@ -83,7 +83,7 @@ def test_at_the_end_of_input_the_whole_run_is_counted_before_deciding():
 def test_a_run_under_the_threshold_is_released_at_the_end_of_input():
     log = []
     g = gate()
-    g.admit(Writer("a", log), [1, 2])
+    g.admit(Writer("a", log).write, [1, 2])
     g.end_of_input()
     assert log == [("a", [1, 2])]
 
@@ -102,7 +102,7 @@ def test_nothing_is_held_when_the_rule_cannot_apply(production, policy, at):
         sleep=lambda _s: None,
         logger=logging.getLogger("test"),
     )
-    g.admit(Writer("a", log), [1])  # over threshold 0: decided at once, and allowed
+    g.admit(Writer("a", log).write, [1])  # over threshold 0: decided at once, and allowed
     assert log == [("a", [1])]
     assert not g.holding
 

@@ -185,13 +185,17 @@ def test_two_processes_started_together_write_every_row_exactly_once(
 def test_a_dry_run_takes_no_lock(box, run_target, tmp_path):
     from target_moovago.runlock import RunLock
 
-    with RunLock(box.url, box.team_id, lock_dir=tmp_path / "locks"):
+    lock = RunLock(box.url, box.team_id, lock_dir=tmp_path / "locks")
+    lock.acquire()
+    try:
         result = run_target(
             box,
             stream_messages("company", [{"customerCode": "DRY-1", "name": "d"}]),
             dry_run=True,
             lock_dir=str(tmp_path / "locks"),
         )
+    finally:
+        lock.release()
     assert result.counts("company")["created"] == 1
     assert codes(box, "DRY-") == Counter()
 
@@ -199,13 +203,17 @@ def test_a_dry_run_takes_no_lock(box, run_target, tmp_path):
 def test_a_held_lock_refuses_the_run_before_any_write(box, run_target, tmp_path):
     from target_moovago.runlock import RunLock, RunLockError
 
-    with RunLock(box.url, box.team_id, lock_dir=tmp_path / "locks"):
+    lock = RunLock(box.url, box.team_id, lock_dir=tmp_path / "locks")
+    lock.acquire()
+    try:
         result = run_target(
             box,
             stream_messages("company", [{"customerCode": "LOCK-1", "name": "l"}]),
             raises=False,
             lock_dir=str(tmp_path / "locks"),
         )
+    finally:
+        lock.release()
     assert isinstance(result.error, RunLockError)
     assert codes(box, "LOCK-") == Counter()
 

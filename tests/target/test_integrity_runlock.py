@@ -38,8 +38,36 @@ def holder(tmp_path: Path, team: str = "T1") -> subprocess.Popen[str]:
     return proc
 
 
-def test_a_second_run_is_refused_with_one_line_naming_the_holder(tmp_path):
-    with RunLock(URL, "T1", lock_dir=tmp_path), pytest.raises(RunLockError) as caught:
+@pytest.fixture
+def hold(tmp_path):
+    """Acquire a lock in `tmp_path` (released at the end of the test)."""
+    locks = []
+
+    def acquire(url: str = URL, team: str = "T1", **kwargs) -> RunLock:
+        lock = RunLock(url, team, lock_dir=tmp_path, **kwargs)
+        lock.acquire()
+        locks.append(lock)
+        return lock
+
+    yield acquire
+    for lock in locks:
+        lock.release()
+
+
+def refused(tmp_path: Path, url: str = URL, team: str = "T1") -> bool:
+    """Whether another run of (url, team) is refused now: the lock is held."""
+    lock = RunLock(url, team, lock_dir=tmp_path)
+    try:
+        lock.acquire()
+    except RunLockError:
+        return True
+    lock.release()
+    return False
+
+
+def test_a_second_run_is_refused_with_one_line_naming_the_holder(tmp_path, hold):
+    hold()
+    with pytest.raises(RunLockError) as caught:
         RunLock(URL, "T1", lock_dir=tmp_path).acquire()
     text = str(caught.value)
     assert "\n" not in text
@@ -48,26 +76,23 @@ def test_a_second_run_is_refused_with_one_line_naming_the_holder(tmp_path):
     assert str(tmp_path) in text
 
 
-def test_the_lock_is_per_api_url_and_team(tmp_path):
-    with (
-        RunLock(URL, "T1", lock_dir=tmp_path),
-        RunLock(URL, "T2", lock_dir=tmp_path) as other_team,
-        RunLock("https://other.example.test/graphql", "T1", lock_dir=tmp_path) as other_url,
-    ):
-        assert other_team.held
-        assert other_url.held
+def test_the_lock_is_per_api_url_and_team(tmp_path, hold):
+    hold()
+    hold(team="T2")
+    hold("https://other.example.test/graphql")
+    assert refused(tmp_path, team="T2")
+    assert refused(tmp_path, "https://other.example.test/graphql")
     assert lock_name("HTTPS://API.example.test/graphql/", "T1") == lock_name(URL, "T1")
     assert lock_name(URL, "T1") != lock_name(URL, "T2")
 
 
-def test_released_lock_can_be_taken_again(tmp_path):
+def test_released_lock_can_be_taken_again(tmp_path, hold):
     first = RunLock(URL, "T1", lock_dir=tmp_path)
     first.acquire()
     first.release()
-    second = RunLock(URL, "T1", lock_dir=tmp_path)
-    second.acquire()
-    assert second.held
-    second.release()
+    assert not refused(tmp_path)
+    hold()
+    assert refused(tmp_path)
 
 
 def test_a_waiting_run_goes_once_the_first_ends(tmp_path):
@@ -80,16 +105,14 @@ def test_a_waiting_run_goes_once_the_first_ends(tmp_path):
     second.acquire()
     waited = time.monotonic() - started
     timer.join()
-    assert second.held
+    assert refused(tmp_path)
     assert 0.3 < waited < 9
     second.release()
 
 
-def test_waiting_has_a_limit(tmp_path):
-    with (
-        RunLock(URL, "T1", lock_dir=tmp_path),
-        pytest.raises(RunLockError, match=r"after waiting 0\.5 s"),
-    ):
+def test_waiting_has_a_limit(tmp_path, hold):
+    hold()
+    with pytest.raises(RunLockError, match=r"after waiting 0\.5 s"):
         RunLock(URL, "T1", lock_dir=tmp_path, wait_seconds=0.5).acquire()
 
 
@@ -103,10 +126,7 @@ def test_a_lock_held_by_another_process_refuses_and_a_killed_holder_frees_it(tmp
         proc.wait(timeout=10)
         assert proc.stdout is not None
         proc.stdout.close()
-    lock = RunLock(URL, "T1", lock_dir=tmp_path)  # the stale file left behind does not block
-    lock.acquire()
-    assert lock.held
-    lock.release()
+    assert not refused(tmp_path)  # the stale file left behind does not block
 
 
 def test_an_unusable_lock_dir_is_one_clear_line(tmp_path):
