@@ -73,6 +73,16 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
+def write_lines(fd: int, entries: Iterable[Mapping[str, Any]], secrets: Collection[str]) -> None:
+    """Whole lines in one write each: a kill cuts none."""
+    for entry in entries:
+        text = json.dumps(redact(dict(entry), secrets), default=json_default, ensure_ascii=False)
+        # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
+        data = (text + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(fd, data) :]
+
+
 def _unwritable(setting: str, path: Path, exc: OSError) -> ConfigError:
     why = exc.strerror or type(exc).__name__
     return ConfigError(f"{setting} {path} cannot be written ({why}); set {setting} to a file path")
@@ -94,8 +104,18 @@ def check_writable(setting: str, path: str | Path) -> None:
         raise _unwritable(setting, path, exc) from None
 
 
+@dataclass(eq=False)
+class Tally:
+    """Rows of one sink: received so far, and settled from the first on (STATE needs it)."""
+
+    stream: str
+    received: int = 0
+    settled: int = 0
+
+
 class Ledger:
-    """Counters per stream, the rejects file and the summary; `secrets` never written."""
+    """Counters per stream, the rejects file, the summary, and a progress line every
+    `every_seconds` or `every_requests` requests."""
 
     def __init__(
         self,
@@ -104,6 +124,11 @@ class Ledger:
         max_rejects: int | None = None,
         secrets: Iterable[str] = (),
         clock: Callable[[], dt.datetime] | None = None,
+        logger: logging.Logger | None = None,
+        requests: Callable[[], int] = lambda: 0,
+        monotonic: Callable[[], float] = time.monotonic,
+        every_seconds: float = 30.0,
+        every_requests: int = 10,
     ) -> None:
         self.rejects_path = Path(rejects_path)
         self.max_rejects = max_rejects
@@ -111,8 +136,14 @@ class Ledger:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.streams: dict[str, StreamCounts] = {}
         self.read_only_skipped: dict[str, int] = {}  # rows of read-only streams, not written
-        self.started = time.monotonic()
         self.dry_run = False
+        self.logger = logger or logging.getLogger(__name__)
+        self.requests, self.monotonic = requests, monotonic
+        self.every_seconds, self.every_requests = every_seconds, every_requests
+        self.tallies: dict[str, Tally] = {}
+        self._started: dict[str, float] = {}
+        self.started = self._last = monotonic()
+        self._since_last = 0
 
     def counts(self, stream: str) -> StreamCounts:
         return self.streams.setdefault(stream, StreamCounts())
@@ -134,10 +165,6 @@ class Ledger:
         for name in held:
             kept[name] = kept.get(name, 0) + 1
 
-    @property
-    def total_rejected(self) -> int:
-        return sum(c.rejected for c in self.streams.values())
-
     def reject(
         self,
         stream: str,
@@ -147,21 +174,20 @@ class Ledger:
         field: str | None = None,
         row: Mapping[str, Any] | None = None,
     ) -> None:
-        """One line in the rejects file (opened per line: on disk before the row is handled)."""
+        """One line in the rejects file, on disk before the row is handled."""
         entry: dict[str, Any] = {"stream": stream, "row_key": row_key, "reason": reason}
         entry.update(field=field, row=dict(row or {}), time=self._clock().isoformat())
-        line = json.dumps(redact(entry, self._secrets), default=json_default, ensure_ascii=False)
         try:
             self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
-            with open(
-                self.rejects_path, "a", encoding="utf-8", errors="backslashreplace", opener=_private
-            ) as rejects:
-                rejects.write(line + "\n")
+            fd = _private(str(self.rejects_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                write_lines(fd, [entry], self._secrets)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _unwritable("rejects_path", self.rejects_path, exc) from None
         self.counts(stream).rejected += 1
-        total = self.total_rejected
+        total = sum(c.rejected for c in self.streams.values())
         if self.max_rejects is not None and total > self.max_rejects:
             msg = (
                 f"{total} rows rejected, more than max_rejects={self.max_rejects}: "
@@ -171,13 +197,14 @@ class Ledger:
 
     def summary(self, client_stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         stats = dict(client_stats or {})
+        rejected = any(c.rejected for c in self.streams.values())
         return {
             "dry_run": self.dry_run,
             "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
             "read_only_skipped": dict(sorted(self.read_only_skipped.items())),
             **{k: stats.get(k, 0) for k in ("requests", "retries", "rate_limited")},
-            "duration_seconds": round(time.monotonic() - self.started, 3),
-            "rejects_path": str(self.rejects_path) if self.total_rejected else None,
+            "duration_seconds": round(self.monotonic() - self.started, 3),
+            "rejects_path": str(self.rejects_path) if rejected else None,
         }
 
     @staticmethod
@@ -214,60 +241,22 @@ class Ledger:
         except OSError as exc:
             raise _unwritable("summary_path", Path(path), exc) from None
 
-
-@dataclass(eq=False)
-class Tally:
-    """Rows of one stream: received so far, and settled from the first on (STATE needs it)."""
-
-    stream: str
-    received: int = 0
-    settled: int = 0
-
-
-def duration(seconds: float) -> str:
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-class Progress:
-    """A line on where a stream stands every `every_seconds` or `every_requests` requests."""
-
-    def __init__(
-        self,
-        ledger: Ledger,
-        requests: Callable[[], int],
-        logger: logging.Logger,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        every_seconds: float = 30.0,
-        every_requests: int = 10,
-    ) -> None:
-        self.ledger, self.requests, self.logger, self.clock = ledger, requests, logger, clock
-        self.every_seconds, self.every_requests = every_seconds, every_requests
-        self.tallies: dict[str, Tally] = {}
-        self._started: dict[str, float] = {}
-        self._last = clock()
-        self._since_last = 0
-
     def tally(self, stream: str) -> Tally:
         """The stream's tally (a new one per sink: the SDK may open a stream again)."""
         self.tallies[stream] = tally = Tally(stream)
-        self._started.setdefault(stream, self.clock())
+        self._started.setdefault(stream, self.monotonic())
         return tally
 
     def request_done(self, stream: str) -> None:
         self._since_last += 1
-        now = self.clock()
+        now = self.monotonic()
         if self._since_last >= self.every_requests or now - self._last >= self.every_seconds:
             self._last = now
             self._since_last = 0
             self.logger.info("%s", self.line(stream, now))
 
     def line(self, stream: str, now: float) -> str:
-        counts = self.ledger.counts(stream)
+        counts = self.counts(stream)
         settled = sum(getattr(counts, name) for name in COUNTERS)
         tally = self.tallies.get(stream)
         received = max(tally.received if tally else 0, settled)
@@ -285,6 +274,14 @@ class Progress:
             f"{counts.created}, updated {counts.updated}, unchanged {counts.unchanged}, "
             f"rejected {counts.rejected}); {self.requests()} requests; {eta}"
         )
+
+
+def duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 JOURNAL_SUFFIX = ".inflight"
@@ -419,18 +416,12 @@ class ChangeLog:
         }
 
     def _append(self, path: Path, *entries: Mapping[str, Any]) -> None:
-        """Whole lines in one write each to a file only its owner reads: a kill cuts none."""
         fd = self._fds.get(path)
         if fd is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = self._fds[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = self._fds[path] = _private(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             os.fchmod(fd, 0o600)
-        for entry in entries:
-            entry = redact(dict(entry), self._secrets)
-            text = json.dumps(entry, default=json_default, ensure_ascii=False)
-            data = (text + "\n").encode("utf-8", "backslashreplace")
-            while data:
-                data = data[os.write(fd, data) :]
+        write_lines(fd, entries, self._secrets)
 
     def _unsettled(self) -> dict[str, list[dict[str, Any]]]:
         """Writes the journal holds that neither the change log nor a drop settles."""

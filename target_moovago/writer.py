@@ -151,9 +151,10 @@ class BatchWriter:
             """Requests from `todo` as slots free up, each noted in `sent`, up to a chunk of the
             other retry rule or one that must wait, a failure or a stop; none raises in flight."""
             while todo and not failures and not self.run.stopping:
-                if sent and self._unresolved(todo[0]):
+                chunk = self._resolved(todo[0], wait=bool(sent))
+                if chunk is None:
                     return
-                chunk = self._resolved(todo.popleft())
+                todo.popleft()
                 if not chunk:
                     continue
                 if _has_creates(chunk) is not creates:
@@ -199,33 +200,23 @@ class BatchWriter:
         if failures:
             raise failures[0]
 
-    def _resolve(self, action: Action) -> None:
-        """Real ids in place of pending ones; KeyError naming a create not confirmed."""
-        if action.kind is not Kind.CREATE:
-            action.record_id = self.run.pending.resolve(action.record_id)
-        action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
-
-    def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
-        """The chunk resolved; an action naming a create that was refused is rejected here."""
+    def _resolved(self, chunk: Sequence[Action], *, wait: bool) -> list[Action] | None:
+        """The chunk with real ids for pending ones. An action naming a create not confirmed:
+        None when `wait` (it may be in flight), else rejected here (that create was refused)."""
         ready = []
         for action in chunk:
             try:
-                self._resolve(action)
+                if action.kind is not Kind.CREATE:
+                    action.record_id = self.run.pending.resolve(action.record_id)
+                action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
             except KeyError as missing:
+                if wait:
+                    return None
                 what = f"{missing.args[0]}, a planned create that was refused"
                 self._refuse(action, f"{action.kind.value} not sent: it names {what}")
                 continue
             ready.append(action)
         return ready
-
-    def _unresolved(self, chunk: Sequence[Action]) -> bool:
-        """Whether an action names a create not confirmed (in flight, or refused)."""
-        try:
-            for action in chunk:
-                self._resolve(action)
-        except KeyError:
-            return True
-        return False
 
     def answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
         """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
@@ -286,7 +277,7 @@ class BatchWriter:
                 f"create not confirmed: {why}, and no record it made was found after "
                 "reconciling; not sent again to avoid a duplicate",
             )
-        self.run.progress.request_done(self.label)
+        self.run.ledger.request_done(self.label)
 
     def too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
@@ -294,7 +285,7 @@ class BatchWriter:
         """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
         by rows down to one; a row too large alone is rejected naming its size and the limit."""
         if refused:
-            self.run.progress.request_done(self.label)
+            self.run.ledger.request_done(self.label)
             self.run.request_limit = min(self.run.request_limit, size - 1)
         if len(chunk) > 1:
             self.halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
@@ -314,7 +305,7 @@ class BatchWriter:
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
-        self.run.progress.request_done(self.label)
+        self.run.ledger.request_done(self.label)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
             self.halve(chunk, depth + 1, 0, "refused as a whole")
             return
