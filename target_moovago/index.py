@@ -1,8 +1,5 @@
-"""A row and a record as data: values as the API takes them, a warehouse row mapped onto input
-fields (case- and separator-insensitively: `postal_code` -> `postalCode`), match keys, the index
-of remote records. Pure, no I/O. Keys compare exactly unless a stream opts in to `trim`/`case`
-(`Straße` = `STRASSE`); a value that cannot be a key (object, list, NaN, a boolean in a field
-that is not one) rejects its row, and a stored record holding one is not indexed."""
+"""A row and a record as data (pure, no I/O): values as the API takes them, a warehouse row
+mapped onto input fields, match keys, the index of remote records."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import datetime as dt
 import decimal
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +82,21 @@ def is_finite(value: Any) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of each scalar inside `value`, paths as `a.b.0`."""
+    if isinstance(value, Mapping | list | tuple):
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
+    else:
+        yield path, value
+
+
 def non_finite(value: Any, path: str) -> str | None:
-    """The path of the first NaN or Infinity in `value` (JSON cannot carry them), else None."""
+    """The path of the first NaN or Infinity in `value`, else None."""
     if isinstance(value, str | int) or value is None:
         return None  # the common case, without a walk
-    stack = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if not is_finite(item):
-            return where
-        if isinstance(item, Mapping):
-            stack.extend((v, f"{where}.{k}") for k, v in item.items())
-        elif isinstance(item, list | tuple):
-            stack.extend((v, f"{where}.{n}") for n, v in enumerate(item))
-    return None
+    return next((where for where, item in leaves(value, path) if not is_finite(item)), None)
 
 
 def normalise_name(name: str) -> str:

@@ -120,13 +120,12 @@ class Ledger:
     def __init__(
         self,
         rejects_path: str | Path,
-        *,
         max_rejects: int | None = None,
         secrets: Iterable[str] = (),
         clock: Callable[[], dt.datetime] | None = None,
         logger: logging.Logger | None = None,
-        requests: Callable[[], int] = lambda: 0,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
         every_seconds: float = 30.0,
         every_requests: int = 10,
     ) -> None:
@@ -138,7 +137,7 @@ class Ledger:
         self.read_only_skipped: dict[str, int] = {}  # rows of read-only streams, not written
         self.dry_run = False
         self.logger = logger or logging.getLogger(__name__)
-        self.requests, self.monotonic = requests, monotonic
+        self.monotonic = monotonic
         self.every_seconds, self.every_requests = every_seconds, every_requests
         self.tallies: dict[str, Tally] = {}
         self._started: dict[str, float] = {}
@@ -247,15 +246,15 @@ class Ledger:
         self._started.setdefault(stream, self.monotonic())
         return tally
 
-    def request_done(self, stream: str) -> None:
+    def request_done(self, stream: str, requests: int) -> None:
         self._since_last += 1
         now = self.monotonic()
         if self._since_last >= self.every_requests or now - self._last >= self.every_seconds:
             self._last = now
             self._since_last = 0
-            self.logger.info("%s", self.line(stream, now))
+            self.logger.info("%s", self.line(stream, now, requests))
 
-    def line(self, stream: str, now: float) -> str:
+    def line(self, stream: str, now: float, requests: int) -> str:
         counts = self.counts(stream)
         settled = sum(getattr(counts, name) for name in COUNTERS)
         tally = self.tallies.get(stream)
@@ -272,7 +271,7 @@ class Ledger:
         return (
             f"Progress {stream}: {settled} of {received} rows read settled (created "
             f"{counts.created}, updated {counts.updated}, unchanged {counts.unchanged}, "
-            f"rejected {counts.rejected}); {self.requests()} requests; {eta}"
+            f"rejected {counts.rejected}); {requests} requests; {eta}"
         )
 
 

@@ -80,15 +80,7 @@ class Run:
         self.remote = Remote(config, logger)
         secrets = secret_forms(str(config.get("api_key") or ""))
         rejects = config.get("rejects_path") or "moovago-rejects.jsonl"
-        self.ledger = Ledger(
-            rejects,
-            max_rejects=config.get("max_rejects"),
-            secrets=secrets,
-            clock=clock,
-            logger=logger,
-            requests=lambda: self.remote.requests,
-            monotonic=monotonic,
-        )
+        self.ledger = Ledger(rejects, config.get("max_rejects"), secrets, clock, logger, monotonic)
         self.ledger.dry_run = self.dry_run
         changes = None if self.dry_run else config.get("changes_path")
         self.changes = ChangeLog(changes, clock=clock, secrets=secrets)
