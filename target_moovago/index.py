@@ -125,11 +125,12 @@ def _conflict(name: str, first: str, second: str, one: Any, other: Any) -> Probl
 
 @dataclass(frozen=True)
 class Reference:
-    """A column naming a parent record by its match key, e.g. `companyCustomerCode`."""
+    """A column naming a parent record by its match key: `companyCustomerCode` fills
+    `companyId` from the `company` whose `customerCode` it holds."""
 
-    target_field: str  # the input field it fills: 'companyId'
-    parent_stream: str  # 'company'
-    parent_key_field: str  # 'customerCode'
+    target_field: str
+    parent_stream: str
+    parent_key_field: str
 
 
 @dataclass
@@ -155,9 +156,8 @@ class MappedRow:
 
 
 class FieldMapper:
-    """Maps columns onto input fields (`input_props`: JSON Schema properties); output fields
-    are read-only columns, not unknown; `parents`: {input field: (parent stream, its keys)}
-    for columns like `companyCustomerCode`; `keep_empty`: where `''` stays a value (`*`: all)."""
+    """Maps columns onto input fields, case- and separator-insensitively; output fields are
+    read-only columns, not unknown; `keep_empty`: where `''` stays a value (`*`: all)."""
 
     def __init__(
         self,
@@ -213,13 +213,12 @@ class FieldMapper:
         return cmap
 
     def mapped_fields(self, columns: Iterable[str]) -> list[str]:
-        """Input fields the given columns fill, in input-type order."""
         cmap = self.column_map(columns)
         hit = {*cmap.fields.values(), *(r.target_field for r in cmap.references.values())}
         return [name for name in self.input_props if name in hit]
 
     def convert(self, record: Mapping[str, Any]) -> MappedRow:
-        """One record mapped; what makes it unwritable is in `problems`, naming its column."""
+        """One record mapped; what makes it unwritable is in `problems`."""
         row = MappedRow()
         sources: dict[str, str] = {}  # input field -> the column filling it
         for column, value in record.items():
@@ -254,7 +253,7 @@ class FieldMapper:
 
 
 def id_input_fields(graphql_schema: Any, type_names: Iterable[str | None]) -> set[str]:
-    """Fields of these input types whose GraphQL type is ID (`''` is no id, not an id)."""
+    """Fields of these input types whose GraphQL type is ID (`''` there is no id)."""
     types = [graphql_schema.get_type(name) for name in type_names if name]
     return {
         name
@@ -283,11 +282,10 @@ def _convert_id(row: MappedRow, column: str, value: Any) -> None:
 
 
 class BadKeyError(ValueError):
-    """A value that cannot be (part of) a match key: an object, a list, NaN or Infinity."""
+    """A value that cannot be (part of) a match key."""
 
 
 def parse_normalize(stream: str, value: Any) -> frozenset[str]:
-    """The `match_normalize` entry of one stream, e.g. ["trim", "case"]; else ValueError."""
     if isinstance(value, list | tuple) and all(v in NORMALIZATIONS for v in value):
         return frozenset(value)
     names = " and/or ".join(NORMALIZATIONS)
@@ -330,7 +328,7 @@ class KeySpec:
         return "+".join(f + ("?" if f in self.optional else "") for f in self.fields)
 
     def value(self, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """The key of a row or record; None when a required part is empty or cannot be a key."""
+        """None when a required part is empty or cannot be a key (such a record is not indexed)."""
         parts = []
         for name in self.fields:
             try:
@@ -371,7 +369,6 @@ class RemoteIndex:
         return None if values is None else dict(zip(self.fields, values, strict=True))
 
     def add(self, record_id: str, values: Mapping[str, Any]) -> None:
-        """Store (or replace) a record; `values` may hold more fields than tracked."""
         if record_id in self._values:
             self._unlink(record_id)
         self._values[record_id] = tuple(values.get(f) for f in self.fields)
@@ -395,7 +392,6 @@ class RemoteIndex:
         self._values.pop(record_id, None)
 
     def _unlink(self, record_id: str) -> None:
-        """Drop the record's keys (its values stay until replaced or removed)."""
         values = self.get(record_id)
         if values is None:
             return
@@ -410,7 +406,6 @@ class RemoteIndex:
                     keys[key] = held[0]
 
     def rename(self, old_id: str, new_id: str) -> None:
-        """The record planned as `old_id` (a pending create) is `new_id` on the server."""
         values = self.get(old_id)
         if values is not None:
             self.remove(old_id)
@@ -421,7 +416,7 @@ class RemoteIndex:
         return list(held) if isinstance(held, list) else [held]
 
     def lookup_field(self, name: str, value: Any) -> list[str]:
-        """Ids whose `name` equals `value` (as keys compare), e.g. a parent's customerCode."""
+        """Ids whose `name` equals `value` as keys compare (a parent's customerCode)."""
         normalize = next((s.normalize for s in self.key_specs if name in s.fields), frozenset())
         single = KeySpec((name,), normalize=normalize)
         key = single.value({name: value})
@@ -434,7 +429,7 @@ class RemoteIndex:
         return [i for i, v in self._values.items() if single.value({name: v[position]}) == key]
 
     def find(self, values: Mapping[str, Any]) -> tuple[KeySpec | None, list[str]]:
-        """Ids matching the first key spec the values fill; (None, []) when none applies."""
+        """Ids matching the first key spec the values fill."""
         for number, spec in enumerate(self.key_specs):
             key = spec.value(values)
             if key is not None:

@@ -1,7 +1,5 @@
-"""Accounting of a run: the rejects file, the summary, progress lines, the change log (each
-confirmed write, before the STATE covering it; noted first in a `.inflight` journal when its
-request leaves, settled by the next run after a kill) and the errors that end a run.
-"""
+"""Accounting of a run: the rejects file, the summary, progress lines, the change log and its
+journal (docs/reverse-etl.md), and the errors that end a run."""
 
 from __future__ import annotations
 
@@ -89,7 +87,7 @@ def _unwritable(setting: str, path: Path, exc: OSError) -> ConfigError:
 
 
 def check_writable(setting: str, path: str | Path) -> None:
-    """Before the first request: `path` can be appended to, else ConfigError naming `setting`."""
+    """Before the first request: a run must not fail on its outputs after writing rows."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -301,7 +299,7 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
 def landed_write(
     index: RemoteIndex, entry: Mapping[str, Any], readable: Collection[str]
 ) -> str | None:
-    """The record a journal's write made or changed when the index shows it landed, else None."""
+    """The record a journal's write made or changed when the index shows it landed."""
     record_id = entry.get("record_id")
     after = {k: v.get("after") for k, v in (entry.get("fields") or {}).items()}
     operation = entry.get("operation")
@@ -319,7 +317,7 @@ def landed_write(
 
 
 class ChangeLog:
-    """The change log of one run and its journal; does nothing without a path (dry run)."""
+    """The change log of one run and its journal; nothing without a path (dry run)."""
 
     def __init__(
         self,
@@ -340,7 +338,7 @@ class ChangeLog:
         self.unsettled: dict[str, list[dict[str, Any]]] = self._unsettled()
 
     def sending(self, stream: str, actions: Iterable[Action], specs: Sequence[KeySpec]) -> None:
-        """Note the writes of a request about to leave in the journal (once per write)."""
+        """Note the writes of a request about to leave in the journal, once per write."""
         if self.journal is None:
             return
         for action in actions:
@@ -350,7 +348,6 @@ class ChangeLog:
                 self._append(self.journal, entry)
 
     def confirmed(self, stream: str, action: Action, specs: Sequence[KeySpec]) -> None:
-        """Moovago confirmed the write: one line in the change log."""
         if self.path is None:
             return
         sent = self._sent.pop(id(action), None)
@@ -359,13 +356,13 @@ class ChangeLog:
         self._append(self.path, {**entry, "record_id": action.record_id, "time": now})
 
     def dropped(self, action: Action) -> None:
-        """The write was refused or never sent: nothing to settle after a kill."""
+        """Refused or never sent: nothing to settle after a kill."""
         sent = self._sent.pop(id(action), None)
         if sent is not None:
             self.settled(sent[1], None)
 
     def settled(self, entry: Mapping[str, Any], record_id: str | None) -> None:
-        """An earlier run's unanswered write, judged against Moovago: logged when it landed."""
+        """An earlier run's unanswered write: logged when it landed."""
         if self.path is None or self.journal is None:
             return
         if record_id is None:
@@ -377,7 +374,7 @@ class ChangeLog:
             )
 
     def close(self) -> None:
-        """Close the files; the journal keeps only what is still unsettled (else it goes)."""
+        """Close the files; the journal keeps only what is still unsettled."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()

@@ -1,10 +1,5 @@
-"""The remote side of a run: schema, client, team, entities and their settings, index reads.
-
-What target-postgres calls its connector: every request of the run goes through the one client
-made here (one rate governor); lists are read only through the shared pager. At start, the
-schema file is held against what the target writes: whether the match keys can find a row's
-remote record (each message ends with an example), and the mutations no stream uses.
-"""
+"""The remote side of a run (target-postgres' connector): schema, the one client, team,
+entities and their settings, index reads; the schema file's checks at start."""
 
 from __future__ import annotations
 
@@ -39,18 +34,15 @@ PAGE_SIZE = 1000
 
 
 def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> Pager:
-    """The shared pager reading `entity`'s `id` and `fields`: leaves as they are, objects with
-    their leaf sub-fields."""
+    """The shared pager reading `entity`'s `id` and `fields` (objects: their leaf sub-fields)."""
     if not entity.filter_arg:
         msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
         raise MoovagoError(msg)
-    gql_type = schema.graphql.get_type(entity.type_name)
-    if not isinstance(gql_type, GraphQLObjectType):
-        msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
-        raise MoovagoError(msg)
+    # Not an object type: no field, and the pager refuses it naming the root field.
+    gql_fields = getattr(schema.graphql.get_type(entity.type_name), "fields", {})
     selected: list[Selection] = []
     for name in [entity.id_field, *(f for f in fields if f not in ("id", entity.id_field))]:
-        named = get_named_type(gql_type.fields[name].type) if name in gql_type.fields else None
+        named = get_named_type(gql_fields[name].type) if name in gql_fields else None
         if named is not None and is_leaf_type(named):
             selected.append(name)
         elif isinstance(named, GraphQLObjectType):
@@ -66,7 +58,6 @@ def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> 
 
 
 def writes_of(entity: Entity) -> EntityWrites:
-    """The write side the schema file declares for `entity` (attached when it was loaded)."""
     if entity.writes is None:
         msg = f"entity {entity.name!r} has no write description"
         raise UnsupportedStreamError(msg)
@@ -105,7 +96,6 @@ class Remote:
 
     @property
     def requests(self) -> int:
-        """Requests sent so far (0 before the client exists)."""
         return self.stats().get("requests", 0)
 
     def stats(self) -> dict[str, int]:
@@ -142,11 +132,8 @@ class Remote:
             self._team_id = str(team[entity.id_field])
         return self._team_id
 
-    # an entity and its per-stream settings -----------------------------------------------------
-
     def entity_for(self, stream_name: str) -> Entity:
-        """The writable entity of a stream (UnsupportedStreamError naming what it can write);
-        the mutations its mode needs are checked against the file once."""
+        """The writable entity of a stream; the mutations its mode needs are checked once."""
         entity = self.parent_entity(stream_name)
         if entity is None:
             writable = [e.stream_name for e in self.schema.entities() if writes_of(e).shapes]
@@ -171,21 +158,20 @@ class Remote:
         return entity
 
     def read_only(self, stream_name: str) -> bool:
-        """The schema file has this entity and declares no mutation for it (e.g. `team`)."""
+        """The schema file has this entity and declares no mutation for it (`team`)."""
         entity = self.parent_entity(stream_name)
         writes = entity.writes if entity is not None else None
         return writes is not None and not writes.shapes and not writes.refused
 
     def parent_entity(self, stream_name: str) -> Entity | None:
-        """The entity of a stream or entity name, None when the file has none."""
         try:
             return self.schema.entity(stream_name)
         except KeyError:
             return None
 
     def stream_setting(self, name: str, entity: Entity) -> t.Any:
-        """A per-stream setting's entry for `entity`, under its stream or its entity name (a
-        list: whether it names either; two objects: merged, the stream's winning), else None."""
+        """A per-stream setting's entry, under the stream or the entity name (a list: whether it
+        names either; two objects: merged, the stream's winning)."""
         configured = self.config.get(name) or {}
         if isinstance(configured, list):
             return entity.stream_name in configured or entity.name in configured
@@ -195,7 +181,7 @@ class Remote:
         return by_stream if by_stream is not None else by_entity
 
     def key_fields(self, entity: Entity) -> list[list[str]]:
-        """The configured (else default) match keys of `entity`, as written (`name?`)."""
+        """The configured, else default, match keys as written (`name?`)."""
         names = self.stream_setting("match_keys", entity)
         defaults = DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
         return [list(names)] if names else [list(k) for k in defaults]
@@ -230,11 +216,9 @@ class Remote:
     def mode(self, entity: Entity) -> Mode:
         return Mode(self.stream_setting("stream_modes", entity) or "upsert")
 
-    # reads ----------------------------------------------------------------------------------
-
     def index(self, entity: Entity, fields: Sequence[str]) -> RemoteIndex:
-        """The index of `entity`, read once (and again to track more `fields`), after taking the
-        run lock of this API URL and team (held to the end; a dry run writes nothing: no lock)."""
+        """The index of `entity`, read once (again to track more `fields`), after taking the run
+        lock (held to the end; a dry run writes nothing: no lock)."""
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
@@ -264,7 +248,7 @@ class Remote:
     def list_records(
         self, entity: Entity, fields: Sequence[str], **filters: t.Any
     ) -> Iterator[dict[str, t.Any]]:
-        """Every record of the team (paged, values only in variables), with extra filters."""
+        """Every record of the team, with extra filters."""
         clock = entity.replication_key
         pager = list_pager(self.schema, entity, [*fields, *([clock] if clock else [])])
         flt: dict[str, t.Any] = dict(filters)
@@ -286,8 +270,7 @@ class Remote:
 def _key_context(
     schema: MoovagoSchema, entity: Entity
 ) -> tuple[Mapping[str, t.Any], dict[str, InputField] | None, str]:
-    """The record type's fields, the create's input fields (None: no create), and the fix
-    every key message ends with: 'set match_keys, e.g. {"visit": ["companyId", ...]}'."""
+    """The record type's fields, the create's input fields (None: no create), the fix."""
     record_type = schema.graphql.get_type(entity.type_name)
     record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
     create = entity.writes.shapes.get("create") if entity.writes else None
@@ -322,9 +305,8 @@ def match_key_problems(
     *,
     written: Collection[str] | None = None,
 ) -> list[str]:
-    """Why the match keys of `entity` will not find existing records in this file: none at
-    all, a key field the record type lacks, deprecated, not writable, or absent from the input
-    (`written`: the fields the input maps to). [] when the keys are usable."""
+    """Why the match keys will not find existing records in this file (`written`: the fields the
+    input maps to)."""
     stream, type_name, path = entity.stream_name, entity.type_name, schema.path
     record_fields, inputs, fix = _key_context(schema, entity)
     if not keys:
@@ -362,7 +344,7 @@ def match_key_problems(
 
 
 def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
-    """One sentence per Mutation field no entity uses (a write the target cannot do)."""
+    """One sentence per Mutation field no entity uses."""
     mutation = schema.graphql.mutation_type
     claimed: set[str] = set()
     for entity in entities:

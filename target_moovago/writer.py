@@ -347,11 +347,9 @@ class BatchWriter:
                 self.label,
             )
         recent = RemoteIndex(self.index.fields, self.key_specs)
-        found: dict[str, dict[str, t.Any]] = {}
         for record in self.run.remote.list_records(self.entity, recent.fields, **extra):
             if (record_id := str(record["id"])) not in self.index:
                 recent.add(record_id, record)
-                found[record_id] = record
         missing = []
         for action in creates:
             spec, ids = recent.find(action.data)
@@ -359,14 +357,13 @@ class BatchWriter:
             if spec is None:  # no key: the same values mean the same row
                 data = action.data.items()
                 same = (
-                    i for i, r in found.items() if all(r.get(k) == v for k, v in data if k in r)
+                    i for i, r in recent.items() if all(r.get(k) == v for k, v in data if k in r)
                 )
                 match = next(same, None)
             if match is None:
                 missing.append(action)
                 continue
             recent.remove(match)
-            found.pop(match, None)
             self._confirm(action, match)
         return missing
 
