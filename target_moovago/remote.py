@@ -4,6 +4,7 @@ entities and their settings, index reads; the schema file's checks at start."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import typing as t
@@ -70,67 +71,61 @@ class Remote:
     def __init__(self, config: Mapping[str, t.Any], logger: logging.Logger) -> None:
         self.config = config
         self.logger = logger
-        self._schema: MoovagoSchema | None = None
-        self._client: MoovagoClient | None = None
-        self._team_id: str | None = None
         self._indexes: dict[str, RemoteIndex] = {}
         self._lock: RunLock | None = None
         # The newest `updatedAt` read this run: the server's clock when no Date header is seen.
         self.newest_updated_at: dt.datetime | None = None
         self._checked: set[str] = set()  # entities whose mutations were validated
 
-    @property
+    @functools.cached_property
     def schema(self) -> MoovagoSchema:
-        if self._schema is None:
-            schema = load_schema(self.config.get("schema_path"))
-            self._schema = schema.with_plans(self.config.get(PLANS_SETTING))
-            for line in unclaimed_mutations(self._schema, self._schema.entities()):
-                self.logger.warning(line)
-        return self._schema
+        schema = load_schema(self.config.get("schema_path"))
+        schema = schema.with_plans(self.config.get(PLANS_SETTING))
+        for line in unclaimed_mutations(schema, schema.entities()):
+            self.logger.warning(line)
+        return schema
 
-    @property
+    @functools.cached_property
     def client(self) -> MoovagoClient:
-        if self._client is None:
-            self._client = client_from_config(self.config, default_rate=1, logger=self.logger)
-        return self._client
+        return client_from_config(self.config, default_rate=1, logger=self.logger)
 
     @property
     def requests(self) -> int:
         return self.stats().get("requests", 0)
 
     def stats(self) -> dict[str, int]:
-        raw = self._client.stats if self._client is not None else None
-        names = ("requests", "retries", "rate_limited")
-        return {k: getattr(raw, k, 0) for k in names} if raw is not None else {}
+        if "client" not in self.__dict__:  # no client made yet: nothing sent
+            return {}
+        return {
+            k: getattr(self.client.stats, k, 0) for k in ("requests", "retries", "rate_limited")
+        }
 
     def close(self) -> None:
         self.release_lock()
-        if self._client is not None:
-            self._client.close()
+        if "client" in self.__dict__:
+            self.client.close()
 
     def release_lock(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
 
-    @property
+    @functools.cached_property
     def team_id(self) -> str:
-        if self._team_id is None:
-            entity = self.schema.entity("team")
-            name = "TargetMoovagoTeam"
-            doc = documents.list_document(
-                self.schema, entity, [entity.id_field], name=name, paged=False
-            )
-            named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
-            if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
-                msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
-                raise ConfigError(msg)
-            team = self.client.execute(doc, named, operation_name=name).get("team") or {}
-            if not team.get(entity.id_field):
-                msg = "the API returned no team for this API key"
-                raise MoovagoError(msg)
-            self._team_id = str(team[entity.id_field])
-        return self._team_id
+        entity = self.schema.entity("team")
+        name = "TargetMoovagoTeam"
+        doc = documents.list_document(
+            self.schema, entity, [entity.id_field], name=name, paged=False
+        )
+        named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
+        if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
+            msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
+            raise ConfigError(msg)
+        team = self.client.execute(doc, named, operation_name=name).get("team") or {}
+        if not team.get(entity.id_field):
+            msg = "the API returned no team for this API key"
+            raise MoovagoError(msg)
+        return str(team[entity.id_field])
 
     def entity_for(self, stream_name: str) -> Entity:
         """The writable entity of a stream; the mutations its mode needs are checked once."""
