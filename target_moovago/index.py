@@ -285,13 +285,6 @@ class BadKeyError(ValueError):
     """A value that cannot be (part of) a match key."""
 
 
-def parse_normalize(stream: str, value: Any) -> frozenset[str]:
-    if isinstance(value, list | tuple) and all(v in NORMALIZATIONS for v in value):
-        return frozenset(value)
-    names = " and/or ".join(NORMALIZATIONS)
-    raise ValueError(f"match_normalize: {stream!r} must be a list of {names}, not {value!r}")
-
-
 def key_part(value: Any, normalize: Iterable[str] = ()) -> Any:
     """One part of a key ('' is none, 1.0 is 1, trim/case on opt-in), else BadKeyError."""
     if isinstance(value, str):

@@ -23,7 +23,7 @@ from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import KINDS, find_mutation
-from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
 from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
@@ -183,12 +183,7 @@ class Remote:
 
     def key_specs(self, entity: Entity) -> list[KeySpec]:
         """The match keys the file can read; a configured one it cannot is a ConfigError."""
-        try:
-            normalize = parse_normalize(
-                entity.stream_name, self.stream_setting("match_normalize", entity) or []
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        normalize = self.stream_setting("match_normalize", entity) or ()  # checked as a setting
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
         usable = []
         for spec in (KeySpec.parse(k, normalize) for k in self.key_fields(entity)):
