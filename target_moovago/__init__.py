@@ -10,12 +10,12 @@ The modules, in the order a row passes through them:
 - `index.py`: a row and a record as data (pure): values, warehouse row to mutation input,
   match keys, the remote records by id and key.
 - `plan.py`: pure planning of create/update/delete/unchanged/reject, input validation, pending
-  ids, and the request-size rule.
+  ids.
 - `remote.py`: the remote side of a run (schema, client, entities, match keys, index reads) and
   the schema file's checks at start.
 - `runlock.py`: one run per account on this machine, and the business-hours gate.
-- `writer.py`: one stream's batches: aliased requests, several in flight, splitting,
-  reconciliation after an ambiguous failure or a kill, confirm or undo each row.
+- `writer.py`: one stream's batches: aliased requests, several in flight, the request-size
+  rule, splitting, reconciliation after an ambiguous failure or a kill, confirm or undo each row.
 - `ledger.py`: the run's accounting (rejects, summary, progress, the change log and its
   journal) and the errors that end it.
 - `revert.py`: `moovago-revert`, putting a change log back through a run of the target.

@@ -1,8 +1,5 @@
-"""A row and a record as data: values as the API takes them, a warehouse row mapped onto input
-fields (case- and separator-insensitively: `postal_code` -> `postalCode`), match keys, the index
-of remote records. Pure, no I/O. Keys compare exactly unless a stream opts in to `trim`/`case`
-(`Straße` = `STRASSE`); a value that cannot be a key (object, list, NaN, a boolean in a field
-that is not one) rejects its row, and a stored record holding one is not indexed."""
+"""A row and a record as data (pure, no I/O): values as the API takes them, a warehouse row
+mapped onto input fields, match keys, the index of remote records."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import datetime as dt
 import decimal
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +82,21 @@ def is_finite(value: Any) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
 
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of each scalar inside `value`, paths as `a.b.0`."""
+    if isinstance(value, Mapping | list | tuple):
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            yield from leaves(item, f"{path}.{key}" if path else str(key))
+    else:
+        yield path, value
+
+
 def non_finite(value: Any, path: str) -> str | None:
-    """The path of the first NaN or Infinity in `value` (JSON cannot carry them), else None."""
+    """The path of the first NaN or Infinity in `value`, else None."""
     if isinstance(value, str | int) or value is None:
         return None  # the common case, without a walk
-    stack = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if not is_finite(item):
-            return where
-        if isinstance(item, Mapping):
-            stack.extend((v, f"{where}.{k}") for k, v in item.items())
-        elif isinstance(item, list | tuple):
-            stack.extend((v, f"{where}.{n}") for n, v in enumerate(item))
-    return None
+    return next((where for where, item in leaves(value, path) if not is_finite(item)), None)
 
 
 def normalise_name(name: str) -> str:
@@ -127,11 +125,12 @@ def _conflict(name: str, first: str, second: str, one: Any, other: Any) -> Probl
 
 @dataclass(frozen=True)
 class Reference:
-    """A column naming a parent record by its match key, e.g. `companyCustomerCode`."""
+    """A column naming a parent record by its match key: `companyCustomerCode` fills
+    `companyId` from the `company` whose `customerCode` it holds."""
 
-    target_field: str  # the input field it fills: 'companyId'
-    parent_stream: str  # 'company'
-    parent_key_field: str  # 'customerCode'
+    target_field: str
+    parent_stream: str
+    parent_key_field: str
 
 
 @dataclass
@@ -157,9 +156,8 @@ class MappedRow:
 
 
 class FieldMapper:
-    """Maps columns onto input fields (`input_props`: JSON Schema properties); output fields
-    are read-only columns, not unknown; `parents`: {input field: (parent stream, its keys)}
-    for columns like `companyCustomerCode`; `keep_empty`: where `''` stays a value (`*`: all)."""
+    """Maps columns onto input fields, case- and separator-insensitively; output fields are
+    read-only columns, not unknown; `keep_empty`: where `''` stays a value (`*`: all)."""
 
     def __init__(
         self,
@@ -215,13 +213,12 @@ class FieldMapper:
         return cmap
 
     def mapped_fields(self, columns: Iterable[str]) -> list[str]:
-        """Input fields the given columns fill, in input-type order."""
         cmap = self.column_map(columns)
         hit = {*cmap.fields.values(), *(r.target_field for r in cmap.references.values())}
         return [name for name in self.input_props if name in hit]
 
     def convert(self, record: Mapping[str, Any]) -> MappedRow:
-        """One record mapped; what makes it unwritable is in `problems`, naming its column."""
+        """One record mapped; what makes it unwritable is in `problems`."""
         row = MappedRow()
         sources: dict[str, str] = {}  # input field -> the column filling it
         for column, value in record.items():
@@ -256,7 +253,7 @@ class FieldMapper:
 
 
 def id_input_fields(graphql_schema: Any, type_names: Iterable[str | None]) -> set[str]:
-    """Fields of these input types whose GraphQL type is ID (`''` is no id, not an id)."""
+    """Fields of these input types whose GraphQL type is ID (`''` there is no id)."""
     types = [graphql_schema.get_type(name) for name in type_names if name]
     return {
         name
@@ -285,15 +282,7 @@ def _convert_id(row: MappedRow, column: str, value: Any) -> None:
 
 
 class BadKeyError(ValueError):
-    """A value that cannot be (part of) a match key: an object, a list, NaN or Infinity."""
-
-
-def parse_normalize(stream: str, value: Any) -> frozenset[str]:
-    """The `match_normalize` entry of one stream, e.g. ["trim", "case"]; else ValueError."""
-    if isinstance(value, list | tuple) and all(v in NORMALIZATIONS for v in value):
-        return frozenset(value)
-    names = " and/or ".join(NORMALIZATIONS)
-    raise ValueError(f"match_normalize: {stream!r} must be a list of {names}, not {value!r}")
+    """A value that cannot be (part of) a match key."""
 
 
 def key_part(value: Any, normalize: Iterable[str] = ()) -> Any:
@@ -332,7 +321,7 @@ class KeySpec:
         return "+".join(f + ("?" if f in self.optional else "") for f in self.fields)
 
     def value(self, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """The key of a row or record; None when a required part is empty or cannot be a key."""
+        """None when a required part is empty or cannot be a key (such a record is not indexed)."""
         parts = []
         for name in self.fields:
             try:
@@ -373,7 +362,6 @@ class RemoteIndex:
         return None if values is None else dict(zip(self.fields, values, strict=True))
 
     def add(self, record_id: str, values: Mapping[str, Any]) -> None:
-        """Store (or replace) a record; `values` may hold more fields than tracked."""
         if record_id in self._values:
             self._unlink(record_id)
         self._values[record_id] = tuple(values.get(f) for f in self.fields)
@@ -397,7 +385,6 @@ class RemoteIndex:
         self._values.pop(record_id, None)
 
     def _unlink(self, record_id: str) -> None:
-        """Drop the record's keys (its values stay until replaced or removed)."""
         values = self.get(record_id)
         if values is None:
             return
@@ -412,7 +399,6 @@ class RemoteIndex:
                     keys[key] = held[0]
 
     def rename(self, old_id: str, new_id: str) -> None:
-        """The record planned as `old_id` (a pending create) is `new_id` on the server."""
         values = self.get(old_id)
         if values is not None:
             self.remove(old_id)
@@ -423,7 +409,7 @@ class RemoteIndex:
         return list(held) if isinstance(held, list) else [held]
 
     def lookup_field(self, name: str, value: Any) -> list[str]:
-        """Ids whose `name` equals `value` (as keys compare), e.g. a parent's customerCode."""
+        """Ids whose `name` equals `value` as keys compare (a parent's customerCode)."""
         normalize = next((s.normalize for s in self.key_specs if name in s.fields), frozenset())
         single = KeySpec((name,), normalize=normalize)
         key = single.value({name: value})
@@ -436,7 +422,7 @@ class RemoteIndex:
         return [i for i, v in self._values.items() if single.value({name: v[position]}) == key]
 
     def find(self, values: Mapping[str, Any]) -> tuple[KeySpec | None, list[str]]:
-        """Ids matching the first key spec the values fill; (None, []) when none applies."""
+        """Ids matching the first key spec the values fill."""
         for number, spec in enumerate(self.key_specs):
             key = spec.value(values)
             if key is not None:

@@ -1,7 +1,5 @@
-"""Accounting of a run: the rejects file, the summary, progress lines, the change log (each
-confirmed write, before the STATE covering it; noted first in a `.inflight` journal when its
-request leaves, settled by the next run after a kill) and the errors that end a run.
-"""
+"""Accounting of a run: the rejects file, the summary, progress lines, the change log and its
+journal (docs/reverse-etl.md), and the errors that end a run."""
 
 from __future__ import annotations
 
@@ -73,13 +71,23 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
+def write_lines(fd: int, entries: Iterable[Mapping[str, Any]], secrets: Collection[str]) -> None:
+    """Whole lines in one write each: a kill cuts none."""
+    for entry in entries:
+        text = json.dumps(redact(dict(entry), secrets), default=json_default, ensure_ascii=False)
+        # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
+        data = (text + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(fd, data) :]
+
+
 def _unwritable(setting: str, path: Path, exc: OSError) -> ConfigError:
     why = exc.strerror or type(exc).__name__
     return ConfigError(f"{setting} {path} cannot be written ({why}); set {setting} to a file path")
 
 
 def check_writable(setting: str, path: str | Path) -> None:
-    """Before the first request: `path` can be appended to, else ConfigError naming `setting`."""
+    """Before the first request: a run must not fail on its outputs after writing rows."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -94,16 +102,30 @@ def check_writable(setting: str, path: str | Path) -> None:
         raise _unwritable(setting, path, exc) from None
 
 
+@dataclass(eq=False)
+class Tally:
+    """Rows of one sink: received so far, and settled from the first on (STATE needs it)."""
+
+    stream: str
+    received: int = 0
+    settled: int = 0
+
+
 class Ledger:
-    """Counters per stream, the rejects file and the summary; `secrets` never written."""
+    """Counters per stream, the rejects file, the summary, and a progress line every
+    `every_seconds` or `every_requests` requests."""
 
     def __init__(
         self,
         rejects_path: str | Path,
-        *,
         max_rejects: int | None = None,
         secrets: Iterable[str] = (),
         clock: Callable[[], dt.datetime] | None = None,
+        logger: logging.Logger | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        every_seconds: float = 30.0,
+        every_requests: int = 10,
     ) -> None:
         self.rejects_path = Path(rejects_path)
         self.max_rejects = max_rejects
@@ -111,8 +133,14 @@ class Ledger:
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.streams: dict[str, StreamCounts] = {}
         self.read_only_skipped: dict[str, int] = {}  # rows of read-only streams, not written
-        self.started = time.monotonic()
         self.dry_run = False
+        self.logger = logger or logging.getLogger(__name__)
+        self.monotonic = monotonic
+        self.every_seconds, self.every_requests = every_seconds, every_requests
+        self.tallies: dict[str, Tally] = {}
+        self._started: dict[str, float] = {}
+        self.started = self._last = monotonic()
+        self._since_last = 0
 
     def counts(self, stream: str) -> StreamCounts:
         return self.streams.setdefault(stream, StreamCounts())
@@ -134,10 +162,6 @@ class Ledger:
         for name in held:
             kept[name] = kept.get(name, 0) + 1
 
-    @property
-    def total_rejected(self) -> int:
-        return sum(c.rejected for c in self.streams.values())
-
     def reject(
         self,
         stream: str,
@@ -147,21 +171,20 @@ class Ledger:
         field: str | None = None,
         row: Mapping[str, Any] | None = None,
     ) -> None:
-        """One line in the rejects file (opened per line: on disk before the row is handled)."""
+        """One line in the rejects file, on disk before the row is handled."""
         entry: dict[str, Any] = {"stream": stream, "row_key": row_key, "reason": reason}
         entry.update(field=field, row=dict(row or {}), time=self._clock().isoformat())
-        line = json.dumps(redact(entry, self._secrets), default=json_default, ensure_ascii=False)
         try:
             self.rejects_path.parent.mkdir(parents=True, exist_ok=True)
-            # backslashreplace: a lone surrogate (rejected for it) is kept as its JSON escape
-            with open(
-                self.rejects_path, "a", encoding="utf-8", errors="backslashreplace", opener=_private
-            ) as rejects:
-                rejects.write(line + "\n")
+            fd = _private(str(self.rejects_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                write_lines(fd, [entry], self._secrets)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise _unwritable("rejects_path", self.rejects_path, exc) from None
         self.counts(stream).rejected += 1
-        total = self.total_rejected
+        total = sum(c.rejected for c in self.streams.values())
         if self.max_rejects is not None and total > self.max_rejects:
             msg = (
                 f"{total} rows rejected, more than max_rejects={self.max_rejects}: "
@@ -171,13 +194,14 @@ class Ledger:
 
     def summary(self, client_stats: Mapping[str, Any] | None = None) -> dict[str, Any]:
         stats = dict(client_stats or {})
+        rejected = any(c.rejected for c in self.streams.values())
         return {
             "dry_run": self.dry_run,
             "streams": {name: asdict(c) for name, c in sorted(self.streams.items())},
             "read_only_skipped": dict(sorted(self.read_only_skipped.items())),
             **{k: stats.get(k, 0) for k in ("requests", "retries", "rate_limited")},
-            "duration_seconds": round(time.monotonic() - self.started, 3),
-            "rejects_path": str(self.rejects_path) if self.total_rejected else None,
+            "duration_seconds": round(self.monotonic() - self.started, 3),
+            "rejects_path": str(self.rejects_path) if rejected else None,
         }
 
     @staticmethod
@@ -214,60 +238,22 @@ class Ledger:
         except OSError as exc:
             raise _unwritable("summary_path", Path(path), exc) from None
 
-
-@dataclass(eq=False)
-class Tally:
-    """Rows of one stream: received so far, and settled from the first on (STATE needs it)."""
-
-    stream: str
-    received: int = 0
-    settled: int = 0
-
-
-def duration(seconds: float) -> str:
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-class Progress:
-    """A line on where a stream stands every `every_seconds` or `every_requests` requests."""
-
-    def __init__(
-        self,
-        ledger: Ledger,
-        requests: Callable[[], int],
-        logger: logging.Logger,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        every_seconds: float = 30.0,
-        every_requests: int = 10,
-    ) -> None:
-        self.ledger, self.requests, self.logger, self.clock = ledger, requests, logger, clock
-        self.every_seconds, self.every_requests = every_seconds, every_requests
-        self.tallies: dict[str, Tally] = {}
-        self._started: dict[str, float] = {}
-        self._last = clock()
-        self._since_last = 0
-
     def tally(self, stream: str) -> Tally:
         """The stream's tally (a new one per sink: the SDK may open a stream again)."""
         self.tallies[stream] = tally = Tally(stream)
-        self._started.setdefault(stream, self.clock())
+        self._started.setdefault(stream, self.monotonic())
         return tally
 
-    def request_done(self, stream: str) -> None:
+    def request_done(self, stream: str, requests: int) -> None:
         self._since_last += 1
-        now = self.clock()
+        now = self.monotonic()
         if self._since_last >= self.every_requests or now - self._last >= self.every_seconds:
             self._last = now
             self._since_last = 0
-            self.logger.info("%s", self.line(stream, now))
+            self.logger.info("%s", self.line(stream, now, requests))
 
-    def line(self, stream: str, now: float) -> str:
-        counts = self.ledger.counts(stream)
+    def line(self, stream: str, now: float, requests: int) -> str:
+        counts = self.counts(stream)
         settled = sum(getattr(counts, name) for name in COUNTERS)
         tally = self.tallies.get(stream)
         received = max(tally.received if tally else 0, settled)
@@ -283,8 +269,16 @@ class Progress:
         return (
             f"Progress {stream}: {settled} of {received} rows read settled (created "
             f"{counts.created}, updated {counts.updated}, unchanged {counts.unchanged}, "
-            f"rejected {counts.rejected}); {self.requests()} requests; {eta}"
+            f"rejected {counts.rejected}); {requests} requests; {eta}"
         )
+
+
+def duration(seconds: float) -> str:
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 JOURNAL_SUFFIX = ".inflight"
@@ -305,7 +299,7 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
 def landed_write(
     index: RemoteIndex, entry: Mapping[str, Any], readable: Collection[str]
 ) -> str | None:
-    """The record a journal's write made or changed when the index shows it landed, else None."""
+    """The record a journal's write made or changed when the index shows it landed."""
     record_id = entry.get("record_id")
     after = {k: v.get("after") for k, v in (entry.get("fields") or {}).items()}
     operation = entry.get("operation")
@@ -323,7 +317,7 @@ def landed_write(
 
 
 class ChangeLog:
-    """The change log of one run and its journal; does nothing without a path (dry run)."""
+    """The change log of one run and its journal; nothing without a path (dry run)."""
 
     def __init__(
         self,
@@ -344,7 +338,7 @@ class ChangeLog:
         self.unsettled: dict[str, list[dict[str, Any]]] = self._unsettled()
 
     def sending(self, stream: str, actions: Iterable[Action], specs: Sequence[KeySpec]) -> None:
-        """Note the writes of a request about to leave in the journal (once per write)."""
+        """Note the writes of a request about to leave in the journal, once per write."""
         if self.journal is None:
             return
         for action in actions:
@@ -354,7 +348,6 @@ class ChangeLog:
                 self._append(self.journal, entry)
 
     def confirmed(self, stream: str, action: Action, specs: Sequence[KeySpec]) -> None:
-        """Moovago confirmed the write: one line in the change log."""
         if self.path is None:
             return
         sent = self._sent.pop(id(action), None)
@@ -363,13 +356,13 @@ class ChangeLog:
         self._append(self.path, {**entry, "record_id": action.record_id, "time": now})
 
     def dropped(self, action: Action) -> None:
-        """The write was refused or never sent: nothing to settle after a kill."""
+        """Refused or never sent: nothing to settle after a kill."""
         sent = self._sent.pop(id(action), None)
         if sent is not None:
             self.settled(sent[1], None)
 
     def settled(self, entry: Mapping[str, Any], record_id: str | None) -> None:
-        """An earlier run's unanswered write, judged against Moovago: logged when it landed."""
+        """An earlier run's unanswered write: logged when it landed."""
         if self.path is None or self.journal is None:
             return
         if record_id is None:
@@ -381,7 +374,7 @@ class ChangeLog:
             )
 
     def close(self) -> None:
-        """Close the files; the journal keeps only what is still unsettled (else it goes)."""
+        """Close the files; the journal keeps only what is still unsettled."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -419,18 +412,12 @@ class ChangeLog:
         }
 
     def _append(self, path: Path, *entries: Mapping[str, Any]) -> None:
-        """Whole lines in one write each to a file only its owner reads: a kill cuts none."""
         fd = self._fds.get(path)
         if fd is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = self._fds[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = self._fds[path] = _private(str(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             os.fchmod(fd, 0o600)
-        for entry in entries:
-            entry = redact(dict(entry), self._secrets)
-            text = json.dumps(entry, default=json_default, ensure_ascii=False)
-            data = (text + "\n").encode("utf-8", "backslashreplace")
-            while data:
-                data = data[os.write(fd, data) :]
+        write_lines(fd, entries, self._secrets)
 
     def _unsettled(self) -> dict[str, list[dict[str, Any]]]:
         """Writes the journal holds that neither the change log nor a drop settles."""

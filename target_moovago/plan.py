@@ -1,22 +1,16 @@
 """Pure planning: mapped rows against the index of remote records -> create, update, delete,
-unchanged or reject; nothing here does I/O. A row that cannot be written (a mapping problem, a
-value that cannot be a key, no key in create_only/upsert unless keyless creates are allowed) is
-rejected before any write. Also the request-size rule (every setting is declared in target.py)."""
+unchanged or reject; a row that cannot be written is rejected before any write."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
 import typing as t
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from graphql import DocumentNode
 from jsonschema import Draft202012Validator, FormatChecker
 
-from moovago_api.transport import encode_request
 from moovago_api.wire import is_datetime_text
 from target_moovago.index import (
     BadKeyError,
@@ -27,6 +21,7 @@ from target_moovago.index import (
     comparable,
     json_types,
     key_part,
+    leaves,
     shown,
 )
 
@@ -70,13 +65,8 @@ COUNTER = {
 }
 
 
-FORMAT_CHECKER = FormatChecker()
+FORMAT_CHECKER = FormatChecker()  # jsonschema checks `date`; `date-time` is the client's rule
 FORMAT_CHECKER.checks("date-time")(lambda v: not isinstance(v, str) or is_datetime_text(v))
-
-
-@FORMAT_CHECKER.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    return not isinstance(value, str) or (len(value) == 10 and bool(dt.date.fromisoformat(value)))
 
 
 class InputValidator:
@@ -89,7 +79,8 @@ class InputValidator:
     def problems(self, payload: Mapping[str, t.Any]) -> list[Problem]:
         found = [
             Problem(path, "text holds a lone surrogate, which cannot be encoded as UTF-8")
-            for path in _unencodable(payload)
+            for path, value in leaves(payload)
+            if isinstance(value, str) and _SURROGATE.search(value)
         ]
         for err in sorted(self._validator.iter_errors(payload), key=lambda e: list(e.path)):
             name = ".".join(str(p) for p in err.absolute_path) or None
@@ -102,19 +93,6 @@ class InputValidator:
                 reason = f"{shown(err.instance)} is not a valid {err.validator_value}"
             found.append(Problem(name, reason))
         return found
-
-
-def _unencodable(value: t.Any, path: str = "") -> Iterator[str]:
-    """Paths of the strings a request body cannot carry (lone UTF-16 surrogates)."""
-    if isinstance(value, str):
-        if _SURROGATE.search(value):
-            yield path
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _unencodable(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for number, item in enumerate(value):
-            yield from _unencodable(item, f"{path}.{number}" if path else str(number))
 
 
 @dataclass
@@ -340,35 +318,3 @@ def _merge(earlier: Row, later: Row) -> Row:
     )
     # The rejects file shows what was planned: both rows' columns, the later winning.
     return Row(later.position, {**earlier.record, **later.record}, mapped)
-
-
-def chunks(items: Sequence[Action], size: int) -> Iterator[list[Action]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def request_bytes(document: DocumentNode, variables: Mapping[str, t.Any], name: str | None) -> int:
-    """The size of the body the client sends for this request (the client's own encoding)."""
-    return len(encode_request(document, variables, name))
-
-
-class _Limits(t.Protocol):
-    max_request_bytes: int  # as configured
-    request_limit: int  # lowered when the server answers 413
-
-
-def largest_field(action: Action) -> str | None:
-    """The input field holding most of a row's bytes: the one to name when it is too big."""
-    sizes = {k: len(json.dumps(v, default=str, ensure_ascii=False)) for k, v in action.data.items()}
-    return max(sizes, key=lambda k: sizes[k]) if sizes else None
-
-
-def too_large_reason(action: Action, size: int, run: _Limits, *, refused: bool) -> str:
-    """Why a row alone cannot be sent: its request's size and the limit it is over."""
-    alone = f"the request for this row alone is {size} bytes"
-    setting = f"max_request_bytes={run.max_request_bytes}"
-    if refused:
-        how = "refused by the server with HTTP 413"
-        return f"{action.kind.value} {how}: {alone}, over the server's limit ({setting})"
-    limit = f"over the limit of {run.request_limit} bytes"
-    return f"{action.kind.value} not sent: {alone}, {limit} ({setting})"

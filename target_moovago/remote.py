@@ -1,14 +1,10 @@
-"""The remote side of a run: schema, client, team, entities and their settings, index reads.
-
-What target-postgres calls its connector: every request of the run goes through the one client
-made here (one rate governor); lists are read only through the shared pager. At start, the
-schema file is held against what the target writes: whether the match keys can find a row's
-remote record (each message ends with an example), and the mutations no stream uses.
-"""
+"""The remote side of a run (target-postgres' connector): schema, the one client, team,
+entities and their settings, index reads; the schema file's checks at start."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import typing as t
@@ -27,7 +23,7 @@ from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import KINDS, find_mutation
-from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex, parse_normalize
+from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
 from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
@@ -39,18 +35,15 @@ PAGE_SIZE = 1000
 
 
 def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> Pager:
-    """The shared pager reading `entity`'s `id` and `fields`: leaves as they are, objects with
-    their leaf sub-fields."""
+    """The shared pager reading `entity`'s `id` and `fields` (objects: their leaf sub-fields)."""
     if not entity.filter_arg:
         msg = f"{entity.root_field} takes no filter argument: the target cannot scope it"
         raise MoovagoError(msg)
-    gql_type = schema.graphql.get_type(entity.type_name)
-    if not isinstance(gql_type, GraphQLObjectType):
-        msg = f"the schema file has no object type {entity.type_name} to read {entity.name} from"
-        raise MoovagoError(msg)
+    # Not an object type: no field, and the pager refuses it naming the root field.
+    gql_fields = getattr(schema.graphql.get_type(entity.type_name), "fields", {})
     selected: list[Selection] = []
     for name in [entity.id_field, *(f for f in fields if f not in ("id", entity.id_field))]:
-        named = get_named_type(gql_type.fields[name].type) if name in gql_type.fields else None
+        named = get_named_type(gql_fields[name].type) if name in gql_fields else None
         if named is not None and is_leaf_type(named):
             selected.append(name)
         elif isinstance(named, GraphQLObjectType):
@@ -66,7 +59,6 @@ def list_pager(schema: MoovagoSchema, entity: Entity, fields: Iterable[str]) -> 
 
 
 def writes_of(entity: Entity) -> EntityWrites:
-    """The write side the schema file declares for `entity` (attached when it was loaded)."""
     if entity.writes is None:
         msg = f"entity {entity.name!r} has no write description"
         raise UnsupportedStreamError(msg)
@@ -79,74 +71,64 @@ class Remote:
     def __init__(self, config: Mapping[str, t.Any], logger: logging.Logger) -> None:
         self.config = config
         self.logger = logger
-        self._schema: MoovagoSchema | None = None
-        self._client: MoovagoClient | None = None
-        self._team_id: str | None = None
         self._indexes: dict[str, RemoteIndex] = {}
         self._lock: RunLock | None = None
         # The newest `updatedAt` read this run: the server's clock when no Date header is seen.
         self.newest_updated_at: dt.datetime | None = None
         self._checked: set[str] = set()  # entities whose mutations were validated
 
-    @property
+    @functools.cached_property
     def schema(self) -> MoovagoSchema:
-        if self._schema is None:
-            schema = load_schema(self.config.get("schema_path"))
-            self._schema = schema.with_plans(self.config.get(PLANS_SETTING))
-            for line in unclaimed_mutations(self._schema, self._schema.entities()):
-                self.logger.warning(line)
-        return self._schema
+        schema = load_schema(self.config.get("schema_path"))
+        schema = schema.with_plans(self.config.get(PLANS_SETTING))
+        for line in unclaimed_mutations(schema, schema.entities()):
+            self.logger.warning(line)
+        return schema
 
-    @property
+    @functools.cached_property
     def client(self) -> MoovagoClient:
-        if self._client is None:
-            self._client = client_from_config(self.config, default_rate=1, logger=self.logger)
-        return self._client
+        return client_from_config(self.config, default_rate=1, logger=self.logger)
 
     @property
     def requests(self) -> int:
-        """Requests sent so far (0 before the client exists)."""
         return self.stats().get("requests", 0)
 
     def stats(self) -> dict[str, int]:
-        raw = self._client.stats if self._client is not None else None
-        names = ("requests", "retries", "rate_limited")
-        return {k: getattr(raw, k, 0) for k in names} if raw is not None else {}
+        if "client" not in self.__dict__:  # no client made yet: nothing sent
+            return {}
+        return {
+            k: getattr(self.client.stats, k, 0) for k in ("requests", "retries", "rate_limited")
+        }
 
     def close(self) -> None:
         self.release_lock()
-        if self._client is not None:
-            self._client.close()
+        if "client" in self.__dict__:
+            self.client.close()
 
     def release_lock(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
 
-    @property
+    @functools.cached_property
     def team_id(self) -> str:
-        if self._team_id is None:
-            entity = self.schema.entity("team")
-            name = "TargetMoovagoTeam"
-            doc = documents.list_document(
-                self.schema, entity, [entity.id_field], name=name, paged=False
-            )
-            named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
-            if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
-                msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
-                raise ConfigError(msg)
-            team = self.client.execute(doc, named, operation_name=name).get("team") or {}
-            if not team.get(entity.id_field):
-                msg = "the API returned no team for this API key"
-                raise MoovagoError(msg)
-            self._team_id = str(team[entity.id_field])
-        return self._team_id
-
-    # an entity and its per-stream settings -----------------------------------------------------
+        entity = self.schema.entity("team")
+        name = "TargetMoovagoTeam"
+        doc = documents.list_document(
+            self.schema, entity, [entity.id_field], name=name, paged=False
+        )
+        named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
+        if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
+            msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
+            raise ConfigError(msg)
+        team = self.client.execute(doc, named, operation_name=name).get("team") or {}
+        if not team.get(entity.id_field):
+            msg = "the API returned no team for this API key"
+            raise MoovagoError(msg)
+        return str(team[entity.id_field])
 
     def entity_for(self, stream_name: str) -> Entity:
-        """The writable entity of a stream (UnsupportedStreamError naming what it can write);
-        the mutations its mode needs are checked against the file once."""
+        """The writable entity of a stream; the mutations its mode needs are checked once."""
         entity = self.parent_entity(stream_name)
         if entity is None:
             writable = [e.stream_name for e in self.schema.entities() if writes_of(e).shapes]
@@ -171,21 +153,20 @@ class Remote:
         return entity
 
     def read_only(self, stream_name: str) -> bool:
-        """The schema file has this entity and declares no mutation for it (e.g. `team`)."""
+        """The schema file has this entity and declares no mutation for it (`team`)."""
         entity = self.parent_entity(stream_name)
         writes = entity.writes if entity is not None else None
         return writes is not None and not writes.shapes and not writes.refused
 
     def parent_entity(self, stream_name: str) -> Entity | None:
-        """The entity of a stream or entity name, None when the file has none."""
         try:
             return self.schema.entity(stream_name)
         except KeyError:
             return None
 
     def stream_setting(self, name: str, entity: Entity) -> t.Any:
-        """A per-stream setting's entry for `entity`, under its stream or its entity name (a
-        list: whether it names either; two objects: merged, the stream's winning), else None."""
+        """A per-stream setting's entry, under the stream or the entity name (a list: whether it
+        names either; two objects: merged, the stream's winning)."""
         configured = self.config.get(name) or {}
         if isinstance(configured, list):
             return entity.stream_name in configured or entity.name in configured
@@ -195,19 +176,14 @@ class Remote:
         return by_stream if by_stream is not None else by_entity
 
     def key_fields(self, entity: Entity) -> list[list[str]]:
-        """The configured (else default) match keys of `entity`, as written (`name?`)."""
+        """The configured, else default, match keys as written (`name?`)."""
         names = self.stream_setting("match_keys", entity)
         defaults = DEFAULT_MATCH_KEYS.get(entity.stream_name, [])
         return [list(names)] if names else [list(k) for k in defaults]
 
     def key_specs(self, entity: Entity) -> list[KeySpec]:
         """The match keys the file can read; a configured one it cannot is a ConfigError."""
-        try:
-            normalize = parse_normalize(
-                entity.stream_name, self.stream_setting("match_normalize", entity) or []
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        normalize = self.stream_setting("match_normalize", entity) or ()  # checked as a setting
         known = set(self.schema.output_json_schema(entity.type_name)["properties"])
         usable = []
         for spec in (KeySpec.parse(k, normalize) for k in self.key_fields(entity)):
@@ -230,11 +206,9 @@ class Remote:
     def mode(self, entity: Entity) -> Mode:
         return Mode(self.stream_setting("stream_modes", entity) or "upsert")
 
-    # reads ----------------------------------------------------------------------------------
-
     def index(self, entity: Entity, fields: Sequence[str]) -> RemoteIndex:
-        """The index of `entity`, read once (and again to track more `fields`), after taking the
-        run lock of this API URL and team (held to the end; a dry run writes nothing: no lock)."""
+        """The index of `entity`, read once (again to track more `fields`), after taking the run
+        lock (held to the end; a dry run writes nothing: no lock)."""
         index = self._indexes.get(entity.name)
         if index is not None and set(fields) <= set(index.fields):
             return index
@@ -264,7 +238,7 @@ class Remote:
     def list_records(
         self, entity: Entity, fields: Sequence[str], **filters: t.Any
     ) -> Iterator[dict[str, t.Any]]:
-        """Every record of the team (paged, values only in variables), with extra filters."""
+        """Every record of the team, with extra filters."""
         clock = entity.replication_key
         pager = list_pager(self.schema, entity, [*fields, *([clock] if clock else [])])
         flt: dict[str, t.Any] = dict(filters)
@@ -286,8 +260,7 @@ class Remote:
 def _key_context(
     schema: MoovagoSchema, entity: Entity
 ) -> tuple[Mapping[str, t.Any], dict[str, InputField] | None, str]:
-    """The record type's fields, the create's input fields (None: no create), and the fix
-    every key message ends with: 'set match_keys, e.g. {"visit": ["companyId", ...]}'."""
+    """The record type's fields, the create's input fields (None: no create), the fix."""
     record_type = schema.graphql.get_type(entity.type_name)
     record_fields = record_type.fields if isinstance(record_type, GraphQLObjectType) else {}
     create = entity.writes.shapes.get("create") if entity.writes else None
@@ -322,9 +295,8 @@ def match_key_problems(
     *,
     written: Collection[str] | None = None,
 ) -> list[str]:
-    """Why the match keys of `entity` will not find existing records in this file: none at
-    all, a key field the record type lacks, deprecated, not writable, or absent from the input
-    (`written`: the fields the input maps to). [] when the keys are usable."""
+    """Why the match keys will not find existing records in this file (`written`: the fields the
+    input maps to)."""
     stream, type_name, path = entity.stream_name, entity.type_name, schema.path
     record_fields, inputs, fix = _key_context(schema, entity)
     if not keys:
@@ -362,7 +334,7 @@ def match_key_problems(
 
 
 def unclaimed_mutations(schema: MoovagoSchema, entities: Iterable[Entity]) -> list[str]:
-    """One sentence per Mutation field no entity uses (a write the target cannot do)."""
+    """One sentence per Mutation field no entity uses."""
     mutation = schema.graphql.mutation_type
     claimed: set[str] = set()
     for entity in entities:

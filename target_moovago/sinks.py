@@ -20,7 +20,7 @@ from singer_sdk.sinks import BatchSink
 from moovago_api.errors import MoovagoError
 from moovago_api.wire import is_loopback_url, secret_forms
 from target_moovago.index import SDC_PREFIX, FieldMapper, RemoteIndex, id_input_fields
-from target_moovago.ledger import ChangeLog, Ledger, Progress, Tally, check_writable
+from target_moovago.ledger import ChangeLog, Ledger, Tally, check_writable
 from target_moovago.plan import KEYLESS_SETTING, WRITES, InputValidator, PendingIds, Planner, Row
 from target_moovago.reader import batch_records
 from target_moovago.remote import Remote, match_key_problems, match_keys_hint, writes_of
@@ -79,9 +79,7 @@ class Run:
         self.remote = Remote(config, logger)
         secrets = secret_forms(str(config.get("api_key") or ""))
         rejects = config.get("rejects_path") or "moovago-rejects.jsonl"
-        self.ledger = Ledger(
-            rejects, max_rejects=config.get("max_rejects"), secrets=secrets, clock=clock
-        )
+        self.ledger = Ledger(rejects, config.get("max_rejects"), secrets, clock, logger, monotonic)
         self.ledger.dry_run = self.dry_run
         changes = None if self.dry_run else config.get("changes_path")
         self.changes = ChangeLog(changes, clock=clock, secrets=secrets)
@@ -101,7 +99,6 @@ class Run:
         )
         self.pending = PendingIds()
         self.tallies: list[Tally] = []  # one per sink, in the order they were opened
-        self.progress = Progress(self.ledger, lambda: self.remote.requests, logger, clock=monotonic)
         self.draining = False  # a sink is draining now
         self.draining_all = False  # the target is draining every sink
         self.stop_signal: int | None = None  # a termination signal was received
@@ -112,7 +109,7 @@ class Run:
 
     def tally(self, stream: str) -> Tally:
         """A new sink's tally: its rows received and settled, for STATE and progress."""
-        tally = self.progress.tally(stream)
+        tally = self.ledger.tally(stream)
         self.tallies.append(tally)
         return tally
 

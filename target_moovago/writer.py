@@ -1,7 +1,5 @@
-"""The batch writer of one stream: sends planned writes as aliased mutation batches, up to
-`max_requests_in_flight` at once; halves a batch refused whole or too large (or HTTP 413);
-reconciles after an ambiguous failure or a kill, from the server's clock (its `Date` header, else
-the newest `updatedAt` read), never the local one; confirms or undoes and accounts every row."""
+"""One stream's batches: aliased mutations, several requests in flight, halving, reconciliation
+on the server's clock; every row confirmed or undone, and accounted (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -15,20 +13,11 @@ from collections.abc import Collection, Generator, Iterator, Sequence
 from moovago_api.documents import operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.mutations import Alias, batch_document
+from moovago_api.transport import encode_request
 from moovago_api.wire import format_datetime
 from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex
 from target_moovago.ledger import landed_write
-from target_moovago.plan import (
-    COUNTER,
-    WRITES,
-    Action,
-    Kind,
-    Row,
-    chunks,
-    largest_field,
-    request_bytes,
-    too_large_reason,
-)
+from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row
 from target_moovago.remote import writes_of
 
 if t.TYPE_CHECKING:
@@ -64,11 +53,10 @@ class BatchWriter:
 
     @property
     def index(self) -> RemoteIndex:
-        """The entity's index (the run keeps one per entity, read again if it must grow)."""
         return self.run.remote.index(self.entity, self.fields)
 
     def account(self, action: Action) -> None:
-        """Settle an action that writes nothing: a rejection or a counter."""
+        """Settle an action that writes nothing."""
         if action.kind is Kind.REJECT:
             self.reject(action.row, action.reason, action.field)
         elif action.kind not in WRITES:
@@ -89,8 +77,7 @@ class BatchWriter:
         self.run.ledger.reject(self.label, label, reason, field=field, row=record)
 
     def project(self, actions: Sequence[Action]) -> None:
-        """Apply planned writes to the index at once, so later rows (held or not) plan against
-        the state these writes make; a create stands under a pending id until confirmed."""
+        """Apply planned writes to the index now: later rows plan against the state they make."""
         for action in actions:
             if action.kind is Kind.CREATE:
                 action.record_id = self.run.pending.new(self.label)
@@ -127,7 +114,8 @@ class BatchWriter:
     def write(self, actions: Sequence[Action]) -> None:
         """Send the planned writes in batches of `mutations_per_request` (log them on a dry run)."""
         if not self.run.dry_run:
-            self.send(list(chunks(actions, self.run.mutations_per_request)))
+            size = self.run.mutations_per_request
+            self.send([list(actions[i : i + size]) for i in range(0, len(actions), size)])
             return
         for action in actions:
             self.run.ledger.add(self.label, COUNTER[action.kind])
@@ -139,21 +127,19 @@ class BatchWriter:
                 self.logger.info("dry run: %s %s %s%s", self.label, action.kind.value, sample, held)
 
     def send(self, batches: Sequence[list[Action]], depth: int = 0, rounds: int = 0) -> None:
-        """Send the chunks, up to `max_requests_in_flight` at once, answers handled in order
-        (`depth`, `rounds`: of a split or a resend). A chunk naming an unconfirmed create waits
-        until nothing is in flight. After a failure or a stop nothing more is sent, the answers
-        in flight are still handled, then the first failure is raised: none is left in flight."""
+        """Send the chunks, several in flight, answers in order (`depth`, `rounds`: of a split or a
+        resend). After a failure or a stop the answers in flight are handled, then it raises."""
         todo = deque(batches)
         sent: deque[Sent] = deque()
         failures: list[Exception] = []
 
         def requests(creates: bool) -> Iterator[Request]:
-            """Requests from `todo` as slots free up, each noted in `sent`, up to a chunk of the
-            other retry rule or one that must wait, a failure or a stop; none raises in flight."""
+            """Requests from `todo` as slots free up, until a chunk must wait for the rest."""
             while todo and not failures and not self.run.stopping:
-                if sent and self._unresolved(todo[0]):
+                chunk = self._resolved(todo[0], wait=bool(sent))
+                if chunk is None:
                     return
-                chunk = self._resolved(todo.popleft())
+                todo.popleft()
                 if not chunk:
                     continue
                 if _has_creates(chunk) is not creates:
@@ -170,7 +156,7 @@ class BatchWriter:
                     return
                 self.run.changes.sending(self.label, chunk, self.key_specs)  # before it can land
                 name = operation_name(document)
-                size = request_bytes(document, variables, name)
+                size = len(encode_request(document, variables, name))
                 # Too large: split (by sends of their own) once nothing is in flight.
                 if size > self.run.request_limit:
                     if sent:
@@ -199,33 +185,22 @@ class BatchWriter:
         if failures:
             raise failures[0]
 
-    def _resolve(self, action: Action) -> None:
-        """Real ids in place of pending ones; KeyError naming a create not confirmed."""
-        if action.kind is not Kind.CREATE:
-            action.record_id = self.run.pending.resolve(action.record_id)
-        action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
-
-    def _resolved(self, chunk: Sequence[Action]) -> list[Action]:
-        """The chunk resolved; an action naming a create that was refused is rejected here."""
+    def _resolved(self, chunk: Sequence[Action], *, wait: bool) -> list[Action] | None:
+        """Real ids for pending ones; one naming an unconfirmed create: None, or refused."""
         ready = []
         for action in chunk:
             try:
-                self._resolve(action)
+                if action.kind is not Kind.CREATE:
+                    action.record_id = self.run.pending.resolve(action.record_id)
+                action.data = {k: self.run.pending.resolve(v) for k, v in action.data.items()}
             except KeyError as missing:
+                if wait:
+                    return None
                 what = f"{missing.args[0]}, a planned create that was refused"
                 self._refuse(action, f"{action.kind.value} not sent: it names {what}")
                 continue
             ready.append(action)
         return ready
-
-    def _unresolved(self, chunk: Sequence[Action]) -> bool:
-        """Whether an action names a create not confirmed (in flight, or refused)."""
-        try:
-            for action in chunk:
-                self._resolve(action)
-        except KeyError:
-            return True
-        return False
 
     def answered(self, sent: Sent, answer: Answer, depth: int = 0, rounds: int = 0) -> None:
         """Confirm, refuse, halve or reconcile a chunk's rows from its request's answer."""
@@ -286,25 +261,33 @@ class BatchWriter:
                 f"create not confirmed: {why}, and no record it made was found after "
                 "reconciling; not sent again to avoid a duplicate",
             )
-        self.run.progress.request_done(self.label)
+        self.run.ledger.request_done(self.label, self.run.remote.requests)
 
     def too_large(
         self, chunk: list[Action], depth: int, rounds: int, size: int, *, refused: bool
     ) -> None:
-        """Over `max_request_bytes` (or refused with HTTP 413, which lowers the limit): halve
-        by rows down to one; a row too large alone is rejected naming its size and the limit."""
-        if refused:
-            self.run.progress.request_done(self.label)
-            self.run.request_limit = min(self.run.request_limit, size - 1)
+        """Halve down to one row; a row too large alone is rejected naming its largest field."""
+        run = self.run
+        if refused:  # a 413 lowers the limit for the rest of the run
+            run.ledger.request_done(self.label, self.run.remote.requests)
+            run.request_limit = min(run.request_limit, size - 1)
         if len(chunk) > 1:
             self.halve(chunk, depth, rounds, f"is {size} bytes{' (HTTP 413)' * refused}")
             return
         (action,) = chunk
-        reason = too_large_reason(action, size, self.run, refused=refused)
-        self._refuse(action, reason, largest_field(action))
+        alone = f"the request for this row alone is {size} bytes"
+        setting = f"max_request_bytes={run.max_request_bytes}"
+        reason = f"{action.kind.value} not sent: {alone}, over the limit of {run.request_limit} "
+        reason += f"bytes ({setting})"
+        if refused:
+            reason = f"{action.kind.value} refused by the server with HTTP 413: {alone}, over "
+            reason += f"the server's limit ({setting})"
+        data = action.data.items()
+        sizes = {k: len(json.dumps(v, default=str, ensure_ascii=False)) for k, v in data}
+        self._refuse(action, reason, max(sizes, key=sizes.__getitem__) if sizes else None)
 
     def halve(self, chunk: list[Action], depth: int, rounds: int, why: str) -> None:
-        """Send each half of a chunk as a window of its own (`why`: for the log)."""
+        """Send each half of a chunk as a window of its own."""
         self.logger.info(
             "Stream %s: request of %d mutations %s; splitting", self.label, len(chunk), why
         )
@@ -314,7 +297,7 @@ class BatchWriter:
 
     def _whole_request_failed(self, chunk: list[Action], depth: int, err: QueryError) -> None:
         """`data: null` rejects every alias: halve to find the rows that cause it."""
-        self.run.progress.request_done(self.label)
+        self.run.ledger.request_done(self.label, self.run.remote.requests)
         if len(chunk) > 1 and depth < MAX_SPLIT_DEPTH:
             self.halve(chunk, depth + 1, 0, "refused as a whole")
             return
@@ -350,8 +333,8 @@ class BatchWriter:
             self.send([remaining], depth=0, rounds=rounds + 1)
 
     def reconcile(self, creates: Sequence[Action], reference: dt.datetime | None) -> list[Action]:
-        """Confirm each create whose record is found among those read since `reference` (the
-        server's clock before sending) that the index lacks, by key, else by values; the rest."""
+        """Confirm each create found among the records new since `reference` (by key, else by
+        values); the creates not found."""
         if not creates:
             return []
         extra: dict[str, t.Any] = {}
@@ -364,11 +347,9 @@ class BatchWriter:
                 self.label,
             )
         recent = RemoteIndex(self.index.fields, self.key_specs)
-        found: dict[str, dict[str, t.Any]] = {}
         for record in self.run.remote.list_records(self.entity, recent.fields, **extra):
             if (record_id := str(record["id"])) not in self.index:
                 recent.add(record_id, record)
-                found[record_id] = record
         missing = []
         for action in creates:
             spec, ids = recent.find(action.data)
@@ -376,20 +357,18 @@ class BatchWriter:
             if spec is None:  # no key: the same values mean the same row
                 data = action.data.items()
                 same = (
-                    i for i, r in found.items() if all(r.get(k) == v for k, v in data if k in r)
+                    i for i, r in recent.items() if all(r.get(k) == v for k, v in data if k in r)
                 )
                 match = next(same, None)
             if match is None:
                 missing.append(action)
                 continue
             recent.remove(match)
-            found.pop(match, None)
             self._confirm(action, match)
         return missing
 
     def settle_killed_writes(self, readable: Collection[str]) -> None:
-        """Before the stream's first plan: the writes a killed run sent and never saw answered
-        go to the change log, once, where Moovago shows they landed."""
+        """Before the first plan: a killed run's unanswered writes are logged where they landed."""
         entries = self.run.changes.unsettled.pop(self.label, [])
         if not entries:
             return

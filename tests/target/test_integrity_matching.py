@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
 from moovago_api.schema import load_schema
 from target_moovago.index import (
@@ -11,9 +12,9 @@ from target_moovago.index import (
     FieldMapper,
     KeySpec,
     RemoteIndex,
-    parse_normalize,
 )
 from target_moovago.plan import KEYLESS_SETTING, InputValidator, Kind, Mode, Planner, Row
+from target_moovago.target import TargetMoovago
 
 KELVIN = "\u212a"  # KELVIN SIGN: casefolds to "k"
 PAIRS = [("abc", "ABC"), ("Straße-1", "STRASSE-1"), (f"{KELVIN}-7", "K-7"), (" C1 ", "C1")]
@@ -163,8 +164,10 @@ def test_an_entity_without_match_keys_refuses_keyless_rows(schema):
 
 
 def test_match_normalize_setting_is_checked():
-    assert parse_normalize("company", ["trim", "case"]) == {"trim", "case"}
-    with pytest.raises(ValueError, match="'upper'"):
-        parse_normalize("company", ["upper"])
-    with pytest.raises(ValueError, match="must be a list"):
-        parse_normalize("company", "case")
+    config = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}
+    TargetMoovago(config={**config, "match_normalize": {"company": ["trim", "case"]}})
+    for value, named in ((["upper"], "'upper'"), ("case", "not of type 'array'")):
+        with pytest.raises(ConfigValidationError) as refused:
+            TargetMoovago(config={**config, "match_normalize": {"company": value}})
+        assert named in str(refused.value.errors)
+        assert "match_normalize" in str(refused.value.errors)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 
 import pytest
 
-from target_moovago.ledger import Ledger, Progress, duration
+from target_moovago.ledger import Ledger, duration
 from tests.target.helpers import stream_messages
 
 
@@ -24,63 +23,60 @@ class Clock:
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    return Ledger(tmp_path / "rejects.jsonl")
+def rejects(tmp_path):
+    return tmp_path / "rejects.jsonl"
 
 
-def progress(ledger, clock, caplog, **kwargs):
+def progress(rejects, clock, caplog, **kwargs):
     caplog.set_level(logging.INFO, logger="progress-test")
-    requests = itertools.count(1)
-    return Progress(
-        ledger, lambda: next(requests), logging.getLogger("progress-test"), clock=clock, **kwargs
-    )
+    return Ledger(rejects, logger=logging.getLogger("progress-test"), monotonic=clock, **kwargs)
 
 
 def lines(caplog):
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
 
 
-def test_a_line_every_n_requests_with_counts_and_time_left(ledger, caplog):
+def test_a_line_every_n_requests_with_counts_and_time_left(rejects, caplog):
     clock = Clock()
-    report = progress(ledger, clock, caplog, every_requests=3)
+    report = progress(rejects, clock, caplog, every_requests=3)
     tally = report.tally("company")
     tally.received = 100
     for number in range(1, 7):
         clock.advance(2)  # 2 s per request of 5 rows: 2.5 rows/s
-        ledger.add("company", "created", 4)
-        ledger.add("company", "unchanged", 1)
-        report.request_done("company")
+        report.add("company", "created", 4)
+        report.add("company", "unchanged", 1)
+        report.request_done("company", number)  # the client's requests so far
         assert len(lines(caplog)) == number // 3
     first, second = lines(caplog)
     assert first == (
         "Progress company: 15 of 100 rows read settled (created 12, updated 0, unchanged 3, "
-        "rejected 0); 1 requests; about 34s left at 2.5 rows/s"
+        "rejected 0); 3 requests; about 34s left at 2.5 rows/s"
     )
     assert "30 of 100 rows read settled (created 24" in second
     assert second.endswith("about 28s left at 2.5 rows/s")
 
 
-def test_a_line_at_least_every_30_seconds(ledger, caplog):
+def test_a_line_at_least_every_30_seconds(rejects, caplog):
     clock = Clock()
-    report = progress(ledger, clock, caplog, every_requests=1000)
+    report = progress(rejects, clock, caplog, every_requests=1000)
     report.tally("company").received = 10
-    ledger.add("company", "created")
+    report.add("company", "created")
     clock.advance(29)
-    report.request_done("company")
+    report.request_done("company", 1)
     assert lines(caplog) == []
     clock.advance(1)
-    report.request_done("company")
+    report.request_done("company", 1)
     (line,) = lines(caplog)
     assert line.startswith("Progress company: 1 of 10 rows read settled")
     clock.advance(31)
-    report.request_done("company")
+    report.request_done("company", 1)
     assert len(lines(caplog)) == 2
 
 
-def test_nothing_settled_yet_says_so_instead_of_dividing_by_zero(ledger, caplog):
-    report = progress(ledger, Clock(), caplog, every_requests=1)
+def test_nothing_settled_yet_says_so_instead_of_dividing_by_zero(rejects, caplog):
+    report = progress(rejects, Clock(), caplog, every_requests=1)
     report.tally("company").received = 5
-    report.request_done("company")
+    report.request_done("company", 1)
     (line,) = lines(caplog)
     assert line.endswith("time left unknown yet")
 
