@@ -18,8 +18,8 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager, PagingError
+from moovago_api.errors import ConfigError, MoovagoError, PagingError
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import widened_start
 from tap_moovago.records import RecordFit
