@@ -149,7 +149,8 @@ class Pager:
     def page(self, data: Mapping[str, t.Any]) -> Page:
         """The rows (and cursors, pageInfo, anchor rows) of one answer."""
         paging, root = self.entity.paging, self.entity.root_field
-        value, info = data.get(root), {}
+        value = data.get(root)
+        info: dict[str, t.Any] = {}
         if isinstance(value, dict) and paging.page_info:
             info = value.get(paging.page_info) or {}
         rows, cursors = self._listed(value, root)
