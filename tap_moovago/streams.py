@@ -90,16 +90,9 @@ class MoovagoStream(Stream):
             "GraphQLObjectType", self.moovago_schema.graphql.get_type(entity.type_name)
         )
         fields = self._selections(row_type, self.effective_schema.get("properties", {}), ())
-        name, label = f"TapMoovago{entity.type_name}", f"Stream '{self.name}'"
-        pager = Pager(
-            self.moovago_schema,
-            entity,
-            fields,
-            operation_name=name,
-            label=label,
-            logger=self.logger,
-        )
-        self.logger.debug("Query for %s: %s", label, print_ast(pager.document))
+        name = f"TapMoovago{entity.type_name}"  # the Pager's label is the stream's: Stream 'x'
+        pager = Pager(self.moovago_schema, entity, fields, operation_name=name, logger=self.logger)
+        self.logger.debug("Query for %s: %s", pager.label, print_ast(pager.document))
         return pager
 
     def _selections(
