@@ -80,7 +80,7 @@ class Pager:
         page_size: int = DEFAULT_PAGE_SIZE,
         on_page: OnPage | None = None,
     ) -> Iterator[Row]:
-        """Every row of the list, each once, in the server's order (see the module rules)."""
+        """Every row of the list, each once, in the server's order (docs/reliability.md)."""
         paging = self.entity.paging
         problem = self.entity.read_problem()
         if problem is not None:
@@ -99,8 +99,6 @@ class Pager:
                 self.entity.root_field,
             )
         return ListRead(self, client, dict(filter or {}), page_size, on_page).run()
-
-    # -- answers -------------------------------------------------------------------------------
 
     def execute(self, client: MoovagoClient, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
         try:
@@ -123,9 +121,8 @@ class Pager:
         start: int = 0,
         after: str | None = None,
     ) -> dict[str, t.Any]:
-        """One page of `size` rows from row `start` (a whole number of pages with page numbers;
-        cursors: `after`), for `document`; `size=None` leaves paging out. The doctor uses it too.
-        """
+        """One page of `size` rows from row `start` (page numbers: a whole number of pages;
+        cursors: `after`); `size=None` leaves paging out. The doctor uses it too."""
         paging = self.entity.paging
         variables: dict[str, t.Any] = {}
         if self.entity.filter_arg is not None:

@@ -90,9 +90,8 @@ class ListRead:
 
     def run(self) -> Iterator[Row]:
         """Each answer decides the next request; offset and page-number pages are also asked
-        ahead (`useful_in_flight` of them), guessing each page as long as the longest so far.
-        An answer to a guess that did not hold is dropped unread: rows go out as read one by one.
-        """
+        ahead on a guess (each page as long as the longest); an answer to a guess that failed is
+        dropped unread."""
         self.want = _Ask("first", start=self.paging.first_page if self.paging.kind == "page" else 0)
         # Ahead of the first answer too when answers are slow: one answer time saved per list.
         self.full = self._window() >= 3

@@ -154,8 +154,6 @@ class MoovagoStream(Stream):
                 items.append(name)
         return items
 
-    # ---- records ----------------------------------------------------------------------------
-
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Rows of the entity for the team in `context` (the team itself for `team`)."""
         entity = self.entity
