@@ -58,7 +58,6 @@ class Pager:
         label: str | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        self.schema = schema
         self.entity = entity
         self.label = label or f"Stream '{entity.stream_name}'"
         self.logger = logger or _log
