@@ -1,26 +1,7 @@
 """The one way to read a list: every paging shape the SDL declares, checked page by page.
 
-Rules (docs/reliability.md, "Reading lists"):
-- advance by the rows actually received, never by the size asked for; a short page is never
-  the end: the end is a page with nothing after a row already read, or `hasNextPage: false`;
-- each page after the first proves it continues the rows already read: the row (page) before
-  it must be one already emitted. Offset paging, after a full page, starts the next one row
-  early (offset n-1, same page size: servers refuse limits past theirs) so that row is the
-  page's first: one read of the list.
-  After a short page, or while no answer held two rows, it reads from offset n with the row
-  before beside the page (alias `anchor`), as page-number paging always does: that proof
-  assumes the server answers the two root fields of one request from the same state (a server
-  resolving them separately, as graphql-js does, may not). Cursor paging starts after the
-  second-to-last row and must find a row it has. A failed proof means rows moved: re-read
-  from a safe point (further back each round), emit only rows not emitted yet; too many
-  re-reads end the read with a PagingError naming the stream;
-- decided for offset paging: a page started early that holds only the row before is never the
-  end by itself (a server capping or cutting that page to one row sends the same answer): the
-  empty page beside that row decides. A list ending on a full page pays one request for it;
-  one-row lists and servers capping pages at one row are read with the row beside throughout;
-- rows come in a stable order: ascending ids when the field has a sort argument, else the
-  server's order is assumed not to change between reads;
-- a list whose paging arguments the pager cannot drive is refused, never read once.
+The rules, the proof that each page continues the rows read, and what that proof assumes of the
+server: docs/reliability.md, "Reading lists" (reading.py holds one read).
 """
 
 from __future__ import annotations
@@ -46,8 +27,6 @@ if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
     from moovago_api.documents import Selection
     from moovago_api.schema import Entity, MoovagoSchema
-
-__all__ = ["DEFAULT_PAGE_SIZE", "Pager", "PagingError", "read_all"]
 
 DEFAULT_PAGE_SIZE = 500
 
@@ -79,7 +58,6 @@ class Pager:
         label: str | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
-        self.schema = schema
         self.entity = entity
         self.label = label or f"Stream '{entity.stream_name}'"
         self.logger = logger or _log
@@ -101,7 +79,7 @@ class Pager:
         page_size: int = DEFAULT_PAGE_SIZE,
         on_page: OnPage | None = None,
     ) -> Iterator[Row]:
-        """Every row of the list, each once, in the server's order (see the module rules)."""
+        """Every row of the list, each once, in the server's order (docs/reliability.md)."""
         paging = self.entity.paging
         problem = self.entity.read_problem()
         if problem is not None:
@@ -113,12 +91,13 @@ class Pager:
             why = "%s: cannot ask Query.%s(%s:) for ascending ids; assuming the server's own "
             why += "order does not change between pages"
             self.logger.warning(why, self.label, self.entity.root_field, paging.sort_arg)
-        read = ListRead(self, client, dict(filter or {}), page_size, on_page)
         if paging.kind == "none":
-            return read.unpaged()
-        return read.run()
-
-    # -- answers -------------------------------------------------------------------------------
+            self.logger.info(
+                "%s: Query.%s has no paging argument: read in one request",
+                self.label,
+                self.entity.root_field,
+            )
+        return ListRead(self, client, dict(filter or {}), page_size, on_page).run()
 
     def execute(self, client: MoovagoClient, variables: Mapping[str, t.Any]) -> dict[str, t.Any]:
         try:
@@ -141,9 +120,8 @@ class Pager:
         start: int = 0,
         after: str | None = None,
     ) -> dict[str, t.Any]:
-        """One page of `size` rows from row `start` (a whole number of pages with page numbers;
-        cursors: `after`), for `document`; `size=None` leaves paging out. The doctor uses it too.
-        """
+        """One page of `size` rows from row `start` (page numbers: a whole number of pages;
+        cursors: `after`); `size=None` leaves paging out. The doctor uses it too."""
         paging = self.entity.paging
         variables: dict[str, t.Any] = {}
         if self.entity.filter_arg is not None:
@@ -166,42 +144,34 @@ class Pager:
 
     def page(self, data: Mapping[str, t.Any]) -> Page:
         """The rows (and cursors, pageInfo, anchor rows) of one answer."""
-        paging = self.entity.paging
-        root = self.entity.root_field
+        paging, root = self.entity.paging, self.entity.root_field
         value = data.get(root)
-        page = Page(rows=[])
+        info: dict[str, t.Any] = {}
+        if isinstance(value, dict) and paging.page_info:
+            info = value.get(paging.page_info) or {}
+        rows, cursors = self._listed(value, root)
+        anchor, _ = self._listed(data.get(ANCHOR_ALIAS), ANCHOR_ALIAS)
+        has_next = info.get("hasNextPage")
+        has_next = has_next if isinstance(has_next, bool) else None
+        return Page(rows, cursors, has_next, info.get("endCursor"), anchor)
+
+    def _listed(self, value: t.Any, where: str) -> tuple[list[Row], list[str | None]]:
+        """The rows of the list or connection answered at `where`, and their cursors."""
+        paging = self.entity.paging
         if value is None:
-            return page
-        if paging.rows == "list":
-            page.rows = self._rows(value, root)
-            if paging.row_cursor:
-                page.cursors = [row.get(paging.row_cursor) for row in page.rows]
-        else:
+            return [], []
+        items = value
+        if paging.rows != "list":
             if not isinstance(value, dict):
-                raise self._bad(f"{root} is not a connection object")
-            if paging.rows != "edges":
-                page.rows = self._rows(value.get(paging.rows) or [], f"{root}.{paging.rows}")
-            else:
-                edges = value.get("edges") or []
-                if not isinstance(edges, list) or not all(isinstance(e, dict) for e in edges):
-                    raise self._bad(f"{root}.edges is not a list of edges")
-                page.rows = self._rows([e.get("node") for e in edges], f"{root}.edges.node")
-                if paging.row_cursor:
-                    page.cursors = [e.get(paging.row_cursor) for e in edges]
-            if paging.page_info:
-                info = value.get(paging.page_info) or {}
-                has_next = info.get("hasNextPage")
-                page.has_next = has_next if isinstance(has_next, bool) else None
-                page.end_cursor = info.get("endCursor")
-        anchor = data.get(ANCHOR_ALIAS)
-        if anchor is not None:
-            anchor_value = anchor
-            if paging.rows not in ("list", "edges"):
-                anchor_value = anchor.get(paging.rows) or []
-            elif paging.rows == "edges":
-                anchor_value = [e.get("node") for e in anchor.get("edges") or []]
-            page.anchor = self._rows(anchor_value, ANCHOR_ALIAS)
-        return page
+                raise self._bad(f"{where} is not a connection object")
+            items, where = value.get(paging.rows) or [], f"{where}.{paging.rows}"
+        if paging.rows != "edges":
+            rows = self._rows(items, where)
+            return rows, [row.get(paging.row_cursor) for row in rows] if paging.row_cursor else []
+        if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+            raise self._bad(f"{where} is not a list of edges")
+        rows = self._rows([e.get("node") for e in items], f"{where}.node")
+        return rows, [e.get(paging.row_cursor) for e in items] if paging.row_cursor else []
 
     def _rows(self, value: t.Any, where: str) -> list[Row]:
         if not isinstance(value, list):
@@ -215,20 +185,3 @@ class Pager:
 
     def _bad(self, what: str) -> PagingError:
         return PagingError(f"{self.label}: the API answered a list the pager cannot read: {what}")
-
-
-def read_all(
-    client: MoovagoClient,
-    schema: MoovagoSchema,
-    entity: Entity,
-    fields: Sequence[Selection],
-    *,
-    filter: Mapping[str, t.Any] | None = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    on_page: OnPage | None = None,
-    operation_name: str | None = None,
-    label: str | None = None,
-) -> Iterator[Row]:
-    """Every row of `entity`'s list for `filter`, each once: the one way to read a list."""
-    pager = Pager(schema, entity, fields, operation_name=operation_name, label=label)
-    return pager.read(client, filter=filter, page_size=page_size, on_page=on_page)

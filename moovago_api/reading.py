@@ -9,7 +9,7 @@ import math
 import typing as t
 from collections import deque
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from moovago_api.documents import ANCHOR_OFFSET_VAR, ANCHOR_SIZE_VAR
 from moovago_api.errors import MoovagoError, PagingError, QueryError
@@ -49,69 +49,49 @@ class _Ask:
     expect: str | None = None  # cursor paging: id of the row the page must begin with
 
 
+@dataclass
 class ListRead:
     """The state of one read of one list: what was emitted, where the read stands."""
 
-    def __init__(
-        self,
-        pager: Pager,
-        client: MoovagoClient,
-        filter: dict[str, t.Any],
-        page_size: int,
-        on_page: OnPage | None,
-    ) -> None:
-        self.pager = pager
-        self.client = client
-        self.filter = filter
-        self.size = page_size
-        self.on_page = on_page
-        self.paging = pager.entity.paging
-        self.where = f"{pager.label}: Query.{pager.entity.root_field}"
-        handlers = {"offset": self._offset, "page": self._page_number}
+    pager: Pager
+    client: MoovagoClient
+    filter: dict[str, t.Any]
+    size: int
+    on_page: OnPage | None
+    seen: dict[t.Any, float] = field(default_factory=dict)  # id of each row emitted: its place
+    order: list[float] = field(default_factory=list)  # offset paging: those places, sorted
+    ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
+    want: _Ask | None = None  # the request the read needs next
+    epoch: int = 0  # generation of the guesses in flight; bumped when they stop holding
+    full: bool = False  # the last page held as many rows as the longest: ask ahead of it
+    emitted: int = 0
+    pages: int = 0
+    resyncs: int = 0
+    fresh_pages: int = 0  # pages that brought rows not emitted before: the read's progress
+    # Offset paging: new rows pay for re-reads only from a page further than any before.
+    advanced: bool = True
+    furthest: int = 0
+    round: int = 0  # rounds of the current re-read, 0 when the last page was in order
+    last: t.Any = None  # page paging: id of the last row of the page read last
+    page_rows: int = 0  # page paging: rows per page as the server cuts them
+    previous_short: bool = False
+    max_rows: int = 0  # most rows the server sent in one answer
+    previous_ids: list[t.Any] = field(default_factory=list)  # offset paging: the answer before
+    history: list[str] = field(default_factory=list)  # cursor paging: latest cursors, oldest 1st
+
+    def __post_init__(self) -> None:
+        self.paging = self.pager.entity.paging
+        self.where = f"{self.pager.label}: Query.{self.pager.entity.root_field}"
+        handlers = {"offset": self._offset, "page": self._page_number, "none": self._unpaged}
         self.handle = handlers.get(self.paging.kind, self._cursor)
-        self.id = pager.entity.id_field  # the plan's id field: rows are told apart by it
-        self.seen: dict[t.Any, float] = {}  # id of each row emitted: its place in the list
-        self.order: list[float] = []  # offset paging: those places, sorted
-        self.ranks: dict[t.Any, float] | None = None  # offset paging: places of the page's rows
-        self.want: _Ask | None = None  # the request the read needs next
-        self.epoch = 0  # generation of the guesses in flight; bumped when they stop holding
-        self.full = False  # the last page held as many rows as the longest: ask ahead of it
-        self.emitted = 0
-        self.pages = 0
-        self.resyncs = 0
-        self.fresh_pages = 0  # pages that brought rows not emitted before: the read's progress
-        # Offset paging: new rows pay for re-reads only from a page further than any before.
-        self.advanced = True
-        self.furthest = 0
-        self.round = 0  # rounds of the current re-read, 0 when the last page was in order
-        self.last: t.Any = None  # page paging: id of the last row of the page read last
-        self.page_rows = 0  # page paging: rows per page as the server cuts them
-        self.previous_short = False
-        self.max_rows = 0  # most rows the server sent in one answer
-        self.previous_ids: list[t.Any] = []  # offset paging: ids of the answer read before
-        self.history: list[str] = []  # cursor paging: cursors of the latest rows, oldest first
+        self.id = self.pager.entity.id_field  # the plan's id field: rows are told apart by it
 
     # -- driving -------------------------------------------------------------------------------
 
-    def unpaged(self) -> Iterator[Row]:
-        log = self.pager.logger
-        log.info("%s has no paging argument: read in one request", self.where)
-        variables = self.pager.page_variables(filter=self.filter)
-        page = self.pager.page(self.pager.execute(self.client, variables))
-        if page.has_next:
-            why = "says more rows follow (hasNextPage) but takes no argument to ask for them"
-            raise PagingError(f"{self.where} {why}")
-        if len(page.rows) > LARGE_UNPAGED_RESPONSE:
-            message = "%s: %d rows in one response: no paging arguments, may hit server limits"
-            log.warning(message, self.where, len(page.rows))
-        yield from self._emit(page.rows)
-        self._counted()
-
     def run(self) -> Iterator[Row]:
         """Each answer decides the next request; offset and page-number pages are also asked
-        ahead (`useful_in_flight` of them), guessing each page as long as the longest so far.
-        An answer to a guess that did not hold is dropped unread: rows go out as read one by one.
-        """
+        ahead on a guess (each page as long as the longest); an answer to a guess that failed is
+        dropped unread."""
         self.want = _Ask("first", start=self.paging.first_page if self.paging.kind == "page" else 0)
         # Ahead of the first answer too when answers are slow: one answer time saved per list.
         self.full = self._window() >= 3
@@ -188,16 +168,13 @@ class ListRead:
             sent.future.cancel()
 
     def _answer(self, sent: _Sent) -> dict[str, t.Any]:
-        if sent.future.cancelled():
-            if sent.epoch == self.epoch:  # never: only dropped guesses are cancelled
-                raise PagingError(f"{self.pager.label}: a page request was cancelled unanswered")
+        if sent.epoch != self.epoch:  # a guess dropped meanwhile: its answer or failure is moot
+            wait([sent.future])  # no request of the read outlives it
             return {}
         result = sent.future.result()
+        if isinstance(result, QueryError):
+            raise self.pager.labelled(result) from result
         if isinstance(result, MoovagoError):
-            if sent.epoch != self.epoch:
-                return {}  # a guess dropped meanwhile: its failure does not matter
-            if isinstance(result, QueryError):
-                raise self.pager.labelled(result) from result
             raise result
         return result
 
@@ -269,6 +246,15 @@ class ListRead:
         message = "%s: %s; re-reading from an earlier point (round %d)"
         self.pager.logger.warning(message, self.pager.label, what, self.round)
         return 4 ** (self.round - 1)
+
+    def _unpaged(self, ask: _Ask, page: Page) -> tuple[list[Row], _Ask | None]:
+        if page.has_next:
+            why = "says more rows follow (hasNextPage) but takes no argument to ask for them"
+            raise PagingError(f"{self.where} {why}")
+        if len(page.rows) > LARGE_UNPAGED_RESPONSE:
+            message = "%s: %d rows in one response: no paging arguments, may hit server limits"
+            self.pager.logger.warning(message, self.where, len(page.rows))
+        return page.rows, None
 
     # -- offset paging -------------------------------------------------------------------------
 

@@ -1,8 +1,5 @@
-"""What `moovago-schema doctor --format json` measured, read back by the tap (setting
-doctor_report): the page cap, the order, skip and the clock offset. A file that is not a doctor
-report is one ConfigError naming it and the field; a report of another api_url is ignored with a
-warning (it says nothing about this one).
-"""
+"""A `moovago-schema doctor --format json` report read back by the tap (setting doctor_report;
+what it changes: docs/schema-tool.md)."""
 
 from __future__ import annotations
 

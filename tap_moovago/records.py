@@ -1,8 +1,5 @@
-"""What enters the tap from outside, checked where it enters: a bookmark from the STATE must
-be an ISO-8601 date-time with a time zone, not after the run's start by more than
-FUTURE_ALLOWANCE (within it: capped to the start, a server clock ahead of ours); each record must
-fit the SCHEMA the tap emitted. Anything else stops the run with one line naming stream and value.
-"""
+"""What enters the tap from outside, checked where it enters: STATE bookmarks, and records
+against the SCHEMA the tap emitted (the rules: docs/reliability.md). A refusal is one line."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager, PagingError
+from moovago_api.errors import ConfigError, MoovagoError, PagingError
+from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import widened_start
 from tap_moovago.records import RecordFit
@@ -90,16 +90,9 @@ class MoovagoStream(Stream):
             "GraphQLObjectType", self.moovago_schema.graphql.get_type(entity.type_name)
         )
         fields = self._selections(row_type, self.effective_schema.get("properties", {}), ())
-        name, label = f"TapMoovago{entity.type_name}", f"Stream '{self.name}'"
-        pager = Pager(
-            self.moovago_schema,
-            entity,
-            fields,
-            operation_name=name,
-            label=label,
-            logger=self.logger,
-        )
-        self.logger.debug("Query for %s: %s", label, print_ast(pager.document))
+        name = f"TapMoovago{entity.type_name}"  # the Pager's label is the stream's: Stream 'x'
+        pager = Pager(self.moovago_schema, entity, fields, operation_name=name, logger=self.logger)
+        self.logger.debug("Query for %s: %s", pager.label, print_ast(pager.document))
         return pager
 
     def _selections(
@@ -160,8 +153,6 @@ class MoovagoStream(Stream):
             else:
                 items.append(name)
         return items
-
-    # ---- records ----------------------------------------------------------------------------
 
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Rows of the entity for the team in `context` (the team itself for `team`)."""

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import logging
 import typing as t
+from functools import cached_property
 
 import click
 from singer_sdk import Tap
@@ -118,7 +119,6 @@ class TapMoovago(Tap):
     config_jsonschema = _config_jsonschema()
 
     _client: MoovagoClient | None = None
-    _team_id: str | None = None
     #: What the doctor measured at this api_url (setting doctor_report), if given.
     measured: Measured | None = None
 
@@ -203,60 +203,53 @@ class TapMoovago(Tap):
             streams.append(stream_class(self, entity=entity, moovago_schema=schema))
         return streams
 
-    @property
+    @cached_property
     def team_id(self) -> str:
         """The API key's team when the catalog has no team stream: one `team` query, not emitted."""
-        if self._team_id is None:
-            schema = self.moovago_schema
-            entity = schema.entity("team")
-            if entity.team_arg is not None and self.config.get("team_id"):  # named, not implied
-                self._team_id = str(self.config["team_id"])
-                return self._team_id
-            name, label = "TapMoovagoTeamId", "The team query"
-            pager = Pager(schema, entity, [entity.id_field], operation_name=name, label=label)
-            self._team_id = str(team_row(self, pager)[entity.id_field])
-            self.logger.info(
-                "Team %s read with one team query (no team stream in the catalog)", self._team_id
-            )
-        return self._team_id
+        schema = self.moovago_schema
+        entity = schema.entity("team")
+        if entity.team_arg is not None and self.config.get("team_id"):  # named, not implied
+            return str(self.config["team_id"])
+        name, label = "TapMoovagoTeamId", "The team query"
+        pager = Pager(schema, entity, [entity.id_field], operation_name=name, label=label)
+        team_id = str(team_row(self, pager)[entity.id_field])
+        self.logger.info(
+            "Team %s read with one team query (no team stream in the catalog)", team_id
+        )
+        return team_id
 
     def _log_discovery(self, schema: MoovagoSchema) -> None:
         """A line per root field not taken, per stream (its plan, then any problem, deprecation
         or full-table read), per custom scalar typed by guess."""
-        where = f"Schema file {schema.path.name}"
-        lines: list[tuple[int, str]] = []
+        where, log = f"Schema file {schema.path.name}", self.logger
+        kinds = schema.scalar_kinds(self.config.get("scalar_types"))  # may refuse: before any line
         for skipped in schema.skipped_fields():
             if skipped.lists_rows:  # rows no stream reads: never only an INFO line
                 fix = f"to read them, add a stream with {PLANS_SETTING}.<name>.root_field"
                 text = f"{skipped.coordinate} lists rows but is not a stream: {skipped.reason}"
-                lines.append((logging.WARNING, f"{where}: {text} ({fix})"))
+                log.warning("%s: %s (%s)", where, text, fix)
             else:
-                text = f"{skipped.coordinate} is not a stream: {skipped.reason}"
-                lines.append((logging.INFO, f"{where}: {text}"))
+                log.info("%s: %s is not a stream: %s", where, skipped.coordinate, skipped.reason)
         for entity in schema.entities():
             stream = f"stream '{entity.stream_name}'"
             if entity.stream_name not in BUNDLED_STREAMS:
                 text = f"has entity '{entity.name}' (Query.{entity.root_field})"
-                lines.append((logging.INFO, f"{where} {text}: discovered as {stream}"))
-            lines.append((logging.INFO, f"Stream '{entity.stream_name}' plan: {entity.summary()}"))
+                log.info("%s %s: discovered as %s", where, text, stream)
+            log.info("Stream '%s' plan: %s", entity.stream_name, entity.summary())
             if entity.read_problem():
                 text = f"{stream} is listed but a sync of it fails: {entity.read_problem()}"
-                lines.append((logging.WARNING, f"{where}: {text} (not selected by default)"))
+                log.warning("%s: %s (not selected by default)", where, text)
             if entity.deprecated is not None:
                 text = f"reads Query.{entity.root_field}, marked deprecated ({entity.deprecated})"
-                lines.append((logging.WARNING, f"{where}: {stream} {text}"))
+                log.warning("%s: %s %s", where, stream, text)
             if entity.full_table_reason:
                 fix = f"set {PLANS_SETTING}.{entity.stream_name}.incremental"
                 text = f"reads full table: {entity.full_table_reason} ({fix})"
-                lines.append((logging.WARNING, f"Stream '{entity.stream_name}' {text}"))
-        kinds = schema.scalar_kinds(self.config.get("scalar_types"))
+                log.warning("Stream '%s' %s", entity.stream_name, text)
         for name in schema.custom_scalars():
             if name not in kinds:
                 text = f"custom scalar {name} is extracted as a string"
-                fix = "set scalar_types to type it otherwise"
-                lines.append((logging.INFO, f"{where}: {text}; {fix}"))
-        for level, line in lines:
-            self.logger.log(level, "%s", line)
+                log.info("%s: %s; set scalar_types to type it otherwise", where, text)
 
     def run_team_check(self) -> None:
         """Run the `team` query once and emit its record: proves URL, key and schema agree."""

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from graphql import print_ast
 
-from moovago_api.pager import PagingError
+from moovago_api.errors import PagingError
 from moovago_api.schema import load_schema
 from moovago_sandbox.testing import start_sandbox
 from tap_moovago.tap import TapMoovago

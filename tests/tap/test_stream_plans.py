@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from moovago_api.errors import ConfigError
-from moovago_api.pager import PagingError
+from moovago_api.errors import ConfigError, PagingError
 from tap_moovago.tap import TapMoovago
 from tests.tap.helpers import discover, only_streams, run_cli, stream_entry
 from tests.unit.stub_server import client_for

@@ -24,8 +24,8 @@ from moovago_api.documents import (
     ANCHOR_PAGE_VAR,
     ANCHOR_SIZE_VAR,
 )
-from moovago_api.errors import ConfigError
-from moovago_api.pager import Pager, PagingError, read_all
+from moovago_api.errors import ConfigError, PagingError
+from moovago_api.pager import Pager
 from moovago_api.schema import load_schema
 from tests.unit.stub_server import client_for
 
@@ -164,7 +164,7 @@ class FakeList:
     def read(self, page_size: int = 500, *, window: int = 1) -> list[str]:
         """The ids the pager reads through a real client; `window` > 1: pages asked ahead."""
         with client_for(self.execute, window=window, ahead=window > 1) as client:
-            rows = read_all(client, self.schema, self.entity, FIELDS, page_size=page_size)
+            rows = Pager(self.schema, self.entity, FIELDS).read(client, page_size=page_size)
             ids = [row["id"] for row in rows]
         self.submitted = client.submitted  # what the pager asked, sent or cancelled unsent
         assert len(ids) == len(set(ids)), "a row came twice"
@@ -416,7 +416,7 @@ class Scripted:
 
     def read(self, schema: Any, entity: Any, fields: Any, **options: Any) -> list[dict]:
         with client_for(self.execute) as client:
-            return list(read_all(client, schema, entity, fields, **options))
+            return list(Pager(schema, entity, fields).read(client, **options))
 
 
 def test_a_list_without_paging_is_read_once_and_logged(tmp_path, caplog):
@@ -491,16 +491,8 @@ def test_on_page_reports_pages_and_rows():
     fake = FakeList(None, 23)
     seen: list[tuple[int, int]] = []
     with client_for(fake.execute) as client:
-        rows = list(
-            read_all(
-                client,
-                fake.schema,
-                fake.entity,
-                FIELDS,
-                page_size=5,
-                on_page=lambda p, n: seen.append((p, n)),
-            )
-        )
+        pager = Pager(fake.schema, fake.entity, FIELDS)
+        rows = list(pager.read(client, page_size=5, on_page=lambda p, n: seen.append((p, n))))
     assert len(rows) == 23
     assert seen[0] == (1, 5)
     assert seen[-1][1] == 23
