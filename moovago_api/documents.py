@@ -1,4 +1,4 @@
-"""GraphQL documents, built with gql.dsl from the loaded schema: values only ever in `variables`.
+"""GraphQL documents built with gql.dsl from the loaded schema: values only ever in `variables`.
 
 Reads are built by `list_document` from a selection spec that gql.dsl checks against the schema
 file at build time; each item of a spec is one of:
@@ -6,18 +6,21 @@ file at build time; each item of a spec is one of:
 - `("name", [items])`: a field with the sub-selection `items`;
 - `{"TypeName": [items]}` (under a union or interface): `... on TypeName { items }`.
 `__typename` is always selected on union and interface fields.
+Writes are aliased batches built by `batch_document`, checked at sink start by `check_writes`.
 """
 
 from __future__ import annotations
 
 import functools
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gql.dsl import (
     DSLField,
     DSLInlineFragment,
     DSLMetaField,
+    DSLMutation,
     DSLQuery,
     DSLSchema,
     DSLSelectable,
@@ -38,10 +41,13 @@ from graphql import (
     get_operation_ast,
     is_required_argument,
     print_ast,
+    validate,
 )
 
 from moovago_api.errors import ConfigError
+from moovago_api.plan import KINDS, EntityWrites, MutationShapeError, Payload, kind_of
 from moovago_api.schema import Entity, MoovagoSchema
+from moovago_api.write_plan import describe_writes
 
 #: One item of a selection spec (see the module docstring).
 Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
@@ -275,3 +281,109 @@ def operation_name(document: DocumentNode) -> str | None:
     """The name of the document's operation, if it has one."""
     operation = get_operation_ast(document)
     return operation.name.value if operation and operation.name else None
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """A write of a batch (the target's actions have the same attributes)."""
+
+    kind: str
+    record_id: str | None = None
+    data: Mapping[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Where one aliased mutation of a batch answers: data[path[0]][path[1]]..."""
+
+    name: str  # 'c0'
+    kind: str
+    path: tuple[str, ...]  # ('company', 'c0') or ('c0',)
+
+    def result(self, data: Mapping[str, t.Any] | None) -> t.Any:
+        node: t.Any = data
+        for step in self.path:
+            node = node.get(step) if isinstance(node, Mapping) else None
+        return node
+
+    def owns(self, error_path: Sequence[t.Any]) -> bool:
+        """True when a GraphQL error with this `path` belongs to this mutation."""
+        return tuple(str(p) for p in error_path[: len(self.path)]) == self.path
+
+
+def batch_document(
+    schema: MoovagoSchema, entity: Entity, ops: Sequence[t.Any], *, validate_document: bool = False
+) -> tuple[DocumentNode, dict[str, t.Any], list[Alias]]:
+    """One mutation writing every op in order: call N is aliased `c<N>`/`u<N>`/`d<N>`, its values
+    in variables `i<N>` (`i<N>_<arg>` for an id argument); MutationShapeError when unwritable."""
+    writes = entity.writes or describe_writes(schema, entity)
+    if not ops:
+        raise ValueError(f"no write to put in a {entity.type_name} batch")
+    dsl = _dsl(schema)
+    var_defs = DSLVariableDefinitions()
+    variables: dict[str, t.Any] = {}
+    aliases: list[Alias] = []
+    top: list[DSLField] = []
+    grouped: dict[str, list[DSLField]] = {}  # namespace field -> its aliased calls
+    for number, op in enumerate(ops):
+        kind = kind_of(op.kind)
+        shape = writes.shape(kind)
+        alias = f"{kind[0]}{number}"
+        args = {}
+        for arg_name, value in shape.arguments(op.record_id, op.data).items():
+            var_name = f"i{number}" if arg_name == shape.input_arg else f"i{number}_{arg_name}"
+            variables[var_name] = value
+            args[arg_name] = getattr(var_defs, var_name)
+        call = getattr(getattr(dsl, shape.parent_type), shape.path[-1]).args(**args).alias(alias)
+        payload_type = getattr(dsl, shape.payload_type, None)
+        selected = []
+        if shape.payload in (Payload.RECORD_ID, Payload.ID, Payload.RECORD):
+            selected.append(getattr(payload_type, shape.payload_field or "id"))
+        elif shape.payload is Payload.NESTED:
+            nested = getattr(payload_type, shape.payload_field or "")
+            selected.append(nested.select(getattr(dsl, writes.type_name).id))
+        if shape.errors_field is not None:
+            errors = getattr(payload_type, shape.errors_field)
+            item_type = getattr(dsl, get_named_type(errors.field.type).name)
+            selected.append(errors.select(item_type.message))
+        if shape.failure_types:  # a result union: the written member, and each failure's message
+            written = DSLInlineFragment().on(getattr(dsl, shape.payload_type)).select(*selected)
+            failures = [getattr(dsl, name) for name in shape.failure_types]
+            selected = [DSLMetaField("__typename"), written]
+            selected += [DSLInlineFragment().on(f).select(f.message) for f in failures]
+        if selected:
+            call = call.select(*selected)
+        if len(shape.path) == 2:
+            grouped.setdefault(shape.path[0], []).append(call)
+        else:
+            top.append(call)
+        aliases.append(Alias(alias, kind, (*shape.path[:-1], alias)))
+    mutation_root = getattr(dsl, schema.graphql.mutation_type.name)  # type: ignore[union-attr]
+    selections = [getattr(mutation_root, name).select(*calls) for name, calls in grouped.items()]
+    operation = DSLMutation(*selections, *top)
+    operation.variable_definitions = var_defs
+    operation.name = f"TargetMoovago{entity.type_name}Batch"
+    document = dsl_gql(operation).document
+    errors = validate(schema.graphql, document) if validate_document else []
+    if errors:
+        kinds = dict.fromkeys(kind_of(op.kind) for op in ops)
+        names = ", ".join(writes.shape(k).coordinate for k in kinds)
+        msg = f"the {writes.type_name} mutation document ({names}) is not valid against "
+        raise MutationShapeError(f"{msg}{schema.path}: {errors[0].message}", str(schema.path))
+    return document, variables, aliases
+
+
+def check_writes(
+    schema: MoovagoSchema, entity: Entity, kinds: Iterable[str] = KINDS
+) -> EntityWrites:
+    """At sink start: one validated batch with a call of each kind, or MutationShapeError."""
+    writes = entity.writes or describe_writes(schema, entity)
+    ops = [WriteOp(kind, None if kind == "create" else "0") for kind in kinds]
+    names = ", ".join(writes.shape(op.kind).coordinate for op in ops)
+    if ops:
+        try:
+            batch_document(schema, entity, ops, validate_document=True)
+        except (AttributeError, KeyError, TypeError) as err:  # gql.dsl refusing a field
+            msg = f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be built"
+            raise MutationShapeError(f"{msg}: {err}", str(schema.path)) from err
+    return writes

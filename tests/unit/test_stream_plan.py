@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from graphql import print_ast
 
+from moovago_api.documents import WriteOp, batch_document
 from moovago_api.errors import ConfigError
-from moovago_api.mutations import WriteOp, batch_document
 from moovago_api.pager import Pager
 from moovago_api.schema import load_schema
 from tests.unit.stub_server import client_for
