@@ -32,7 +32,6 @@ from moovago_api.errors import ConfigError, SchemaFileError
 from moovago_api.plan import (
     SETTING,
     Paging,
-    SchemaFile,
     SkippedField,
     StreamPlan,
     child,
@@ -44,7 +43,7 @@ from moovago_api.write_plan import describe_writes, named_write
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["PARTS", "apply_overrides", "list_plan", "read_plans"]
+    from moovago_api.schema import MoovagoSchema
 
 _STREAM_NAMES = {"companyContact": "contact"}  # R1
 _ROW_LISTS = ("nodes", "items", "edges")  # R1: a connection's rows (`edges { node }`)
@@ -65,7 +64,7 @@ _UPDATED_SINCE_FIELDS = ("updatedSince", "updatedAfter", "updatedAtFrom", "updat
 _OPERATORS = ("_operators", _CLOCK)  # R6, then gte | gt
 
 
-def read_plans(schema: SchemaFile) -> tuple[list[StreamPlan], list[SkippedField]]:
+def read_plans(schema: MoovagoSchema) -> tuple[list[StreamPlan], list[SkippedField]]:
     """The read side of every stream (R1), `team` first, and the root fields that are none."""
     query = schema.graphql.query_type
     if query is None:
@@ -281,7 +280,7 @@ _PAGING_KINDS = ("offset", "page", "cursor", "none")
 
 
 def apply_overrides(
-    schema: SchemaFile, plans: list[StreamPlan], overrides: Mapping[str, Any]
+    schema: MoovagoSchema, plans: list[StreamPlan], overrides: Mapping[str, Any]
 ) -> list[StreamPlan]:
     """`plans` with each stream's overrides applied, new streams appended, all checked."""
     if not isinstance(overrides, dict):
@@ -295,7 +294,7 @@ def apply_overrides(
 
 
 def _override(
-    schema: SchemaFile, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
+    schema: MoovagoSchema, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
 ) -> StreamPlan:
     query = schema.graphql.query_type
     fields = query.fields if query is not None else {}
