@@ -45,6 +45,12 @@ class Paging:
     sort_value: Any = None
     problem: str | None = None
 
+    @property
+    def start_arg(self) -> str | None:
+        """The argument saying where a page starts: offset, page number or cursor."""
+        starts = {"offset": self.offset_arg, "page": self.page_arg, "cursor": self.after_arg}
+        return starts.get(self.kind)
+
 
 @dataclass(frozen=True)
 class StreamPlan:
@@ -93,8 +99,7 @@ class StreamPlan:
     def summary(self) -> str:
         """The plan in one line, for discovery's log and `moovago-schema plan`."""
         p, bound = self.paging, ".".join((str(self.filter_arg), *self.bound_path))
-        args = {"offset": p.offset_arg, "page": p.page_arg, "cursor": p.after_arg}
-        paging = p.kind + (f"({args[p.kind]}/{p.size_arg})" if p.kind in args else "")
+        paging = p.kind + (f"({p.start_arg}/{p.size_arg})" if p.start_arg else "")
         team = self.team_arg or (
             self.team_filter_field and f"{self.filter_arg}.{self.team_filter_field}"
         )
