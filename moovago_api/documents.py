@@ -274,7 +274,7 @@ class Alias:
 
 
 def batch_document(
-    schema: MoovagoSchema, entity: Entity, ops: Sequence[t.Any], *, validate_document: bool = False
+    schema: MoovagoSchema, entity: Entity, ops: Sequence[t.Any]
 ) -> tuple[DocumentNode, dict[str, t.Any], list[Alias]]:
     """One mutation writing every op in order: call N is aliased `c<N>`/`u<N>`/`d<N>`, its values
     in variables `i<N>` (`i<N>_<arg>` for an id argument); MutationShapeError when unwritable."""
@@ -325,27 +325,25 @@ def batch_document(
     operation = DSLMutation(*selections, *top)
     operation.variable_definitions = var_defs
     operation.name = f"TargetMoovago{entity.type_name}Batch"
-    document = dsl_gql(operation).document
-    errors = validate(schema.graphql, document) if validate_document else []
-    if errors:
-        kinds = dict.fromkeys(kind_of(op.kind) for op in ops)
-        names = ", ".join(writes.shape(k).coordinate for k in kinds)
-        msg = f"the {writes.type_name} mutation document ({names}) is not valid against "
-        raise MutationShapeError(f"{msg}{schema.path}: {errors[0].message}", str(schema.path))
-    return document, variables, aliases
+    return dsl_gql(operation).document, variables, aliases
 
 
 def check_writes(
     schema: MoovagoSchema, entity: Entity, kinds: Iterable[str] = KINDS
 ) -> EntityWrites:
-    """At sink start: one validated batch with a call of each kind, or MutationShapeError."""
+    """At sink start: one batch with a call of each kind, built and validated, or
+    MutationShapeError naming the mutations and the file."""
     writes = entity.writes or describe_writes(schema, entity)
-    ops = [WriteOp(kind, None if kind == "create" else "0") for kind in kinds]
+    ops = [WriteOp(kind, None if kind == "create" else "0") for kind in dict.fromkeys(kinds)]
     names = ", ".join(writes.shape(op.kind).coordinate for op in ops)
-    if ops:
-        try:
-            batch_document(schema, entity, ops, validate_document=True)
-        except (AttributeError, KeyError, TypeError) as err:  # gql.dsl refusing a field
-            msg = f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be built"
-            raise MutationShapeError(f"{msg}: {err}", str(schema.path)) from err
+    if not ops:
+        return writes
+    try:
+        errors = validate(schema.graphql, batch_document(schema, entity, ops)[0])
+    except (AttributeError, KeyError, TypeError) as err:  # gql.dsl refusing a field
+        msg = f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be built"
+        raise MutationShapeError(f"{msg}: {err}", str(schema.path)) from err
+    if errors:
+        msg = f"the {writes.type_name} mutation document ({names}) is not valid against "
+        raise MutationShapeError(f"{msg}{schema.path}: {errors[0].message}", str(schema.path))
     return writes
