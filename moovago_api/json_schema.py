@@ -55,29 +55,28 @@ class Converter:
     include_deprecated: bool
 
     def object_schema(
-        self, gql_type: GraphQLObjectType | GraphQLInterfaceType, seen: tuple[str, ...]
+        self,
+        gql_type: GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType,
+        seen: tuple[str, ...],
     ) -> dict[str, Any]:
-        properties = {
-            name: self._field(field, seen)
+        """An object's or an input object's schema; `seen`: the types above it (cycles stop)."""
+        fields = {
+            name: field
             for name, field in gql_type.fields.items()
             if field.deprecation_reason is None or self.include_deprecated
         }
-        return _object(properties, gql_type.description)
-
-    def input_object_schema(
-        self, gql_type: GraphQLInputObjectType, seen: tuple[str, ...]
-    ) -> dict[str, Any]:
-        properties = {name: self._field(f, seen) for name, f in gql_type.fields.items()}
-        required = [
-            name
-            for name, field in gql_type.fields.items()
-            if isinstance(field.type, GraphQLNonNull) and "default" not in properties[name]
-        ]
-        # GraphQL refuses unknown input fields, so the JSON Schema does too.
-        extra: dict[str, Any] = {"additionalProperties": False}
-        if required:
-            extra["required"] = required
-        return _object(properties, gql_type.description, extra)
+        properties = {name: self._field(field, seen) for name, field in fields.items()}
+        schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
+        if isinstance(gql_type, GraphQLInputObjectType):  # GraphQL refuses unknown input fields
+            schema["additionalProperties"] = False
+            required = [
+                name
+                for name, field in fields.items()
+                if isinstance(field.type, GraphQLNonNull) and "default" not in properties[name]
+            ]
+            if required:
+                schema["required"] = required
+        return _described(schema, gql_type.description)
 
     def _abstract_schema(
         self, gql_type: GraphQLUnionType | GraphQLInterfaceType, seen: tuple[str, ...]
@@ -92,11 +91,11 @@ class Converter:
                 continue
             member_schema = self.object_schema(member, (*seen, member.name))
             for name, prop in member_schema["properties"].items():
-                if name not in properties:
-                    properties[name] = prop
-                elif properties[name] != prop:
-                    properties[name] = _either(properties[name], prop)
-        return _object(properties, gql_type.description)
+                differs = properties.get(name, prop) != prop
+                properties[name] = _either(properties[name], prop) if differs else prop
+        return _described(
+            {"type": ["object", "null"], "properties": properties}, gql_type.description
+        )
 
     def _field(self, field: GraphQLField | GraphQLInputField, seen: tuple[str, ...]) -> dict:
         prop = self._schema(field.type, seen)
@@ -120,9 +119,7 @@ class Converter:
             if gql_type.name in seen:
                 # A cycle (A.b: B, B.a: A): stop at an object of unknown shape.
                 return {"type": ["object", "null"]}
-            if isinstance(gql_type, GraphQLObjectType):
-                return self.object_schema(gql_type, (*seen, gql_type.name))
-            return self.input_object_schema(gql_type, (*seen, gql_type.name))
+            return self.object_schema(gql_type, (*seen, gql_type.name))
         if is_abstract_type(gql_type):
             return self._abstract_schema(gql_type, (*seen, gql_type.name))
         if isinstance(gql_type, GraphQLEnumType):
@@ -132,10 +129,7 @@ class Converter:
         return {**base, "type": [*types, "null"]}
 
 
-def _object(
-    properties: dict[str, Any], description: str | None, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties, **(extra or {})}
+def _described(schema: dict[str, Any], description: str | None) -> dict[str, Any]:
     if description:
         schema["description"] = description
     return schema

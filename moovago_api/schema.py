@@ -126,15 +126,14 @@ class MoovagoSchema:
         gql_type = self.graphql.get_type(type_name)
         if gql_type is None:
             raise KeyError(f"No type {type_name!r} in {self.path.name}")
-        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), deprecated)
-        if want_input and isinstance(gql_type, GraphQLInputObjectType):
-            schema = converter.input_object_schema(gql_type, (gql_type.name,))
-        elif not want_input and isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-            schema = converter.object_schema(gql_type, (gql_type.name,))
-        else:
+        wanted = (
+            (GraphQLInputObjectType,) if want_input else (GraphQLObjectType, GraphQLInterfaceType)
+        )
+        if not isinstance(gql_type, wanted):
             kind = "an input" if want_input else "an object"
             raise TypeError(f"{type_name} is not {kind} type in {self.path.name}")
-        return {**schema, "type": "object"}
+        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), deprecated)
+        return {**converter.object_schema(gql_type, (gql_type.name,)), "type": "object"}
 
     def custom_scalars(self) -> list[str]:
         """Names of the scalars the file defines (beyond GraphQL's own five)."""
