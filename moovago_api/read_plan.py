@@ -28,7 +28,7 @@ from graphql import (
 )
 from graphql.pyutils import Undefined
 
-from moovago_api.errors import ConfigError, SchemaFileError
+from moovago_api.errors import ConfigError
 from moovago_api.plan import (
     SETTING,
     Paging,
@@ -38,7 +38,7 @@ from moovago_api.plan import (
     first_live,
     is_list,
 )
-from moovago_api.write_plan import describe_writes, named_write
+from moovago_api.write_plan import describe_writes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -357,15 +357,11 @@ def _override(
     plan = replace(plan, **changes)
     if "writes" in parts:
         given = _object(parts["writes"], "writes", fail, ("create", "update", "delete"))
-        writes = plan.writes or describe_writes(schema, plan)
-        shapes = dict(writes.shapes)  # a kind in shapes is no longer missing
-        for kind, name in given.items():
-            try:
-                shapes[kind] = named_write(schema, plan, kind, str(name))
-            except SchemaFileError as err:
-                raise fail(f"writes.{kind}", str(err)) from None
-        refused = {k: why for k, why in writes.refused.items() if k not in given}
-        plan = replace(plan, writes=replace(writes, shapes=shapes, refused=refused))
+        writes = describe_writes(schema, plan, {kind: str(name) for kind, name in given.items()})
+        for kind in given:
+            if kind not in writes.shapes:
+                raise fail(f"writes.{kind}", writes.refused.get(kind) or writes.missing[kind])
+        plan = replace(plan, writes=writes)
     return plan
 
 

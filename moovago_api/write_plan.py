@@ -4,7 +4,7 @@ update and delete it; what cannot be used is kept as one sentence, raised when t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -44,17 +44,24 @@ _ID_TYPES = ("ID", "String", "MongoID")  # W2
 Found = tuple[GraphQLObjectType, tuple[str, ...], GraphQLField]
 
 
-def describe_writes(schema: MoovagoSchema, entity: StreamPlan) -> EntityWrites:
-    """Every mutation of `entity` the file declares (W1-W4), or why a kind cannot be written."""
+def describe_writes(
+    schema: MoovagoSchema, entity: StreamPlan, named: Mapping[str, str] | None = None
+) -> EntityWrites:
+    """Every mutation of `entity` the file declares (W1-W4), or why a kind cannot be written;
+    `named`: per kind, the mutation a setting names ('company.create', 'companyCreateOne')."""
     shapes: dict[str, MutationShape] = {}
     refused: dict[str, str] = {}
     missing: dict[str, str] = {}
     for kind in KINDS:
-        found = find_mutation(schema, entity, kind)
+        name = (named or {}).get(kind)
+        paths = [tuple(name.split("."))] if name else _candidates(entity, kind)
+        found = next(filter(None, (_resolve(schema, path) for path in paths)), None)
         if found is None:
-            looked_for = ", ".join(".".join(p) for p in _candidates(entity, kind))
+            looked_for = ", ".join(".".join(p) for p in paths)
             missing[kind] = (
-                f"the schema file {schema.path} declares no {kind} mutation for "
+                f"the schema file {schema.path} has no mutation Mutation.{name}"
+                if name
+                else f"the schema file {schema.path} declares no {kind} mutation for "
                 f"{entity.type_name} (looked for {looked_for}; "
                 f"set {SETTING}.{entity.stream_name}.writes.{kind} to name another)"
             )
@@ -100,15 +107,6 @@ def _resolve(schema: MoovagoSchema, path: tuple[str, ...]) -> Found | None:
 def find_mutation(schema: MoovagoSchema, entity: StreamPlan, kind: str) -> Found | None:
     """W1: the first mutation the conventions find for `kind`, as (parent, path, field)."""
     return next(filter(None, (_resolve(schema, p) for p in _candidates(entity, kind))), None)
-
-
-def named_write(schema: MoovagoSchema, entity: StreamPlan, kind: str, name: str) -> MutationShape:
-    """The `kind` mutation a setting names ('company.create', 'companyCreateOne'), by W2-W4."""
-    found = _resolve(schema, tuple(name.split(".")))
-    if found is None:
-        msg = f"the schema file {schema.path} has no mutation Mutation.{name}"
-        raise MutationShapeError(msg, str(schema.path))
-    return _shape(schema, entity, kind, *found)
 
 
 def _shape(
