@@ -1,4 +1,5 @@
-"""GraphQL types of the schema file to JSON Schema: one scalar mapping, one deprecation rule."""
+"""GraphQL types of the schema file to JSON Schema: one scalar mapping; a deprecated field stays,
+marked `deprecated` with its reason (the tap leaves it unselected by default)."""
 
 from __future__ import annotations
 
@@ -48,11 +49,8 @@ DEFAULT_SCALAR_KINDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Converter:
-    """GraphQL types to JSON Schema, with one scalar mapping and one deprecation rule."""
-
     graphql: GraphQLSchema
     scalar_kinds: Mapping[str, str]
-    include_deprecated: bool
 
     def object_schema(
         self,
@@ -60,18 +58,13 @@ class Converter:
         seen: tuple[str, ...],
     ) -> dict[str, Any]:
         """An object's or an input object's schema; `seen`: the types above it (cycles stop)."""
-        fields = {
-            name: field
-            for name, field in gql_type.fields.items()
-            if field.deprecation_reason is None or self.include_deprecated
-        }
-        properties = {name: self._field(field, seen) for name, field in fields.items()}
+        properties = {name: self._field(field, seen) for name, field in gql_type.fields.items()}
         schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
         if isinstance(gql_type, GraphQLInputObjectType):  # GraphQL refuses unknown input fields
             schema["additionalProperties"] = False
             required = [
                 name
-                for name, field in fields.items()
+                for name, field in gql_type.fields.items()
                 if isinstance(field.type, GraphQLNonNull) and "default" not in properties[name]
             ]
             if required:

@@ -104,25 +104,19 @@ class MoovagoSchema:
             return self._variants[key]
 
     def output_json_schema(
-        self,
-        type_name: str,
-        *,
-        include_deprecated: bool = True,
-        scalar_types: Mapping[str, str] | None = None,
+        self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
     ) -> dict:
         """JSON Schema of a record of an object type; a union or interface field is an object
         with `__typename` and the fields of every possible type."""
-        return self._json_schema(type_name, scalar_types, include_deprecated)
+        return self._json_schema(type_name, scalar_types)
 
     def input_json_schema(
         self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
     ) -> dict:
         """JSON Schema of an input object; fields that must be given are in `required`."""
-        return self._json_schema(type_name, scalar_types, True, want_input=True)
+        return self._json_schema(type_name, scalar_types, want_input=True)
 
-    def _json_schema(
-        self, type_name: str, scalar_types: Any, deprecated: bool, *, want_input: bool = False
-    ) -> dict:
+    def _json_schema(self, type_name: str, scalar_types: Any, *, want_input: bool = False) -> dict:
         gql_type = self.graphql.get_type(type_name)
         if gql_type is None:
             raise KeyError(f"No type {type_name!r} in {self.path.name}")
@@ -132,7 +126,7 @@ class MoovagoSchema:
         if not isinstance(gql_type, wanted):
             kind = "an input" if want_input else "an object"
             raise TypeError(f"{type_name} is not {kind} type in {self.path.name}")
-        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), deprecated)
+        converter = Converter(self.graphql, self.scalar_kinds(scalar_types))
         return {**converter.object_schema(gql_type, (gql_type.name,)), "type": "object"}
 
     def custom_scalars(self) -> list[str]:

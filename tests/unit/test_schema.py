@@ -218,13 +218,11 @@ def test_bundled_company_schema_keeps_descriptions_and_deprecations(bundled):
     }
 
 
-def test_output_json_schema_can_leave_deprecated_fields_out(bundled):
-    props = bundled.output_json_schema("Company", include_deprecated=False)["properties"]
-    assert "zipCode" not in props
-    assert "postalCode" in props
-    contact = bundled.output_json_schema("CompanyContact", include_deprecated=False)
-    assert "function" not in contact["properties"]
-    assert "position" in contact["properties"]
+def test_output_json_schema_keeps_deprecated_fields_marked(bundled):
+    contact = bundled.output_json_schema("CompanyContact")["properties"]
+    assert contact["function"]["deprecated"] is True
+    assert contact["function"]["x-deprecation-reason"]
+    assert "deprecated" not in contact["position"]
 
 
 def test_output_json_schema_stops_at_cycles(tmp_path):
