@@ -76,10 +76,6 @@ class StreamPlan:
     paging: Paging = Paging()
     writes: EntityWrites | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def updated_since_field(self) -> str | None:
-        return self.bound_path[0] if self.bound_path else None
-
     def read_problem(self) -> str | None:
         """Why a sync of this stream must fail, or None."""
         return self.problem or (self.paging.problem if self.paging.kind == "unsupported" else None)
