@@ -1,9 +1,6 @@
-"""The Moovago GraphQL schema file: load it, list its entities, convert its types, check documents.
-
-Moovago turns introspection off and hands customers an SDL file instead, so everything the
-connectors know about the API comes from that file (the bundled reconstruction, or the user's own
-copy through `schema_path`). All GraphQL work is done by graphql-core; nothing here parses SDL.
-"""
+"""The Moovago GraphQL schema file: load it, list its streams' plans, convert its types, check
+documents. Moovago turns introspection off and hands customers an SDL file instead, so the file
+(bundled, or the user's `schema_path`) is all the connectors know of the API."""
 
 from __future__ import annotations
 
@@ -180,29 +177,24 @@ class MoovagoSchema:
         return [item for item in found if item.reason is not None]
 
 
-_cache: dict[tuple[Path, int, int], MoovagoSchema] = {}
 _cache_lock = threading.Lock()
 
 
 def load_schema(path: str | Path | None = None) -> MoovagoSchema:
-    """Load the bundled schema file, or the user's; one parse per file version per process.
-
-    Raises SchemaFileError naming the file (and the line, when the problem has one).
-    """
+    """Load the bundled schema file, or the user's, once per file version per process; raises
+    SchemaFileError naming the file (and the line, when the problem has one)."""
     resolved = Path(path).expanduser().resolve() if path is not None else DEFAULT_SCHEMA_PATH
     try:
         stat = resolved.stat()
     except OSError as err:
         msg = f"Cannot read schema file {resolved}: {err.strerror or err}"
         raise SchemaFileError(msg, str(resolved)) from err
-    key = (resolved, stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
-        if key not in _cache:
-            _cache[key] = _build(resolved)
-        return _cache[key]
+        return _build(resolved, stat.st_mtime_ns, stat.st_size)
 
 
-def _build(path: Path) -> MoovagoSchema:
+@functools.cache  # keyed by the file's version: an edited file is parsed again
+def _build(path: Path, _mtime_ns: int, _size: int) -> MoovagoSchema:
     try:
         sdl = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
