@@ -1,10 +1,6 @@
-"""The read conventions R1-R6 (docs/stream-plan.md): a plan for each Query root field; and the
-`stream_plans` setting, a user's corrections of the plans the conventions built.
-
-A root field none of them reads is still a plan, with `problem` naming the setting that fixes it:
-listed in the catalog, not selected, refused when synced. A `stream_plans` part that does not fit
-the schema file is one ConfigError naming `stream_plans.<stream>.<part>` and what the file has.
-"""
+"""The read conventions R1-R6 (docs/stream-plan.md): a plan for each Query root field (one they
+cannot read keeps a `problem` naming the setting that fixes it); and the `stream_plans` setting's
+corrections, each wrong part one ConfigError naming `stream_plans.<stream>.<part>`."""
 
 from __future__ import annotations
 
