@@ -100,7 +100,7 @@ def list_document(
     items = [n for n in dict.fromkeys([*needed, entity.id_field]) if n and n not in fields]
     try:
         row_type = getattr(dsl, entity.type_name)
-        rows = _select(dsl, row_type._type, row_type, [*items, *fields], (entity.type_name,))
+        rows = _select(dsl, row_type._type, [*items, *fields], (entity.type_name,))
     except (AttributeError, GraphQLError) as err:
         msg = f"Query.{entity.root_field}: cannot select {err} in {schema.path}"
         raise ConfigError(msg) from None
@@ -164,11 +164,12 @@ def _every_field(
 def _select(
     dsl: DSLSchema,
     gql_type: GraphQLNamedType,
-    dsl_type: DSLType | None,
     items: Sequence[Selection] | None,
     seen: tuple[str, ...],
 ) -> list[DSLSelectable]:
     """gql.dsl selections of a selection spec on `gql_type` (None: `_every_field`)."""
+    # gql.dsl has no DSLType for a union: its items are inline fragments only.
+    dsl_type = None if isinstance(gql_type, GraphQLUnionType) else getattr(dsl, gql_type.name)
     if items is None:
         items = _every_field(dsl._schema, gql_type, seen)
         if not items:
@@ -180,7 +181,7 @@ def _select(
         if isinstance(item, Mapping):
             for type_name, sub in item.items():
                 member = getattr(dsl, type_name)
-                selected = _select(dsl, member._type, member, sub, (*seen, type_name))
+                selected = _select(dsl, member._type, sub, (*seen, type_name))
                 for node in selected:
                     # Same name, other type on another member: GraphQL needs an alias.
                     if isinstance(node, DSLField) and node.name in conflicts:
@@ -198,9 +199,7 @@ def _select(
         dsl_field: DSLField = getattr(dsl_type, name)
         named = get_named_type(dsl_field.field.type)
         if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
-            # gql.dsl has no DSLType for a union: its items are inline fragments only.
-            sub_type = None if isinstance(named, GraphQLUnionType) else _type_of(dsl, dsl_field)
-            selected = _select(dsl, named, sub_type, sub_items, (*seen, named.name))
+            selected = _select(dsl, named, sub_items, (*seen, named.name))
             if not selected:
                 continue
             dsl_field.select(*selected)
