@@ -101,11 +101,9 @@ class MoovagoSchema:
         if not overrides:
             return self
         key = json.dumps(overrides, sort_keys=True, default=str)
-        with _cache_lock:
-            if key not in self._variants:
-                plans = dict(overrides)
-                self._variants[key] = MoovagoSchema(self.path, self.sdl, self.graphql, plans)
-            return self._variants[key]
+        variant = MoovagoSchema(self.path, self.sdl, self.graphql, dict(overrides))
+        with _cache_lock:  # one variant per overrides: its plans are built once
+            return self._variants.setdefault(key, variant)
 
     def output_json_schema(
         self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
