@@ -1,4 +1,4 @@
-"""GraphQL documents, built with gql.dsl from the loaded schema: values only ever in `variables`.
+"""GraphQL documents built with gql.dsl from the loaded schema: values only ever in `variables`.
 
 Reads are built by `list_document` from a selection spec that gql.dsl checks against the schema
 file at build time; each item of a spec is one of:
@@ -6,18 +6,21 @@ file at build time; each item of a spec is one of:
 - `("name", [items])`: a field with the sub-selection `items`;
 - `{"TypeName": [items]}` (under a union or interface): `... on TypeName { items }`.
 `__typename` is always selected on union and interface fields.
+Writes are aliased batches built by `batch_document`, checked at sink start by `check_writes`.
 """
 
 from __future__ import annotations
 
 import functools
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gql.dsl import (
     DSLField,
     DSLInlineFragment,
     DSLMetaField,
+    DSLMutation,
     DSLQuery,
     DSLSchema,
     DSLSelectable,
@@ -28,7 +31,6 @@ from gql.dsl import (
 from graphql import (
     DocumentNode,
     GraphQLError,
-    GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
@@ -38,18 +40,20 @@ from graphql import (
     get_operation_ast,
     is_required_argument,
     print_ast,
+    validate,
 )
 
 from moovago_api.errors import ConfigError
+from moovago_api.plan import KINDS, EntityWrites, MutationShapeError, Paging, Payload, kind_of
 from moovago_api.schema import Entity, MoovagoSchema
+from moovago_api.write_plan import describe_writes
 
 #: One item of a selection spec (see the module docstring).
 Selection = str | tuple[str, Sequence["Selection"]] | Mapping[str, Sequence["Selection"]]
 
-#: Alias of the read, in the same request as the page, of what lies just before it (id only):
-#: the page before (page-number paging), the row before (offset paging, `anchored=True`).
+#: The read, beside the page, of the ids just before it: the page before (page-number paging)
+#: or the row before (offset paging, `anchored=True`); its variables cannot clash with arguments.
 ANCHOR_ALIAS = "anchor"
-#: Variables of that read; they cannot clash with an argument name (those are the schema's).
 ANCHOR_PAGE_VAR = "anchorPage"
 ANCHOR_OFFSET_VAR = "anchorOffset"
 ANCHOR_SIZE_VAR = "anchorSize"
@@ -60,22 +64,16 @@ def _dsl(schema: MoovagoSchema) -> DSLSchema:
     return DSLSchema(schema.graphql)
 
 
-def _root_field(schema: MoovagoSchema, entity: Entity) -> GraphQLField:
-    query_type = schema.graphql.query_type
-    root = query_type.fields.get(entity.root_field) if query_type else None
-    if root is None:
-        msg = f"the schema file {schema.path} has no Query.{entity.root_field}"
-        raise ConfigError(msg)
-    return root
+def _type_of(dsl: DSLSchema, dsl_field: DSLField) -> DSLType:
+    return getattr(dsl, get_named_type(dsl_field.field.type).name)
 
 
 def page_variables(entity: Entity) -> list[str]:
     """Argument names of `entity`'s root field that `list_document` turns into variables."""
     paging = entity.paging
     names = [n for n in (entity.team_arg, entity.filter_arg) if n]
-    start = {"offset": paging.offset_arg, "page": paging.page_arg, "cursor": paging.after_arg}
-    if paging.kind in start:
-        names += [t.cast("str", start[paging.kind]), t.cast("str", paging.size_arg)]
+    if paging.start_arg:
+        names += [paging.start_arg, t.cast("str", paging.size_arg)]
     if paging.sort_arg and paging.sort_value is not None:
         names.append(paging.sort_arg)
     return names
@@ -90,87 +88,57 @@ def list_document(
     paged: bool = True,
     anchored: bool = False,
 ) -> DocumentNode:
-    """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`, via gql.dsl.
-
-    The rows get `fields` (plus `id`, and the row cursor when the paging needs one); a
-    connection adds `pageInfo { hasNextPage endCursor }`. With page-number paging (offset paging:
-    `anchored=True`) the document also reads the page (row) before the page, alias `anchor`, id
-    only, so the pager knows the page continues the rows it has. `paged=False`: no paging.
-    """
-    dsl = _dsl(schema)
-    root = _root_field(schema, entity)
-    row_type = getattr(dsl, entity.type_name)
-    node_type = schema.graphql.get_type(entity.type_name)
-    if not isinstance(node_type, GraphQLObjectType):
-        msg = f"Query.{entity.root_field} in {schema.path} does not return objects"
-        raise ConfigError(msg)
-    paging = entity.paging
-    if entity.filter_arg is None and entity.paging.kind == "none" and not root.args:
-        variables = None
-        names: list[str] = []
-    else:
-        variables = DSLVariableDefinitions()
-        unpaged = [n for n in (entity.team_arg, entity.filter_arg) if n]
-        names = page_variables(entity) if paged else unpaged
-    row_items: list[Selection] = list(fields)
-    needed = [entity.id_field]
-    if paged and paging.kind == "cursor" and paging.rows == "list" and paging.row_cursor:
-        needed.append(paging.row_cursor)
-    for extra in needed:
-        if not any(item == extra for item in row_items):
-            row_items.insert(0, extra)
+    """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`: the rows get
+    `fields` plus the id (and the row cursor cursor paging reads); page-number paging (offset
+    paging with `anchored=True`) also reads the ids just before the page, alias `anchor`."""
+    dsl, paging, query = _dsl(schema), entity.paging, schema.graphql.query_type
+    if query is None or entity.root_field not in query.fields:
+        raise ConfigError(f"the schema file {schema.path} has no Query.{entity.root_field}")
+    needed = (
+        [paging.row_cursor] if paged and paging.kind == "cursor" and paging.rows == "list" else []
+    )
+    items = [n for n in dict.fromkeys([*needed, entity.id_field]) if n and n not in fields]
     try:
-        rows = _select(dsl, node_type, row_type, row_items, (node_type.name,))
+        row_type = getattr(dsl, entity.type_name)
+        rows = _select(dsl, row_type._type, [*items, *fields], (entity.type_name,))
     except (AttributeError, GraphQLError) as err:
         msg = f"Query.{entity.root_field}: cannot select {err} in {schema.path}"
         raise ConfigError(msg) from None
-    query_root = getattr(dsl, schema.graphql.query_type.name)  # type: ignore[union-attr]
-    root_field = getattr(query_root, entity.root_field)
-    if variables is not None:
-        root_field = root_field.args(**{arg: getattr(variables, arg) for arg in names})
-    root_field.select(*_wrap_rows(dsl, schema, entity, rows))
-    selections: list[DSLField] = [root_field]
-    before = paging.kind == "page" or (anchored and paging.kind == "offset")
-    if paged and before and variables is not None:
-        anchor_args = {arg: getattr(variables, arg) for arg in names}
-        if paging.kind == "page":
-            anchor_args[t.cast("str", paging.page_arg)] = getattr(variables, ANCHOR_PAGE_VAR)
-        else:
-            anchor_args[t.cast("str", paging.offset_arg)] = getattr(variables, ANCHOR_OFFSET_VAR)
-        anchor_args[t.cast("str", paging.size_arg)] = getattr(variables, ANCHOR_SIZE_VAR)
-        anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**anchor_args)
-        anchor.select(*_wrap_rows(dsl, schema, entity, [getattr(row_type, entity.id_field)]))
-        selections.append(anchor)
-    operation_node = DSLQuery(*selections)
-    if variables is not None:
-        operation_node.variable_definitions = variables
-    return dsl_gql(**{name: operation_node}).document
+    query_root, variables = getattr(dsl, query.name), DSLVariableDefinitions()
+    unpaged = [n for n in (entity.team_arg, entity.filter_arg) if n]
+    args = {arg: getattr(variables, arg) for arg in (page_variables(entity) if paged else unpaged)}
+    root = getattr(query_root, entity.root_field).args(**args)
+    selections = [root.select(*_in_connection(dsl, root, paging, rows))]
+    if paged and (paging.kind == "page" or (anchored and paging.kind == "offset")):
+        start = getattr(variables, ANCHOR_PAGE_VAR if paging.kind == "page" else ANCHOR_OFFSET_VAR)
+        size = getattr(variables, ANCHOR_SIZE_VAR)
+        args |= {t.cast("str", paging.start_arg): start, t.cast("str", paging.size_arg): size}
+        anchor = getattr(query_root, entity.root_field).alias(ANCHOR_ALIAS).args(**args)
+        ids = [getattr(row_type, entity.id_field)]
+        selections.append(anchor.select(*_in_connection(dsl, anchor, paging, ids)))
+    operation = DSLQuery(*selections)
+    operation.variable_definitions = variables
+    return dsl_gql(**{name: operation}).document
 
 
-def _wrap_rows(
-    dsl: DSLSchema, schema: MoovagoSchema, entity: Entity, rows: list[DSLSelectable]
+def _in_connection(
+    dsl: DSLSchema, root: DSLField, paging: Paging, rows: list[DSLSelectable]
 ) -> list[DSLSelectable]:
-    """The rows' selection inside the connection (`nodes`, `edges { node }`) when there is one."""
-    paging = entity.paging
+    """The rows' selection inside the connection (`nodes`, `edges { node }`), if there is one."""
     if paging.rows == "list":
         return rows
-    connection = get_named_type(_root_field(schema, entity).type)
-    conn = getattr(dsl, connection.name)
-    wrapped: list[DSLSelectable] = []
-    if paging.rows != "edges":  # `nodes`, `items`: the connection's list of rows
-        wrapped.append(getattr(conn, paging.rows).select(*rows))
+    conn = _type_of(dsl, root)
+    if paging.rows == "edges":
+        edge = _type_of(dsl, conn.edges)
+        cursor = [getattr(edge, paging.row_cursor)] if paging.row_cursor else []
+        rows = [conn.edges.select(*cursor, edge.node.select(*rows))]
     else:
-        edge_type = get_named_type(t.cast("GraphQLObjectType", connection).fields["edges"].type)
-        edge = getattr(dsl, edge_type.name)
-        edge_items: list[DSLSelectable] = [edge.node.select(*rows)]
-        if paging.row_cursor:
-            edge_items.insert(0, getattr(edge, paging.row_cursor))
-        wrapped.append(conn.edges.select(*edge_items))
+        rows = [getattr(conn, paging.rows).select(*rows)]
     if paging.page_info:
-        info_field = t.cast("GraphQLObjectType", connection).fields[paging.page_info]
-        info = getattr(dsl, get_named_type(info_field.type).name)
-        wrapped.append(getattr(conn, paging.page_info).select(info.hasNextPage, info.endCursor))
-    return wrapped
+        info = getattr(conn, paging.page_info)
+        info_type = _type_of(dsl, info)
+        rows.append(info.select(info_type.hasNextPage, info_type.endCursor))
+    return rows
 
 
 def _every_field(
@@ -196,11 +164,12 @@ def _every_field(
 def _select(
     dsl: DSLSchema,
     gql_type: GraphQLNamedType,
-    dsl_type: DSLType | None,
     items: Sequence[Selection] | None,
     seen: tuple[str, ...],
 ) -> list[DSLSelectable]:
     """gql.dsl selections of a selection spec on `gql_type` (None: `_every_field`)."""
+    # gql.dsl has no DSLType for a union: its items are inline fragments only.
+    dsl_type = None if isinstance(gql_type, GraphQLUnionType) else getattr(dsl, gql_type.name)
     if items is None:
         items = _every_field(dsl._schema, gql_type, seen)
         if not items:
@@ -212,7 +181,7 @@ def _select(
         if isinstance(item, Mapping):
             for type_name, sub in item.items():
                 member = getattr(dsl, type_name)
-                selected = _select(dsl, member._type, member, sub, (*seen, type_name))
+                selected = _select(dsl, member._type, sub, (*seen, type_name))
                 for node in selected:
                     # Same name, other type on another member: GraphQL needs an alias.
                     if isinstance(node, DSLField) and node.name in conflicts:
@@ -230,9 +199,7 @@ def _select(
         dsl_field: DSLField = getattr(dsl_type, name)
         named = get_named_type(dsl_field.field.type)
         if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType, GraphQLUnionType)):
-            # gql.dsl has no DSLType for a union: its items are inline fragments only.
-            sub_type = None if isinstance(named, GraphQLUnionType) else getattr(dsl, named.name)
-            selected = _select(dsl, named, sub_type, sub_items, (*seen, named.name))
+            selected = _select(dsl, named, sub_items, (*seen, named.name))
             if not selected:
                 continue
             dsl_field.select(*selected)
@@ -275,3 +242,107 @@ def operation_name(document: DocumentNode) -> str | None:
     """The name of the document's operation, if it has one."""
     operation = get_operation_ast(document)
     return operation.name.value if operation and operation.name else None
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """A write of a batch (the target's actions have the same attributes)."""
+
+    kind: str
+    record_id: str | None = None
+    data: Mapping[str, t.Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Where one aliased mutation of a batch answers: data[path[0]][path[1]]..."""
+
+    name: str  # 'c0'
+    kind: str
+    path: tuple[str, ...]  # ('company', 'c0') or ('c0',)
+
+    def result(self, data: Mapping[str, t.Any] | None) -> t.Any:
+        node: t.Any = data
+        for step in self.path:
+            node = node.get(step) if isinstance(node, Mapping) else None
+        return node
+
+    def owns(self, error_path: Sequence[t.Any]) -> bool:
+        """True when a GraphQL error with this `path` belongs to this mutation."""
+        return tuple(str(p) for p in error_path[: len(self.path)]) == self.path
+
+
+def batch_document(
+    schema: MoovagoSchema, entity: Entity, ops: Sequence[t.Any]
+) -> tuple[DocumentNode, dict[str, t.Any], list[Alias]]:
+    """One mutation writing every op in order: call N is aliased `c<N>`/`u<N>`/`d<N>`, its values
+    in variables `i<N>` (`i<N>_<arg>` for an id argument); MutationShapeError when unwritable."""
+    writes = entity.writes or describe_writes(schema, entity)
+    if not ops:
+        raise ValueError(f"no write to put in a {entity.type_name} batch")
+    dsl = _dsl(schema)
+    var_defs = DSLVariableDefinitions()
+    variables: dict[str, t.Any] = {}
+    aliases: list[Alias] = []
+    top: list[DSLField] = []
+    grouped: dict[str, list[DSLField]] = {}  # namespace field -> its aliased calls
+    for number, op in enumerate(ops):
+        kind = kind_of(op.kind)
+        shape = writes.shape(kind)
+        alias = f"{kind[0]}{number}"
+        args = {}
+        for arg_name, value in shape.arguments(op.record_id, op.data).items():
+            var_name = f"i{number}" if arg_name == shape.input_arg else f"i{number}_{arg_name}"
+            variables[var_name] = value
+            args[arg_name] = getattr(var_defs, var_name)
+        call = getattr(getattr(dsl, shape.parent_type), shape.path[-1]).args(**args).alias(alias)
+        payload_type = getattr(dsl, shape.payload_type, None)
+        selected = []
+        if shape.payload in (Payload.RECORD_ID, Payload.ID, Payload.RECORD):
+            selected.append(getattr(payload_type, shape.payload_field or "id"))
+        elif shape.payload is Payload.NESTED:
+            nested = getattr(payload_type, shape.payload_field or "")
+            selected.append(nested.select(getattr(dsl, writes.type_name).id))
+        if shape.errors_field is not None:
+            errors = getattr(payload_type, shape.errors_field)
+            item_type = getattr(dsl, get_named_type(errors.field.type).name)
+            selected.append(errors.select(item_type.message))
+        if shape.failure_types:  # a result union: the written member, and each failure's message
+            written = DSLInlineFragment().on(getattr(dsl, shape.payload_type)).select(*selected)
+            failures = [getattr(dsl, name) for name in shape.failure_types]
+            selected = [DSLMetaField("__typename"), written]
+            selected += [DSLInlineFragment().on(f).select(f.message) for f in failures]
+        if selected:
+            call = call.select(*selected)
+        if len(shape.path) == 2:
+            grouped.setdefault(shape.path[0], []).append(call)
+        else:
+            top.append(call)
+        aliases.append(Alias(alias, kind, (*shape.path[:-1], alias)))
+    mutation_root = getattr(dsl, schema.graphql.mutation_type.name)  # type: ignore[union-attr]
+    selections = [getattr(mutation_root, name).select(*calls) for name, calls in grouped.items()]
+    operation = DSLMutation(*selections, *top)
+    operation.variable_definitions = var_defs
+    operation.name = f"TargetMoovago{entity.type_name}Batch"
+    return dsl_gql(operation).document, variables, aliases
+
+
+def check_writes(
+    schema: MoovagoSchema, entity: Entity, kinds: Iterable[str] = KINDS
+) -> EntityWrites:
+    """At sink start: one batch with a call of each kind, built and validated, or
+    MutationShapeError naming the mutations and the file."""
+    writes = entity.writes or describe_writes(schema, entity)
+    ops = [WriteOp(kind, None if kind == "create" else "0") for kind in dict.fromkeys(kinds)]
+    names = ", ".join(writes.shape(op.kind).coordinate for op in ops)
+    if not ops:
+        return writes
+    try:
+        errors = validate(schema.graphql, batch_document(schema, entity, ops)[0])
+    except (AttributeError, KeyError, TypeError) as err:  # gql.dsl refusing a field
+        msg = f"the {entity.type_name} mutations ({names}) in {schema.path} cannot be built"
+        raise MutationShapeError(f"{msg}: {err}", str(schema.path)) from err
+    if errors:
+        msg = f"the {writes.type_name} mutation document ({names}) is not valid against "
+        raise MutationShapeError(f"{msg}{schema.path}: {errors[0].message}", str(schema.path))
+    return writes

@@ -1,10 +1,5 @@
-"""The plan of each stream: how it is read and written, as plain data.
-
-A schema file says which fields exist, not how a list pages or which argument scopes it to the
-team. The plan says it, once, for tap, target, sandbox and `moovago-schema`: built by the read
-conventions R1-R6 (`read_plan`) and the write conventions W1-W4 (`write_plan`), both listed in
-docs/stream-plan.md, then corrected by the `stream_plans` setting (`read_plan.apply_overrides`).
-"""
+"""The plan of each stream, how it is read and written, as plain data (docs/stream-plan.md):
+built by `read_plan` and `write_plan`, corrected by the `stream_plans` setting."""
 
 from __future__ import annotations
 
@@ -17,11 +12,6 @@ from typing import Any
 from graphql import get_named_type, get_nullable_type, is_list_type
 
 from moovago_api.errors import SchemaFileError
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
-
-    from graphql import GraphQLSchema
 
 #: The setting, shared by tap and target, that overrides any part of a plan.
 SETTING = "stream_plans"
@@ -38,23 +28,12 @@ SETTING_PROPERTY: dict[str, Any] = {
 KINDS = ("create", "update", "delete")
 
 
-class SchemaFile(t.Protocol):
-    """What the conventions read of a loaded schema file (`moovago_api.schema.MoovagoSchema`)."""
-
-    graphql: GraphQLSchema
-    path: Path
-
-
 @dataclass(frozen=True)
 class Paging:
-    """How a list pages: kind 'offset' | 'page' | 'cursor' | 'none' | 'unsupported' (`problem`).
+    """How a list pages (`problem`: why the tap cannot, with kind 'unsupported')."""
 
-    `rows`: 'list' (the field is the list) or the connection's field holding the rows ('nodes',
-    'items', 'edges' with `{ node }`).
-    """
-
-    kind: str = "none"
-    rows: str = "list"
+    kind: str = "none"  # offset | page | cursor | none | unsupported
+    rows: str = "list"  # or the connection's field holding the rows: nodes | items | edges
     offset_arg: str | None = None
     size_arg: str | None = None
     page_arg: str | None = None
@@ -65,6 +44,12 @@ class Paging:
     sort_arg: str | None = None
     sort_value: Any = None
     problem: str | None = None
+
+    @property
+    def start_arg(self) -> str | None:
+        """The argument saying where a page starts: offset, page number or cursor."""
+        starts = {"offset": self.offset_arg, "page": self.page_arg, "cursor": self.after_arg}
+        return starts.get(self.kind)
 
 
 @dataclass(frozen=True)
@@ -91,10 +76,6 @@ class StreamPlan:
     paging: Paging = Paging()
     writes: EntityWrites | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def updated_since_field(self) -> str | None:
-        return self.bound_path[0] if self.bound_path else None
-
     def read_problem(self) -> str | None:
         """Why a sync of this stream must fail, or None."""
         return self.problem or (self.paging.problem if self.paging.kind == "unsupported" else None)
@@ -114,8 +95,7 @@ class StreamPlan:
     def summary(self) -> str:
         """The plan in one line, for discovery's log and `moovago-schema plan`."""
         p, bound = self.paging, ".".join((str(self.filter_arg), *self.bound_path))
-        args = {"offset": p.offset_arg, "page": p.page_arg, "cursor": p.after_arg}
-        paging = p.kind + (f"({args[p.kind]}/{p.size_arg})" if p.kind in args else "")
+        paging = p.kind + (f"({p.start_arg}/{p.size_arg})" if p.start_arg else "")
         team = self.team_arg or (
             self.team_filter_field and f"{self.filter_arg}.{self.team_filter_field}"
         )

@@ -1,10 +1,6 @@
-"""The read conventions R1-R6 (docs/stream-plan.md): a plan for each Query root field; and the
-`stream_plans` setting, a user's corrections of the plans the conventions built.
-
-A root field none of them reads is still a plan, with `problem` naming the setting that fixes it:
-listed in the catalog, not selected, refused when synced. A `stream_plans` part that does not fit
-the schema file is one ConfigError naming `stream_plans.<stream>.<part>` and what the file has.
-"""
+"""The read conventions R1-R6 (docs/stream-plan.md): a plan for each Query root field (one they
+cannot read keeps a `problem` naming the setting that fixes it); and the `stream_plans` setting's
+corrections, each wrong part one ConfigError naming `stream_plans.<stream>.<part>`."""
 
 from __future__ import annotations
 
@@ -28,23 +24,22 @@ from graphql import (
 )
 from graphql.pyutils import Undefined
 
-from moovago_api.errors import ConfigError, SchemaFileError
+from moovago_api.errors import ConfigError
 from moovago_api.plan import (
     SETTING,
     Paging,
-    SchemaFile,
     SkippedField,
     StreamPlan,
     child,
     first_live,
     is_list,
 )
-from moovago_api.write_plan import describe_writes, named_write
+from moovago_api.write_plan import describe_writes
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["PARTS", "apply_overrides", "list_plan", "read_plans"]
+    from moovago_api.schema import MoovagoSchema
 
 _STREAM_NAMES = {"companyContact": "contact"}  # R1
 _ROW_LISTS = ("nodes", "items", "edges")  # R1: a connection's rows (`edges { node }`)
@@ -65,7 +60,7 @@ _UPDATED_SINCE_FIELDS = ("updatedSince", "updatedAfter", "updatedAtFrom", "updat
 _OPERATORS = ("_operators", _CLOCK)  # R6, then gte | gt
 
 
-def read_plans(schema: SchemaFile) -> tuple[list[StreamPlan], list[SkippedField]]:
+def read_plans(schema: MoovagoSchema) -> tuple[list[StreamPlan], list[SkippedField]]:
     """The read side of every stream (R1), `team` first, and the root fields that are none."""
     query = schema.graphql.query_type
     if query is None:
@@ -281,7 +276,7 @@ _PAGING_KINDS = ("offset", "page", "cursor", "none")
 
 
 def apply_overrides(
-    schema: SchemaFile, plans: list[StreamPlan], overrides: Mapping[str, Any]
+    schema: MoovagoSchema, plans: list[StreamPlan], overrides: Mapping[str, Any]
 ) -> list[StreamPlan]:
     """`plans` with each stream's overrides applied, new streams appended, all checked."""
     if not isinstance(overrides, dict):
@@ -295,7 +290,7 @@ def apply_overrides(
 
 
 def _override(
-    schema: SchemaFile, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
+    schema: MoovagoSchema, stream: str, plan: StreamPlan | None, parts: Mapping[str, Any]
 ) -> StreamPlan:
     query = schema.graphql.query_type
     fields = query.fields if query is not None else {}
@@ -358,15 +353,11 @@ def _override(
     plan = replace(plan, **changes)
     if "writes" in parts:
         given = _object(parts["writes"], "writes", fail, ("create", "update", "delete"))
-        writes = plan.writes or describe_writes(schema, plan)
-        shapes = dict(writes.shapes)  # a kind in shapes is no longer missing
-        for kind, name in given.items():
-            try:
-                shapes[kind] = named_write(schema, plan, kind, str(name))
-            except SchemaFileError as err:
-                raise fail(f"writes.{kind}", str(err)) from None
-        refused = {k: why for k, why in writes.refused.items() if k not in given}
-        plan = replace(plan, writes=replace(writes, shapes=shapes, refused=refused))
+        writes = describe_writes(schema, plan, {kind: str(name) for kind, name in given.items()})
+        for kind in given:
+            if kind not in writes.shapes:
+                raise fail(f"writes.{kind}", writes.refused.get(kind) or writes.missing[kind])
+        plan = replace(plan, writes=writes)
     return plan
 
 

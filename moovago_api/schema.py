@@ -1,9 +1,6 @@
-"""The Moovago GraphQL schema file: load it, list its entities, convert its types, check documents.
-
-Moovago turns introspection off and hands customers an SDL file instead, so everything the
-connectors know about the API comes from that file (the bundled reconstruction, or the user's own
-copy through `schema_path`). All GraphQL work is done by graphql-core; nothing here parses SDL.
-"""
+"""The Moovago GraphQL schema file: load it, list its streams' plans, convert its types, check
+documents. Moovago turns introspection off and hands customers an SDL file instead, so the file
+(bundled, or the user's `schema_path`) is all the connectors know of the API."""
 
 from __future__ import annotations
 
@@ -17,25 +14,32 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    GraphQLEnumType,
     GraphQLError,
+    GraphQLField,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLSyntaxError,
+    GraphQLUnionType,
     Source,
     build_ast_schema,
+    is_abstract_type,
     is_introspection_type,
     parse,
     specified_scalar_types,
     validate,
     validate_schema,
 )
+from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
-from moovago_api.json_schema import DEFAULT_SCALAR_KINDS, SCALAR_KINDS, Converter
 from moovago_api.plan import SkippedField, StreamPlan
 from moovago_api.read_plan import apply_overrides, read_plans
 from moovago_api.write_plan import describe_writes
@@ -97,44 +101,35 @@ class MoovagoSchema:
         if not overrides:
             return self
         key = json.dumps(overrides, sort_keys=True, default=str)
-        with _cache_lock:
-            if key not in self._variants:
-                plans = dict(overrides)
-                self._variants[key] = MoovagoSchema(self.path, self.sdl, self.graphql, plans)
-            return self._variants[key]
+        variant = MoovagoSchema(self.path, self.sdl, self.graphql, dict(overrides))
+        with _cache_lock:  # one variant per overrides: its plans are built once
+            return self._variants.setdefault(key, variant)
 
     def output_json_schema(
-        self,
-        type_name: str,
-        *,
-        include_deprecated: bool = True,
-        scalar_types: Mapping[str, str] | None = None,
+        self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
     ) -> dict:
         """JSON Schema of a record of an object type; a union or interface field is an object
         with `__typename` and the fields of every possible type."""
-        return self._json_schema(type_name, scalar_types, include_deprecated)
+        return self._json_schema(type_name, scalar_types)
 
     def input_json_schema(
         self, type_name: str, *, scalar_types: Mapping[str, str] | None = None
     ) -> dict:
         """JSON Schema of an input object; fields that must be given are in `required`."""
-        return self._json_schema(type_name, scalar_types, True, want_input=True)
+        return self._json_schema(type_name, scalar_types, want_input=True)
 
-    def _json_schema(
-        self, type_name: str, scalar_types: Any, deprecated: bool, *, want_input: bool = False
-    ) -> dict:
+    def _json_schema(self, type_name: str, scalar_types: Any, *, want_input: bool = False) -> dict:
         gql_type = self.graphql.get_type(type_name)
         if gql_type is None:
             raise KeyError(f"No type {type_name!r} in {self.path.name}")
-        converter = Converter(self.graphql, self.scalar_kinds(scalar_types), deprecated)
-        if want_input and isinstance(gql_type, GraphQLInputObjectType):
-            schema = converter.input_object_schema(gql_type, (gql_type.name,))
-        elif not want_input and isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-            schema = converter.object_schema(gql_type, (gql_type.name,))
-        else:
+        wanted = (
+            (GraphQLInputObjectType,) if want_input else (GraphQLObjectType, GraphQLInterfaceType)
+        )
+        if not isinstance(gql_type, wanted):
             kind = "an input" if want_input else "an object"
             raise TypeError(f"{type_name} is not {kind} type in {self.path.name}")
-        return {**schema, "type": "object"}
+        converter = Converter(self.graphql, self.scalar_kinds(scalar_types))
+        return {**converter.object_schema(gql_type, (gql_type.name,)), "type": "object"}
 
     def custom_scalars(self) -> list[str]:
         """Names of the scalars the file defines (beyond GraphQL's own five)."""
@@ -187,29 +182,24 @@ class MoovagoSchema:
         return [item for item in found if item.reason is not None]
 
 
-_cache: dict[tuple[Path, int, int], MoovagoSchema] = {}
 _cache_lock = threading.Lock()
 
 
 def load_schema(path: str | Path | None = None) -> MoovagoSchema:
-    """Load the bundled schema file, or the user's; one parse per file version per process.
-
-    Raises SchemaFileError naming the file (and the line, when the problem has one).
-    """
+    """Load the bundled schema file, or the user's, once per file version per process; raises
+    SchemaFileError naming the file (and the line, when the problem has one)."""
     resolved = Path(path).expanduser().resolve() if path is not None else DEFAULT_SCHEMA_PATH
     try:
         stat = resolved.stat()
     except OSError as err:
         msg = f"Cannot read schema file {resolved}: {err.strerror or err}"
         raise SchemaFileError(msg, str(resolved)) from err
-    key = (resolved, stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
-        if key not in _cache:
-            _cache[key] = _build(resolved)
-        return _cache[key]
+        return _build(resolved, stat.st_mtime_ns, stat.st_size)
 
 
-def _build(path: Path) -> MoovagoSchema:
+@functools.cache  # keyed by the file's version: an edited file is parsed again
+def _build(path: Path, _mtime_ns: int, _size: int) -> MoovagoSchema:
     try:
         sdl = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -240,3 +230,133 @@ def _schema_file_error(path: Path, errors: list[GraphQLError]) -> SchemaFileErro
 def _error_text(err: GraphQLError) -> str:
     where = ", ".join(f"line {loc.line} column {loc.column}" for loc in err.locations or ())
     return f"{err.message} ({where})" if where else err.message
+
+
+# -- JSON Schema of the file's types: one scalar mapping; a deprecated field stays, marked
+# `deprecated` with its reason (the tap leaves it unselected by default).
+
+_FORMATS = ("date-time", "date", "time")
+#: JSON Schema of each kind a scalar can be mapped to (the `scalar_types` setting's values).
+SCALAR_KINDS: dict[str, dict[str, Any]] = {
+    kind: {"type": "string", "format": kind} if kind in _FORMATS else {"type": kind}
+    for kind in ("string", *_FORMATS, "integer", "number", "boolean", "object", "array")
+}
+SCALAR_KINDS["any"] = {"type": ["object", "array", "string", "number", "boolean"]}
+
+#: Kind of each scalar by name; custom scalars not listed here (and not in `scalar_types`)
+#: travel as strings.
+DEFAULT_SCALAR_KINDS: dict[str, str] = {
+    **dict.fromkeys(("Int", "Long", "BigInt"), "integer"),
+    **dict.fromkeys(("Float", "Decimal"), "number"),
+    **dict.fromkeys(("String", "ID"), "string"),
+    "Boolean": "boolean",
+    "DateTime": "date-time",
+    "Date": "date",
+    "Time": "time",
+    "JSON": "any",
+    "JSONObject": "object",
+}
+
+
+@dataclass(frozen=True)
+class Converter:
+    graphql: GraphQLSchema
+    scalar_kinds: Mapping[str, str]
+
+    def object_schema(
+        self,
+        gql_type: GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType,
+        seen: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """An object's or an input object's schema; `seen`: the types above it (cycles stop)."""
+        properties = {name: self._field(field, seen) for name, field in gql_type.fields.items()}
+        schema: dict[str, Any] = {"type": ["object", "null"], "properties": properties}
+        if isinstance(gql_type, GraphQLInputObjectType):  # GraphQL refuses unknown input fields
+            schema["additionalProperties"] = False
+            required = [
+                name
+                for name, field in gql_type.fields.items()
+                if isinstance(field.type, GraphQLNonNull) and "default" not in properties[name]
+            ]
+            if required:
+                schema["required"] = required
+        return _described(schema, gql_type.description)
+
+    def _abstract_schema(
+        self, gql_type: GraphQLUnionType | GraphQLInterfaceType, seen: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """`__typename` plus the fields of every possible type (each selected on its type)."""
+        possible = self.graphql.get_possible_types(gql_type)
+        properties: dict[str, Any] = {
+            "__typename": {"type": "string", "enum": [member.name for member in possible]}
+        }
+        for member in possible:
+            if member.name in seen:
+                continue
+            member_schema = self.object_schema(member, (*seen, member.name))
+            for name, prop in member_schema["properties"].items():
+                differs = properties.get(name, prop) != prop
+                properties[name] = _either(properties[name], prop) if differs else prop
+        return _described(
+            {"type": ["object", "null"], "properties": properties}, gql_type.description
+        )
+
+    def _field(self, field: GraphQLField | GraphQLInputField, seen: tuple[str, ...]) -> dict:
+        prop = self._schema(field.type, seen)
+        if field.description:
+            prop["description"] = field.description
+        if field.deprecation_reason is not None:
+            prop["deprecated"] = True
+            prop["x-deprecation-reason"] = field.deprecation_reason
+        default = getattr(field.ast_node, "default_value", None)
+        if default is not None:
+            prop["default"] = value_from_ast_untyped(default)
+        return prop
+
+    def _schema(self, gql_type: Any, seen: tuple[str, ...]) -> dict[str, Any]:
+        """The schema of an output or input type (their kinds do not overlap)."""
+        if isinstance(gql_type, GraphQLNonNull):
+            return _non_null(self._schema(gql_type.of_type, seen))
+        if isinstance(gql_type, GraphQLList):
+            return {"type": ["array", "null"], "items": self._schema(gql_type.of_type, seen)}
+        if isinstance(gql_type, (GraphQLObjectType, GraphQLInputObjectType)):
+            if gql_type.name in seen:
+                # A cycle (A.b: B, B.a: A): stop at an object of unknown shape.
+                return {"type": ["object", "null"]}
+            return self.object_schema(gql_type, (*seen, gql_type.name))
+        if is_abstract_type(gql_type):
+            return self._abstract_schema(gql_type, (*seen, gql_type.name))
+        if isinstance(gql_type, GraphQLEnumType):
+            return {"type": ["string", "null"], "enum": [*gql_type.values, None]}
+        base = SCALAR_KINDS[self.scalar_kinds.get(gql_type.name, "string")]
+        types = base["type"] if isinstance(base["type"], list) else [base["type"]]
+        return {**base, "type": [*types, "null"]}
+
+
+def _described(schema: dict[str, Any], description: str | None) -> dict[str, Any]:
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _either(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """A property two possible types declare differently: any value either allows, or null."""
+    types: list[str] = []
+    for schema in (first, second):
+        found = schema.get("type", [])
+        for name in [found] if isinstance(found, str) else found:
+            if name not in types and name != "null":
+                types.append(name)
+    merged: dict[str, Any] = {"type": [*types, "null"]}
+    if "description" in first:
+        merged["description"] = first["description"]
+    return merged
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same schema without null: non-null in GraphQL is "no null" in JSON Schema."""
+    types = [t for t in schema["type"] if t != "null"]
+    schema["type"] = types[0] if len(types) == 1 else types
+    if "enum" in schema:
+        schema["enum"] = [v for v in schema["enum"] if v is not None]
+    return schema

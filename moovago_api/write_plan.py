@@ -1,14 +1,11 @@
 """The write conventions W1-W4 (docs/stream-plan.md): per entity, the mutations that create,
-update and delete it, their argument layout, the id they return and where they report a failure.
-
-What cannot be used is kept as one sentence naming the mutation and the file, and raised as
-`MutationShapeError` when a caller needs that kind.
+update and delete it; what cannot be used is kept as one sentence, raised when that kind is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     GraphQLField,
@@ -33,24 +30,13 @@ from moovago_api.plan import (
     MutationShape,
     MutationShapeError,
     Payload,
-    SchemaFile,
     StreamPlan,
     child,
     is_list,
-    kind_of,
 )
 
-__all__ = [
-    "KINDS",
-    "EntityWrites",
-    "InputField",
-    "MutationShape",
-    "MutationShapeError",
-    "Payload",
-    "describe_writes",
-    "find_mutation",
-    "kind_of",
-]
+if TYPE_CHECKING:
+    from moovago_api.schema import MoovagoSchema
 
 _ID_NAME = "id"
 _DATA_ARGS = ("input", "data")  # W2: the data among several input objects
@@ -58,17 +44,24 @@ _ID_TYPES = ("ID", "String", "MongoID")  # W2
 Found = tuple[GraphQLObjectType, tuple[str, ...], GraphQLField]
 
 
-def describe_writes(schema: SchemaFile, entity: StreamPlan) -> EntityWrites:
-    """Every mutation of `entity` the file declares (W1-W4), or why a kind cannot be written."""
+def describe_writes(
+    schema: MoovagoSchema, entity: StreamPlan, named: Mapping[str, str] | None = None
+) -> EntityWrites:
+    """Every mutation of `entity` the file declares (W1-W4), or why a kind cannot be written;
+    `named`: per kind, the mutation a setting names ('company.create', 'companyCreateOne')."""
     shapes: dict[str, MutationShape] = {}
     refused: dict[str, str] = {}
     missing: dict[str, str] = {}
     for kind in KINDS:
-        found = find_mutation(schema, entity, kind)
+        name = (named or {}).get(kind)
+        paths = [tuple(name.split("."))] if name else _candidates(entity, kind)
+        found = next(filter(None, (_resolve(schema, path) for path in paths)), None)
         if found is None:
-            looked_for = ", ".join(".".join(p) for p in _candidates(entity, kind))
+            looked_for = ", ".join(".".join(p) for p in paths)
             missing[kind] = (
-                f"the schema file {schema.path} declares no {kind} mutation for "
+                f"the schema file {schema.path} has no mutation Mutation.{name}"
+                if name
+                else f"the schema file {schema.path} declares no {kind} mutation for "
                 f"{entity.type_name} (looked for {looked_for}; "
                 f"set {SETTING}.{entity.stream_name}.writes.{kind} to name another)"
             )
@@ -102,7 +95,7 @@ def _candidates(entity: StreamPlan, kind: str) -> list[tuple[str, ...]]:
     return [(space, kind) for space in spaces] + [(name,) for name in dict.fromkeys(roots)]
 
 
-def _resolve(schema: SchemaFile, path: tuple[str, ...]) -> Found | None:
+def _resolve(schema: MoovagoSchema, path: tuple[str, ...]) -> Found | None:
     """The mutation field at `path` ('company', 'create') or ('createCompany',), if declared."""
     parent: Any = schema.graphql.mutation_type
     if len(path) == 2:
@@ -111,22 +104,13 @@ def _resolve(schema: SchemaFile, path: tuple[str, ...]) -> Found | None:
     return None if found is None or len(path) > 2 else (parent, path, found)
 
 
-def find_mutation(schema: SchemaFile, entity: StreamPlan, kind: str) -> Found | None:
+def find_mutation(schema: MoovagoSchema, entity: StreamPlan, kind: str) -> Found | None:
     """W1: the first mutation the conventions find for `kind`, as (parent, path, field)."""
     return next(filter(None, (_resolve(schema, p) for p in _candidates(entity, kind))), None)
 
 
-def named_write(schema: SchemaFile, entity: StreamPlan, kind: str, name: str) -> MutationShape:
-    """The `kind` mutation a setting names ('company.create', 'companyCreateOne'), by W2-W4."""
-    found = _resolve(schema, tuple(name.split(".")))
-    if found is None:
-        msg = f"the schema file {schema.path} has no mutation Mutation.{name}"
-        raise MutationShapeError(msg, str(schema.path))
-    return _shape(schema, entity, kind, *found)
-
-
 def _shape(
-    schema: SchemaFile,
+    schema: MoovagoSchema,
     entity: StreamPlan,
     kind: str,
     parent: GraphQLObjectType,

@@ -236,8 +236,8 @@ def _paging(entity: Entity) -> str:
 
 
 def _incremental(entity: Entity) -> str:
-    if entity.replication_key and entity.updated_since_field:
-        return f"{entity.replication_key} (filter {entity.updated_since_field})"
+    if entity.replication_key and entity.bound_path:
+        return f"{entity.replication_key} (filter {entity.bound_path[0]})"
     return "none (full table)"
 
 

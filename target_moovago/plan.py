@@ -175,7 +175,7 @@ class Planner:
     hard_delete: bool = False
     clearable: frozenset[str] | None = None  # fields a NULL may clear on update (None: all)
     keyless_creates: bool = False  # create rows without id or key: a resume may duplicate them
-    key_hint: str = "set match_keys"  # how to fix a missing key (moovago_api.mutations)
+    key_hint: str = "set match_keys"  # how to fix a missing key (moovago_api.documents)
     policies: Mapping[str, Policy] = field(default_factory=dict)  # absent fields overwrite
 
     def plan(self, rows: Sequence[Row]) -> list[Action]:

@@ -13,16 +13,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 
 from moovago_api import documents
-from moovago_api.documents import Selection
+from moovago_api.documents import Selection, check_writes
 from moovago_api.errors import ConfigError, MoovagoError
-from moovago_api.mutations import EntityWrites, check_writes
 from moovago_api.pager import Pager
+from moovago_api.plan import KINDS, EntityWrites, InputField
 from moovago_api.plan import SETTING as PLANS_SETTING
-from moovago_api.plan import InputField
 from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
-from moovago_api.write_plan import KINDS, find_mutation
+from moovago_api.write_plan import find_mutation
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
 from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
 from target_moovago.plan import Mode, Policy

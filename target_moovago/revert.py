@@ -23,8 +23,8 @@ from pathlib import Path
 import click
 from singer_sdk.exceptions import ConfigValidationError
 
+from moovago_api.documents import check_writes
 from moovago_api.errors import MoovagoError
-from moovago_api.mutations import check_writes
 from target_moovago.index import MappedRow, comparable
 from target_moovago.ledger import ChangeLog
 from target_moovago.plan import WRITES, Action, InputValidator, Kind, Row

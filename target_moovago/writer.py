@@ -10,9 +10,8 @@ import typing as t
 from collections import Counter, deque
 from collections.abc import Collection, Generator, Iterator, Sequence
 
-from moovago_api.documents import operation_name
+from moovago_api.documents import Alias, batch_document, operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
-from moovago_api.mutations import Alias, batch_document
 from moovago_api.transport import encode_request
 from moovago_api.wire import format_datetime
 from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex

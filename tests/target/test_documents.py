@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from graphql import print_ast
 
-from moovago_api.mutations import batch_document
+from moovago_api.documents import batch_document
 from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
 from target_moovago.index import MappedRow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from moovago_api.mutations import describe_writes
 from moovago_api.schema import load_schema
+from moovago_api.write_plan import describe_writes
 from target_moovago.index import DEFAULT_MATCH_KEYS, FieldMapper, KeySpec, RemoteIndex
 from target_moovago.plan import InputValidator, Kind, Mode, Planner, Row
 

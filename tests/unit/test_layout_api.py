@@ -72,13 +72,13 @@ def test_the_checker_sees_function_level_imports_and_skips_type_checking(tmp_pat
         "from typing import TYPE_CHECKING\n"
         "from moovago_api import schema\n"
         "if TYPE_CHECKING:\n    from moovago_api.pager import Pager\n"
-        "def f():\n    from moovago_api.mutations import batch_document\n",
+        "def f():\n    from moovago_api.documents import batch_document\n",
         encoding="utf-8",
     )
     assert runtime_imports(source) == {
         "moovago_api",
         "moovago_api.schema",
-        "moovago_api.mutations",
+        "moovago_api.documents",
     }
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []

@@ -1,5 +1,6 @@
-"""moovago_api.mutations: mutation shapes read from the schema file, aliased batch documents,
-record ids from every payload shape, refusals as one line, match-key problems.
+"""moovago_api.write_plan and the write side of moovago_api.documents: mutation shapes read
+from the schema file, aliased batch documents, record ids from every payload shape, refusals as
+one line, match-key problems.
 
 Documents are executed by graphql-core against the variant they were built from (resolvers that
 record what they receive), so a wrong variable layout fails coercion, not only validation.
@@ -24,16 +25,15 @@ from graphql import (
     validate,
 )
 
-from moovago_api import mutations
-from moovago_api.errors import SchemaFileError
-from moovago_api.mutations import (
+from moovago_api import documents
+from moovago_api.documents import (
     Alias,
-    MutationShapeError,
-    Payload,
     WriteOp,
     batch_document,
     check_writes,
 )
+from moovago_api.errors import SchemaFileError
+from moovago_api.plan import EntityWrites, MutationShape, MutationShapeError, Payload
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
 from target_moovago.remote import match_key_problems, unclaimed_mutations
 from target_moovago.sinks import input_schema
@@ -114,7 +114,7 @@ def data_for(schema: MoovagoSchema, type_name: str | None, *, required: bool, ta
 class Server:
     """Root value answering every mutation of one entity; records the calls it received."""
 
-    def __init__(self, writes: mutations.EntityWrites) -> None:
+    def __init__(self, writes: EntityWrites) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.root: dict[str, Any] = {}
         for kind, shape in writes.shapes.items():
@@ -123,7 +123,7 @@ class Server:
                 holder = self.root.setdefault(shape.path[0], {})
             holder[shape.path[-1]] = self._resolver(kind, shape)
 
-    def _resolver(self, kind: str, shape: mutations.MutationShape) -> Any:
+    def _resolver(self, kind: str, shape: MutationShape) -> Any:
         def resolve(_info: Any, **args: Any) -> Any:
             self.calls.append((kind, args))
             if kind == "create":
@@ -498,7 +498,7 @@ def test_an_invalid_document_is_refused_in_one_line(tmp_path, monkeypatch):
     # a validation error graphql-core reports (as when a file changes under a built shape)
     from graphql import GraphQLError
 
-    monkeypatch.setattr(mutations, "validate", lambda *_: [GraphQLError("Unknown type X.")])
+    monkeypatch.setattr(documents, "validate", lambda *_: [GraphQLError("Unknown type X.")])
     with pytest.raises(MutationShapeError) as caught:
         check_writes(schema, entity, ["create"])
     message = str(caught.value)
@@ -520,7 +520,7 @@ def test_unclaimed_mutations_are_named(tmp_path):
 
 
 def test_the_module_has_no_assert():
-    source = Path(mutations.__file__).read_text(encoding="utf-8")
+    source = Path(documents.__file__).read_text(encoding="utf-8")
     assert "assert " not in source
 
 
@@ -619,5 +619,5 @@ def test_payload_errors_are_selected_and_an_entity_id_argument_is_the_id(tmp_pat
 
 def _record_id(entity, kind, result, *, sent_id=None):
     """The id one aliased call wrote, read by the plan's write side."""
-    writes = entity if isinstance(entity, mutations.EntityWrites) else entity.writes
+    writes = entity if isinstance(entity, EntityWrites) else entity.writes
     return writes.shape(kind).record_id(result, sent_id=sent_id)

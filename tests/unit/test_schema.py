@@ -218,13 +218,11 @@ def test_bundled_company_schema_keeps_descriptions_and_deprecations(bundled):
     }
 
 
-def test_output_json_schema_can_leave_deprecated_fields_out(bundled):
-    props = bundled.output_json_schema("Company", include_deprecated=False)["properties"]
-    assert "zipCode" not in props
-    assert "postalCode" in props
-    contact = bundled.output_json_schema("CompanyContact", include_deprecated=False)
-    assert "function" not in contact["properties"]
-    assert "position" in contact["properties"]
+def test_output_json_schema_keeps_deprecated_fields_marked(bundled):
+    contact = bundled.output_json_schema("CompanyContact")["properties"]
+    assert contact["function"]["deprecated"] is True
+    assert contact["function"]["x-deprecation-reason"]
+    assert "deprecated" not in contact["position"]
 
 
 def test_output_json_schema_stops_at_cycles(tmp_path):
@@ -393,7 +391,7 @@ def test_user_schema_entity_gets_a_snake_case_stream(tmp_path):
     assert schema.entity("visitReport") is visit
     assert visit.type_name == "VisitReport"
     assert visit.team_filter_field == "teamId"
-    assert visit.updated_since_field == "updatedAfter"
+    assert visit.bound_path == ("updatedAfter",)
     assert visit.replication_key == "updatedAt"
     assert (visit.paging.offset_arg, visit.paging.size_arg) == ("offset", "first")
     assert visit.writes.shape("create").path == ("visitReport", "create")
@@ -413,7 +411,7 @@ def test_entity_without_updated_since_has_no_replication_key(tmp_path):
     (thing,) = load_schema(path).entities()
     assert thing.stream_name == "thing"
     assert thing.team_filter_field is None
-    assert thing.updated_since_field is None
+    assert thing.bound_path == ()
     assert thing.replication_key is None
     assert thing.paging.kind == "none"
     assert dict(thing.writes.shapes) == {}
@@ -557,7 +555,7 @@ def test_filters_are_found_by_type_nullable_renamed_or_absent():
     for entity in teamless.entities()[1:]:
         assert entity.filter_arg == "filter"
         assert entity.team_filter_field is None
-        assert entity.updated_since_field == "updatedSince"
+        assert entity.bound_path == ("updatedSince",)
 
 
 def test_a_list_the_pager_cannot_drive_is_kept_with_its_refusal():
@@ -620,7 +618,7 @@ def test_entities_come_from_shapes_not_spellings(tmp_path):
         "where",
         "teamId",
     )
-    assert company.updated_since_field == "updatedAfter"
+    assert company.bound_path == ("updatedAfter",)
     assert company.replication_key is None, "Company has no updatedAt"
     assert company.paging == Paging(
         kind="cursor",

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from graphql import print_ast
 
+from moovago_api.documents import WriteOp, batch_document
 from moovago_api.errors import ConfigError
-from moovago_api.mutations import WriteOp, batch_document
 from moovago_api.pager import Pager
 from moovago_api.schema import load_schema
 from tests.unit.stub_server import client_for
@@ -76,7 +76,8 @@ def test_a_payload_error_is_a_failure_with_the_servers_message(compose):
 def test_the_compose_batch_document_asks_for_the_error_and_sends_the_id_as_id(compose):
     company = compose.entity("company")
     ops = [WriteOp("create", None, {"name": "A"}), WriteOp("update", "m1", {"city": "Niort"})]
-    document, variables, aliases = batch_document(compose, company, ops, validate_document=True)
+    document, variables, aliases = batch_document(compose, company, ops)
+    assert compose.validate_document(document) == []
     text = print_ast(document)
     assert "c0: companyCreateOne(record: $i0)" in text
     assert "u1: companyUpdateById(_id: $i1__id, record: $i1)" in text
@@ -274,7 +275,8 @@ def test_a_result_union_is_read_its_failures_are_rejects_with_the_message(tmp_pa
         ("ValidationError", "DuplicateError"),
     )
     ops = [WriteOp("create", None, {"name": "A"})]
-    document, _, _ = batch_document(schema, company, ops, validate_document=True)
+    document, _, _ = batch_document(schema, company, ops)
+    assert schema.validate_document(document) == []
     text = print_ast(document)
     assert "... on CreateOneCompanyPayload {\n      recordId" in text
     assert "... on DuplicateError {\n      message" in text
