@@ -19,23 +19,18 @@ from typing import Any, TextIO
 from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError
 from moovago_api.plan import SETTING
 from moovago_api.schema import DEFAULT_SCHEMA_PATH, MoovagoSchema, load_schema
-from moovago_schema.drift import (
-    BREAKING,
+from moovago_schema.check import (
     CHANGED,
-    DANGEROUS,
-    DEPRECATED,
-    MISSING,
     NEW,
-    NEW_ENTITY,
     CheckIssue,
-    DiffReport,
     check_catalog,
     check_target_fields,
-    diff_schemas,
     target_streams_from_config,
-    usage_index,
 )
+from moovago_schema.deprecations import DEPRECATED, MISSING
+from moovago_schema.drift import NEW_ENTITY, DiffReport, diff_schemas, usage_index
 from moovago_schema.plan_view import add_plan_command
+from moovago_schema.view import BREAKING, DANGEROUS
 
 PROG = "moovago-schema"
 BUNDLED = "bundled"

@@ -16,16 +16,10 @@ import pytest
 from singer_sdk.singerlib import MetadataMapping
 
 from moovago_api.schema import load_schema
+from moovago_schema.check import check_catalog, selected_fields, target_streams_from_config
 from moovago_schema.cli import main, render_table
 from moovago_schema.deprecations import field_report
-from moovago_schema.drift import (
-    Usage,
-    check_catalog,
-    diff_schemas,
-    selected_fields,
-    target_streams_from_config,
-    usage_index,
-)
+from moovago_schema.drift import Usage, diff_schemas, usage_index
 
 VARIANTS = Path(__file__).resolve().parent.parent / "schema_variants"
 BASE = VARIANTS / "base.gql"
