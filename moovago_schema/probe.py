@@ -12,33 +12,30 @@ schema coordinates: no record value, no key.
 
 from __future__ import annotations
 
-import json
 import time
 import typing as t
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from graphql import (
-    GraphQLEnumType,
     GraphQLField,
     GraphQLInterfaceType,
-    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLScalarType,
     GraphQLUnionType,
     get_named_type,
+    is_required_argument,
 )
-from graphql.pyutils import Undefined
 
 from moovago_api.client import MoovagoClient
-from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError
+from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError, short
 from moovago_api.pager import Pager
+from moovago_api.plan import is_list
 from moovago_api.schema import Entity, MoovagoSchema
-from moovago_api.wire import is_datetime_text
+from moovago_schema.answers import Selection, answer_shape, check_answer
 
 if t.TYPE_CHECKING:
     from moovago_api.documents import Selection as DocSelection
@@ -49,9 +46,6 @@ __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 SMALL_PAGE = 5
 #: Nested objects are selected this deep (the tap selects every level; the doctor samples).
 MAX_DEPTH = 3
-
-#: A selection: field name -> nested selection (None for a leaf).
-Selection = dict[str, "Selection | None"]
 
 
 @dataclass
@@ -121,9 +115,7 @@ class Probe:
 def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
     """Record the status, timing and headers of each answer `client` receives: its method that
     reads an answer is wrapped (this instance only), so the doctor sends nothing itself."""
-    post = getattr(client, "_post", None)
-    if not callable(post):
-        return
+    post = client._post
 
     def observed(*args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
@@ -135,7 +127,7 @@ def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
                 received=datetime.now(timezone.utc),
                 date=answer.date,
                 retry_after=answer.headers.get("Retry-After"),
-                shape=_shape(answer) if answer.status_code != 200 else "",
+                shape=answer_shape(answer) if answer.status_code != 200 else "",
             )
         )
         return answer
@@ -186,10 +178,9 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
         if stream.auth_error:
             result.auth_error = stream.auth_error
             break
-    server_time = getattr(client, "server_time", None)  # the client's own view, where it has one
-    seen = server_time() if callable(server_time) else None
-    if isinstance(seen, datetime):
-        result.server_offset = (seen - datetime.now(timezone.utc)).total_seconds()
+    server_time = client.server_time()
+    if server_time is not None:
+        result.server_offset = (server_time - datetime.now(timezone.utc)).total_seconds()
     return result
 
 
@@ -280,7 +271,8 @@ class _Reader:
         if shape.kind == "unsupported":
             problem = shape.problem or "paging the connectors cannot drive"
             return "-", f"{self._query_name()}.{entity.root_field}: {problem}"
-        if shape.rows == "list" and not _is_list_of_objects(root.type):
+        objects = isinstance(get_named_type(root.type), (GraphQLObjectType, GraphQLInterfaceType))
+        if shape.rows == "list" and not (is_list(root.type) and objects):
             return "-", (
                 f"{self._query_name()}.{entity.root_field} does not return a list of objects"
                 f" ({root.type}) nor a connection the pager reads"
@@ -299,7 +291,9 @@ class _Reader:
         problems: dict[str, int] = {}
         root = self._root_field(entity)
         row = data.get(entity.root_field)
-        _check(row, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems)
+        check_answer(
+            row, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems
+        )
         return row, problems
 
     def page(
@@ -346,7 +340,9 @@ class _Reader:
         rows = entity.paging.rows
         inner = {"list": "", "edges": ".edges.node"}.get(rows, f".{rows}")
         for row in answer.rows:
-            _check(row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems)
+            check_answer(
+                row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems
+            )
         ids = [str(row.get(entity.id_field)) for row in answer.rows]
         next_cursor = answer.end_cursor
         if entity.paging.row_cursor and answer.cursors and answer.cursors[-1] is not None:
@@ -388,10 +384,7 @@ class _Reader:
         for name, gql_field in gql_type.fields.items():
             if gql_field.deprecation_reason is not None and not self.deprecated:
                 continue
-            if any(
-                isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
-                for arg in gql_field.args.values()
-            ):
+            if any(is_required_argument(arg) for arg in gql_field.args.values()):
                 continue
             named = get_named_type(gql_field.type)
             if isinstance(named, GraphQLUnionType):
@@ -410,108 +403,5 @@ def _spec(selection: Selection) -> list[DocSelection]:
     return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
 
 
-def _is_list_of_objects(gql_type: GraphQLOutputType) -> bool:
-    if isinstance(gql_type, GraphQLNonNull):
-        gql_type = gql_type.of_type
-    return isinstance(gql_type, GraphQLList) and isinstance(
-        get_named_type(gql_type), (GraphQLObjectType, GraphQLInterfaceType)
-    )
-
-
-# -- answers against the file --------------------------------------------------------------
-
-
-def _check(
-    value: Any,
-    gql_type: GraphQLOutputType,
-    selection: Selection | None,
-    where: str,
-    problems: dict[str, int],
-) -> None:
-    """Count each way `value` differs from `gql_type` (coordinate: what), never the value."""
-
-    def problem(text: str, at: str = where) -> None:
-        problems[f"{at}: {text}"] = problems.get(f"{at}: {text}", 0) + 1
-
-    if isinstance(gql_type, GraphQLNonNull):
-        if value is None:
-            problem(f"null, but the file declares {gql_type}")
-            return
-        gql_type = gql_type.of_type
-    if value is None:
-        return
-    if isinstance(gql_type, GraphQLList):
-        if not isinstance(value, list):
-            problem(f"{_json_kind(value)}, but the file declares a list {gql_type}")
-            return
-        for item in value:
-            _check(item, gql_type.of_type, selection, where, problems)
-        return
-    if isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-        if not isinstance(value, Mapping):
-            problem(f"{_json_kind(value)}, but the file declares an object {gql_type.name}")
-            return
-        for name, nested in (selection or {}).items():
-            coordinate = f"{gql_type.name}.{name}"
-            if name not in value:
-                problem("missing from the answer", coordinate)
-                continue
-            _check(value[name], gql_type.fields[name].type, nested, coordinate, problems)
-        return
-    if isinstance(gql_type, GraphQLEnumType):
-        if not isinstance(value, str) or value not in gql_type.values:
-            problem(f"a value that is not in enum {gql_type.name}")
-        return
-    if isinstance(gql_type, GraphQLScalarType):
-        expected = _SCALAR_KINDS.get(gql_type.name)
-        if expected is not None and not expected(value):
-            problem(f"{_json_kind(value)}, but the file declares {gql_type.name}")
-
-
-_SCALAR_KINDS: dict[str, Callable[[Any], bool]] = {
-    "Int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "String": lambda v: isinstance(v, str),
-    "Boolean": lambda v: isinstance(v, bool),
-    "ID": lambda v: isinstance(v, (str, int)) and not isinstance(v, bool),
-    "DateTime": is_datetime_text,  # the wire form the tap's bookmarks parse
-    "Date": lambda v: isinstance(v, str),
-}
-
-
-def _json_kind(value: Any) -> str:
-    kinds = (("a boolean", bool), ("a number", (int, float)), ("a string", str), ("a list", list))
-    for kind, types in (*kinds, ("an object", Mapping)):
-        if isinstance(value, types):
-            return kind
-    return "a value"
-
-
-# -- headers ---------------------------------------------------------------------------------
-
-
-def _shape(answer: Any) -> str:
-    """'application/json {errors}' for a non-200 answer: its form, never its text."""
-    content_type = str(answer.headers.get("Content-Type") or "no content type").split(";")[0]
-    try:
-        payload = json.loads(answer.content)
-    except (ValueError, TypeError):
-        return f"{content_type}, not JSON"
-    if isinstance(payload, dict):
-        keys = sorted(payload)
-        codes = sorted(
-            {
-                str(err.get("extensions", {}).get("code"))
-                for err in payload.get("errors") or []
-                if isinstance(err, dict) and isinstance(err.get("extensions"), dict)
-                if err["extensions"].get("code")
-            }
-        )
-        text = f"{content_type} {{{', '.join(keys)}}}"
-        return text + (f" codes {', '.join(codes)}" if codes else "")
-    return f"{content_type} {type(payload).__name__}"
-
-
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    return short(" ".join(str(err).split()))

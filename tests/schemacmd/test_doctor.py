@@ -448,7 +448,7 @@ def _stream(**parts: Any) -> Any:
 
 def _judge(*streams: Any, page_size: int = 10) -> dict[str, dict[str, str]]:
     from moovago_api.schema import load_schema
-    from moovago_schema.doctor import judge
+    from moovago_schema.verdicts import judge
     from moovago_schema.probe import Probe
 
     seen = Probe(schema=load_schema(), page_size=page_size, streams=list(streams))
