@@ -170,7 +170,7 @@ def run_doctor(config: Mapping[str, Any]) -> DoctorReport:
         "request_timeout": client.request_timeout,
         "schema_path": str(schema.path),
     }
-    rows = judge(seen, schema, rate=rate, request_timeout=client.request_timeout)
+    rows = judge(seen, rate=rate, request_timeout=client.request_timeout)
     requests = {"team": seen.team_requests, **{s.stream: s.requests for s in seen.streams}}
     requests["total"] = len(seen.answers) or sum(requests.values())
     figures = {"at": format_datetime(datetime.now(timezone.utc)), **measured(seen, rows)}

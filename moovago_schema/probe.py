@@ -46,6 +46,7 @@ __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 SMALL_PAGE = 5
 #: Nested objects are selected this deep (the tap selects every level; the doctor samples).
 MAX_DEPTH = 3
+PAGED = ("offset", "page", "cursor")
 
 
 @dataclass
@@ -192,7 +193,7 @@ def _stream_probe(
         entity.stream_name,
         entity.name,
         paging,
-        paged=entity.paging.kind in ("offset", "page", "cursor"),
+        paged=entity.paging.kind in PAGED,
     )
     if why_not:
         stream.unsupported = why_not
@@ -278,9 +279,8 @@ class _Reader:
                 f" ({root.type}) nor a connection the pager reads"
             )
         where = "" if shape.rows == "list" else f", {shape.rows} connection"
-        first = {"offset": shape.offset_arg, "page": shape.page_arg, "cursor": shape.after_arg}
-        if shape.kind in first:
-            return f"{shape.kind} ({first[shape.kind]}/{shape.size_arg}){where}", ""
+        if shape.kind in PAGED:
+            return f"{shape.kind} ({shape.start_arg}/{shape.size_arg}){where}", ""
         return f"none (one request){where}", ""
 
     def single(self, entity: Entity, variables: Mapping[str, Any]) -> tuple[Any, dict[str, int]]:
@@ -311,7 +311,7 @@ class _Reader:
         `Pager.execute`, `Pager.page`): the shapes the tap reads are the shapes measured here.
         """
         pager, selection = self._pager(entity)
-        filter_value = {entity.team_filter_field: team_id} if entity.team_filter_field else {}
+        filter_value = entity.filter_value(team_id)
         start = 0 if after is None else after.start + after.rows
         variables: dict[str, Any]
         if size is None:

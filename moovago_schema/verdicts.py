@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from moovago_api.schema import MoovagoSchema
 from moovago_schema.probe import Probe, StreamProbe
 
 __all__ = ["FAILS", "HOLDS", "UNPROVEN", "Row", "judge", "measured"]
@@ -50,7 +49,7 @@ class Row:
         }
 
 
-def judge(seen: Probe, schema: MoovagoSchema, *, rate: float, request_timeout: float) -> list[Row]:
+def judge(seen: Probe, *, rate: float, request_timeout: float) -> list[Row]:
     if seen.auth_error:
         change = "fix api_key (and api_key_header) as given in the Moovago welcome e-mail"
         assumes = "api_key opens the team query at api_url"
@@ -70,7 +69,7 @@ def judge(seen: Probe, schema: MoovagoSchema, *, rate: float, request_timeout: f
         ]
     return [
         _auth_row(seen),
-        *_schema_rows(seen, schema),
+        *_schema_rows(seen),
         *paging,
         _latency_row(seen, request_timeout),
         _rate_row(seen, rate),
@@ -97,8 +96,8 @@ def _auth_row(seen: Probe) -> Row:
     return row("answered with one team", HOLDS)
 
 
-def _schema_rows(seen: Probe, schema: MoovagoSchema) -> list[Row]:
-    name = schema.path.name
+def _schema_rows(seen: Probe) -> list[Row]:
+    name = seen.schema.path.name
     change = f"set schema_path to the schema file Moovago serves now; {_DIFF_HINT}"
     rows = []
     if not seen.team_error:
