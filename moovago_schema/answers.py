@@ -21,8 +21,8 @@ from moovago_api.wire import is_datetime_text
 
 __all__ = ["Selection", "answer_shape", "check_answer"]
 
-#: A selection: field name -> nested selection (None for a leaf).
-Selection = dict[str, "Selection | None"]
+#: The fields read: a name, or a name and its nested selection (as `moovago_api.documents` takes).
+Selection = list["str | tuple[str, Selection]"]
 
 
 def check_answer(
@@ -55,7 +55,8 @@ def check_answer(
         if not isinstance(value, Mapping):
             problem(f"{_json_kind(value)}, but the file declares an object {gql_type.name}")
             return
-        for name, nested in (selection or {}).items():
+        for item in selection or []:
+            name, nested = (item, None) if isinstance(item, str) else item
             coordinate = f"{gql_type.name}.{name}"
             if name not in value:
                 problem("missing from the answer", coordinate)

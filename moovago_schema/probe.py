@@ -37,9 +37,6 @@ from moovago_api.plan import is_list
 from moovago_api.schema import Entity, MoovagoSchema
 from moovago_schema.answers import Selection, answer_shape, check_answer
 
-if t.TYPE_CHECKING:
-    from moovago_api.documents import Selection as DocSelection
-
 __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 
 #: Rows of the small page read twice: enough to see an order change, cheap on any server.
@@ -359,7 +356,7 @@ class _Reader:
             pager = Pager(
                 self.schema,
                 entity,
-                _spec(selection),
+                selection,
                 operation_name=f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}",
                 label=f"Stream '{entity.stream_name}'",
             )
@@ -380,7 +377,7 @@ class _Reader:
 
     def _selection(self, gql_type: Any, seen: tuple[str, ...], depth: int) -> Selection:
         """The fields the doctor reads: no union, no cycle, objects MAX_DEPTH deep."""
-        selection: Selection = {}
+        selection: Selection = []
         for name, gql_field in gql_type.fields.items():
             if gql_field.deprecation_reason is not None and not self.deprecated:
                 continue
@@ -390,17 +387,12 @@ class _Reader:
             if isinstance(named, GraphQLUnionType):
                 continue  # members differ per row; the tap's own reading covers them
             if not isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
-                selection[name] = None
+                selection.append(name)
             elif named.name not in seen and depth < MAX_DEPTH:
                 nested = self._selection(named, (*seen, gql_type.name), depth + 1)
                 if nested:
-                    selection[name] = nested
+                    selection.append((name, nested))
         return selection
-
-
-def _spec(selection: Selection) -> list[DocSelection]:
-    """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
-    return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
 
 
 def _one_line(err: BaseException) -> str:
