@@ -12,36 +12,30 @@ schema coordinates: no record value, no key.
 
 from __future__ import annotations
 
-import json
 import time
 import typing as t
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from graphql import (
-    GraphQLEnumType,
     GraphQLField,
     GraphQLInterfaceType,
-    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLScalarType,
     GraphQLUnionType,
     get_named_type,
+    is_required_argument,
 )
-from graphql.pyutils import Undefined
 
 from moovago_api.client import MoovagoClient
-from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError
+from moovago_api.errors import AuthError, ConfigError, MoovagoError, QueryError, short
 from moovago_api.pager import Pager
+from moovago_api.plan import is_list
 from moovago_api.schema import Entity, MoovagoSchema
-from moovago_api.wire import is_datetime_text
-
-if t.TYPE_CHECKING:
-    from moovago_api.documents import Selection as DocSelection
+from moovago_schema.answers import Selection, answer_shape, check_answer
 
 __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 
@@ -49,9 +43,7 @@ __all__ = ["Answer", "Probe", "StreamProbe", "probe"]
 SMALL_PAGE = 5
 #: Nested objects are selected this deep (the tap selects every level; the doctor samples).
 MAX_DEPTH = 3
-
-#: A selection: field name -> nested selection (None for a leaf).
-Selection = dict[str, "Selection | None"]
+PAGED = ("offset", "page", "cursor")
 
 
 @dataclass
@@ -121,9 +113,7 @@ class Probe:
 def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
     """Record the status, timing and headers of each answer `client` receives: its method that
     reads an answer is wrapped (this instance only), so the doctor sends nothing itself."""
-    post = getattr(client, "_post", None)
-    if not callable(post):
-        return
+    post = client._post
 
     def observed(*args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
@@ -135,7 +125,7 @@ def _observe(client: MoovagoClient, answers: list[Answer]) -> None:
                 received=datetime.now(timezone.utc),
                 date=answer.date,
                 retry_after=answer.headers.get("Retry-After"),
-                shape=_shape(answer) if answer.status_code != 200 else "",
+                shape=answer_shape(answer) if answer.status_code != 200 else "",
             )
         )
         return answer
@@ -186,10 +176,9 @@ def probe(client: MoovagoClient, schema: MoovagoSchema, config: Mapping[str, Any
         if stream.auth_error:
             result.auth_error = stream.auth_error
             break
-    server_time = getattr(client, "server_time", None)  # the client's own view, where it has one
-    seen = server_time() if callable(server_time) else None
-    if isinstance(seen, datetime):
-        result.server_offset = (seen - datetime.now(timezone.utc)).total_seconds()
+    server_time = client.server_time()
+    if server_time is not None:
+        result.server_offset = (server_time - datetime.now(timezone.utc)).total_seconds()
     return result
 
 
@@ -201,7 +190,7 @@ def _stream_probe(
         entity.stream_name,
         entity.name,
         paging,
-        paged=entity.paging.kind in ("offset", "page", "cursor"),
+        paged=entity.paging.kind in PAGED,
     )
     if why_not:
         stream.unsupported = why_not
@@ -280,15 +269,15 @@ class _Reader:
         if shape.kind == "unsupported":
             problem = shape.problem or "paging the connectors cannot drive"
             return "-", f"{self._query_name()}.{entity.root_field}: {problem}"
-        if shape.rows == "list" and not _is_list_of_objects(root.type):
+        objects = isinstance(get_named_type(root.type), (GraphQLObjectType, GraphQLInterfaceType))
+        if shape.rows == "list" and not (is_list(root.type) and objects):
             return "-", (
                 f"{self._query_name()}.{entity.root_field} does not return a list of objects"
                 f" ({root.type}) nor a connection the pager reads"
             )
         where = "" if shape.rows == "list" else f", {shape.rows} connection"
-        first = {"offset": shape.offset_arg, "page": shape.page_arg, "cursor": shape.after_arg}
-        if shape.kind in first:
-            return f"{shape.kind} ({first[shape.kind]}/{shape.size_arg}){where}", ""
+        if shape.kind in PAGED:
+            return f"{shape.kind} ({shape.start_arg}/{shape.size_arg}){where}", ""
         return f"none (one request){where}", ""
 
     def single(self, entity: Entity, variables: Mapping[str, Any]) -> tuple[Any, dict[str, int]]:
@@ -299,7 +288,9 @@ class _Reader:
         problems: dict[str, int] = {}
         root = self._root_field(entity)
         row = data.get(entity.root_field)
-        _check(row, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems)
+        check_answer(
+            row, root.type, selection, f"{self._query_name()}.{entity.root_field}", problems
+        )
         return row, problems
 
     def page(
@@ -317,7 +308,7 @@ class _Reader:
         `Pager.execute`, `Pager.page`): the shapes the tap reads are the shapes measured here.
         """
         pager, selection = self._pager(entity)
-        filter_value = {entity.team_filter_field: team_id} if entity.team_filter_field else {}
+        filter_value = entity.filter_value(team_id)
         start = 0 if after is None else after.start + after.rows
         variables: dict[str, Any]
         if size is None:
@@ -346,7 +337,9 @@ class _Reader:
         rows = entity.paging.rows
         inner = {"list": "", "edges": ".edges.node"}.get(rows, f".{rows}")
         for row in answer.rows:
-            _check(row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems)
+            check_answer(
+                row, t.cast("GraphQLOutputType", node_type), selection, where + inner, problems
+            )
         ids = [str(row.get(entity.id_field)) for row in answer.rows]
         next_cursor = answer.end_cursor
         if entity.paging.row_cursor and answer.cursors and answer.cursors[-1] is not None:
@@ -363,7 +356,7 @@ class _Reader:
             pager = Pager(
                 self.schema,
                 entity,
-                _spec(selection),
+                selection,
                 operation_name=f"MoovagoDoctor{entity.name[0].upper()}{entity.name[1:]}",
                 label=f"Stream '{entity.stream_name}'",
             )
@@ -384,134 +377,23 @@ class _Reader:
 
     def _selection(self, gql_type: Any, seen: tuple[str, ...], depth: int) -> Selection:
         """The fields the doctor reads: no union, no cycle, objects MAX_DEPTH deep."""
-        selection: Selection = {}
+        selection: Selection = []
         for name, gql_field in gql_type.fields.items():
             if gql_field.deprecation_reason is not None and not self.deprecated:
                 continue
-            if any(
-                isinstance(arg.type, GraphQLNonNull) and arg.default_value is Undefined
-                for arg in gql_field.args.values()
-            ):
+            if any(is_required_argument(arg) for arg in gql_field.args.values()):
                 continue
             named = get_named_type(gql_field.type)
             if isinstance(named, GraphQLUnionType):
                 continue  # members differ per row; the tap's own reading covers them
             if not isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
-                selection[name] = None
+                selection.append(name)
             elif named.name not in seen and depth < MAX_DEPTH:
                 nested = self._selection(named, (*seen, gql_type.name), depth + 1)
                 if nested:
-                    selection[name] = nested
+                    selection.append((name, nested))
         return selection
 
 
-def _spec(selection: Selection) -> list[DocSelection]:
-    """The doctor's selection as the selection spec `moovago_api.documents` builds from."""
-    return [name if nested is None else (name, _spec(nested)) for name, nested in selection.items()]
-
-
-def _is_list_of_objects(gql_type: GraphQLOutputType) -> bool:
-    if isinstance(gql_type, GraphQLNonNull):
-        gql_type = gql_type.of_type
-    return isinstance(gql_type, GraphQLList) and isinstance(
-        get_named_type(gql_type), (GraphQLObjectType, GraphQLInterfaceType)
-    )
-
-
-# -- answers against the file --------------------------------------------------------------
-
-
-def _check(
-    value: Any,
-    gql_type: GraphQLOutputType,
-    selection: Selection | None,
-    where: str,
-    problems: dict[str, int],
-) -> None:
-    """Count each way `value` differs from `gql_type` (coordinate: what), never the value."""
-
-    def problem(text: str, at: str = where) -> None:
-        problems[f"{at}: {text}"] = problems.get(f"{at}: {text}", 0) + 1
-
-    if isinstance(gql_type, GraphQLNonNull):
-        if value is None:
-            problem(f"null, but the file declares {gql_type}")
-            return
-        gql_type = gql_type.of_type
-    if value is None:
-        return
-    if isinstance(gql_type, GraphQLList):
-        if not isinstance(value, list):
-            problem(f"{_json_kind(value)}, but the file declares a list {gql_type}")
-            return
-        for item in value:
-            _check(item, gql_type.of_type, selection, where, problems)
-        return
-    if isinstance(gql_type, (GraphQLObjectType, GraphQLInterfaceType)):
-        if not isinstance(value, Mapping):
-            problem(f"{_json_kind(value)}, but the file declares an object {gql_type.name}")
-            return
-        for name, nested in (selection or {}).items():
-            coordinate = f"{gql_type.name}.{name}"
-            if name not in value:
-                problem("missing from the answer", coordinate)
-                continue
-            _check(value[name], gql_type.fields[name].type, nested, coordinate, problems)
-        return
-    if isinstance(gql_type, GraphQLEnumType):
-        if not isinstance(value, str) or value not in gql_type.values:
-            problem(f"a value that is not in enum {gql_type.name}")
-        return
-    if isinstance(gql_type, GraphQLScalarType):
-        expected = _SCALAR_KINDS.get(gql_type.name)
-        if expected is not None and not expected(value):
-            problem(f"{_json_kind(value)}, but the file declares {gql_type.name}")
-
-
-_SCALAR_KINDS: dict[str, Callable[[Any], bool]] = {
-    "Int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "String": lambda v: isinstance(v, str),
-    "Boolean": lambda v: isinstance(v, bool),
-    "ID": lambda v: isinstance(v, (str, int)) and not isinstance(v, bool),
-    "DateTime": is_datetime_text,  # the wire form the tap's bookmarks parse
-    "Date": lambda v: isinstance(v, str),
-}
-
-
-def _json_kind(value: Any) -> str:
-    kinds = (("a boolean", bool), ("a number", (int, float)), ("a string", str), ("a list", list))
-    for kind, types in (*kinds, ("an object", Mapping)):
-        if isinstance(value, types):
-            return kind
-    return "a value"
-
-
-# -- headers ---------------------------------------------------------------------------------
-
-
-def _shape(answer: Any) -> str:
-    """'application/json {errors}' for a non-200 answer: its form, never its text."""
-    content_type = str(answer.headers.get("Content-Type") or "no content type").split(";")[0]
-    try:
-        payload = json.loads(answer.content)
-    except (ValueError, TypeError):
-        return f"{content_type}, not JSON"
-    if isinstance(payload, dict):
-        keys = sorted(payload)
-        codes = sorted(
-            {
-                str(err.get("extensions", {}).get("code"))
-                for err in payload.get("errors") or []
-                if isinstance(err, dict) and isinstance(err.get("extensions"), dict)
-                if err["extensions"].get("code")
-            }
-        )
-        text = f"{content_type} {{{', '.join(keys)}}}"
-        return text + (f" codes {', '.join(codes)}" if codes else "")
-    return f"{content_type} {type(payload).__name__}"
-
-
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    return short(" ".join(str(err).split()))

@@ -448,11 +448,11 @@ def _stream(**parts: Any) -> Any:
 
 def _judge(*streams: Any, page_size: int = 10) -> dict[str, dict[str, str]]:
     from moovago_api.schema import load_schema
-    from moovago_schema.doctor import judge
     from moovago_schema.probe import Probe
+    from moovago_schema.verdicts import judge
 
     seen = Probe(schema=load_schema(), page_size=page_size, streams=list(streams))
-    return {row.key: row.to_dict() for row in judge(seen, seen.schema, rate=4, request_timeout=30)}
+    return {row.key: row.to_dict() for row in judge(seen, rate=4, request_timeout=30)}
 
 
 IDS = [f"id{n:02d}" for n in range(40)]
