@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.wire import redact, secret_forms
+from target_moovago.decide import Kind
 from target_moovago.index import comparable
-from target_moovago.plan import Kind
 
 if TYPE_CHECKING:
+    from target_moovago.decide import Action
     from target_moovago.index import KeySpec, RemoteIndex
-    from target_moovago.plan import Action
 
 
 class UnsupportedStreamError(MoovagoError):

@@ -22,9 +22,9 @@ from moovago_api.schema import Entity, MoovagoSchema, load_schema
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import find_mutation
+from target_moovago.decide import Mode, Policy
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
 from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
-from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
 
 if t.TYPE_CHECKING:

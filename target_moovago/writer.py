@@ -14,9 +14,9 @@ from moovago_api.documents import Alias, batch_document, operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.transport import encode_request
 from moovago_api.wire import format_datetime
+from target_moovago.decide import COUNTER, WRITES, Action, Kind, Row
 from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex
 from target_moovago.ledger import landed_write
-from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row
 from target_moovago.remote import writes_of
 
 if t.TYPE_CHECKING:
