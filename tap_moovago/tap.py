@@ -28,7 +28,7 @@ from moovago_api.settings import (
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.records import checked_bookmark
-from tap_moovago.streams import MoovagoStream, team_row
+from tap_moovago.streams import MoovagoStream
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -212,7 +212,7 @@ class TapMoovago(Tap):
             return str(self.config["team_id"])
         name, label = "TapMoovagoTeamId", "The team query"
         pager = Pager(schema, entity, [entity.id_field], operation_name=name, label=label)
-        team_id = str(team_row(self, pager)[entity.id_field])
+        team_id = str(pager.team(self.client, self.config.get("team_id"))[entity.id_field])
         self.logger.info(
             "Team %s read with one team query (no team stream in the catalog)", team_id
         )

@@ -12,7 +12,6 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 
-from moovago_api import documents
 from moovago_api.documents import Selection, check_writes
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import Pager
@@ -112,19 +111,10 @@ class Remote:
     @functools.cached_property
     def team_id(self) -> str:
         entity = self.schema.entity("team")
-        name = "TargetMoovagoTeam"
-        doc = documents.list_document(
-            self.schema, entity, [entity.id_field], name=name, paged=False
-        )
-        named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
-        if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
-            msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
-            raise ConfigError(msg)
-        team = self.client.execute(doc, named, operation_name=name).get("team") or {}
-        if not team.get(entity.id_field):
-            msg = "the API returned no team for this API key"
-            raise MoovagoError(msg)
-        return str(team[entity.id_field])
+        name, label = "TargetMoovagoTeam", "The team query"
+        pager = Pager(self.schema, entity, [entity.id_field], operation_name=name, label=label)
+        named = self.config.get("team_id") if entity.team_arg else None  # else the key's team
+        return str(pager.team(self.client, named)[entity.id_field])
 
     def entity_for(self, stream_name: str) -> Entity:
         """The writable entity of a stream; the mutations its mode needs are checked once."""
