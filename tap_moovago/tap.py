@@ -18,7 +18,7 @@ from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, Trans
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
-from moovago_api.schema import SCALAR_KINDS, load_schema
+from moovago_api.schema import SCALAR_KINDS, schema_from_config
 from moovago_api.settings import (
     CONNECTION_REQUIRED,
     client_from_config,
@@ -163,11 +163,7 @@ class TapMoovago(Tap):
     @property
     def moovago_schema(self) -> MoovagoSchema:
         """The schema file of `schema_path` (or the bundled one) with the plan overrides."""
-        try:
-            schema = load_schema(self.config.get("schema_path"))
-        except SchemaFileError as exc:
-            raise ConfigError(f"Setting schema_path: {exc}") from None
-        return schema.with_plans(self.config.get(PLANS_SETTING))
+        return schema_from_config(self.config)
 
     def load_state(self, state: dict[str, t.Any]) -> None:
         """The SDK's, each bookmark checked first (records.checked_bookmark): refused or capped."""

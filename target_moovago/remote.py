@@ -16,8 +16,7 @@ from moovago_api.documents import Selection, check_writes
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import Pager
 from moovago_api.plan import KINDS, EntityWrites, InputField
-from moovago_api.plan import SETTING as PLANS_SETTING
-from moovago_api.schema import Entity, MoovagoSchema, load_schema
+from moovago_api.schema import Entity, MoovagoSchema, schema_from_config
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import find_mutation
@@ -77,8 +76,7 @@ class Remote:
 
     @functools.cached_property
     def schema(self) -> MoovagoSchema:
-        schema = load_schema(self.config.get("schema_path"))
-        schema = schema.with_plans(self.config.get(PLANS_SETTING))
+        schema = schema_from_config(self.config)
         for line in unclaimed_mutations(schema, schema.entities()):
             self.logger.warning(line)
         return schema
