@@ -334,7 +334,7 @@ class ChangeLog:
         self._count = 0
         self._sent: dict[int, tuple[Action, dict[str, Any]]] = {}  # id(action) -> its entry
         self._fds: dict[Path, int] = {}
-        # stream -> writes an earlier run sent and never saw answered, settled before planning
+        # stream -> writes an earlier run sent and never saw answered, settled before deciding
         self.unsettled: dict[str, list[dict[str, Any]]] = self._unsettled()
 
     def sending(self, stream: str, actions: Iterable[Action], specs: Sequence[KeySpec]) -> None:

@@ -76,7 +76,7 @@ class BatchWriter:
         self.run.ledger.reject(self.label, label, reason, field=field, row=record)
 
     def project(self, actions: Sequence[Action]) -> None:
-        """Apply planned writes to the index now: later rows plan against the state they make."""
+        """Apply decided writes to the index now: later rows are decided on the state they make."""
         for action in actions:
             if action.kind is Kind.CREATE:
                 action.record_id = self.run.pending.new(self.label)

@@ -1,4 +1,4 @@
-"""Planning rows against an index of remote records (pure, no server)."""
+"""Deciding rows against an index of remote records (pure, no server)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Row-level faults stay row-level (issue 13 item 3): NaN and Infinity, `_sdc_deleted_at`
 that is not a timestamp, two spellings of one field with different values, `''` in fields
-that do not take free text. Mapping and planning only, no server."""
+that do not take free text. Mapping and deciding only, no server."""
 
 from __future__ import annotations
 

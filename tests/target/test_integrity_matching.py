@@ -1,5 +1,5 @@
 """Exact match keys, the opt-in normalisation, values that cannot be keys, keyless rows
-(issue 11 items 2 and 5): pure planning, no server."""
+(issue 11 items 2 and 5): pure decisions, no server."""
 
 from __future__ import annotations
 
