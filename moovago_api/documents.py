@@ -85,7 +85,6 @@ def list_document(
     fields: Sequence[Selection],
     *,
     name: str,
-    paged: bool = True,
     anchored: bool = False,
 ) -> DocumentNode:
     """`query NAME($filter: …, $skip: Int, $limit: Int) { xList(...) { … } }`: the rows get
@@ -94,9 +93,7 @@ def list_document(
     dsl, paging, query = _dsl(schema), entity.paging, schema.graphql.query_type
     if query is None or entity.root_field not in query.fields:
         raise ConfigError(f"the schema file {schema.path} has no Query.{entity.root_field}")
-    needed = (
-        [paging.row_cursor] if paged and paging.kind == "cursor" and paging.rows == "list" else []
-    )
+    needed = [paging.row_cursor] if paging.kind == "cursor" and paging.rows == "list" else []
     items = [n for n in dict.fromkeys([*needed, entity.id_field]) if n and n not in fields]
     try:
         row_type = getattr(dsl, entity.type_name)
@@ -105,11 +102,10 @@ def list_document(
         msg = f"Query.{entity.root_field}: cannot select {err} in {schema.path}"
         raise ConfigError(msg) from None
     query_root, variables = getattr(dsl, query.name), DSLVariableDefinitions()
-    unpaged = [n for n in (entity.team_arg, entity.filter_arg) if n]
-    args = {arg: getattr(variables, arg) for arg in (page_variables(entity) if paged else unpaged)}
+    args = {arg: getattr(variables, arg) for arg in page_variables(entity)}
     root = getattr(query_root, entity.root_field).args(**args)
     selections = [root.select(*_in_connection(dsl, root, paging, rows))]
-    if paged and (paging.kind == "page" or (anchored and paging.kind == "offset")):
+    if paging.kind == "page" or (anchored and paging.kind == "offset"):
         start = getattr(variables, ANCHOR_PAGE_VAR if paging.kind == "page" else ANCHOR_OFFSET_VAR)
         size = getattr(variables, ANCHOR_SIZE_VAR)
         args |= {t.cast("str", paging.start_arg): start, t.cast("str", paging.size_arg): size}

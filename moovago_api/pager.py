@@ -18,7 +18,7 @@ from moovago_api.documents import (
     list_document,
     restore_aliases,
 )
-from moovago_api.errors import ConfigError, PagingError, QueryError
+from moovago_api.errors import ConfigError, MoovagoError, PagingError, QueryError
 from moovago_api.reading import ListRead
 
 if t.TYPE_CHECKING:
@@ -104,6 +104,23 @@ class Pager:
             return client.execute(self.document, variables, self.operation_name)
         except QueryError as exc:
             raise self.labelled(exc) from exc
+
+    def team(self, client: MoovagoClient, team_id: str | None) -> Row:
+        """The API key's team (this pager reads `team`); refuses a team_id naming another team."""
+        entity, variables = self.entity, {}
+        if entity.team_arg is not None:  # `team(id: ID!)`: the team is named, never implied
+            if not team_id:
+                msg = f"{self.label}: Query.{entity.root_field}({entity.team_arg}:) needs "
+                raise ConfigError(msg + "the team id: set team_id")
+            variables[entity.team_arg] = team_id
+        row = self.execute(client, variables).get(entity.root_field)
+        if not row:
+            msg = f"{self.label}: the API returned no {entity.root_field} for this API key"
+            raise MoovagoError(msg)
+        if team_id and str(row.get(entity.id_field)) != str(team_id):
+            msg = f"Setting team_id is {team_id!r} but the API key belongs to team "
+            raise ConfigError(msg + f"{row.get(entity.id_field)!r}; fix team_id or leave it empty")
+        return t.cast("Row", row)
 
     def labelled(self, exc: QueryError) -> QueryError:
         """The API's errors for this list, naming the stream and where they are."""

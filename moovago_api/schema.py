@@ -40,7 +40,7 @@ from graphql.utilities import value_from_ast_untyped
 from graphql.validation.validate import validate_sdl
 
 from moovago_api.errors import ConfigError, SchemaFileError
-from moovago_api.plan import SkippedField, StreamPlan
+from moovago_api.plan import SETTING, SkippedField, StreamPlan
 from moovago_api.read_plan import apply_overrides, read_plans
 from moovago_api.write_plan import describe_writes
 
@@ -196,6 +196,15 @@ def load_schema(path: str | Path | None = None) -> MoovagoSchema:
         raise SchemaFileError(msg, str(resolved)) from err
     with _cache_lock:
         return _build(resolved, stat.st_mtime_ns, stat.st_size)
+
+
+def schema_from_config(config: Mapping[str, Any]) -> MoovagoSchema:
+    """The schema file of the `schema_path` setting (else the bundled one) with its plans."""
+    try:
+        schema = load_schema(config.get("schema_path"))
+    except SchemaFileError as exc:
+        raise ConfigError(f"Setting schema_path: {exc}") from None
+    return schema.with_plans(config.get(SETTING))
 
 
 @functools.cache  # keyed by the file's version: an edited file is parsed again

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -171,8 +170,6 @@ def client_from_config(
         problems["api_url"] = _problem(check_api_url, settings["api_url"])
     if "api_key" not in problems and "api_key_header" not in problems:
         problems["api_key"] = _problem(parse_api_key, raw_key, settings["api_key_header"])
-    if "schema_path" not in problems and settings.get("schema_path"):
-        problems["schema_path"] = _unreadable(settings["schema_path"])
     sentences = [problem for problem in problems.values() if problem]
     if sentences:
         raise ConfigError(" ".join(sentences))
@@ -229,17 +226,4 @@ def _problem(check: Any, *args: Any) -> str | None:
         check(*args)
     except ConfigError as err:
         return str(err)
-    return None
-
-
-def _unreadable(schema_path: Any) -> str | None:
-    """A sentence saying why the schema file cannot be read, or None when it can."""
-    path = Path(str(schema_path)).expanduser()
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-    except IsADirectoryError:
-        return f"schema_path {path} is a directory; point it at the .gql schema file."
-    except OSError as err:
-        return f"schema_path {path} cannot be read ({err.strerror or err})."
     return None

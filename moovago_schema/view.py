@@ -226,8 +226,7 @@ def _paging(entity: Entity) -> str:
         return f"unsupported ({shape.problem or 'unknown'})"
     if shape.kind == "none":
         return "none (one request)"
-    first = {"offset": shape.offset_arg, "page": shape.page_arg, "cursor": shape.after_arg}
-    text = f"{shape.kind} {first.get(shape.kind)}/{shape.size_arg}"
+    text = f"{shape.kind} {shape.start_arg}/{shape.size_arg}"
     if shape.rows != "list":
         text += f" in {shape.rows}"
     if shape.sort_arg:

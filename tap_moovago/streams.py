@@ -18,7 +18,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 
-from moovago_api.errors import ConfigError, MoovagoError, PagingError
+from moovago_api.errors import ConfigError, PagingError
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import widened_start
@@ -169,7 +169,7 @@ class MoovagoStream(Stream):
                 entity.deprecated,
             )
         if entity.name == "team" and entity.root_field == "team":
-            yield team_row(self.moovago_tap, self.pager)
+            yield self.pager.team(self.moovago_tap.client, self.config.get("team_id"))
             return
         team_id = (context or {}).get("teamId")
         if entity.team_filter_field and team_id is None:
@@ -203,29 +203,6 @@ class MoovagoStream(Stream):
     def get_child_context(self, record: Record, context: Context | None) -> Context | None:
         """The team's id is the `teamId` context of every list stream."""
         return {"teamId": record[self.entity.id_field]}
-
-
-def team_row(tap: TapMoovago, pager: Pager) -> dict[str, t.Any]:
-    """The API key's team, read with `pager`'s query; refuses a team_id naming another team."""
-    entity = pager.entity
-    variables = {}
-    if entity.team_arg is not None:  # `team(id: ID!)`: the team is named, never implied
-        if not tap.config.get("team_id"):
-            msg = f"{pager.label}: Query.{entity.root_field}({entity.team_arg}:) needs "
-            raise ConfigError(msg + "the team id: set team_id")
-        variables[entity.team_arg] = tap.config["team_id"]
-    row = pager.execute(tap.client, variables).get(entity.root_field)
-    if not row:
-        msg = f"{pager.label}: the API returned no {entity.root_field} for this API key"
-        raise MoovagoError(msg)
-    expected, found = tap.config.get("team_id"), row.get(entity.id_field)
-    if expected and str(found) != str(expected):
-        msg = (
-            f"Setting team_id is {expected!r} but the API key belongs to team {found!r}; fix "
-            "team_id or leave it empty"
-        )
-        raise ConfigError(msg)
-    return t.cast("dict[str, t.Any]", row)
 
 
 def _deprecated(

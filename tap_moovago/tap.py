@@ -18,17 +18,17 @@ from moovago_api.errors import ConfigError, MoovagoError, SchemaFileError, Trans
 from moovago_api.pager import DEFAULT_PAGE_SIZE, Pager
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
-from moovago_api.schema import SCALAR_KINDS, load_schema
+from moovago_api.schema import SCALAR_KINDS, schema_from_config
 from moovago_api.settings import (
     CONNECTION_REQUIRED,
     client_from_config,
     connection_properties,
     numbers_from_text,
 )
-from moovago_api.wire import format_datetime
+from moovago_api.wire import format_datetime, is_datetime_text
 from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.records import checked_bookmark
-from tap_moovago.streams import MoovagoStream, team_row
+from tap_moovago.streams import MoovagoStream
 
 if t.TYPE_CHECKING:
     from moovago_api.client import MoovagoClient
@@ -134,8 +134,9 @@ class TapMoovago(Tap):
             schema.scalar_kinds(self.config.get("scalar_types"))
             schema.entities()  # checks the plan overrides
             client = self.client  # checks the connection settings
-            if start_date := self.config.get("start_date"):
-                _parse_start_date(start_date)
+            if (start := self.config.get("start_date")) and not is_datetime_text(start):
+                msg = f"Setting start_date {start!r} is not an ISO-8601 date-time with a time zone"
+                raise ConfigError(msg + " (e.g. 2026-01-01T00:00:00Z)")
             if self.config.get("doctor_report"):
                 self.measured = load_doctor_report(
                     self.config["doctor_report"], api_url=client.api_url, logger=self.logger
@@ -163,11 +164,7 @@ class TapMoovago(Tap):
     @property
     def moovago_schema(self) -> MoovagoSchema:
         """The schema file of `schema_path` (or the bundled one) with the plan overrides."""
-        try:
-            schema = load_schema(self.config.get("schema_path"))
-        except SchemaFileError as exc:
-            raise ConfigError(f"Setting schema_path: {exc}") from None
-        return schema.with_plans(self.config.get(PLANS_SETTING))
+        return schema_from_config(self.config)
 
     def load_state(self, state: dict[str, t.Any]) -> None:
         """The SDK's, each bookmark checked first (records.checked_bookmark): refused or capped."""
@@ -212,7 +209,7 @@ class TapMoovago(Tap):
             return str(self.config["team_id"])
         name, label = "TapMoovagoTeamId", "The team query"
         pager = Pager(schema, entity, [entity.id_field], operation_name=name, label=label)
-        team_id = str(team_row(self, pager)[entity.id_field])
+        team_id = str(pager.team(self.client, self.config.get("team_id"))[entity.id_field])
         self.logger.info(
             "Team %s read with one team query (no team stream in the catalog)", team_id
         )
@@ -318,12 +315,3 @@ def _one_line(logger: logging.Logger, prefix: str = "") -> t.Iterator[None]:
     except MoovagoError as exc:
         logger.error("%s%s", prefix, exc)  # the message says what to change
         raise click.exceptions.Exit(1) from None
-
-
-def _parse_start_date(value: str) -> None:
-    try:
-        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        example = "e.g. 2026-01-01T00:00:00Z"
-        msg = f"Setting start_date {value!r} is not an ISO-8601 date-time ({example})"
-        raise ConfigError(msg) from None

@@ -9,7 +9,7 @@ The modules, in the order a row passes through them:
   sink shares (settings parsed once, stop and finish).
 - `index.py`: a row and a record as data (pure): values, warehouse row to mutation input,
   match keys, the remote records by id and key.
-- `plan.py`: pure planning of create/update/delete/unchanged/reject, input validation, pending
+- `decide.py`: pure decisions of create/update/delete/unchanged/reject, input validation, pending
   ids.
 - `remote.py`: the remote side of a run (schema, client, entities, match keys, index reads) and
   the schema file's checks at start.

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.wire import redact, secret_forms
+from target_moovago.decide import Kind
 from target_moovago.index import comparable
-from target_moovago.plan import Kind
 
 if TYPE_CHECKING:
+    from target_moovago.decide import Action
     from target_moovago.index import KeySpec, RemoteIndex
-    from target_moovago.plan import Action
 
 
 class UnsupportedStreamError(MoovagoError):
@@ -334,7 +334,7 @@ class ChangeLog:
         self._count = 0
         self._sent: dict[int, tuple[Action, dict[str, Any]]] = {}  # id(action) -> its entry
         self._fds: dict[Path, int] = {}
-        # stream -> writes an earlier run sent and never saw answered, settled before planning
+        # stream -> writes an earlier run sent and never saw answered, settled before deciding
         self.unsettled: dict[str, list[dict[str, Any]]] = self._unsettled()
 
     def sending(self, stream: str, actions: Iterable[Action], specs: Sequence[KeySpec]) -> None:

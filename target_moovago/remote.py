@@ -12,19 +12,17 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 
-from moovago_api import documents
 from moovago_api.documents import Selection, check_writes
 from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.pager import Pager
 from moovago_api.plan import KINDS, EntityWrites, InputField
-from moovago_api.plan import SETTING as PLANS_SETTING
-from moovago_api.schema import Entity, MoovagoSchema, load_schema
+from moovago_api.schema import Entity, MoovagoSchema, schema_from_config
 from moovago_api.settings import client_from_config
 from moovago_api.wire import parse_datetime
 from moovago_api.write_plan import find_mutation
+from target_moovago.decide import Mode, Policy
 from target_moovago.index import DEFAULT_MATCH_KEYS, KeySpec, RemoteIndex
 from target_moovago.ledger import ReadOnlyStreamError, UnsupportedStreamError
-from target_moovago.plan import Mode, Policy
 from target_moovago.runlock import RunLock
 
 if t.TYPE_CHECKING:
@@ -78,8 +76,7 @@ class Remote:
 
     @functools.cached_property
     def schema(self) -> MoovagoSchema:
-        schema = load_schema(self.config.get("schema_path"))
-        schema = schema.with_plans(self.config.get(PLANS_SETTING))
+        schema = schema_from_config(self.config)
         for line in unclaimed_mutations(schema, schema.entities()):
             self.logger.warning(line)
         return schema
@@ -112,19 +109,10 @@ class Remote:
     @functools.cached_property
     def team_id(self) -> str:
         entity = self.schema.entity("team")
-        name = "TargetMoovagoTeam"
-        doc = documents.list_document(
-            self.schema, entity, [entity.id_field], name=name, paged=False
-        )
-        named = {entity.team_arg: self.config.get("team_id")} if entity.team_arg else {}
-        if None in named.values():  # `team(id:)`: the plan names the team, nothing implies it
-            msg = f"Query.team({entity.team_arg}:) needs the team id: set team_id"
-            raise ConfigError(msg)
-        team = self.client.execute(doc, named, operation_name=name).get("team") or {}
-        if not team.get(entity.id_field):
-            msg = "the API returned no team for this API key"
-            raise MoovagoError(msg)
-        return str(team[entity.id_field])
+        name, label = "TargetMoovagoTeam", "The team query"
+        pager = Pager(self.schema, entity, [entity.id_field], operation_name=name, label=label)
+        named = self.config.get("team_id") if entity.team_arg else None  # else the key's team
+        return str(pager.team(self.client, named)[entity.id_field])
 
     def entity_for(self, stream_name: str) -> Entity:
         """The writable entity of a stream; the mutations its mode needs are checked once."""

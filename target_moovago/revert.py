@@ -25,9 +25,9 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from moovago_api.documents import check_writes
 from moovago_api.errors import MoovagoError
+from target_moovago.decide import WRITES, Action, InputValidator, Kind, Row
 from target_moovago.index import MappedRow, comparable
 from target_moovago.ledger import ChangeLog
-from target_moovago.plan import WRITES, Action, InputValidator, Kind, Row
 from target_moovago.remote import writes_of
 from target_moovago.sinks import Run, input_schema
 from target_moovago.target import TargetMoovago

@@ -32,7 +32,7 @@ from moovago_api.governor import bulk_window
 from target_moovago.ledger import BusinessHoursError
 
 if t.TYPE_CHECKING:
-    from target_moovago.plan import Action
+    from target_moovago.decide import Action
 
 POLICIES = ("refuse", "wait", "ignore")
 Write = Callable[[Sequence["Action"]], None]

@@ -1,4 +1,4 @@
-"""The sink, wiring the SDK to the row's path (map, resolve parents, plan, gate, write), and
+"""The sink, wiring the SDK to the row's path (map, resolve parents, decide, gate, write), and
 the run every sink of one target shares (`Run`).
 
 The target drains a parent stream's pending rows before a child's batch, so a child never
@@ -19,9 +19,9 @@ from singer_sdk.sinks import BatchSink
 
 from moovago_api.errors import MoovagoError
 from moovago_api.wire import is_loopback_url, secret_forms
+from target_moovago.decide import KEYLESS_SETTING, WRITES, Decider, InputValidator, PendingIds, Row
 from target_moovago.index import SDC_PREFIX, FieldMapper, RemoteIndex, id_input_fields
 from target_moovago.ledger import ChangeLog, Ledger, Tally, check_writable
-from target_moovago.plan import KEYLESS_SETTING, WRITES, InputValidator, PendingIds, Planner, Row
 from target_moovago.reader import batch_records
 from target_moovago.remote import Remote, match_key_problems, match_keys_hint, writes_of
 from target_moovago.runlock import BulkGate
@@ -172,7 +172,7 @@ class Run:
 
 
 class MoovagoSink(BatchSink):
-    """Writes one stream: map, plan against the remote index, gate, write, account."""
+    """Writes one stream: map, decide against the remote index, gate, write, account."""
 
     def __init__(
         self,
@@ -209,8 +209,8 @@ class MoovagoSink(BatchSink):
         self.key_specs = remote.key_specs(entity)
         self.output_fields = set(output)
         types = {name: prop.get("type", []) for name, prop in output.items()}  # str or list
-        self.planner = functools.partial(
-            Planner,
+        self.decider = functools.partial(
+            Decider,
             create_validator=InputValidator(create_schema),
             update_validator=InputValidator(update_schema),
             mode=remote.mode(entity),
@@ -221,7 +221,7 @@ class MoovagoSink(BatchSink):
             policies=remote.field_policies(entity),
         )
         # The SDK would parse a column's date strings (its `format`, or one of its `anyOf`) into
-        # datetimes and stop the run on a bad one; we keep the strings, checked per row in plan.
+        # datetimes and stop the run on a bad one; we keep the strings, checked per row in decide.
         self.schema = copy.deepcopy(self.schema)
         for column in self.schema.get("properties", {}).values():
             for node in [column, *column.get("anyOf", [])] if isinstance(column, dict) else []:
@@ -304,7 +304,7 @@ class MoovagoSink(BatchSink):
         return True
 
     def get_validator(self) -> None:
-        """Rows are validated against the API's input types, row by row, in plan."""
+        """Rows are validated against the API's input types, row by row, in decide."""
         return
 
     # Private: the SDK's only hook for key_properties; its MissingKeyPropertiesError ends runs.
@@ -375,7 +375,7 @@ class MoovagoSink(BatchSink):
             if self._resolve_references(row, writer):
                 rows.append(row)
         self._rows_seen += len(records)
-        actions = self.planner(index=index).plan(rows)
+        actions = self.decider(index=index).decide(rows)
         writes = [a for a in actions if a.kind in WRITES]
         writer.project(writes)
         for action in actions:

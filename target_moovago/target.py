@@ -1,6 +1,6 @@
 """target-moovago: the Singer target. Settings (declared here, once), STATE (emitted only after
 the rows it covers settle), the order of drains (parents first) and the end of a run (signals,
-summary). The row's path is in sinks.py (wiring), plan.py (pure), runlock.py (the
+summary). The row's path is in sinks.py (wiring), decide.py (pure), runlock.py (the
 business-hours gate) and writer.py (I/O)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from moovago_api.errors import ConfigError, MoovagoError
 from moovago_api.plan import SETTING as PLANS_SETTING
 from moovago_api.plan import SETTING_PROPERTY as PLANS_PROPERTY
 from moovago_api.settings import connection_properties, numbers_from_text
+from target_moovago.decide import KEYLESS_SETTING, Mode, Policy
 from target_moovago.index import NORMALIZATIONS
-from target_moovago.plan import KEYLESS_SETTING, Mode, Policy
 from target_moovago.reader import PROTOCOLS_SETTING, MoovagoReader
 from target_moovago.remote import Remote, writes_of
 from target_moovago.runlock import POLICIES

@@ -14,9 +14,9 @@ from moovago_api.documents import Alias, batch_document, operation_name
 from moovago_api.errors import MoovagoError, QueryError, RequestTooLarge, TransientError
 from moovago_api.transport import encode_request
 from moovago_api.wire import format_datetime
+from target_moovago.decide import COUNTER, WRITES, Action, Kind, Row
 from target_moovago.index import DELETED_AT, SDC_PREFIX, KeySpec, RemoteIndex
 from target_moovago.ledger import landed_write
-from target_moovago.plan import COUNTER, WRITES, Action, Kind, Row
 from target_moovago.remote import writes_of
 
 if t.TYPE_CHECKING:
@@ -76,7 +76,7 @@ class BatchWriter:
         self.run.ledger.reject(self.label, label, reason, field=field, row=record)
 
     def project(self, actions: Sequence[Action]) -> None:
-        """Apply planned writes to the index now: later rows plan against the state they make."""
+        """Apply decided writes to the index now: later rows are decided on the state they make."""
         for action in actions:
             if action.kind is Kind.CREATE:
                 action.record_id = self.run.pending.new(self.label)

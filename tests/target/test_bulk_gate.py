@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from target_moovago.decide import Decider
 from target_moovago.index import FieldMapper
 from target_moovago.ledger import BusinessHoursError
-from target_moovago.plan import Planner
 from target_moovago.runlock import BulkGate
 from tests.target.helpers import mutation_count, stream_messages
 from tests.target.test_batching import loosened_schema
@@ -114,18 +114,18 @@ def box(sandbox_factory):
 
 def test_held_rows_are_mapped_and_planned_once(box, run_target, monkeypatch):
     mapped, planned = [], []
-    convert, plan = FieldMapper.convert, Planner.plan
+    convert, decide = FieldMapper.convert, Decider.decide
 
     def counting_convert(self, record):
         mapped.append(record.get("customerCode"))
         return convert(self, record)
 
-    def counting_plan(self, rows):
+    def counting_decide(self, rows):
         planned.extend(r.record.get("customerCode") for r in rows)
-        return plan(self, rows)
+        return decide(self, rows)
 
     monkeypatch.setattr(FieldMapper, "convert", counting_convert)
-    monkeypatch.setattr(Planner, "plan", counting_plan)
+    monkeypatch.setattr(Decider, "decide", counting_decide)
     codes = [f"ONCE-{i}" for i in range(5)]
     messages = stream_messages("company", [{"customerCode": c, "name": c} for c in codes])
     slept = []

@@ -58,6 +58,13 @@ def test_a_match_key_the_entity_does_not_have_is_refused_when_its_stream_opens()
         target.listen(io.StringIO(text))
 
 
+def test_an_unreadable_schema_path_is_refused_when_the_first_stream_opens(tmp_path):
+    target = TargetMoovago(config={**BASE, "schema_path": str(tmp_path / "nope.gql")})
+    text = json.dumps(schema_message("company", ["customerCode", "name"])) + "\n"
+    with pytest.raises(ConfigError, match=r"^Setting schema_path: .*nope\.gql: No such file"):
+        target.listen(io.StringIO(text))
+
+
 def test_mutations_no_entity_claims_are_logged_once_at_start(tmp_path, caplog) -> None:
     import logging
 

@@ -8,8 +8,8 @@ from graphql import print_ast
 from moovago_api.documents import batch_document
 from moovago_api.schema import load_schema
 from moovago_api.wire import is_loopback_url as is_loopback
+from target_moovago.decide import Action, Kind, Row
 from target_moovago.index import MappedRow
-from target_moovago.plan import Action, Kind, Row
 from target_moovago.remote import list_pager
 
 

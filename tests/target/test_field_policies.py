@@ -1,4 +1,4 @@
-"""`field_policies`: what an update may write per field, decided by the pure planner."""
+"""`field_policies`: what an update may write per field, decided by the pure decider."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import pytest
 
 from moovago_api.errors import ConfigError
 from moovago_api.schema import load_schema
+from target_moovago.decide import Decider, InputValidator, Kind, Policy, Row
 from target_moovago.index import DEFAULT_MATCH_KEYS, FieldMapper, KeySpec, RemoteIndex
-from target_moovago.plan import InputValidator, Kind, Planner, Policy, Row
 from target_moovago.target import TargetMoovago
 from tests.target.helpers import entity_rows, stream_messages
 
 BASE = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}  # nothing listens there
 
 
-# the planner (pure) ---------------------------------------------------------------------------
+# the decider (pure) ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,14 @@ def plan(schema, stored, record, policies):
         ["name", "note", "email"], [KeySpec.parse(DEFAULT_MATCH_KEYS["company"][0])]
     )
     index.add("1", stored)
-    planner = Planner(
+    decider = Decider(
         index=index,
         create_validator=InputValidator(schema.input_json_schema("CompanyCreateInput")),
         update_validator=InputValidator(schema.input_json_schema("CompanyUpdateDataInput")),
         policies={k: Policy(v) for k, v in policies.items()},
     )
     mapper = FieldMapper(schema.input_json_schema("CompanyCreateInput")["properties"])
-    (action,) = planner.plan([Row(1, record, mapper.convert(record))])
+    (action,) = decider.decide([Row(1, record, mapper.convert(record))])
     return action
 
 

@@ -1,6 +1,6 @@
 """Row-level faults stay row-level (issue 13 item 3): NaN and Infinity, `_sdc_deleted_at`
 that is not a timestamp, two spellings of one field with different values, `''` in fields
-that do not take free text. Mapping and planning only, no server."""
+that do not take free text. Mapping and deciding only, no server."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import decimal
 import pytest
 
 from moovago_api.schema import load_schema
+from target_moovago.decide import Decider, InputValidator, Kind, Row
 from target_moovago.index import (
     DEFAULT_MATCH_KEYS,
     FieldMapper,
@@ -16,7 +17,6 @@ from target_moovago.index import (
     RemoteIndex,
     id_input_fields,
 )
-from target_moovago.plan import InputValidator, Kind, Planner, Row
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,12 @@ def plan(schema, *records, hard_delete=True, index=None, **kwargs):
     rows = [Row(n, r, mapped.convert(r)) for n, r in enumerate(records, start=1)]
     if index is None:
         index = RemoteIndex(["name"], [KeySpec.parse(k) for k in DEFAULT_MATCH_KEYS["company"]])
-    return Planner(
+    return Decider(
         index=index,
         create_validator=InputValidator(schema.input_json_schema("CompanyCreateInput")),
         update_validator=InputValidator(schema.input_json_schema("CompanyUpdateDataInput")),
         hard_delete=hard_delete,
-    ).plan(rows)
+    ).decide(rows)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Exact match keys, the opt-in normalisation, values that cannot be keys, keyless rows
-(issue 11 items 2 and 5): pure planning, no server."""
+(issue 11 items 2 and 5): pure decisions, no server."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from moovago_api.schema import load_schema
+from target_moovago.decide import KEYLESS_SETTING, Decider, InputValidator, Kind, Mode, Row
 from target_moovago.index import (
     DEFAULT_MATCH_KEYS,
     FieldMapper,
     KeySpec,
     RemoteIndex,
 )
-from target_moovago.plan import KEYLESS_SETTING, InputValidator, Kind, Mode, Planner, Row
 from target_moovago.target import TargetMoovago
 
 KELVIN = "\u212a"  # KELVIN SIGN: casefolds to "k"
@@ -25,8 +25,8 @@ def schema():
     return load_schema()
 
 
-def planner(schema, index, **kwargs) -> Planner:
-    return Planner(
+def decider(schema, index, **kwargs) -> Decider:
+    return Decider(
         index=index,
         create_validator=InputValidator(schema.input_json_schema("CompanyCreateInput")),
         update_validator=InputValidator(schema.input_json_schema("CompanyUpdateDataInput")),
@@ -50,7 +50,7 @@ def index_of(*records, normalize=()) -> RemoteIndex:
 @pytest.mark.parametrize(("stored", "incoming"), PAIRS)
 def test_keys_that_differ_only_in_case_or_blanks_are_distinct_by_default(schema, stored, incoming):
     index = index_of({"id": "1", "customerCode": stored, "name": "Existing"})
-    (action,) = planner(schema, index).plan(rows(schema, {"customerCode": incoming, "name": "N"}))
+    (action,) = decider(schema, index).decide(rows(schema, {"customerCode": incoming, "name": "N"}))
     assert action.kind is Kind.CREATE  # never an update of the unrelated record
     assert action.data["customerCode"] == incoming
 
@@ -58,20 +58,20 @@ def test_keys_that_differ_only_in_case_or_blanks_are_distinct_by_default(schema,
 @pytest.mark.parametrize(("stored", "incoming"), PAIRS)
 def test_the_opt_in_normalisation_matches_them(schema, stored, incoming):
     index = index_of({"id": "1", "customerCode": stored, "name": "Old"}, normalize={"trim", "case"})
-    (action,) = planner(schema, index).plan(rows(schema, {"customerCode": incoming, "name": "N"}))
+    (action,) = decider(schema, index).decide(rows(schema, {"customerCode": incoming, "name": "N"}))
     assert (action.kind, action.record_id) == (Kind.UPDATE, "1")
 
 
 def test_trim_alone_does_not_fold_case(schema):
     index = index_of({"id": "1", "customerCode": "ABC", "name": "Old"}, normalize={"trim"})
-    plan = planner(schema, index).plan(
+    plan = decider(schema, index).decide(
         rows(schema, {"customerCode": " ABC ", "name": "N"}, {"customerCode": "abc", "name": "M"})
     )
     assert [(a.kind, a.record_id) for a in plan] == [(Kind.UPDATE, "1"), (Kind.CREATE, None)]
 
 
 def test_two_rows_differing_in_case_are_two_records_in_one_batch(schema):
-    plan = planner(schema, index_of()).plan(
+    plan = decider(schema, index_of()).decide(
         rows(schema, {"customerCode": "abc", "name": "a"}, {"customerCode": "ABC", "name": "b"})
     )
     assert [a.kind for a in plan] == [Kind.CREATE, Kind.CREATE]
@@ -97,7 +97,7 @@ def test_parent_lookup_is_exact_too():
     ],
 )
 def test_a_value_that_cannot_be_a_key_rejects_only_its_row(schema, value, words):
-    plan = planner(schema, index_of()).plan(
+    plan = decider(schema, index_of()).decide(
         rows(
             schema,
             {"customerCode": "OK-1", "name": "a"},
@@ -123,7 +123,7 @@ def test_an_integral_float_and_an_int_are_one_key():
 
 @pytest.mark.parametrize("mode", [Mode.CREATE_ONLY, Mode.UPSERT])
 def test_keyless_rows_are_refused_with_a_reason_before_any_write(schema, mode):
-    plan = planner(schema, index_of(), mode=mode).plan(
+    plan = decider(schema, index_of(), mode=mode).decide(
         rows(schema, {"name": "No code"}, {"customerCode": "K-1", "name": "keyed"})
     )
     assert [a.kind for a in plan] == [Kind.REJECT, Kind.CREATE]
@@ -134,14 +134,14 @@ def test_keyless_rows_are_refused_with_a_reason_before_any_write(schema, mode):
 
 @pytest.mark.parametrize("mode", [Mode.CREATE_ONLY, Mode.UPSERT])
 def test_keyless_creates_when_opted_in(schema, mode):
-    (action,) = planner(schema, index_of(), mode=mode, keyless_creates=True).plan(
+    (action,) = decider(schema, index_of(), mode=mode, keyless_creates=True).decide(
         rows(schema, {"name": "No code"})
     )
     assert action.kind is Kind.CREATE
 
 
 def test_keyless_rows_stay_refused_in_update_only_even_when_opted_in(schema):
-    (action,) = planner(schema, index_of(), mode=Mode.UPDATE_ONLY, keyless_creates=True).plan(
+    (action,) = decider(schema, index_of(), mode=Mode.UPDATE_ONLY, keyless_creates=True).decide(
         rows(schema, {"name": "No code"})
     )
     assert action.kind is Kind.REJECT
@@ -149,7 +149,7 @@ def test_keyless_rows_stay_refused_in_update_only_even_when_opted_in(schema):
 
 
 def test_a_keyless_delete_is_refused_not_counted_as_absent(schema):
-    (action,) = planner(schema, index_of(), hard_delete=True).plan(
+    (action,) = decider(schema, index_of(), hard_delete=True).decide(
         rows(schema, {"name": "x", "_sdc_deleted_at": "2026-01-01T00:00:00Z"})
     )
     assert action.kind is Kind.REJECT
@@ -158,7 +158,7 @@ def test_a_keyless_delete_is_refused_not_counted_as_absent(schema):
 
 def test_an_entity_without_match_keys_refuses_keyless_rows(schema):
     index = RemoteIndex(["name"], [])
-    (action,) = planner(schema, index, mode=Mode.CREATE_ONLY).plan(rows(schema, {"name": "n"}))
+    (action,) = decider(schema, index, mode=Mode.CREATE_ONLY).decide(rows(schema, {"name": "n"}))
     assert action.kind is Kind.REJECT
     assert "none configured" in action.reason
 

@@ -8,8 +8,8 @@ import decimal
 import pytest
 
 from moovago_api.schema import load_schema
+from target_moovago.decide import InputValidator
 from target_moovago.index import FieldMapper, comparable, normalise_name, to_api_value
-from target_moovago.plan import InputValidator
 
 
 @pytest.fixture(scope="module")

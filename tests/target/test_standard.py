@@ -141,7 +141,7 @@ _EXPECTED_REFUSALS = {
     "test_target_duplicate_records": NOT_MOOVAGO,
     "test_target_encoded_string_data": NOT_MOOVAGO.replace("<name>", "special_chars"),
     "test_target_no_primary_keys": NO_MOOVAGO_VERSION.format(
-        why="rows without key are rejected unless create_only, see test_plan"
+        why="rows without key are rejected unless create_only, see test_decide"
     ),
     "test_target_optional_attributes": NOT_MOOVAGO,
     "test_target_record_missing_key_property": NOT_MOOVAGO,

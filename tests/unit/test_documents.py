@@ -59,10 +59,6 @@ def test_list_document_pages_with_variables_typed_by_the_schema_and_reads_the_ro
     assert schema.validate_document(anchored) == []
     team = list_document(schema, schema.entity("team"), ["name"], name="Team")
     assert print_ast(team) == "query Team {\n  team {\n    id\n    name\n  }\n}"
-    unpaged = list_document(schema, schema.entity("contact"), ["id"], name="C", paged=False)
-    assert "$skip" not in print_ast(unpaged)
-    assert "anchor" not in print_ast(unpaged)
-    assert schema.validate_document(unpaged) == []
 
 
 def test_list_document_refuses_a_root_field_the_schema_lacks(schema):

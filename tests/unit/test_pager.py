@@ -549,3 +549,31 @@ def test_cursor_pages_are_never_asked_ahead():
     sequential = FakeList("cursor_paging.gql", 30, offset_cursors=True)
     sequential.read(page_size=10)
     assert len(fake.calls) == len(sequential.calls)
+
+
+def test_the_team_read_refuses_a_team_id_naming_another_team():
+    schema = load_schema()
+    pager, server = (
+        Pager(schema, schema.entity("team"), ["id"]),
+        Scripted(lambda _: {"team": {"id": "T1"}}),
+    )
+    with client_for(server.execute) as client:
+        assert pager.team(client, None) == pager.team(client, "T1") == {"id": "T1"}
+        with pytest.raises(
+            ConfigError, match="team_id is 'T2' but the API key belongs to team 'T1'"
+        ):
+            pager.team(client, "T2")
+    assert server.calls == [{}, {}, {}]
+
+
+def test_a_team_read_by_id_needs_the_team_id():
+    schema = load_schema(SHAPES.parent / "families" / "compose.gql")
+    entity = schema.entity("team")
+    server = Scripted(lambda variables: {"team": {entity.id_field: variables["id"]}})
+    with client_for(server.execute) as client:
+        with pytest.raises(ConfigError, match=r"Query\.team\(id:\) needs the team id: set team_id"):
+            Pager(schema, entity, [entity.id_field]).team(client, None)
+        assert Pager(schema, entity, [entity.id_field]).team(client, "T7") == {
+            entity.id_field: "T7"
+        }
+    assert server.calls == [{"id": "T7"}]

@@ -1,4 +1,4 @@
-"""Pure planning: mapped rows against the index of remote records -> create, update, delete,
+"""Pure decisions: mapped rows against the index of remote records -> create, update, delete,
 unchanged or reject; a row that cannot be written is rejected before any write."""
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _invalid(row: Row, problems: Sequence[Problem], record_id: str | None = None
 
 
 @dataclass
-class Planner:
+class Decider:
     """Decides what to do with each row of a batch against the remote index."""
 
     index: RemoteIndex
@@ -178,7 +178,7 @@ class Planner:
     key_hint: str = "set match_keys"  # how to fix a missing key (moovago_api.documents)
     policies: Mapping[str, Policy] = field(default_factory=dict)  # absent fields overwrite
 
-    def plan(self, rows: Sequence[Row]) -> list[Action]:
+    def decide(self, rows: Sequence[Row]) -> list[Action]:
         """One action per row, in row order. Rows addressing one record (by id, by a key the
         index resolves, or by the same key of a new record) merge into the last of them, field
         by field: how a row names the record, or a rerun, never decides which value wins."""
@@ -200,7 +200,7 @@ class Planner:
                 merged[number] = _merge(merged.pop(earlier, rows[earlier]), row)
             if identity is not None:
                 last_by_key[identity] = number
-        return [a or self._plan_one(merged.get(n, rows[n])) for n, a in enumerate(actions)]
+        return [a or self._decide_one(merged.get(n, rows[n])) for n, a in enumerate(actions)]
 
     def _problem(self, row: Row, props: Mapping[str, t.Any]) -> Problem | None:
         """A mapping problem, or a match-key value that cannot be a key."""
@@ -229,7 +229,7 @@ class Planner:
                 return ("id", found[0]) if len(found) == 1 else ("key", number, *key)
         return None
 
-    def _plan_one(self, row: Row) -> Action:
+    def _decide_one(self, row: Row) -> Action:
         deleted, record_id = row.mapped.deleted, row.mapped.record_id
         if deleted and not self.hard_delete:
             return Action(Kind.SKIP_DELETE, row, reason="_sdc_deleted_at is set, hard_delete off")

@@ -1,4 +1,4 @@
-"""Planning rows against an index of remote records (pure, no server)."""
+"""Deciding rows against an index of remote records (pure, no server)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 
 from moovago_api.schema import load_schema
 from moovago_api.write_plan import describe_writes
+from target_moovago.decide import Decider, InputValidator, Kind, Mode, Row
 from target_moovago.index import DEFAULT_MATCH_KEYS, FieldMapper, KeySpec, RemoteIndex
-from target_moovago.plan import InputValidator, Kind, Mode, Planner, Row
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,8 @@ def sent(schema, action) -> dict:
     return shape.arguments(action.record_id, action.data)
 
 
-def make_planner(schema, index, **kwargs) -> Planner:
-    return Planner(
+def make_decider(schema, index, **kwargs) -> Decider:
+    return Decider(
         index=index,
         create_validator=InputValidator(schema.input_json_schema("CompanyCreateInput")),
         update_validator=InputValidator(schema.input_json_schema("CompanyUpdateDataInput")),
@@ -53,7 +53,7 @@ def kinds(actions):
 
 def test_no_match_creates_one_match_updates_only_changed_fields(schema):
     index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
-    actions = make_planner(schema, index).plan(
+    actions = make_decider(schema, index).decide(
         rows(
             schema,
             {"customer_code": "C1", "name": "Acme", "city": "Paris"},
@@ -67,7 +67,7 @@ def test_no_match_creates_one_match_updates_only_changed_fields(schema):
 
 def test_unchanged_row_costs_nothing(schema):
     index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
-    actions = make_planner(schema, index).plan(
+    actions = make_decider(schema, index).decide(
         rows(schema, {"customerCode": "C1", "name": "Acme", "city": "Niort"})
     )
     assert kinds(actions) == [Kind.UNCHANGED]
@@ -75,7 +75,7 @@ def test_unchanged_row_costs_nothing(schema):
 
 def test_id_updates_that_record_and_unknown_id_is_rejected(schema):
     index = company_index({"id": "1", "customerCode": "C1", "name": "Acme", "city": "Niort"})
-    actions = make_planner(schema, index).plan(
+    actions = make_decider(schema, index).decide(
         rows(schema, {"id": "1", "name": "Acme SA"}, {"id": "404", "name": "Ghost"})
     )
     assert kinds(actions) == [Kind.UPDATE, Kind.REJECT]
@@ -88,14 +88,16 @@ def test_two_remote_matches_are_ambiguous(schema):
         {"id": "2", "customerCode": "c1", "name": "B"},
         normalize=CASE,
     )
-    (action,) = make_planner(schema, index).plan(rows(schema, {"customerCode": "C1", "name": "X"}))
+    (action,) = make_decider(schema, index).decide(
+        rows(schema, {"customerCode": "C1", "name": "X"})
+    )
     assert action.kind is Kind.REJECT
     assert "ambiguous" in action.reason
     assert action.field == "customerCode"
 
 
 def test_later_row_with_same_key_supersedes_the_earlier(schema):
-    actions = make_planner(schema, company_index(normalize=CASE)).plan(
+    actions = make_decider(schema, company_index(normalize=CASE)).decide(
         rows(schema, {"customerCode": "C9", "name": "old"}, {"customerCode": "c9", "name": "new"})
     )
     assert kinds(actions) == [Kind.SUPERSEDED, Kind.CREATE]
@@ -104,37 +106,37 @@ def test_later_row_with_same_key_supersedes_the_earlier(schema):
 
 def test_row_without_id_or_key_is_rejected_in_upsert_but_created_in_create_only(schema):
     records = ({"name": "No code"},)
-    (upsert,) = make_planner(schema, company_index()).plan(rows(schema, *records))
+    (upsert,) = make_decider(schema, company_index()).decide(rows(schema, *records))
     assert upsert.kind is Kind.REJECT
     assert upsert.field == "customerCode"
     # Keyless creates are an opt-in now (allow_keyless_creates): a resume may duplicate them.
-    (create,) = make_planner(
+    (create,) = make_decider(
         schema, company_index(), mode=Mode.CREATE_ONLY, keyless_creates=True
-    ).plan(rows(schema, *records))
+    ).decide(rows(schema, *records))
     assert create.kind is Kind.CREATE
 
 
 def test_modes(schema):
     index = company_index({"id": "1", "customerCode": "C1", "name": "Acme"})
     records = ({"customerCode": "C1", "name": "Acme 2"}, {"customerCode": "C2", "name": "New"})
-    create_only = make_planner(schema, index, mode=Mode.CREATE_ONLY).plan(rows(schema, *records))
+    create_only = make_decider(schema, index, mode=Mode.CREATE_ONLY).decide(rows(schema, *records))
     assert kinds(create_only) == [Kind.REJECT, Kind.CREATE]
-    update_only = make_planner(schema, index, mode=Mode.UPDATE_ONLY).plan(rows(schema, *records))
+    update_only = make_decider(schema, index, mode=Mode.UPDATE_ONLY).decide(rows(schema, *records))
     assert kinds(update_only) == [Kind.UPDATE, Kind.REJECT]
 
 
 def test_deletes_follow_hard_delete(schema):
     index = company_index({"id": "1", "customerCode": "C1", "name": "Acme"})
     record = {"customerCode": "C1", "name": "Acme", "_sdc_deleted_at": "2026-01-01T00:00:00Z"}
-    (soft,) = make_planner(schema, index).plan(rows(schema, record))
+    (soft,) = make_decider(schema, index).decide(rows(schema, record))
     assert soft.kind is Kind.SKIP_DELETE
-    (hard,) = make_planner(schema, index, hard_delete=True).plan(rows(schema, record))
+    (hard,) = make_decider(schema, index, hard_delete=True).decide(rows(schema, record))
     assert hard.kind is Kind.DELETE
     assert sent(schema, hard) == {"input": {"id": "1"}}
 
 
 def test_invalid_create_is_rejected_naming_the_field(schema):
-    (action,) = make_planner(schema, company_index()).plan(
+    (action,) = make_decider(schema, company_index()).decide(
         rows(schema, {"customerCode": "C5", "name": None, "status": "FRIEND"})
     )
     assert action.kind is Kind.REJECT
@@ -179,9 +181,9 @@ def test_a_null_clears_only_clearable_fields(schema):
         ["name", "city", "ownerIds"], [KeySpec.parse(k) for k in DEFAULT_MATCH_KEYS["company"]]
     )
     index.add("1", {"customerCode": "C1", "name": "Acme", "city": "Niort", "ownerIds": ["u1"]})
-    planner = make_planner(schema, index, clearable=frozenset({"city"}))
-    [kept] = planner.plan(rows(schema, {"customerCode": "C1", "name": None, "ownerIds": None}))
+    decider = make_decider(schema, index, clearable=frozenset({"city"}))
+    [kept] = decider.decide(rows(schema, {"customerCode": "C1", "name": None, "ownerIds": None}))
     assert kept.kind is Kind.UNCHANGED
-    [cleared] = planner.plan(rows(schema, {"customerCode": "C1", "ownerIds": None, "city": None}))
+    [cleared] = decider.decide(rows(schema, {"customerCode": "C1", "ownerIds": None, "city": None}))
     assert cleared.kind is Kind.UPDATE
     assert sent(schema, cleared) == {"input": {"id": "1", "input": {"city": None}}}
