@@ -25,7 +25,7 @@ from moovago_api.settings import (
     connection_properties,
     numbers_from_text,
 )
-from moovago_api.wire import format_datetime, is_datetime_text
+from moovago_api.wire import format_datetime
 from tap_moovago.doctor_report import Measured, load_doctor_report
 from tap_moovago.records import checked_bookmark
 from tap_moovago.streams import MoovagoStream
@@ -134,9 +134,8 @@ class TapMoovago(Tap):
             schema.scalar_kinds(self.config.get("scalar_types"))
             schema.entities()  # checks the plan overrides
             client = self.client  # checks the connection settings
-            if (start := self.config.get("start_date")) and not is_datetime_text(start):
-                msg = f"Setting start_date {start!r} is not an ISO-8601 date-time with a time zone"
-                raise ConfigError(msg + " (e.g. 2026-01-01T00:00:00Z)")
+            if start_date := self.config.get("start_date"):
+                _parse_start_date(start_date)
             if self.config.get("doctor_report"):
                 self.measured = load_doctor_report(
                     self.config["doctor_report"], api_url=client.api_url, logger=self.logger
@@ -315,3 +314,12 @@ def _one_line(logger: logging.Logger, prefix: str = "") -> t.Iterator[None]:
     except MoovagoError as exc:
         logger.error("%s%s", prefix, exc)  # the message says what to change
         raise click.exceptions.Exit(1) from None
+
+
+def _parse_start_date(value: str) -> None:
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        example = "e.g. 2026-01-01T00:00:00Z"
+        msg = f"Setting start_date {value!r} is not an ISO-8601 date-time ({example})"
+        raise ConfigError(msg) from None
