@@ -103,3 +103,15 @@ def test_the_connectors_stay_in_proportion():
     assert not {m: n for m, n in lines.items() if n > MAX_MODULE_LINES}
     target = [m for m in MODULES if m.startswith("target_moovago.")]
     assert len(target) <= MAX_TARGET_MODULES, sorted(target)
+
+
+def test_no_installed_module_is_over_450_lines():
+    installed = [p.parent for p in ROOT.glob("*/__init__.py") if p.parent.name != "tests"]
+    assert {"moovago_schema", "moovago_sandbox", "airbyte_moovago"} <= {p.name for p in installed}
+    long = {
+        str(path.relative_to(ROOT)): n
+        for package in installed
+        for path in package.rglob("*.py")
+        if (n := len(path.read_text("utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, long
