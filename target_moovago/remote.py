@@ -111,8 +111,7 @@ class Remote:
         entity = self.schema.entity("team")
         name, label = "TargetMoovagoTeam", "The team query"
         pager = Pager(self.schema, entity, [entity.id_field], operation_name=name, label=label)
-        named = self.config.get("team_id") if entity.team_arg else None  # else the key's team
-        return str(pager.team(self.client, named)[entity.id_field])
+        return str(pager.team(self.client, self.config.get("team_id"))[entity.id_field])
 
     def entity_for(self, stream_name: str) -> Entity:
         """The writable entity of a stream; the mutations its mode needs are checked once."""

@@ -229,7 +229,8 @@ SETTINGS = th.PropertiesList(
         th.StringType,
         title="Team id",
         description="The API key's team, needed only when the schema file reads the team "
-        "by id (`team(id: ID!)`); otherwise the team query tells it.",
+        "by id (`team(id: ID!)`); otherwise the team query tells it, and a team_id naming "
+        "another team stops the run before any write.",
     ),
 )
 

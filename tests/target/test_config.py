@@ -11,7 +11,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from moovago_api.errors import ConfigError
 from target_moovago.target import TargetMoovago
-from tests.target.helpers import schema_message
+from tests.target.helpers import entity_rows, schema_message, stream_messages
 
 BASE = {"api_url": "http://127.0.0.1:9/graphql", "api_key": "k"}  # nothing listens there
 
@@ -107,3 +107,13 @@ def test_a_stream_plan_override_is_what_the_target_writes_through(tmp_path):
     remote = Remote({"schema_path": str(path), "stream_plans": plans}, logging.getLogger("t"))
     shape = remote.schema.entity("company").writes.shape("delete")
     assert (shape.coordinate, shape.id_arg) == ("Mutation.eraseCompany", "id")
+
+
+def test_a_team_id_naming_another_team_stops_the_run_before_any_write(sandbox_factory, run_target):
+    box = sandbox_factory(companies=1)
+    rows = [{"customerCode": "TEAM-1", "name": "Other team"}]
+    with pytest.raises(ConfigError, match="Setting team_id is 'not-my-team' but the API key"):
+        run_target(box, stream_messages("company", rows), team_id="not-my-team")
+    assert not [c for c in entity_rows(box, "company") if c.get("customerCode") == "TEAM-1"]
+    same = run_target(box, stream_messages("company", rows), team_id=box.team_id)
+    assert same.counts("company")["created"] == 1, same.rejects
